@@ -1,0 +1,10 @@
+"""The published contracts (OpenAPI 3.1) and the suites that test any URL against them."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+HERE = Path(str(resources.files(__name__)))
+PROVIDER = HERE / "openapi.yaml"
+SANDBOX = HERE / "sandbox.yaml"

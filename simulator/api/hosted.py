@@ -1,0 +1,115 @@
+"""The hosted checkout page: plain HTML a person can use to accept (with terms) or decline."""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from simulator.api.runtime import read_body
+from simulator.domain.decisions import TERMS
+from simulator.domain.errors import SandbankError
+from simulator.domain.models import Checkout
+from simulator.domain.money import Money
+from simulator.service import ProviderService
+
+TERM_LABELS = {
+    "net30": "Net 30 — pay the full amount in 30 days",
+    "net60": "Net 60 — pay the full amount in 60 days",
+    "installments_3": "3 monthly installments",
+    "installments_6": "6 monthly installments",
+    "installments_12": "12 monthly installments",
+}
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sandbank checkout {id}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}}
+.banner{{background:#fff3cd;padding:.5rem 1rem;border-radius:4px}}
+table{{border-collapse:collapse;width:100%}}td{{padding:.25rem 0}}
+button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}</style></head>
+<body><p class="banner">Sandbank sandbox — no real credit is extended.</p>
+<h1>Pay on terms</h1>{content}</body></html>"""
+
+
+def redirect_target(url: str, checkout: Checkout) -> str:
+    """`{CHECKOUT_ID}` (or Credit Key's `%CKKEY%`) is replaced; otherwise `checkout_id` is added."""
+    for marker in ("{CHECKOUT_ID}", "%CKKEY%"):
+        if marker in url:
+            return url.replace(marker, checkout.id)
+    parts = urlsplit(url)
+    extra = urlencode({"checkout_id": checkout.id, "status": checkout.status})
+    return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
+
+
+def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(i.name)} × {i.quantity}</td></tr>" for i in checkout.line_items)
+    summary = (
+        f"<p><strong>{e(buyer_name)}</strong> — order {e(checkout.merchant_order_id or '')}</p>"
+        f"<table>{rows}<tr><td><strong>Total "
+        f"{e(Money(checkout.amount, checkout.currency).format())}</strong></td></tr></table>"
+    )
+    if checkout.status != "open":
+        status = f"<p>This checkout is <strong>{e(checkout.status)}</strong>.</p>"
+        if checkout.order_id:
+            status += f"<p>Order <code>{e(checkout.order_id)}</code></p>"
+        return _PAGE.format(id=e(checkout.id), content=summary + status)
+    options = "".join(
+        f'<p><label><input type="radio" name="terms" value="{t}"{" checked" if t == "net30" else ""}>'
+        f" {e(TERM_LABELS[t])}</label></p>"
+        for t in TERMS
+    )
+    form = (
+        f"{f'<p>{e(message)}</p>' if message else ''}"
+        f'<form method="post"><fieldset><legend>Choose your terms</legend>{options}</fieldset>'
+        '<p><button name="action" value="approve">Accept and place order</button>'
+        '<button name="action" value="decline">Decline</button></p></form>'
+        f"<p><small>Expires {e(checkout.expires_at.isoformat())}</small></p>"
+    )
+    return _PAGE.format(id=e(checkout.id), content=summary + form)
+
+
+def _not_found(checkout_id: str) -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(id=html.escape(checkout_id), content="<p>No such checkout.</p>"), 404
+    )
+
+
+async def show(request: Request) -> Response:
+    service: ProviderService = request.app.state.service
+    checkout_id = str(request.path_params["id"])
+    try:
+        with service.scope_for("checkout", checkout_id) as ctx:
+            checkout = service.get_checkout(ctx, checkout_id)
+            buyer = service.get_buyer(ctx, checkout.buyer_id)
+    except SandbankError:
+        return _not_found(checkout_id)
+    return HTMLResponse(_render(checkout, buyer.legal_name))
+
+
+async def submit(request: Request) -> Response:
+    service: ProviderService = request.app.state.service
+    checkout_id = str(request.path_params["id"])
+    form = parse_qs((await read_body(request.scope, request.receive)).decode("utf-8", "replace"))
+    action = (form.get("action") or [""])[0]
+    terms = (form.get("terms") or ["net30"])[0]
+    try:
+        with service.scope_for("checkout", checkout_id) as ctx:
+            checkout = service.get_checkout(ctx, checkout_id)
+            buyer_name = service.get_buyer(ctx, checkout.buyer_id).legal_name
+            if checkout.status != "open":
+                return HTMLResponse(_render(checkout, buyer_name), 409)
+            if action == "approve" and terms in TERMS:
+                checkout = service.approve_checkout(ctx, checkout_id, terms)
+            elif action == "decline":
+                checkout = service.decline_checkout(ctx, checkout_id)
+            else:
+                return HTMLResponse(
+                    _render(checkout, buyer_name, "Choose terms and a button."), 422
+                )
+    except SandbankError:
+        return _not_found(checkout_id)
+    target = checkout.return_url if checkout.status == "completed" else checkout.cancel_url
+    return RedirectResponse(redirect_target(target, checkout), status_code=303)

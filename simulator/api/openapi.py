@@ -1,0 +1,157 @@
+"""Build an OpenAPI 3.1 document from an operation table and its pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from simulator.api.operations import Op
+from simulator.api.schemas import Problem
+
+REF = "#/components/schemas/{model}"
+_ERROR_TEXT = {
+    400: "Malformed JSON or a bad request",
+    401: "Missing or unknown credentials",
+    404: "No such object in this account",
+    409: "The object's state does not allow this (or the Idempotency-Key is in flight)",
+    413: "Body larger than 1 MiB",
+    415: "Body is not application/json",
+    422: "Validation failed (see `errors` for field paths), or a business rule refused it",
+}
+
+
+def _clean_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def build(
+    ops: list[Op],
+    *,
+    title: str,
+    version: str,
+    description: str,
+    security: bool = True,
+    idempotency: bool = True,
+    extra_paths: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], str]] = [(Problem, "serialization")]
+    for op in ops:
+        if op.body is not None:
+            models.append((op.body, "validation"))
+        if op.response is not None:
+            models.append((op.response, "serialization"))
+    keys, defs = models_json_schema(models, ref_template=REF)
+    schemas = defs.get("$defs", {})
+    renames = {name: _clean_name(name) for name in schemas}
+    schemas = {renames[k]: v for k, v in sorted(schemas.items())}
+
+    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
+        raw = keys[(model, mode)]["$ref"]  # type: ignore[index]
+        name = raw.rsplit("/", 1)[1]
+        return {"$ref": REF.format(model=renames.get(name, name))}
+
+    headers = {"Request-Id": {"$ref": "#/components/headers/RequestId"}}
+    responses: dict[str, Any] = {}
+    for status, text in _ERROR_TEXT.items():
+        responses[str(status)] = {
+            "description": text,
+            "headers": headers,
+            "content": {"application/problem+json": {"schema": ref(Problem, "serialization")}},
+        }
+    paths: dict[str, Any] = {}
+    for op in ops:
+        entry: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary}
+        if op.tag:
+            entry["tags"] = [op.tag]
+        if op.description:
+            entry["description"] = op.description
+        params: list[dict[str, Any]] = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+            }
+            for name in re.findall(r"{(\w+)}", op.path)
+        ]
+        if op.query is not None:
+            qschema = op.query.model_json_schema(ref_template=REF)
+            required = set(qschema.get("required", []))
+            for name, prop in qschema["properties"].items():
+                prop = dict(prop)
+                prop.pop("title", None)
+                if "anyOf" in prop:  # optional query values are never null on the wire
+                    prop = {**next(p for p in prop.pop("anyOf") if p.get("type") != "null"), **prop}
+                prop.pop("default", None) if prop.get("default") is None else None
+                params.append(
+                    {"name": name, "in": "query", "required": name in required, "schema": prop}
+                )
+        if idempotency and op.method in ("POST", "PATCH") and op.idempotent_post:
+            params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+        if params:
+            entry["parameters"] = params
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": op.body_required,
+                "content": {"application/json": {"schema": ref(op.body, "validation")}},
+            }
+        ok: dict[str, Any] = {"description": "OK", "headers": dict(headers)}
+        if idempotency and op.method in ("POST", "PATCH"):
+            ok["headers"]["Idempotent-Replayed"] = {
+                "$ref": "#/components/headers/IdempotentReplayed"
+            }
+        if op.response is not None:
+            ok["content"] = {op.response_media: {"schema": ref(op.response, "serialization")}}
+        if op.links:
+            ok["links"] = op.links
+        entry["responses"] = {
+            str(op.status): ok,
+            **{str(code): {"$ref": f"#/components/responses/Error{code}"} for code in op.errors},
+        }
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+    if extra_paths:
+        paths.update(extra_paths)
+
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {f"Error{code}": r for code, r in responses.items()},
+            "headers": {
+                "RequestId": {
+                    "description": "Unique id of this request; quote it in bug reports.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                "IdempotentReplayed": {
+                    "description": "`true` when this is a saved result replayed for a retry.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
+    }
+    if idempotency:
+        doc["components"]["parameters"] = {
+            "IdempotencyKey": {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retry-safe key: the first result is saved for 24 h (account clock) "
+                "and replayed for retries; another request with it is a 422.",
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[\\x21-\\x7e]+$",
+                },
+            }
+        }
+    if security:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc

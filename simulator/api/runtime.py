@@ -1,0 +1,150 @@
+"""Request plumbing shared by the endpoints: body limits, parsing, and `run`, which executes an
+operation inside one account transaction and saves its idempotent result in that same
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from simulator.api import problems
+from simulator.domain.errors import (
+    IdempotencyKeyReused,
+    MalformedJson,
+    PayloadTooLarge,
+    SandbankError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from simulator.service import Ctx, ProviderService
+from simulator.store.base import SavedResponse
+
+M = TypeVar("M", bound=BaseModel)
+MAX_BODY = 1024 * 1024
+JSON = "application/json"
+BODY_KEY = "sandbank.body"
+IDEMPOTENCY_KEY = "sandbank.idempotency"
+ACCOUNT_KEY = "sandbank.account"
+REQUEST_ID_KEY = "sandbank.request_id"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    key: str
+    fingerprint: str
+
+
+async def read_body(scope: dict[str, Any], receive: Any) -> bytes:
+    """The whole body, once; 413 past MAX_BODY (checked on Content-Length and while reading)."""
+    cached = scope.get(BODY_KEY)
+    if cached is not None:
+        return bytes(cached)
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            raise PayloadTooLarge(f"bodies are limited to {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge(f"bodies are limited to {MAX_BODY} bytes")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    data = b"".join(chunks)
+    scope[BODY_KEY] = data
+    return data
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def parse(request: Request, model: type[M], *, optional: bool = False) -> M:
+    """Body -> model: 413 too large, 415 not JSON, 400 malformed JSON, 422 schema violations."""
+    raw = await read_body(request.scope, request.receive)
+    if optional and not raw.strip():
+        return model()
+    if not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise MalformedJson("the body is not valid JSON") from None
+        raise problems.validation(exc, "body") from None
+
+
+def query(request: Request, model: type[M]) -> M:
+    params = request.query_params
+    data: dict[str, Any] = {}
+    for key in params:
+        values = params.getlist(key)
+        if len(values) > 1:
+            raise ValidationFailed(
+                [{"path": f"query.{key}", "message": "given more than once", "type": "duplicate"}]
+            )
+        data[key] = values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise problems.validation(exc, "query") from None
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get(REQUEST_ID_KEY, "req_unknown"))
+
+
+def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    return Response(orjson.dumps(data), status, media_type=JSON)
+
+
+def run(request: Request, operation: Callable[[Ctx], BaseModel], status: int = 200) -> Response:
+    """Execute `operation` in the caller's account transaction.
+
+    With an Idempotency-Key: a saved result is replayed (`Idempotent-Replayed: true`), a saved
+    result for another request is a 422, and otherwise this result, success or domain error, is
+    saved in the same transaction as the state it produced.
+    """
+    service: ProviderService = request.app.state.service
+    account_id: str = request.scope[ACCOUNT_KEY]
+    idem: IdempotentRequest | None = request.scope.get(IDEMPOTENCY_KEY)
+    rid = request_id(request)
+    with service.scope(account_id) as ctx:
+        if idem is not None:
+            saved = service.saved_response(ctx, idem.key)
+            if saved is not None:
+                if saved.fingerprint != idem.fingerprint:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used with a different request; use a new key"
+                    )
+                return Response(
+                    saved.body,
+                    saved.status,
+                    {"Idempotent-Replayed": "true"},
+                    media_type=saved.content_type,
+                )
+        mark = len(ctx.events)
+        try:
+            with ctx.tx.savepoint():
+                result = operation(ctx)
+            body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
+        except SandbankError as err:
+            del ctx.events[mark:]
+            body, code, media = problems.error_body(err, rid), err.status, problems.PROBLEM_JSON
+        if idem is not None:
+            service.save_response(ctx, idem.key, SavedResponse(idem.fingerprint, code, body, media))
+    return Response(body, code, media_type=media)

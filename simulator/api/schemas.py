@@ -1,0 +1,412 @@
+"""The public shapes of `/v1`: request models (strict: integers are integers, unknown fields
+are errors) and response models. `contracts/openapi.yaml` is generated from these, so what is
+validated and what is published cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from simulator.domain import decisions
+from simulator.domain.models import Buyer, Capture, Checkout, Event, LineItem, Order, Refund
+from simulator.domain.money import MAX_AMOUNT
+from simulator.service import Prequalification
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 code, upper case. Defaults to the account currency (USD)."),
+]
+Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units (cents for USD).")]
+MinorUnits = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
+Metadata = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=40)],
+        Annotated[str, StringConstraints(max_length=500)],
+    ],
+    Field(max_length=50, description="Up to 50 string pairs, stored and echoed back."),
+]
+Terms = Literal["net30", "net60", "installments_3", "installments_6", "installments_12"]
+assert set(Terms.__args__) == set(decisions.TERMS)  # type: ignore[attr-defined]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- requests -------------------------------------------------------------------------------
+class LineItemIn(RequestModel):
+    name: Text
+    sku: Text | None = None
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    unit_amount: MinorUnits = 0
+
+    def domain(self) -> LineItem:
+        return LineItem(**self.model_dump())
+
+
+class BusinessIn(RequestModel):
+    legal_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    email: Email
+    tax_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{2,20}$")] | None = None
+    domain: (
+        Annotated[
+            str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", max_length=253)
+        ]
+        | None
+    ) = None
+    annual_revenue: Annotated[MinorUnits, Field(description="Minor units of `currency`.")] = 0
+    years_in_business: Annotated[int, Field(ge=0, le=500)] = 0
+
+
+class BuyerCreate(BusinessIn):
+    external_id: Text | None = Field(None, description="Your id for this business; unique.")
+    currency: Currency | None = None
+    metadata: Metadata | None = None
+
+
+def _one_of(*names: str) -> dict[str, Any]:
+    return {"oneOf": [{"required": [n]} for n in names]}
+
+
+class CheckoutCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_one_of("buyer_id", "buyer"))
+    amount: Amount
+    currency: Currency | None = None
+    merchant_order_id: Text | None = None
+    buyer_id: Text | None = Field(None, description="An existing buyer. Give this or `buyer`.")
+    buyer: BuyerCreate | None = Field(
+        None, description="A buyer created inline (or, with a known external_id, reused)."
+    )
+    line_items: Annotated[list[LineItemIn], Field(max_length=100)] = []
+    return_url: Url
+    cancel_url: Url
+    metadata: Metadata | None = None
+
+
+class PrequalificationCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_one_of("buyer_id", "business"))
+    buyer_id: Text | None = None
+    business: BusinessIn | None = None
+    currency: Currency | None = None
+
+
+class OrderUpdate(RequestModel):
+    amount: Amount | None = None
+    merchant_order_id: Text | None = None
+    line_items: Annotated[list[LineItemIn], Field(max_length=100)] | None = None
+    metadata: Metadata | None = None
+
+
+class CaptureCreate(RequestModel):
+    amount: Amount | None = Field(None, description="Defaults to everything still capturable.")
+    currency: Currency | None = None
+    final: bool = Field(False, description="Release whatever stays uncaptured after this one.")
+
+
+class RefundCreate(RequestModel):
+    amount: Amount | None = Field(None, description="Defaults to everything still refundable.")
+    currency: Currency | None = None
+    reason: LongText | None = None
+
+
+class CancelOrder(RequestModel):
+    reason: LongText | None = None
+
+
+class BuyerApproval(RequestModel):
+    terms: Terms = "net30"
+
+
+class ListQuery(RequestModel):
+    model_config = ConfigDict(extra="forbid", strict=False)  # query strings are text
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class BuyerListQuery(ListQuery):
+    external_id: Text | None = None
+
+
+OrderStatus = Literal[
+    "pending_review",
+    "authorized",
+    "partially_captured",
+    "captured",
+    "partially_refunded",
+    "refunded",
+    "canceled",
+    "expired",
+    "declined",
+]
+
+
+class OrderListQuery(ListQuery):
+    status: OrderStatus | None = None
+    merchant_order_id: Text | None = None
+    buyer_id: Text | None = None
+
+
+# --- responses ------------------------------------------------------------------------------
+class LineItemOut(BaseModel):
+    name: str
+    sku: str | None
+    quantity: int
+    unit_amount: int
+
+
+class CreditLineOut(BaseModel):
+    status: Literal["unreviewed", "in_review", "active", "declined"]
+    limit: int
+    used: int
+    available: int
+    currency: str
+    decided_at: datetime | None
+
+
+class BuyerOut(BaseModel):
+    id: str
+    object: Literal["buyer"] = "buyer"
+    external_id: str | None
+    legal_name: str
+    email: str
+    tax_id: str | None
+    domain: str | None
+    annual_revenue: int
+    years_in_business: int
+    currency: str
+    credit_line: CreditLineOut
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, b: Buyer) -> BuyerOut:
+        line = b.credit_line
+        return cls(
+            id=b.id,
+            external_id=b.external_id,
+            legal_name=b.legal_name,
+            email=b.email,
+            tax_id=b.tax_id,
+            domain=b.domain,
+            annual_revenue=b.annual_revenue,
+            years_in_business=b.years_in_business,
+            currency=b.currency,
+            metadata=b.metadata,
+            credit_line=CreditLineOut(
+                status=line.status,
+                limit=line.limit,
+                used=line.used,  # type: ignore[arg-type]
+                available=line.available,
+                currency=line.currency,
+                decided_at=line.decided_at,
+            ),
+            created_at=b.created_at,
+            updated_at=b.updated_at,
+        )
+
+
+class DecisionOut(BaseModel):
+    outcome: Literal["approved", "declined", "review"]
+    reason: str | None
+    score: int | None
+    magic: str | None = Field(description="The magic value that forced this decision, if any.")
+
+
+class CheckoutOut(BaseModel):
+    id: str
+    object: Literal["checkout"] = "checkout"
+    status: Literal["open", "completed", "declined", "expired"]
+    amount: int
+    currency: str
+    merchant_order_id: str | None
+    buyer_id: str
+    line_items: list[LineItemOut]
+    return_url: str
+    cancel_url: str
+    url: str = Field(description="The hosted page where the buyer accepts or declines.")
+    order_id: str | None
+    terms: str | None
+    decision: DecisionOut | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, c: Checkout) -> CheckoutOut:
+        return cls.model_validate(c.model_dump(), strict=False)
+
+
+class ReviewOut(BaseModel):
+    reason: str
+    resolves_at: datetime | None
+
+
+class CaptureOut(BaseModel):
+    id: str
+    object: Literal["capture"] = "capture"
+    order_id: str
+    amount: int
+    currency: str
+    final: bool
+    created_at: datetime
+
+
+class RefundOut(BaseModel):
+    id: str
+    object: Literal["refund"] = "refund"
+    order_id: str
+    amount: int
+    currency: str
+    reason: str | None
+    created_at: datetime
+
+
+class OrderOut(BaseModel):
+    id: str
+    object: Literal["order"] = "order"
+    status: OrderStatus
+    amount: int
+    currency: str
+    captured_amount: int
+    refunded_amount: int
+    capturable_amount: int
+    refundable_amount: int
+    terms: Terms
+    buyer_id: str
+    checkout_id: str
+    merchant_order_id: str | None
+    line_items: list[LineItemOut]
+    metadata: dict[str, str]
+    decision: DecisionOut
+    review: ReviewOut | None
+    captures: list[CaptureOut]
+    refunds: list[RefundOut]
+    created_at: datetime
+    updated_at: datetime
+    authorized_at: datetime | None
+    canceled_at: datetime | None
+    authorization_expires_at: datetime | None
+
+    @classmethod
+    def of(cls, o: Order) -> OrderOut:
+        data = o.model_dump(exclude={"released_amount"})
+        data["capturable_amount"] = o.capturable_amount
+        data["refundable_amount"] = o.refundable_amount
+        data["captures"] = [{**c, "order_id": o.id} for c in data["captures"]]
+        data["refunds"] = [{**r, "order_id": o.id} for r in data["refunds"]]
+        return cls.model_validate(data, strict=False)
+
+
+class CaptureResult(CaptureOut):
+    order: OrderOut
+
+    @classmethod
+    def of(cls, o: Order, c: Capture) -> CaptureResult:
+        return cls(
+            id=c.id,
+            order_id=o.id,
+            amount=c.amount,
+            currency=c.currency,
+            final=c.final,
+            created_at=c.created_at,
+            order=OrderOut.of(o),
+        )
+
+
+class RefundResult(RefundOut):
+    order: OrderOut
+
+    @classmethod
+    def of(cls, o: Order, r: Refund) -> RefundResult:
+        return cls(
+            id=r.id,
+            order_id=o.id,
+            amount=r.amount,
+            currency=r.currency,
+            reason=r.reason,
+            created_at=r.created_at,
+            order=OrderOut.of(o),
+        )
+
+
+class PrequalificationOut(BaseModel):
+    id: str
+    object: Literal["prequalification"] = "prequalification"
+    decision: Literal["approved", "declined", "review"]
+    reason: str | None
+    estimated_limit: int
+    currency: str
+    offered_terms: list[Terms]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, p: Prequalification) -> PrequalificationOut:
+        return cls.model_validate(p.__dict__, strict=False)
+
+
+class EventOut(BaseModel):
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    object_type: str
+    object_id: str
+    created_at: datetime
+    api_version: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: Event) -> EventOut:
+        return cls.model_validate(e.model_dump(), strict=False)
+
+
+T = TypeVar("T")
+
+
+class ListOut(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None
+
+
+class FieldError(BaseModel):
+    path: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is sent."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str
+    errors: list[FieldError] | None = None
+
+
+def present(obj: Any) -> dict[str, Any]:
+    """Event snapshots: the same public shape a GET of the object returns."""
+    out: BaseModel
+    if isinstance(obj, Order):
+        out = OrderOut.of(obj)
+    elif isinstance(obj, Checkout):
+        out = CheckoutOut.of(obj)
+    elif isinstance(obj, Buyer):
+        out = BuyerOut.of(obj)
+    else:  # pragma: no cover - the service only snapshots these three
+        raise TypeError(type(obj))
+    return out.model_dump(mode="json")

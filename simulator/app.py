@@ -1,0 +1,225 @@
+"""The app factory. The request pipeline is listed once, in order, below."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import contracts
+from simulator import __version__
+from simulator.api import hosted, problems, v1
+from simulator.api.operations import routes
+from simulator.api.runtime import request_id
+from simulator.api.schemas import present
+from simulator.clock import SystemClock, WallClock
+from simulator.control import routes as control
+from simulator.domain.errors import SandbankError
+from simulator.domain.models import Account, AccountSettings
+from simulator.middleware.auth import AuthMiddleware
+from simulator.middleware.errors import ErrorBoundary
+from simulator.middleware.idempotency import IdempotencyMiddleware
+from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
+from simulator.rng import SeededRng
+from simulator.service import ProviderService
+from simulator.settings import Settings
+from simulator.store.sqlite import SqliteStore
+
+log = logging.getLogger("sandbank")
+Entropy = Callable[[int], bytes]
+
+
+class Accounts:
+    """Creates accounts with the server's seeded RNG and maps API keys to accounts (cached:
+    keys never change once issued)."""
+
+    def __init__(self, store: SqliteStore, service: ProviderService, server_seed: int) -> None:
+        self.store = store
+        self.service = service
+        self.server_seed = server_seed
+        self._by_key: dict[str, str] = {}
+
+    def create(self, *, name: str, seed: int | None, settings: AccountSettings | None) -> Account:
+        with self.store.transaction() as tx:
+            counter = int(self.store.meta("server_rng_counter") or 0)
+            rng = SeededRng("server", self.server_seed, counter)
+            account = self.service.create_account(tx, rng, name=name, seed=seed, settings=settings)
+            self.store.set_meta("server_rng_counter", str(rng.counter))
+        self._by_key[account.api_key] = account.id
+        return account
+
+    def for_key(self, api_key: str) -> str | None:
+        found = self._by_key.get(api_key)
+        if found is None:
+            with self.store.transaction() as tx:
+                account = tx.account_by_key(api_key)
+            if account is not None:
+                found = self._by_key[api_key] = account.id
+        return found
+
+
+def _persisted_secret(settings: Settings, store: SqliteStore, entropy: Entropy) -> str:
+    """The admin token: given, or generated once and kept in the data directory."""
+    if settings.admin_token:
+        return settings.admin_token
+    if settings.in_memory:
+        return "sbadm_" + entropy(18).hex()
+    path = settings.data_dir / "admin_token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "sbadm_" + entropy(18).hex()
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def _server_seed(settings: Settings, store: SqliteStore, entropy: Entropy) -> int:
+    if settings.seed is not None:
+        return settings.seed
+    kept = store.meta("server_seed")
+    if kept is None:
+        kept = str(int.from_bytes(entropy(8), "little") >> 1)
+        with store.transaction():
+            store.set_meta("server_seed", kept)
+    return int(kept)
+
+
+async def _document(request: Request) -> Response:
+    path = contracts.SANDBOX if request.url.path.startswith("/_sandbox") else contracts.PROVIDER
+    if request.url.path.endswith(".json"):
+        import yaml
+
+        return JSONResponse(yaml.safe_load(path.read_text()))
+    return Response(path.read_bytes(), media_type="application/yaml")
+
+
+async def _index(request: Request) -> Response:
+    return JSONResponse(
+        {
+            "name": "sandbank",
+            "version": __version__,
+            "contract": "/openapi.yaml",
+            "control_plane": "/_sandbox/openapi.yaml",
+        }
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    wall_clock: WallClock | None = None,
+    entropy: Entropy = os.urandom,
+    store: SqliteStore | None = None,
+) -> SandbankApp:
+    """Build the simulator. The wall clock and entropy are injected here and nowhere below."""
+    wall = wall_clock or SystemClock()
+    if store is None:
+        if not settings.in_memory:
+            Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+            Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(settings.db_path)
+    service = ProviderService(store, wall, present, public_url=settings.base_url)
+    accounts = Accounts(store, service, _server_seed(settings, store, entropy))
+    admin_token = _persisted_secret(settings, store, entropy)
+    request_ids = itertools.count(1)
+    id_prefix = entropy(4).hex()
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)
+        if isinstance(exc, SandbankError):
+            return problems.from_error(exc, rid)
+        assert isinstance(exc, HTTPException)
+        return problems.from_status(exc.status_code, rid, exc.detail, dict(exc.headers or {}))
+
+    app = Starlette(
+        routes=[
+            Route("/", _index, methods=["GET"]),
+            Route("/openapi.yaml", _document, methods=["GET"]),
+            Route("/openapi.json", _document, methods=["GET"]),
+            Route("/_sandbox/openapi.yaml", _document, methods=["GET"]),
+            Route("/_sandbox/openapi.json", _document, methods=["GET"]),
+            Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
+            Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
+            *routes(v1.OPERATIONS),
+            *routes(control.OPERATIONS),
+        ],
+        exception_handlers={SandbankError: on_error, HTTPException: on_error},
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.service = service
+    app.state.accounts = accounts
+    app.state.admin_token = admin_token
+
+    # The pipeline, outermost first. Each layer sees what the ones above it decided.
+    pipeline: list[tuple[str, Callable[[Any], Any]]] = [
+        # 1. every request and response gets a Request-Id
+        (
+            "request_id",
+            lambda a: RequestIdMiddleware(a, lambda: f"req_{id_prefix}{next(request_ids):08d}"),
+        ),
+        # 2. one JSON log line per request (after the id exists, around everything else)
+        ("access_log", AccessLogMiddleware),
+        # 3. an unexpected exception becomes a 500 problem, never a bare page
+        ("errors", ErrorBoundary),
+        # 4. who is calling: account API key on /v1, admin token on /_sandbox
+        (
+            "auth",
+            lambda a: AuthMiddleware(a, account_for_key=accounts.for_key, admin_token=admin_token),
+        ),
+        # 5. faults act here, before idempotency (issue: faults, outages and the journal)
+        # 6. Idempotency-Key: validate, fingerprint, refuse concurrent duplicates
+        ("idempotency", IdempotencyMiddleware),
+        # 7. routing: /v1 endpoints, control plane, hosted pages, documents
+    ]
+    asgi: Any = app
+    for _name, layer in reversed(pipeline):
+        asgi = layer(asgi)
+    app.state.pipeline = [name for name, _ in pipeline]
+
+    if settings.demo_account:
+        _ensure_demo(store, accounts)
+    return SandbankApp(asgi, app)
+
+
+class SandbankApp:
+    """The composed pipeline, exposing the Starlette app's `state` for tests and the CLI."""
+
+    def __init__(self, asgi: Any, app: Starlette) -> None:
+        self._asgi = asgi
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self._asgi(scope, receive, send)
+
+
+def _ensure_demo(store: SqliteStore, accounts: Accounts) -> Account:
+    demo_id = store.meta("demo_account_id")
+    if demo_id is not None:
+        with store.transaction() as tx:
+            found = tx.account(demo_id)
+        if found is not None:
+            return found
+    account = accounts.create(name="demo", seed=42, settings=None)
+    with store.transaction():
+        store.set_meta("demo_account_id", account.id)
+    return account
+
+
+def demo_account(app: Any) -> Account | None:
+    store: SqliteStore = app.state.store
+    demo_id = store.meta("demo_account_id")
+    if demo_id is None:
+        return None
+    with store.transaction() as tx:
+        return tx.account(demo_id)

@@ -1,0 +1,1 @@
+"""The control plane `/_sandbox`: accounts, clock, seed, buyer and underwriter actions, dump."""

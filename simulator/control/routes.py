@@ -1,0 +1,357 @@
+"""`/_sandbox/*`, authorised by the admin token. Its own OpenAPI document: contracts/sandbox.yaml."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from simulator import __version__
+from simulator.api import schemas as s
+from simulator.api.operations import Op
+from simulator.api.runtime import json_response, parse
+from simulator.clock import parse_duration
+from simulator.domain.errors import ValidationFailed
+from simulator.domain.models import Account, AccountSettings
+from simulator.service import ProviderService
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AccountSettingsIn(Strict):
+    checkout_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 24 * 3600
+    authorization_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 30 * 24 * 3600
+    review_delay: Annotated[int, Field(ge=0, le=366 * 86400)] = 2 * 3600
+    idempotency_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 24 * 3600
+    default_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class AccountCreate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "sandbox"
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    settings: AccountSettingsIn | None = None
+
+
+class SeedIn(Strict):
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class AdvanceIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=False,
+        json_schema_extra={"oneOf": [{"required": ["by"]}, {"required": ["to"]}]},
+    )
+    by: Annotated[str, Field(min_length=1, max_length=40, examples=["30d", "1h30m"])] | None = None
+    to: AwareDatetime | None = None
+
+
+class ReviewIn(Strict):
+    decision: Literal["approve", "decline"]
+
+
+class ClockOut(BaseModel):
+    account_id: str
+    now: datetime
+    frozen: bool
+
+
+class AccountOut(BaseModel):
+    id: str
+    object: Literal["account"] = "account"
+    name: str
+    api_key: str
+    seed: int
+    settings: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Account) -> AccountOut:
+        return cls(
+            id=a.id,
+            name=a.name,
+            api_key=a.api_key,
+            seed=a.seed,
+            settings=a.settings.model_dump(),
+            created_at=a.created_at,
+        )
+
+
+class AccountList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AccountOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    schema_version: int
+
+
+class Dump(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    account: dict[str, Any]
+    buyers: list[dict[str, Any]]
+    checkouts: list[dict[str, Any]]
+    orders: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    scheduled: list[dict[str, Any]]
+
+
+def _svc(request: Request) -> ProviderService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _aid(request: Request) -> str:
+    return str(request.path_params["id"])
+
+
+async def health(request: Request) -> Response:
+    return json_response(
+        Health(version=__version__, schema_version=request.app.state.store.schema_version())
+    )
+
+
+async def create_account(request: Request) -> Response:
+    body = await parse(request, AccountCreate, optional=True)
+    settings = AccountSettings(**body.settings.model_dump()) if body.settings else None
+    account = request.app.state.accounts.create(name=body.name, seed=body.seed, settings=settings)
+    return json_response(AccountOut.of(account), 201)
+
+
+async def list_accounts(request: Request) -> Response:
+    with request.app.state.store.transaction() as tx:
+        accounts = tx.accounts()
+    return json_response(AccountList(data=[AccountOut.of(a) for a in accounts]))
+
+
+async def get_account(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        return json_response(AccountOut.of(ctx.account))
+
+
+async def reset_account(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        return json_response(AccountOut.of(_svc(request).reset(ctx)))
+
+
+async def set_seed(request: Request) -> Response:
+    body = await parse(request, SeedIn)
+    with _svc(request).scope(_aid(request)) as ctx:
+        return json_response(AccountOut.of(_svc(request).set_seed(ctx, body.seed)))
+
+
+async def get_clock(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        return json_response(_clock(ctx.account.id, ctx.now, ctx.account))
+
+
+def _clock(aid: str, now: datetime, account: Account) -> ClockOut:
+    return ClockOut(account_id=aid, now=now, frozen=account.clock_frozen_at_us is not None)
+
+
+async def advance_clock(request: Request) -> Response:
+    body = await parse(request, AdvanceIn)
+    if (body.by is None) == (body.to is None):
+        raise ValidationFailed(
+            [{"path": "body", "type": "one_of", "message": "give exactly one of 'by' and 'to'"}]
+        )
+    by = parse_duration(body.by) if body.by is not None else None
+    with _svc(request).scope(_aid(request)) as ctx:
+        now = _svc(request).advance_clock(ctx, by=by, to=body.to)
+        return json_response(_clock(ctx.account.id, now, ctx.account))
+
+
+async def freeze_clock(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        now = _svc(request).freeze_clock(ctx, True)
+        return json_response(_clock(ctx.account.id, now, ctx.account))
+
+
+async def unfreeze_clock(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        now = _svc(request).freeze_clock(ctx, False)
+        return json_response(_clock(ctx.account.id, now, ctx.account))
+
+
+async def dump(request: Request) -> Response:
+    with _svc(request).scope(_aid(request)) as ctx:
+        return json_response(_svc(request).dump(ctx))
+
+
+async def approve_checkout(request: Request) -> Response:
+    body = await parse(request, s.BuyerApproval, optional=True)
+    cid = _aid(request)
+    with _svc(request).scope_for("checkout", cid) as ctx:
+        return json_response(s.CheckoutOut.of(_svc(request).approve_checkout(ctx, cid, body.terms)))
+
+
+async def decline_checkout(request: Request) -> Response:
+    cid = _aid(request)
+    with _svc(request).scope_for("checkout", cid) as ctx:
+        return json_response(s.CheckoutOut.of(_svc(request).decline_checkout(ctx, cid)))
+
+
+async def review_order(request: Request) -> Response:
+    body = await parse(request, ReviewIn)
+    oid = _aid(request)
+    with _svc(request).scope_for("order", oid) as ctx:
+        return json_response(s.OrderOut.of(_svc(request).review_order(ctx, oid, body.decision)))
+
+
+_W = (400, 401, 404, 409, 413, 415, 422)
+A = "/_sandbox/accounts/{id}"
+OPERATIONS: list[Op] = [
+    Op(
+        "health",
+        "GET",
+        "/_sandbox/health",
+        health,
+        "Liveness and versions (no token needed)",
+        Health,
+        tag="Health",
+    ),
+    Op(
+        "createAccount",
+        "POST",
+        "/_sandbox/accounts",
+        create_account,
+        "Create a sandbox account; returns its id and API key",
+        AccountOut,
+        201,
+        body=AccountCreate,
+        body_required=False,
+        errors=_W,
+        tag="Accounts",
+    ),
+    Op(
+        "listAccounts",
+        "GET",
+        "/_sandbox/accounts",
+        list_accounts,
+        "List accounts",
+        AccountList,
+        errors=(401,),
+        tag="Accounts",
+    ),
+    Op(
+        "getAccount",
+        "GET",
+        A,
+        get_account,
+        "Get an account",
+        AccountOut,
+        errors=(401, 404),
+        tag="Accounts",
+    ),
+    Op(
+        "resetAccount",
+        "POST",
+        f"{A}/reset",
+        reset_account,
+        "Delete every object of the account; keep id, key, seed; restart its RNG and clock",
+        AccountOut,
+        errors=(401, 404),
+        tag="Accounts",
+    ),
+    Op(
+        "setSeed",
+        "PUT",
+        f"{A}/seed",
+        set_seed,
+        "Set the account seed (restarts its random sequence)",
+        AccountOut,
+        body=SeedIn,
+        errors=_W,
+        tag="Accounts",
+    ),
+    Op(
+        "getClock",
+        "GET",
+        f"{A}/clock",
+        get_clock,
+        "The account's clock",
+        ClockOut,
+        errors=(401, 404),
+        tag="Clock",
+    ),
+    Op(
+        "advanceClock",
+        "POST",
+        f"{A}/clock/advance",
+        advance_clock,
+        "Advance by a duration (`30d`, `1h30m`) or to an RFC 3339 time; runs what falls due",
+        ClockOut,
+        body=AdvanceIn,
+        errors=_W,
+        tag="Clock",
+    ),
+    Op(
+        "freezeClock",
+        "POST",
+        f"{A}/clock/freeze",
+        freeze_clock,
+        "Stop the account clock where it is",
+        ClockOut,
+        errors=(401, 404),
+        tag="Clock",
+    ),
+    Op(
+        "unfreezeClock",
+        "POST",
+        f"{A}/clock/unfreeze",
+        unfreeze_clock,
+        "Let the account clock run again from where it stands",
+        ClockOut,
+        errors=(401, 404),
+        tag="Clock",
+    ),
+    Op(
+        "dumpAccount",
+        "GET",
+        f"{A}/dump",
+        dump,
+        "Everything the account holds, as JSON",
+        Dump,
+        errors=(401, 404),
+        tag="Accounts",
+    ),
+    Op(
+        "buyerApprove",
+        "POST",
+        "/_sandbox/checkouts/{id}/approve",
+        approve_checkout,
+        "Act as the buyer: accept the checkout with terms",
+        s.CheckoutOut,
+        body=s.BuyerApproval,
+        body_required=False,
+        errors=_W,
+        tag="Buyer and underwriter",
+    ),
+    Op(
+        "buyerDecline",
+        "POST",
+        "/_sandbox/checkouts/{id}/decline",
+        decline_checkout,
+        "Act as the buyer: decline the checkout",
+        s.CheckoutOut,
+        errors=_W,
+        tag="Buyer and underwriter",
+    ),
+    Op(
+        "reviewOrder",
+        "POST",
+        "/_sandbox/orders/{id}/review",
+        review_order,
+        "Act as the underwriter on a pending review",
+        s.OrderOut,
+        body=ReviewIn,
+        errors=_W,
+        tag="Buyer and underwriter",
+    ),
+]

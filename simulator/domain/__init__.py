@@ -1,0 +1,1 @@
+"""Pure domain: no Starlette, no I/O, no wall clock."""

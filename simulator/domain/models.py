@@ -1,0 +1,268 @@
+"""Domain entities. Plain data with the rules that belong to one object; no I/O.
+
+They are pydantic models only so the store can persist them as JSON cheaply; the public API
+shape lives in `simulator/api/schemas.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulator.domain import states
+from simulator.domain.errors import (
+    AmountExceedsCapturable,
+    AmountExceedsRefundable,
+    CurrencyMismatch,
+    InsufficientCredit,
+    InvalidAmount,
+)
+
+CAPTURABLE_STATES = frozenset({"authorized", "partially_captured", "partially_refunded"})
+
+
+class Entity(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class LineItem(Entity):
+    name: str
+    sku: str | None = None
+    quantity: int = 1
+    unit_amount: int = 0
+
+
+class AccountSettings(Entity):
+    """Per-account knobs. Durations are seconds on the account's clock."""
+
+    checkout_ttl: int = 24 * 3600
+    authorization_ttl: int = 30 * 24 * 3600
+    review_delay: int = 2 * 3600
+    idempotency_ttl: int = 24 * 3600
+    default_currency: str = "USD"
+
+
+class Account(Entity):
+    id: str
+    name: str
+    api_key: str
+    seed: int
+    rng_counter: int = 0
+    clock_offset_us: int = 0
+    clock_frozen_at_us: int | None = None
+    settings: AccountSettings = Field(default_factory=AccountSettings)
+    created_at: datetime
+
+
+class CreditLine(Entity):
+    status: str = "unreviewed"
+    limit: int = 0
+    used: int = 0
+    currency: str = "USD"
+    decided_at: datetime | None = None
+
+    @property
+    def available(self) -> int:
+        return max(0, self.limit - self.used) if self.status == "active" else 0
+
+    def apply(self, event: str) -> None:
+        self.status = states.transition("credit_line", self.status, event)
+
+    def hold(self, amount: int) -> None:
+        if amount > self.available:
+            raise InsufficientCredit(
+                f"{amount} exceeds the available credit of {self.available} ({self.currency} minor units)"
+            )
+        self.used += amount
+
+    def release(self, amount: int) -> None:
+        self.used = max(0, self.used - amount)
+
+
+class Buyer(Entity):
+    id: str
+    external_id: str | None = None
+    legal_name: str
+    email: str
+    tax_id: str | None = None
+    domain: str | None = None
+    annual_revenue: int = 0
+    years_in_business: int = 0
+    currency: str = "USD"
+    credit_line: CreditLine = Field(default_factory=CreditLine)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class DecisionRecord(Entity):
+    outcome: Literal["approved", "declined", "review"]
+    reason: str | None = None
+    score: int | None = None
+    magic: str | None = None
+
+
+class Review(Entity):
+    reason: str
+    resolves_at: datetime | None = None  # None: waits for the underwriter (control plane)
+    outcome: Literal["approved", "declined"] | None = None  # what it resolves to on its own
+    limit: int | None = None
+
+
+class Checkout(Entity):
+    id: str
+    status: str = "open"
+    amount: int
+    currency: str
+    merchant_order_id: str | None = None
+    buyer_id: str
+    line_items: list[LineItem] = Field(default_factory=list)
+    return_url: str
+    cancel_url: str
+    url: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+    order_id: str | None = None
+    terms: str | None = None
+    decision: DecisionRecord | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None = None
+
+    def apply(self, event: str, at: datetime) -> None:
+        self.status = states.transition("checkout", self.status, event)
+        self.updated_at = at
+        if event == "complete":
+            self.completed_at = at
+
+
+class Capture(Entity):
+    id: str
+    amount: int
+    currency: str
+    final: bool = False
+    created_at: datetime
+
+
+class Refund(Entity):
+    id: str
+    amount: int
+    currency: str
+    reason: str | None = None
+    created_at: datetime
+
+
+class Order(Entity):
+    id: str
+    status: str
+    amount: int
+    currency: str
+    captured_amount: int = 0
+    refunded_amount: int = 0
+    released_amount: int = 0  # authorized but given back uncaptured (final capture, expiry)
+    terms: str
+    buyer_id: str
+    checkout_id: str
+    merchant_order_id: str | None = None
+    line_items: list[LineItem] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    decision: DecisionRecord
+    review: Review | None = None
+    captures: list[Capture] = Field(default_factory=list)
+    refunds: list[Refund] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    authorized_at: datetime | None = None
+    canceled_at: datetime | None = None
+    authorization_expires_at: datetime | None = None
+
+    # --- derived amounts -------------------------------------------------------------------
+    @property
+    def capturable_amount(self) -> int:
+        if self.status not in CAPTURABLE_STATES:
+            return 0
+        return self.amount - self.captured_amount - self.released_amount
+
+    @property
+    def refundable_amount(self) -> int:
+        return self.captured_amount - self.refunded_amount
+
+    @property
+    def outstanding_hold(self) -> int:
+        """Credit this order still holds on the buyer's line for what is not yet captured."""
+        return self.capturable_amount if self.status in CAPTURABLE_STATES else 0
+
+    # --- rules ---------------------------------------------------------------------------------
+    def apply(self, event: str, at: datetime) -> None:
+        self.status = states.transition("order", self.status, event)
+        self.updated_at = at
+
+    def _same_currency(self, currency: str | None) -> None:
+        if currency is not None and currency != self.currency:
+            raise CurrencyMismatch(self.currency, currency)
+
+    def capture(self, capture: Capture) -> int:
+        """Record a capture; returns credit to release (the remainder of a final capture)."""
+        self._same_currency(capture.currency)
+        if capture.amount <= 0:
+            raise InvalidAmount("a capture amount must be positive")
+        if self.status not in CAPTURABLE_STATES:
+            states.transition("order", self.status, "capture_partial")  # raises the 409
+        if capture.amount > self.capturable_amount:
+            raise AmountExceedsCapturable(
+                f"{capture.amount} exceeds the capturable amount of {self.capturable_amount}"
+            )
+        remainder = self.capturable_amount - capture.amount
+        released = remainder if capture.final else 0
+        full = remainder == 0 or capture.final
+        self.apply("capture_full" if full else "capture_partial", capture.created_at)
+        self.captured_amount += capture.amount
+        self.released_amount += released
+        self.captures.append(capture)
+        return released
+
+    def refund(self, refund: Refund) -> None:
+        self._same_currency(refund.currency)
+        if refund.amount <= 0:
+            raise InvalidAmount("a refund amount must be positive")
+        if self.status not in {"partially_captured", "captured", "partially_refunded"}:
+            states.transition("order", self.status, "refund_partial")  # raises the 409
+        if refund.amount > self.refundable_amount:
+            raise AmountExceedsRefundable(
+                f"{refund.amount} exceeds the refundable amount of {self.refundable_amount}"
+            )
+        all_back = refund.amount == self.refundable_amount and self.capturable_amount == 0
+        self.apply("refund_full" if all_back else "refund_partial", refund.created_at)
+        self.refunded_amount += refund.amount
+        self.refunds.append(refund)
+
+    def expire(self, at: datetime) -> int:
+        """The authorization lapses; returns the uncaptured amount to release."""
+        remainder = self.capturable_amount
+        event = "expire"
+        if self.status == "partially_refunded" and self.refunded_amount == self.captured_amount:
+            event = "expire_all_refunded"
+        self.apply(event, at)
+        self.released_amount += remainder
+        return remainder
+
+    def cancel(self, at: datetime) -> int:
+        """Cancel before any capture; returns the held credit to release."""
+        held = self.amount if self.status == "authorized" else 0
+        self.apply("cancel", at)
+        self.canceled_at = at
+        if held:
+            self.released_amount = held
+        return held
+
+
+class Event(Entity):
+    id: str
+    type: str
+    object_type: str
+    object_id: str
+    created_at: datetime
+    data: dict[str, Any]
+    api_version: str

@@ -1,0 +1,66 @@
+"""Who is calling: an account (bearer API key) on `/v1`, the admin (bearer token) on
+`/_sandbox`. Health, the hosted pages and the published documents are public."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from simulator.api import problems
+from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY
+from simulator.middleware.request_id import ASGIApp
+
+PUBLIC_SANDBOX = ("/_sandbox/health", "/_sandbox/openapi.yaml", "/_sandbox/openapi.json")
+
+
+def bearer(scope: dict[str, Any]) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+class AuthMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, account_for_key: Callable[[str], str | None], admin_token: str
+    ) -> None:
+        self.app = app
+        self.account_for_key = account_for_key
+        self.admin_token = admin_token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/v1/") or path == "/v1":
+            token = bearer(scope)
+            account = self.account_for_key(token) if token else None
+            if account is None:
+                await self._deny(
+                    scope,
+                    receive,
+                    send,
+                    "send a valid API key as 'Authorization: Bearer sk_test_...'",
+                )
+                return
+            scope[ACCOUNT_KEY] = account
+        elif path.startswith("/_sandbox") and path not in PUBLIC_SANDBOX:
+            token = bearer(scope)
+            if token is None or not hmac.compare_digest(token.encode(), self.admin_token):
+                await self._deny(
+                    scope,
+                    receive,
+                    send,
+                    "the control plane needs the admin token as 'Authorization: Bearer <token>'",
+                )
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _deny(scope: dict[str, Any], receive: Any, send: Any, detail: str) -> None:
+        rid = str(scope.get(REQUEST_ID_KEY, ""))
+        response = problems.from_status(401, rid, detail, {"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)

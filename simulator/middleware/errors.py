@@ -1,0 +1,40 @@
+"""The last line of defence: an unexpected exception becomes a 500 problem, never a bare page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from simulator.api import problems
+from simulator.api.runtime import REQUEST_ID_KEY
+from simulator.middleware.request_id import ASGIApp
+
+log = logging.getLogger("sandbank.errors")
+
+
+class ErrorBoundary:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def track(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, track)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            rid = str(scope.get(REQUEST_ID_KEY, ""))
+            await problems.from_status(500, rid, "the simulator failed; this is a bug")(
+                scope, receive, send
+            )

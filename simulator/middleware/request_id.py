@@ -1,0 +1,70 @@
+"""Stamp every request and response with a `Request-Id`, and write one JSON log line each."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY
+
+ASGIApp = Callable[..., Any]
+access_log = logging.getLogger("sandbank.access")
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp, next_id: Callable[[], str]) -> None:
+        self.app = app
+        self.next_id = next_id
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = self.next_id()
+        scope[REQUEST_ID_KEY] = rid
+        header = (b"request-id", rid.encode())
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class AccessLogMiddleware:
+    """One line per request: request_id, account, method, path, status, latency_ms."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def capture_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture_status)
+        finally:
+            line = {
+                "request_id": scope.get(REQUEST_ID_KEY),
+                "account": scope.get(ACCOUNT_KEY),
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            line.update(scope.get("sandbank.log", {}))
+            access_log.info(orjson.dumps(line).decode())

@@ -1,0 +1,696 @@
+"""ProviderService: one method per API operation, each inside one account transaction.
+
+A transaction loads the account (its clock and RNG counter), first runs whatever became due on
+its clock, then does the operation; the objects, their events (the outbox) and the advanced RNG
+counter are committed together, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from simulator.clock import WallClock, from_us, to_us, virtual_now
+from simulator.domain import decisions
+from simulator.domain.errors import (
+    ClockWouldGoBackwards,
+    Conflict,
+    CurrencyMismatch,
+    InvalidAmount,
+    NotFound,
+    ValidationFailed,
+)
+from simulator.domain.models import (
+    Account,
+    AccountSettings,
+    Buyer,
+    Capture,
+    Checkout,
+    DecisionRecord,
+    Entity,
+    Event,
+    LineItem,
+    Order,
+    Refund,
+    Review,
+)
+from simulator.domain.money import MAX_AMOUNT, check_currency
+from simulator.rng import SeededRng
+from simulator.store.base import Page, SavedResponse, Store, Tx
+
+API_VERSION = "2026-11-01"
+Presenter = Callable[[Entity], dict[str, Any]]
+
+
+@dataclass
+class Ctx:
+    """The working set of one account transaction."""
+
+    tx: Tx
+    account: Account
+    rng: SeededRng
+    now: datetime
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def aid(self) -> str:
+        return self.account.id
+
+    @property
+    def now_us(self) -> int:
+        return to_us(self.now)
+
+
+@dataclass(frozen=True)
+class Prequalification:
+    id: str
+    decision: str
+    reason: str | None
+    estimated_limit: int
+    currency: str
+    offered_terms: list[str]
+    created_at: datetime
+
+
+class ProviderService:
+    def __init__(
+        self, store: Store, wall: WallClock, present: Presenter, *, public_url: str
+    ) -> None:
+        self.store = store
+        self.wall = wall
+        self.present = present
+        self.public_url = public_url.rstrip("/")
+
+    # --- transaction scope --------------------------------------------------------------
+    def account_now(self, account: Account) -> datetime:
+        return virtual_now(self.wall.now(), account.clock_offset_us, account.clock_frozen_at_us)
+
+    @contextmanager
+    def scope(self, account_id: str) -> Iterator[Ctx]:
+        with self.store.transaction() as tx:
+            account = tx.account(account_id)
+            if account is None:
+                raise NotFound("account", account_id)
+            ctx = Ctx(
+                tx,
+                account,
+                SeededRng(account.id, account.seed, account.rng_counter),
+                self.account_now(account),
+            )
+            self._run_due(ctx, ctx.now_us)
+            yield ctx
+            for event in ctx.events:
+                tx.add_event(account.id, event)
+            if ctx.rng.counter != account.rng_counter:
+                account.rng_counter = ctx.rng.counter
+                tx.save_account(account)
+
+    @contextmanager
+    def scope_for(self, kind: Literal["checkout", "order"], object_id: str) -> Iterator[Ctx]:
+        """A scope for an object found by id alone (control plane, hosted page)."""
+        with self.store.transaction() as tx:
+            found = (
+                tx.checkout(None, object_id) if kind == "checkout" else tx.order(None, object_id)
+            )
+        if found is None:
+            raise NotFound(kind, object_id)
+        with self.scope(found[0]) as ctx:
+            yield ctx
+
+    def emit(self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order) -> None:
+        ctx.events.append(
+            Event(
+                id=ctx.rng.id("evt"),
+                type=type_,
+                object_type=type(obj).__name__.lower(),
+                object_id=obj.id,
+                created_at=ctx.now,
+                data=self.present(obj),
+                api_version=API_VERSION,
+            )
+        )
+
+    # --- scheduled work ---------------------------------------------------------------------
+    def _run_due(self, ctx: Ctx, until_us: int) -> None:
+        """Run every job due up to `until_us` in time order, each at its own due time."""
+        next_due = ctx.tx.next_due(ctx.aid)
+        if next_due is None or next_due > until_us:
+            return
+        real_now = ctx.now
+        while (job := ctx.tx.pop_due(ctx.aid, until_us)) is not None:
+            ctx.now = from_us(job.due_us)
+            handler = self._jobs.get(job.kind)
+            if handler is not None:
+                handler(self, ctx, job.ref)
+        ctx.now = real_now
+
+    def _job_expire_checkout(self, ctx: Ctx, checkout_id: str) -> None:
+        found = ctx.tx.checkout(ctx.aid, checkout_id)
+        if found and found[1].status == "open":
+            checkout = found[1]
+            checkout.apply("expire", ctx.now)
+            ctx.tx.save_checkout(ctx.aid, checkout)
+            self.emit(ctx, "checkout.expired", checkout)
+
+    def _job_resolve_review(self, ctx: Ctx, order_id: str) -> None:
+        found = ctx.tx.order(ctx.aid, order_id)
+        if found and found[1].status == "pending_review" and found[1].review:
+            order = found[1]
+            assert order.review is not None
+            self._resolve_review(ctx, order, order.review.outcome or "declined")
+
+    def _job_expire_order(self, ctx: Ctx, order_id: str) -> None:
+        found = ctx.tx.order(ctx.aid, order_id)
+        if found and found[1].capturable_amount > 0:
+            order = found[1]
+            released = order.expire(ctx.now)
+            self._release(ctx, order.buyer_id, released)
+            ctx.tx.save_order(ctx.aid, order)
+            self.emit(ctx, "order.expired", order)
+
+    _jobs: dict[str, Callable[[ProviderService, Ctx, str], None]] = {
+        "checkout.expire": _job_expire_checkout,
+        "order.review": _job_resolve_review,
+        "order.expire": _job_expire_order,
+    }
+
+    # --- buyers -------------------------------------------------------------------------------
+    def create_buyer(
+        self,
+        ctx: Ctx,
+        *,
+        legal_name: str,
+        email: str,
+        tax_id: str | None = None,
+        domain: str | None = None,
+        annual_revenue: int = 0,
+        years_in_business: int = 0,
+        currency: str | None = None,
+        external_id: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Buyer:
+        currency = check_currency(currency or ctx.account.settings.default_currency)
+        if external_id is not None and ctx.tx.buyer_by_external_id(ctx.aid, external_id):
+            raise Conflict(f"a buyer with external_id {external_id!r} already exists")
+        buyer = Buyer(
+            id=ctx.rng.id("buy"),
+            external_id=external_id,
+            legal_name=legal_name,
+            email=email,
+            tax_id=tax_id,
+            domain=domain,
+            annual_revenue=annual_revenue,
+            years_in_business=years_in_business,
+            currency=currency,
+            metadata=metadata or {},
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        buyer.credit_line.currency = currency
+        ctx.tx.save_buyer(ctx.aid, buyer)
+        self.emit(ctx, "buyer.created", buyer)
+        return buyer
+
+    def get_buyer(self, ctx: Ctx, buyer_id: str) -> Buyer:
+        buyer = ctx.tx.buyer(ctx.aid, buyer_id)
+        if buyer is None:
+            raise NotFound("buyer", buyer_id)
+        return buyer
+
+    def list_buyers(
+        self, ctx: Ctx, *, external_id: str | None, limit: int, cursor: str | None
+    ) -> Page[Buyer]:
+        return ctx.tx.list_buyers(ctx.aid, external_id=external_id, limit=limit, cursor=cursor)
+
+    # --- pre-qualification --------------------------------------------------------------
+    def prequalify(
+        self,
+        ctx: Ctx,
+        *,
+        buyer_id: str | None,
+        facts: decisions.BusinessFacts | None,
+        currency: str | None,
+    ) -> Prequalification:
+        if buyer_id is not None:
+            buyer = self.get_buyer(ctx, buyer_id)
+            facts = _facts(buyer)
+            currency = buyer.currency
+        assert facts is not None
+        currency = check_currency(currency or ctx.account.settings.default_currency)
+        decision = decisions.decide(facts, ctx.rng)
+        return Prequalification(
+            id=ctx.rng.id("pq"),
+            decision=decision.outcome,
+            reason=decision.reason,
+            estimated_limit=decision.limit or 0,
+            currency=currency,
+            offered_terms=decisions.offered_terms(decision),
+            created_at=ctx.now,
+        )
+
+    # --- checkouts ----------------------------------------------------------------------------
+    def create_checkout(
+        self,
+        ctx: Ctx,
+        *,
+        amount: int,
+        currency: str | None,
+        buyer_id: str | None,
+        buyer: dict[str, Any] | None,
+        merchant_order_id: str | None,
+        line_items: list[LineItem],
+        return_url: str,
+        cancel_url: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Checkout:
+        currency = check_currency(currency or ctx.account.settings.default_currency)
+        _check_amount(amount)
+        if buyer_id is not None:
+            the_buyer = self.get_buyer(ctx, buyer_id)
+        else:
+            assert buyer is not None
+            existing = (
+                ctx.tx.buyer_by_external_id(ctx.aid, buyer["external_id"])
+                if buyer.get("external_id")
+                else None
+            )
+            the_buyer = existing or self.create_buyer(
+                ctx,
+                currency=buyer.get("currency") or currency,
+                **{k: v for k, v in buyer.items() if k != "currency"},
+            )
+        if the_buyer.currency != currency:
+            raise CurrencyMismatch(the_buyer.currency, currency)
+        checkout_id = ctx.rng.id("chk")
+        checkout = Checkout(
+            id=checkout_id,
+            amount=amount,
+            currency=currency,
+            merchant_order_id=merchant_order_id,
+            buyer_id=the_buyer.id,
+            line_items=line_items,
+            return_url=return_url,
+            cancel_url=cancel_url,
+            url=f"{self.public_url}/hosted/checkouts/{checkout_id}",
+            metadata=metadata or {},
+            created_at=ctx.now,
+            updated_at=ctx.now,
+            expires_at=ctx.now + timedelta(seconds=ctx.account.settings.checkout_ttl),
+        )
+        ctx.tx.save_checkout(ctx.aid, checkout)
+        ctx.tx.schedule(ctx.aid, to_us(checkout.expires_at), "checkout.expire", checkout.id)
+        self.emit(ctx, "checkout.created", checkout)
+        return checkout
+
+    def get_checkout(self, ctx: Ctx, checkout_id: str) -> Checkout:
+        found = ctx.tx.checkout(ctx.aid, checkout_id)
+        if found is None:
+            raise NotFound("checkout", checkout_id)
+        return found[1]
+
+    def approve_checkout(self, ctx: Ctx, checkout_id: str, terms: str) -> Checkout:
+        """The buyer accepts on the hosted page with the chosen terms; underwriting decides."""
+        checkout = self.get_checkout(ctx, checkout_id)
+        if checkout.status != "open":
+            checkout.apply("complete", ctx.now)  # raises the 409 for the state it is in
+        if terms not in decisions.TERMS:
+            raise ValidationFailed(
+                [
+                    {
+                        "path": "body.terms",
+                        "type": "enum",
+                        "message": f"must be one of {', '.join(decisions.TERMS)}",
+                    }
+                ]
+            )
+        buyer = self.get_buyer(ctx, checkout.buyer_id)
+        line = buyer.credit_line
+        facts = _facts(buyer)
+        if line.status == "active" and not decisions.magic_tags(facts):
+            decision = decisions.Decision("approved", limit=line.limit)
+        else:
+            decision = decisions.decide(facts, ctx.rng)
+        record = DecisionRecord(
+            outcome=decision.outcome,
+            reason=decision.reason,
+            score=decision.score,
+            magic=decision.magic,
+        )
+        checkout.decision = record
+        checkout.terms = terms
+        line_before = line.model_dump()
+
+        if decision.outcome == "declined":
+            line.apply("decline")
+            line.decided_at = ctx.now
+            checkout.apply("decline", ctx.now)
+        else:
+            order = Order(
+                id=ctx.rng.id("ord"),
+                status="pending_review",
+                amount=checkout.amount,
+                currency=checkout.currency,
+                terms=terms,
+                buyer_id=buyer.id,
+                checkout_id=checkout.id,
+                merchant_order_id=checkout.merchant_order_id,
+                line_items=checkout.line_items,
+                metadata=checkout.metadata,
+                decision=record,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+            if decision.outcome == "approved":
+                line.apply("approve")
+                line.limit = decision.limit if decision.limit is not None else line.limit
+                line.decided_at = ctx.now
+                if checkout.amount > line.available:
+                    checkout.decision = record.model_copy(
+                        update={"outcome": "declined", "reason": "insufficient_credit"}
+                    )
+                    checkout.apply("decline", ctx.now)
+                    order = None
+                else:
+                    self._authorize(ctx, order, buyer)
+            else:
+                line.apply("review")
+                resolves = (
+                    ctx.now + timedelta(seconds=ctx.account.settings.review_delay)
+                    if decision.review_auto
+                    else None
+                )
+                order.review = Review(
+                    reason=decision.reason or "manual_review",
+                    resolves_at=resolves,
+                    outcome=decision.review_outcome,
+                    limit=decision.limit,
+                )
+                if resolves is not None:
+                    ctx.tx.schedule(ctx.aid, to_us(resolves), "order.review", order.id)
+                self.emit(ctx, "order.pending_review", order)
+            if order is not None:
+                ctx.tx.save_order(ctx.aid, order)
+                checkout.order_id = order.id
+                checkout.apply("complete", ctx.now)
+        if line.model_dump() != line_before:
+            buyer.updated_at = ctx.now
+            ctx.tx.save_buyer(ctx.aid, buyer)
+            self.emit(ctx, "buyer.credit_line.updated", buyer)
+        ctx.tx.save_checkout(ctx.aid, checkout)
+        self.emit(ctx, f"checkout.{checkout.status}", checkout)
+        return checkout
+
+    def decline_checkout(self, ctx: Ctx, checkout_id: str) -> Checkout:
+        """The buyer turns the offer down (or leaves) on the hosted page."""
+        checkout = self.get_checkout(ctx, checkout_id)
+        checkout.apply("decline", ctx.now)
+        checkout.decision = DecisionRecord(outcome="declined", reason="buyer_declined")
+        ctx.tx.save_checkout(ctx.aid, checkout)
+        self.emit(ctx, "checkout.declined", checkout)
+        return checkout
+
+    # --- orders -------------------------------------------------------------------------------
+    def _authorize(self, ctx: Ctx, order: Order, buyer: Buyer) -> None:
+        buyer.credit_line.hold(order.amount)
+        order.apply("approve", ctx.now)
+        order.authorized_at = ctx.now
+        order.authorization_expires_at = ctx.now + timedelta(
+            seconds=ctx.account.settings.authorization_ttl
+        )
+        ctx.tx.schedule(ctx.aid, to_us(order.authorization_expires_at), "order.expire", order.id)
+        self.emit(ctx, "order.authorized", order)
+
+    def _release(self, ctx: Ctx, buyer_id: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        buyer = self.get_buyer(ctx, buyer_id)
+        buyer.credit_line.release(amount)
+        buyer.updated_at = ctx.now
+        ctx.tx.save_buyer(ctx.aid, buyer)
+        self.emit(ctx, "buyer.credit_line.updated", buyer)
+
+    def _resolve_review(self, ctx: Ctx, order: Order, outcome: str) -> None:
+        buyer = self.get_buyer(ctx, order.buyer_id)
+        line = buyer.credit_line
+        assert order.review is not None
+        if outcome == "approved":
+            if line.status != "active" or order.review.limit is not None:
+                line.apply("approve")
+                line.limit = max(line.limit, order.review.limit or 0) or decisions.MIN_LIMIT
+                line.decided_at = ctx.now
+            if order.amount > line.available:
+                order.decision = order.decision.model_copy(
+                    update={"outcome": "declined", "reason": "insufficient_credit"}
+                )
+                order.apply("decline", ctx.now)
+                self.emit(ctx, "order.declined", order)
+            else:
+                order.decision = order.decision.model_copy(update={"outcome": "approved"})
+                self._authorize(ctx, order, buyer)
+        else:
+            if line.status == "in_review":
+                line.apply("decline")
+                line.decided_at = ctx.now
+            order.decision = order.decision.model_copy(
+                update={"outcome": "declined", "reason": order.decision.reason or "credit_declined"}
+            )
+            order.apply("decline", ctx.now)
+            self.emit(ctx, "order.declined", order)
+        buyer.updated_at = ctx.now
+        ctx.tx.save_buyer(ctx.aid, buyer)
+        self.emit(ctx, "buyer.credit_line.updated", buyer)
+        ctx.tx.save_order(ctx.aid, order)
+
+    def review_order(
+        self, ctx: Ctx, order_id: str, decision: Literal["approve", "decline"]
+    ) -> Order:
+        """The underwriter decides a pending review now (control plane)."""
+        order = self.get_order(ctx, order_id)
+        if order.status != "pending_review" or order.review is None:
+            order.apply(decision, ctx.now)  # raises the 409
+        self._resolve_review(ctx, order, "approved" if decision == "approve" else "declined")
+        return order
+
+    def get_order(self, ctx: Ctx, order_id: str) -> Order:
+        found = ctx.tx.order(ctx.aid, order_id)
+        if found is None:
+            raise NotFound("order", order_id)
+        return found[1]
+
+    def list_orders(
+        self,
+        ctx: Ctx,
+        *,
+        status: str | None,
+        merchant_order_id: str | None,
+        buyer_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Order]:
+        return ctx.tx.list_orders(
+            ctx.aid,
+            status=status,
+            merchant_order_id=merchant_order_id,
+            buyer_id=buyer_id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def update_order(
+        self,
+        ctx: Ctx,
+        order_id: str,
+        *,
+        amount: int | None = None,
+        merchant_order_id: str | None = None,
+        line_items: list[LineItem] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Order:
+        order = self.get_order(ctx, order_id)
+        order.apply("update", ctx.now)
+        if amount is not None and amount != order.amount:
+            _check_amount(amount)
+            if order.status == "authorized":
+                buyer = self.get_buyer(ctx, order.buyer_id)
+                if amount > order.amount:
+                    buyer.credit_line.hold(amount - order.amount)
+                else:
+                    buyer.credit_line.release(order.amount - amount)
+                buyer.updated_at = ctx.now
+                ctx.tx.save_buyer(ctx.aid, buyer)
+                self.emit(ctx, "buyer.credit_line.updated", buyer)
+            order.amount = amount
+        if merchant_order_id is not None:
+            order.merchant_order_id = merchant_order_id
+        if line_items is not None:
+            order.line_items = line_items
+        if metadata is not None:
+            order.metadata = metadata
+        ctx.tx.save_order(ctx.aid, order)
+        self.emit(ctx, "order.updated", order)
+        return order
+
+    def capture(
+        self, ctx: Ctx, order_id: str, *, amount: int | None, currency: str | None, final: bool
+    ) -> tuple[Order, Capture]:
+        order = self.get_order(ctx, order_id)
+        if currency is not None:
+            check_currency(currency)
+        capture = Capture(
+            id=ctx.rng.id("cap"),
+            amount=order.capturable_amount if amount is None else amount,
+            currency=currency or order.currency,
+            final=final,
+            created_at=ctx.now,
+        )
+        released = order.capture(capture)
+        self._release(ctx, order.buyer_id, released)
+        ctx.tx.save_order(ctx.aid, order)
+        self.emit(ctx, "order.captured", order)
+        return order, capture
+
+    def refund(
+        self,
+        ctx: Ctx,
+        order_id: str,
+        *,
+        amount: int | None,
+        currency: str | None,
+        reason: str | None,
+    ) -> tuple[Order, Refund]:
+        order = self.get_order(ctx, order_id)
+        if currency is not None:
+            check_currency(currency)
+        refund = Refund(
+            id=ctx.rng.id("ref"),
+            amount=order.refundable_amount if amount is None else amount,
+            currency=currency or order.currency,
+            reason=reason,
+            created_at=ctx.now,
+        )
+        order.refund(refund)
+        self._release(ctx, order.buyer_id, refund.amount)
+        ctx.tx.save_order(ctx.aid, order)
+        self.emit(ctx, "order.refunded", order)
+        return order, refund
+
+    def cancel_order(self, ctx: Ctx, order_id: str) -> Order:
+        order = self.get_order(ctx, order_id)
+        released = order.cancel(ctx.now)
+        self._release(ctx, order.buyer_id, released)
+        ctx.tx.save_order(ctx.aid, order)
+        self.emit(ctx, "order.canceled", order)
+        return order
+
+    def list_events(self, ctx: Ctx, *, limit: int, cursor: str | None) -> Page[Event]:
+        return ctx.tx.list_events(ctx.aid, limit=limit, cursor=cursor)
+
+    # --- idempotency records ---------------------------------------------------------------
+    def saved_response(self, ctx: Ctx, key: str) -> SavedResponse | None:
+        return ctx.tx.saved_response(ctx.aid, key, ctx.now_us)
+
+    def save_response(self, ctx: Ctx, key: str, saved: SavedResponse) -> None:
+        ttl = timedelta(seconds=ctx.account.settings.idempotency_ttl)
+        ctx.tx.save_response(ctx.aid, key, saved, ctx.now_us, to_us(ctx.now + ttl))
+
+    # --- clock and account control ---------------------------------------------------------
+    def advance_clock(self, ctx: Ctx, *, by: timedelta | None, to: datetime | None) -> datetime:
+        """Move the account clock forward, running everything due on the way in time order."""
+        target = ctx.now + by if by is not None else to
+        assert target is not None
+        if target < ctx.now:
+            raise ClockWouldGoBackwards(
+                f"the account clock is at {ctx.now.isoformat()}; {target.isoformat()} is earlier"
+            )
+        self._run_due(ctx, to_us(target))
+        ctx.tx.expire_responses(ctx.aid, to_us(target))
+        account = ctx.account
+        if account.clock_frozen_at_us is not None:
+            account.clock_frozen_at_us = to_us(target)
+        else:
+            account.clock_offset_us += to_us(target) - ctx.now_us
+        ctx.tx.save_account(account)
+        ctx.now = target
+        return target
+
+    def freeze_clock(self, ctx: Ctx, frozen: bool) -> datetime:
+        account = ctx.account
+        if frozen and account.clock_frozen_at_us is None:
+            account.clock_frozen_at_us = ctx.now_us
+        elif not frozen and account.clock_frozen_at_us is not None:
+            account.clock_offset_us = account.clock_frozen_at_us - to_us(self.wall.now())
+            account.clock_frozen_at_us = None
+        ctx.tx.save_account(account)
+        return ctx.now
+
+    def set_seed(self, ctx: Ctx, seed: int) -> Account:
+        """A new seed restarts the account's random sequence from its beginning."""
+        ctx.account.seed = seed
+        ctx.rng = SeededRng(ctx.account.id, seed, 0)
+        ctx.account.rng_counter = 0
+        ctx.tx.save_account(ctx.account)
+        return ctx.account
+
+    def reset(self, ctx: Ctx) -> Account:
+        """Forget every object; keep id, key, seed and settings; restart RNG and clock."""
+        ctx.tx.wipe_account(ctx.aid)
+        account = ctx.account
+        account.rng_counter = 0
+        account.clock_offset_us = 0
+        account.clock_frozen_at_us = None
+        ctx.rng = SeededRng(account.id, account.seed, 0)
+        ctx.events.clear()
+        ctx.tx.save_account(account)
+        return account
+
+    def dump(self, ctx: Ctx) -> dict[str, Any]:
+        return {"account": _public_account(ctx.account, ctx.now), **ctx.tx.dump(ctx.aid)}
+
+    def create_account(
+        self,
+        tx: Tx,
+        rng: SeededRng,
+        *,
+        name: str,
+        seed: int | None,
+        settings: AccountSettings | None = None,
+    ) -> Account:
+        account = Account(
+            id=rng.id("acct"),
+            name=name,
+            api_key=f"sk_test_{rng.token(32)}",
+            seed=seed if seed is not None else rng.randint(0, 2**31 - 1),
+            settings=settings or AccountSettings(),
+            created_at=self.wall.now(),
+        )
+        tx.save_account(account)
+        return account
+
+
+def _public_account(account: Account, now: datetime) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "seed": account.seed,
+        "clock": {"now": now, "frozen": account.clock_frozen_at_us is not None},
+        "settings": account.settings.model_dump(),
+    }
+
+
+def _facts(buyer: Buyer) -> decisions.BusinessFacts:
+    return decisions.BusinessFacts(
+        legal_name=buyer.legal_name,
+        email=buyer.email,
+        annual_revenue=buyer.annual_revenue,
+        years_in_business=buyer.years_in_business,
+        tax_id=buyer.tax_id,
+        domain=buyer.domain,
+    )
+
+
+def _check_amount(amount: int) -> None:
+    if amount <= 0 or amount > MAX_AMOUNT:
+        raise InvalidAmount(f"amount must be between 1 and {MAX_AMOUNT} minor units")

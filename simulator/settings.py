@@ -1,0 +1,52 @@
+"""Settings, built by the CLI or a test and handed to the app factory (never read at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".sandbank")
+    db: str | None = None  # a path, or ":memory:"; default: <data_dir>/sandbank.db
+    seed: int | None = None  # the server seed: account ids and keys; None = from entropy, kept
+    admin_token: str | None = None
+    public_url: str | None = None  # where hosted checkout pages are reached
+    log_level: str = "info"
+    demo_account: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> str:
+        if self.db:
+            return self.db
+        return str(self.data_dir / "sandbank.db")
+
+    @property
+    def in_memory(self) -> bool:
+        return self.db_path == ":memory:"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Environment defaults (SANDBANK_*), then explicit overrides (CLI flags)."""
+        env = os.environ
+        values: dict[str, object] = {}
+        if "SANDBANK_ADMIN_TOKEN" in env:
+            values["admin_token"] = env["SANDBANK_ADMIN_TOKEN"]
+        if "SANDBANK_DATA_DIR" in env:
+            values["data_dir"] = Path(env["SANDBANK_DATA_DIR"])
+        if "SANDBANK_PUBLIC_URL" in env:
+            values["public_url"] = env["SANDBANK_PUBLIC_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,395 @@
+"""SQLite store: one file in WAL mode (or :memory:), numbered migrations, JSON documents with
+indexed columns for the filters the API offers.
+
+Durability: WAL with synchronous=NORMAL. A commit is in the WAL before the client is answered,
+so a process crash (kill -9) loses nothing acknowledged; only an OS crash or power loss could
+lose the last transactions, which a sandbox may accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+from simulator.domain.errors import ValidationFailed
+from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.store.base import Job, Page, SavedResponse
+
+M = TypeVar("M", bound=BaseModel)
+
+MIGRATIONS: list[str] = [
+    # 1: the simulator core
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY, api_key TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+    CREATE TABLE buyers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+        external_id TEXT, data TEXT NOT NULL);
+    CREATE INDEX buyers_by_account ON buyers (account_id, seq);
+    CREATE INDEX buyers_by_external ON buyers (account_id, external_id, seq);
+    CREATE TABLE checkouts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+        data TEXT NOT NULL);
+    CREATE INDEX checkouts_by_account ON checkouts (account_id, seq);
+    CREATE TABLE orders (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL, merchant_order_id TEXT, buyer_id TEXT NOT NULL,
+        data TEXT NOT NULL);
+    CREATE INDEX orders_by_account ON orders (account_id, seq);
+    CREATE INDEX orders_by_status ON orders (account_id, status, seq);
+    CREATE INDEX orders_by_merchant_id ON orders (account_id, merchant_order_id, seq);
+    CREATE INDEX orders_by_buyer ON orders (account_id, buyer_id, seq);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL, object_id TEXT NOT NULL, data TEXT NOT NULL);
+    CREATE INDEX events_by_account ON events (account_id, seq);
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, due_us INTEGER NOT NULL,
+        kind TEXT NOT NULL, ref TEXT NOT NULL);
+    CREATE INDEX jobs_due ON jobs (account_id, due_us, seq);
+    CREATE TABLE idempotency (
+        account_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL,
+        created_us INTEGER NOT NULL, expires_us INTEGER NOT NULL,
+        PRIMARY KEY (account_id, key));
+    CREATE INDEX idempotency_expiry ON idempotency (account_id, expires_us);
+    """,
+]
+
+_OBJECT_TABLES = ("buyers", "checkouts", "orders", "events", "jobs", "idempotency")
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if raw[:1] != "s" or not raw[1:].isdigit() or len(raw) > 20:
+            raise ValueError(cursor)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed(
+            [
+                {
+                    "path": "query.cursor",
+                    "message": "not a cursor this API returned",
+                    "type": "cursor",
+                }
+            ]
+        ) from None
+
+
+def _load(model: type[M], data: str | bytes) -> M:
+    return model.model_validate_json(data)
+
+
+class SqliteTx:
+    """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.c = conn
+        self._sp = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._sp += 1
+        name = f"sp{self._sp}"
+        self.c.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.c.execute(f"ROLLBACK TO {name}")
+            self.c.execute(f"RELEASE {name}")
+            raise
+        self.c.execute(f"RELEASE {name}")
+
+    # --- accounts ------------------------------------------------------------------------
+    def account(self, account_id: str) -> Account | None:
+        row = self.c.execute("SELECT data FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        return _load(Account, row[0]) if row else None
+
+    def account_by_key(self, api_key: str) -> Account | None:
+        row = self.c.execute("SELECT data FROM accounts WHERE api_key = ?", (api_key,)).fetchone()
+        return _load(Account, row[0]) if row else None
+
+    def accounts(self) -> list[Account]:
+        rows = self.c.execute("SELECT data FROM accounts ORDER BY rowid").fetchall()
+        return [_load(Account, r[0]) for r in rows]
+
+    def save_account(self, account: Account) -> None:
+        self.c.execute(
+            "INSERT INTO accounts (id, api_key, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET api_key = excluded.api_key, data = excluded.data",
+            (account.id, account.api_key, account.model_dump_json()),
+        )
+
+    def wipe_account(self, account_id: str) -> None:
+        for table in _OBJECT_TABLES:
+            self.c.execute(f"DELETE FROM {table} WHERE account_id = ?", (account_id,))  # noqa: S608 - fixed table names
+
+    # --- buyers ----------------------------------------------------------------------------
+    def buyer(self, account_id: str, buyer_id: str) -> Buyer | None:
+        row = self.c.execute(
+            "SELECT data FROM buyers WHERE id = ? AND account_id = ?", (buyer_id, account_id)
+        ).fetchone()
+        return _load(Buyer, row[0]) if row else None
+
+    def buyer_by_external_id(self, account_id: str, external_id: str) -> Buyer | None:
+        row = self.c.execute(
+            "SELECT data FROM buyers WHERE account_id = ? AND external_id = ? ORDER BY seq LIMIT 1",
+            (account_id, external_id),
+        ).fetchone()
+        return _load(Buyer, row[0]) if row else None
+
+    def save_buyer(self, account_id: str, buyer: Buyer) -> None:
+        self.c.execute(
+            "INSERT INTO buyers (account_id, id, external_id, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, data = excluded.data",
+            (account_id, buyer.id, buyer.external_id, buyer.model_dump_json()),
+        )
+
+    def _page(
+        self,
+        model: type[M],
+        table: str,
+        account_id: str,
+        filters: dict[str, Any],
+        limit: int,
+        cursor: str | None,
+    ) -> Page[M]:
+        where = ["account_id = ?"]
+        args: list[Any] = [account_id]
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if cursor is not None:
+            where.append("seq < ?")
+            args.append(_decode_cursor(cursor))
+        sql = (
+            f"SELECT seq, data FROM {table} WHERE {' AND '.join(where)} "  # noqa: S608 - columns are ours
+            "ORDER BY seq DESC LIMIT ?"
+        )
+        rows = self.c.execute(sql, (*args, limit + 1)).fetchall()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_load(model, r[1]) for r in rows]
+        return Page(items, has_more, _encode_cursor(rows[-1][0]) if has_more else None)
+
+    def list_buyers(
+        self, account_id: str, *, external_id: str | None, limit: int, cursor: str | None
+    ) -> Page[Buyer]:
+        return self._page(Buyer, "buyers", account_id, {"external_id": external_id}, limit, cursor)
+
+    # --- checkouts and orders ------------------------------------------------------------
+    def checkout(self, account_id: str | None, checkout_id: str) -> tuple[str, Checkout] | None:
+        row = self.c.execute(
+            "SELECT account_id, data FROM checkouts WHERE id = ?", (checkout_id,)
+        ).fetchone()
+        if not row or (account_id is not None and row[0] != account_id):
+            return None
+        return row[0], _load(Checkout, row[1])
+
+    def save_checkout(self, account_id: str, checkout: Checkout) -> None:
+        self.c.execute(
+            "INSERT INTO checkouts (account_id, id, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (account_id, checkout.id, checkout.model_dump_json()),
+        )
+
+    def order(self, account_id: str | None, order_id: str) -> tuple[str, Order] | None:
+        row = self.c.execute(
+            "SELECT account_id, data FROM orders WHERE id = ?", (order_id,)
+        ).fetchone()
+        if not row or (account_id is not None and row[0] != account_id):
+            return None
+        return row[0], _load(Order, row[1])
+
+    def save_order(self, account_id: str, order: Order) -> None:
+        self.c.execute(
+            "INSERT INTO orders (account_id, id, status, merchant_order_id, buyer_id, data) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+            "merchant_order_id = excluded.merchant_order_id, data = excluded.data",
+            (
+                account_id,
+                order.id,
+                order.status,
+                order.merchant_order_id,
+                order.buyer_id,
+                order.model_dump_json(),
+            ),
+        )
+
+    def list_orders(
+        self,
+        account_id: str,
+        *,
+        status: str | None,
+        merchant_order_id: str | None,
+        buyer_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Order]:
+        filters = {"status": status, "merchant_order_id": merchant_order_id, "buyer_id": buyer_id}
+        return self._page(Order, "orders", account_id, filters, limit, cursor)
+
+    # --- events (the outbox) ---------------------------------------------------------------
+    def add_event(self, account_id: str, event: Event) -> None:
+        self.c.execute(
+            "INSERT INTO events (account_id, id, type, object_id, data) VALUES (?, ?, ?, ?, ?)",
+            (account_id, event.id, event.type, event.object_id, event.model_dump_json()),
+        )
+
+    def list_events(self, account_id: str, *, limit: int, cursor: str | None) -> Page[Event]:
+        return self._page(Event, "events", account_id, {}, limit, cursor)
+
+    # --- jobs ------------------------------------------------------------------------------------
+    def schedule(self, account_id: str, due_us: int, kind: str, ref: str) -> None:
+        self.c.execute(
+            "INSERT INTO jobs (account_id, due_us, kind, ref) VALUES (?, ?, ?, ?)",
+            (account_id, due_us, kind, ref),
+        )
+
+    def next_due(self, account_id: str) -> int | None:
+        row = self.c.execute(
+            "SELECT due_us FROM jobs WHERE account_id = ? ORDER BY due_us, seq LIMIT 1",
+            (account_id,),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def pop_due(self, account_id: str, until_us: int) -> Job | None:
+        row = self.c.execute(
+            "SELECT seq, due_us, kind, ref FROM jobs WHERE account_id = ? AND due_us <= ? "
+            "ORDER BY due_us, seq LIMIT 1",
+            (account_id, until_us),
+        ).fetchone()
+        if row is None:
+            return None
+        self.c.execute("DELETE FROM jobs WHERE seq = ?", (row[0],))
+        return Job(row[0], row[1], row[2], row[3])
+
+    # --- idempotency -----------------------------------------------------------------------
+    def saved_response(self, account_id: str, key: str, now_us: int) -> SavedResponse | None:
+        row = self.c.execute(
+            "SELECT fingerprint, status, body, content_type FROM idempotency "
+            "WHERE account_id = ? AND key = ? AND expires_us > ?",
+            (account_id, key, now_us),
+        ).fetchone()
+        return SavedResponse(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def save_response(
+        self, account_id: str, key: str, saved: SavedResponse, now_us: int, expires_us: int
+    ) -> None:
+        self.c.execute(
+            "INSERT OR REPLACE INTO idempotency "
+            "(account_id, key, fingerprint, status, content_type, body, created_us, expires_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                account_id,
+                key,
+                saved.fingerprint,
+                saved.status,
+                saved.content_type,
+                saved.body,
+                now_us,
+                expires_us,
+            ),
+        )
+
+    def expire_responses(self, account_id: str, now_us: int) -> int:
+        cur = self.c.execute(
+            "DELETE FROM idempotency WHERE account_id = ? AND expires_us <= ?", (account_id, now_us)
+        )
+        return cur.rowcount
+
+    # --- dump --------------------------------------------------------------------------------
+    def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]:
+        out: dict[str, list[dict[str, object]]] = {}
+        for table in ("buyers", "checkouts", "orders", "events"):
+            rows = self.c.execute(
+                f"SELECT data FROM {table} WHERE account_id = ? ORDER BY seq",  # noqa: S608 - fixed
+                (account_id,),
+            ).fetchall()
+            out[table] = [orjson.loads(r[0]) for r in rows]
+        jobs = self.c.execute(
+            "SELECT due_us, kind, ref FROM jobs WHERE account_id = ? ORDER BY due_us, seq",
+            (account_id,),
+        ).fetchall()
+        out["scheduled"] = [{"due_us": j[0], "kind": j[1], "ref": j[2]} for j in jobs]
+        return out
+
+
+class SqliteStore:
+    """Implements `simulator.store.base.Store`. One connection per process, used from the
+    event-loop thread; statements are microseconds, so they run inline rather than in a pool."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 10000")
+        if path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+            )
+            done = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    (version, script.strip().splitlines()[0][:60]),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteTx(self.conn)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def close(self) -> None:
+        self.conn.close()
