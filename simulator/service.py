@@ -343,58 +343,41 @@ class ProviderService:
         checkout.terms = terms
         line_before = line.model_dump()
 
-        if decision.outcome == "declined":
+        if decision.outcome == "approved":
+            line.apply("approve")
+            line.limit = decision.limit if decision.limit is not None else line.limit
+            line.decided_at = ctx.now
+            if checkout.amount > line.available:
+                checkout.decision = record.model_copy(
+                    update={"outcome": "declined", "reason": "insufficient_credit"}
+                )
+                checkout.apply("decline", ctx.now)
+            else:
+                order = self._new_order(ctx, checkout, buyer, terms, record)
+                self._authorize(ctx, order, buyer)
+                self._place(ctx, checkout, order)
+        elif decision.outcome == "review":
+            line.apply("review")
+            order = self._new_order(ctx, checkout, buyer, terms, record)
+            resolves = (
+                ctx.now + timedelta(seconds=ctx.account.settings.review_delay)
+                if decision.review_auto
+                else None
+            )
+            order.review = Review(
+                reason=decision.reason or "manual_review",
+                resolves_at=resolves,
+                outcome=decision.review_outcome,
+                limit=decision.limit,
+            )
+            if resolves is not None:
+                ctx.tx.schedule(ctx.aid, to_us(resolves), "order.review", order.id)
+            self.emit(ctx, "order.pending_review", order)
+            self._place(ctx, checkout, order)
+        else:
             line.apply("decline")
             line.decided_at = ctx.now
             checkout.apply("decline", ctx.now)
-        else:
-            order = Order(
-                id=ctx.rng.id("ord"),
-                status="pending_review",
-                amount=checkout.amount,
-                currency=checkout.currency,
-                terms=terms,
-                buyer_id=buyer.id,
-                checkout_id=checkout.id,
-                merchant_order_id=checkout.merchant_order_id,
-                line_items=checkout.line_items,
-                metadata=checkout.metadata,
-                decision=record,
-                created_at=ctx.now,
-                updated_at=ctx.now,
-            )
-            if decision.outcome == "approved":
-                line.apply("approve")
-                line.limit = decision.limit if decision.limit is not None else line.limit
-                line.decided_at = ctx.now
-                if checkout.amount > line.available:
-                    checkout.decision = record.model_copy(
-                        update={"outcome": "declined", "reason": "insufficient_credit"}
-                    )
-                    checkout.apply("decline", ctx.now)
-                    order = None
-                else:
-                    self._authorize(ctx, order, buyer)
-            else:
-                line.apply("review")
-                resolves = (
-                    ctx.now + timedelta(seconds=ctx.account.settings.review_delay)
-                    if decision.review_auto
-                    else None
-                )
-                order.review = Review(
-                    reason=decision.reason or "manual_review",
-                    resolves_at=resolves,
-                    outcome=decision.review_outcome,
-                    limit=decision.limit,
-                )
-                if resolves is not None:
-                    ctx.tx.schedule(ctx.aid, to_us(resolves), "order.review", order.id)
-                self.emit(ctx, "order.pending_review", order)
-            if order is not None:
-                ctx.tx.save_order(ctx.aid, order)
-                checkout.order_id = order.id
-                checkout.apply("complete", ctx.now)
         if line.model_dump() != line_before:
             buyer.updated_at = ctx.now
             ctx.tx.save_buyer(ctx.aid, buyer)
@@ -402,6 +385,32 @@ class ProviderService:
         ctx.tx.save_checkout(ctx.aid, checkout)
         self.emit(ctx, f"checkout.{checkout.status}", checkout)
         return checkout
+
+    @staticmethod
+    def _new_order(
+        ctx: Ctx, checkout: Checkout, buyer: Buyer, terms: str, record: DecisionRecord
+    ) -> Order:
+        return Order(
+            id=ctx.rng.id("ord"),
+            status="pending_review",
+            amount=checkout.amount,
+            currency=checkout.currency,
+            terms=terms,
+            buyer_id=buyer.id,
+            checkout_id=checkout.id,
+            merchant_order_id=checkout.merchant_order_id,
+            line_items=checkout.line_items,
+            metadata=checkout.metadata,
+            decision=record,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+
+    @staticmethod
+    def _place(ctx: Ctx, checkout: Checkout, order: Order) -> None:
+        ctx.tx.save_order(ctx.aid, order)
+        checkout.order_id = order.id
+        checkout.apply("complete", ctx.now)
 
     def decline_checkout(self, ctx: Ctx, checkout_id: str) -> Checkout:
         """The buyer turns the offer down (or leaves) on the hosted page."""

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from simulator.api.operations import Op
 from simulator.api.schemas import Problem
@@ -37,7 +37,7 @@ def build(
     idempotency: bool = True,
     extra_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], str]] = [(Problem, "serialization")]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in ops:
         if op.body is not None:
             models.append((op.body, "validation"))

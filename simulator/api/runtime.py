@@ -5,7 +5,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,7 +41,7 @@ class IdempotentRequest:
     fingerprint: str
 
 
-async def read_body(scope: dict[str, Any], receive: Any) -> bytes:
+async def read_body(scope: MutableMapping[str, Any], receive: Any) -> bytes:
     """The whole body, once; 413 past MAX_BODY (checked on Content-Length and while reading)."""
     cached = scope.get(BODY_KEY)
     if cached is not None:

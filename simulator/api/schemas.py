@@ -204,7 +204,7 @@ class BuyerOut(BaseModel):
             credit_line=CreditLineOut(
                 status=line.status,
                 limit=line.limit,
-                used=line.used,  # type: ignore[arg-type]
+                used=line.used,
                 available=line.available,
                 currency=line.currency,
                 decided_at=line.decided_at,

@@ -132,7 +132,7 @@ def decide(facts: BusinessFacts, dice: Dice) -> Decision:
         return Decision("approved", limit=limit, score=score)
     if score >= REVIEW_AT:
         # The review's result is drawn now so the whole run is fixed by the seed.
-        later = "approved" if dice.randint(0, 99) < 60 else "declined"
+        later: Literal["approved", "declined"] = "approved" if dice.randint(0, 99) < 60 else "declined"
         return Decision(
             "review",
             reason="manual_review",

@@ -1,0 +1,49 @@
+# The exact commands README and .ci/run use. `make run` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast lint contract bench export-contract clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: create .venv, install, start the simulator on 127.0.0.1:8080
+run: $(STAMP)
+	$(BIN)/sandbank serve $(ARGS)
+
+## test: the whole suite (unit, API, contract, end-to-end)
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## test-fast: everything but the suites marked slow
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff (lint + format check), mypy strict, and the contract documents match the code
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/sandbank contract --check
+
+## contract: the schemathesis contract suite (in-process, or CONTRACT_BASE_URL=...)
+contract: $(STAMP)
+	$(BIN)/sandbank contract
+
+## export-contract: regenerate contracts/*.yaml from the code
+export-contract: $(STAMP)
+	$(BIN)/sandbank contract --export
+
+## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis
