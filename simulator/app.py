@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -96,8 +97,6 @@ def _server_seed(settings: Settings, store: SqliteStore, entropy: Entropy) -> in
 async def _document(request: Request) -> Response:
     path = contracts.SANDBOX if request.url.path.startswith("/_sandbox") else contracts.PROVIDER
     if request.url.path.endswith(".json"):
-        import yaml
-
         return JSONResponse(yaml.safe_load(path.read_text()))
     return Response(path.read_bytes(), media_type="application/yaml")
 

@@ -39,7 +39,9 @@ class SeededRng:
         return (self.u64() >> 11) * (1.0 / (1 << 53))
 
     def token(self, length: int = ID_LENGTH) -> str:
-        value = int.from_bytes(self._next(), "little")
+        # 128 bits give 21 base-62 characters; draw more blocks for longer tokens.
+        blocks = -(-length // 21)
+        value = int.from_bytes(b"".join(self._next() for _ in range(blocks)), "little")
         chars = []
         for _ in range(length):
             value, rem = divmod(value, 62)

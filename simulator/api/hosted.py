@@ -45,7 +45,7 @@ def redirect_target(url: str, checkout: Checkout) -> str:
 
 def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
     e = html.escape
-    rows = "".join(f"<tr><td>{e(i.name)} × {i.quantity}</td></tr>" for i in checkout.line_items)
+    rows = "".join(f"<tr><td>{e(i.name)} x {i.quantity}</td></tr>" for i in checkout.line_items)
     summary = (
         f"<p><strong>{e(buyer_name)}</strong> — order {e(checkout.merchant_order_id or '')}</p>"
         f"<table>{rows}<tr><td><strong>Total "
@@ -57,8 +57,8 @@ def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
             status += f"<p>Order <code>{e(checkout.order_id)}</code></p>"
         return _PAGE.format(id=e(checkout.id), content=summary + status)
     options = "".join(
-        f'<p><label><input type="radio" name="terms" value="{t}"{" checked" if t == "net30" else ""}>'
-        f" {e(TERM_LABELS[t])}</label></p>"
+        f'<p><label><input type="radio" name="terms" value="{t}"'
+        f'{" checked" if t == "net30" else ""}> {e(TERM_LABELS[t])}</label></p>'
         for t in TERMS
     )
     form = (
