@@ -45,10 +45,14 @@ def redirect_target(url: str, checkout: Checkout) -> str:
 
 def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
     e = html.escape
-    rows = "".join(f"<tr><td>{e(i.name)} x {i.quantity}</td></tr>" for i in checkout.line_items)
+    rows = "".join(
+        f"<tr><td>{e(i.name)} &times; {i.quantity}</td><td>"
+        f"{e(Money(i.unit_amount * i.quantity, checkout.currency).format())}</td></tr>"
+        for i in checkout.line_items
+    )
     summary = (
         f"<p><strong>{e(buyer_name)}</strong> — order {e(checkout.merchant_order_id or '')}</p>"
-        f"<table>{rows}<tr><td><strong>Total "
+        f"<table>{rows}<tr><td><strong>Total</strong></td><td><strong>"
         f"{e(Money(checkout.amount, checkout.currency).format())}</strong></td></tr></table>"
     )
     if checkout.status != "open":
@@ -58,7 +62,7 @@ def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
         return _PAGE.format(id=e(checkout.id), content=summary + status)
     options = "".join(
         f'<p><label><input type="radio" name="terms" value="{t}"'
-        f'{" checked" if t == "net30" else ""}> {e(TERM_LABELS[t])}</label></p>'
+        f"{' checked' if t == 'net30' else ''}> {e(TERM_LABELS[t])}</label></p>"
         for t in TERMS
     )
     form = (
@@ -66,7 +70,7 @@ def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
         f'<form method="post"><fieldset><legend>Choose your terms</legend>{options}</fieldset>'
         '<p><button name="action" value="approve">Accept and place order</button>'
         '<button name="action" value="decline">Decline</button></p></form>'
-        f"<p><small>Expires {e(checkout.expires_at.isoformat())}</small></p>"
+        f"<p><small>Offer expires {checkout.expires_at:%Y-%m-%d %H:%M} UTC</small></p>"
     )
     return _PAGE.format(id=e(checkout.id), content=summary + form)
 
