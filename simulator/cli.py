@@ -116,6 +116,24 @@ def _factory() -> Any:
     return create_app(settings)
 
 
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How uvicorn runs the simulator (bench/bare_app.py serves its ceiling with the same).
+
+    uvloop and httptools come with uvicorn[standard]; "auto" picks them and falls back to
+    asyncio and h11 where they are missing. Our own access log replaces uvicorn's.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "loop": "auto",
+        "http": "auto",
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 5,
+    }
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -145,14 +163,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
     print(f"  admin token: {app.state.admin_token}", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "warning",
-        "access_log": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": 5,
-    }
+    common = uvicorn_options(settings.host, settings.port)
     if args.workers == 1:
         uvicorn.run(app, **common)
         return 0

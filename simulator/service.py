@@ -7,11 +7,12 @@ counter are committed together, or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
 
 from simulator.clock import WallClock, from_us, to_us, virtual_now
 from simulator.domain import decisions
@@ -42,6 +43,9 @@ from simulator.rng import SeededRng
 from simulator.store.base import Page, SavedResponse, Store, Tx
 
 API_VERSION = "2026-11-01"
+# The account clock stays far enough from datetime.max that every TTL and duration added to
+# it still fits (an overflow there would be a 500 on the next request).
+CLOCK_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
 Presenter = Callable[[Entity], dict[str, Any]]
 
 
@@ -62,6 +66,17 @@ class Ctx:
     @property
     def now_us(self) -> int:
         return to_us(self.now)
+
+    def new_id(self, prefix: str) -> str:
+        """The next id from the account RNG that no stored object already has.
+
+        A seed set again without a reset restarts the sequence; skipping taken ids keeps that
+        from overwriting objects (or clashing on event ids) and is itself deterministic.
+        """
+        while True:
+            ident = self.rng.id(prefix)
+            if not self.tx.id_taken(ident):
+                return ident
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,7 @@ class ProviderService:
     def emit(self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order) -> None:
         ctx.events.append(
             Event(
-                id=ctx.rng.id("evt"),
+                id=ctx.new_id("evt"),
                 type=type_,
                 object_type=type(obj).__name__.lower(),
                 object_id=obj.id,
@@ -171,7 +186,7 @@ class ProviderService:
             ctx.tx.save_order(ctx.aid, order)
             self.emit(ctx, "order.expired", order)
 
-    _jobs: dict[str, Callable[[ProviderService, Ctx, str], None]] = {
+    _jobs: ClassVar[dict[str, Callable[[ProviderService, Ctx, str], None]]] = {
         "checkout.expire": _job_expire_checkout,
         "order.review": _job_resolve_review,
         "order.expire": _job_expire_order,
@@ -196,7 +211,7 @@ class ProviderService:
         if external_id is not None and ctx.tx.buyer_by_external_id(ctx.aid, external_id):
             raise Conflict(f"a buyer with external_id {external_id!r} already exists")
         buyer = Buyer(
-            id=ctx.rng.id("buy"),
+            id=ctx.new_id("buy"),
             external_id=external_id,
             legal_name=legal_name,
             email=email,
@@ -240,6 +255,7 @@ class ProviderService:
             currency = buyer.currency
         assert facts is not None
         currency = check_currency(currency or ctx.account.settings.default_currency)
+        facts = dataclasses.replace(facts, currency=currency)
         decision = decisions.decide(facts, ctx.rng)
         return Prequalification(
             id=ctx.rng.id("pq"),
@@ -284,7 +300,7 @@ class ProviderService:
             )
         if the_buyer.currency != currency:
             raise CurrencyMismatch(the_buyer.currency, currency)
-        checkout_id = ctx.rng.id("chk")
+        checkout_id = ctx.new_id("chk")
         checkout = Checkout(
             id=checkout_id,
             amount=amount,
@@ -391,7 +407,7 @@ class ProviderService:
         ctx: Ctx, checkout: Checkout, buyer: Buyer, terms: str, record: DecisionRecord
     ) -> Order:
         return Order(
-            id=ctx.rng.id("ord"),
+            id=ctx.new_id("ord"),
             status="pending_review",
             amount=checkout.amount,
             currency=checkout.currency,
@@ -448,7 +464,9 @@ class ProviderService:
         if outcome == "approved":
             if line.status != "active" or order.review.limit is not None:
                 line.apply("approve")
-                line.limit = max(line.limit, order.review.limit or 0) or decisions.MIN_LIMIT
+                line.limit = max(line.limit, order.review.limit or 0) or (
+                    decisions.MIN_LIMIT_MAJOR * decisions.minor_per_major(buyer.currency)
+                )
                 line.decided_at = ctx.now
             if order.amount > line.available:
                 order.decision = order.decision.model_copy(
@@ -608,12 +626,17 @@ class ProviderService:
     # --- clock and account control ---------------------------------------------------------
     def advance_clock(self, ctx: Ctx, *, by: timedelta | None, to: datetime | None) -> datetime:
         """Move the account clock forward, running everything due on the way in time order."""
+        if by is not None and by > CLOCK_LIMIT - ctx.now:
+            raise _beyond_clock_limit("body.by")
         target = ctx.now + by if by is not None else to
         assert target is not None
         if target < ctx.now:
             raise ClockWouldGoBackwards(
                 f"the account clock is at {ctx.now.isoformat()}; {target.isoformat()} is earlier"
             )
+        if target > CLOCK_LIMIT:
+            raise _beyond_clock_limit("body.to")
+        target = target.astimezone(UTC)  # `to` may carry any offset; the clock speaks UTC
         self._run_due(ctx, to_us(target))
         ctx.tx.expire_responses(ctx.aid, to_us(target))
         account = ctx.account
@@ -684,19 +707,36 @@ def _public_account(account: Account, now: datetime) -> dict[str, Any]:
         "id": account.id,
         "name": account.name,
         "seed": account.seed,
-        "clock": {"now": now, "frozen": account.clock_frozen_at_us is not None},
+        # The same RFC 3339 form ("...Z") as every other timestamp the API sends.
+        "clock": {
+            "now": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "frozen": account.clock_frozen_at_us is not None,
+        },
         "settings": account.settings.model_dump(),
     }
 
 
 def _facts(buyer: Buyer) -> decisions.BusinessFacts:
     return decisions.BusinessFacts(
+        currency=buyer.currency,
         legal_name=buyer.legal_name,
         email=buyer.email,
         annual_revenue=buyer.annual_revenue,
         years_in_business=buyer.years_in_business,
         tax_id=buyer.tax_id,
         domain=buyer.domain,
+    )
+
+
+def _beyond_clock_limit(path: str) -> ValidationFailed:
+    return ValidationFailed(
+        [
+            {
+                "path": path,
+                "type": "clock_limit",
+                "message": f"the account clock cannot go past {CLOCK_LIMIT.isoformat()}",
+            }
+        ]
     )
 
 

@@ -27,7 +27,23 @@ def _clean_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def build(
+def _query_params(query: type[BaseModel]) -> list[dict[str, Any]]:
+    """Query parameters from a pydantic model: optional values are never null on the wire."""
+    qschema = query.model_json_schema(ref_template=REF)
+    required = set(qschema.get("required", []))
+    params: list[dict[str, Any]] = []
+    for name, raw in qschema["properties"].items():
+        prop = dict(raw)
+        prop.pop("title", None)
+        if "anyOf" in prop:
+            prop = {**next(p for p in prop.pop("anyOf") if p.get("type") != "null"), **prop}
+        if prop.get("default", 0) is None:
+            prop.pop("default")
+        params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
     ops: list[Op],
     *,
     title: str,
@@ -78,17 +94,7 @@ def build(
             for name in re.findall(r"{(\w+)}", op.path)
         ]
         if op.query is not None:
-            qschema = op.query.model_json_schema(ref_template=REF)
-            required = set(qschema.get("required", []))
-            for name, prop in qschema["properties"].items():
-                prop = dict(prop)
-                prop.pop("title", None)
-                if "anyOf" in prop:  # optional query values are never null on the wire
-                    prop = {**next(p for p in prop.pop("anyOf") if p.get("type") != "null"), **prop}
-                prop.pop("default", None) if prop.get("default") is None else None
-                params.append(
-                    {"name": name, "in": "query", "required": name in required, "schema": prop}
-                )
+            params.extend(_query_params(op.query))
         if idempotency and op.method in ("POST", "PATCH") and op.idempotent_post:
             params.append({"$ref": "#/components/parameters/IdempotencyKey"})
         if params:

@@ -35,4 +35,21 @@ class Op:
 
 
 def routes(ops: list[Op]) -> list[Route]:
-    return [Route(op.path, op.endpoint, methods=[op.method], name=op.operation_id) for op in ops]
+    """One route per path, so a 405 names every method the path supports in `Allow`."""
+    by_path: dict[str, dict[str, Op]] = {}
+    for op in ops:
+        by_path.setdefault(op.path, {})[op.method] = op
+    return [_route(path, methods) for path, methods in by_path.items()]
+
+
+def _route(path: str, methods: dict[str, Op]) -> Route:
+    if len(methods) == 1:
+        (op,) = methods.values()
+        return Route(path, op.endpoint, methods=[op.method], name=op.operation_id)
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method].endpoint(request)
+
+    name = "|".join(op.operation_id for op in methods.values())
+    return Route(path, dispatch, methods=list(methods), name=name)

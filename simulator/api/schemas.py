@@ -8,24 +8,58 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from simulator.domain import decisions
 from simulator.domain.models import Buyer, Capture, Checkout, Event, LineItem, Order, Refund
-from simulator.domain.money import MAX_AMOUNT
+from simulator.domain.money import CURRENCIES, MAX_AMOUNT
 from simulator.service import Prequalification
+from simulator.store.sqlite import CURSOR_PATTERN
 
+
+def _json_integer(value: Any) -> Any:
+    """JSON has one number type, and JSON Schema agrees that `887.0` is the integer 887; so is
+    the request. Fractions, booleans and strings stay errors (strict mode)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Goes last in an `Annotated`, after the bounds, so they stay in the JSON Schema.
+JSON_INTEGER = BeforeValidator(_json_integer)
+# Patterns spell their character classes out: `\s` means different things to Python and to
+# the ECMA-262 regexes JSON Schema specifies, and the document must mean what the server does.
+_VISIBLE = r"[^@\x00-\x20\x7f]"
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\x00-\x20\x7f]+$", max_length=2048)]
+Email = Annotated[
+    str, StringConstraints(pattern=rf"^{_VISIBLE}+@{_VISIBLE}+\.{_VISIBLE}+$", max_length=254)
+]
+# Validated as three capitals here and against the ISO list by the domain (422
+# `unknown_currency`); published as that list, which is exactly what is accepted.
 Currency = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z]{3}$"),
-    Field(description="ISO 4217 code, upper case. Defaults to the account currency (USD)."),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(CURRENCIES),
+            "description": "ISO 4217 code, upper case. Defaults to the account currency (USD).",
+        }
+    ),
 ]
-Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="Minor units (cents for USD).")]
-MinorUnits = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
+Amount = Annotated[
+    int, Field(ge=1, le=MAX_AMOUNT, description="Minor units (cents for USD)."), JSON_INTEGER
+]
+MinorUnits = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units."), JSON_INTEGER]
 Metadata = Annotated[
     dict[
         Annotated[str, StringConstraints(min_length=1, max_length=40)],
@@ -45,7 +79,7 @@ class RequestModel(BaseModel):
 class LineItemIn(RequestModel):
     name: Text
     sku: Text | None = None
-    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1_000_000), JSON_INTEGER] = 1
     unit_amount: MinorUnits = 0
 
     def domain(self) -> LineItem:
@@ -63,7 +97,7 @@ class BusinessIn(RequestModel):
         | None
     ) = None
     annual_revenue: Annotated[MinorUnits, Field(description="Minor units of `currency`.")] = 0
-    years_in_business: Annotated[int, Field(ge=0, le=500)] = 0
+    years_in_business: Annotated[int, Field(ge=0, le=500), JSON_INTEGER] = 0
 
 
 class BuyerCreate(BusinessIn):
@@ -73,7 +107,10 @@ class BuyerCreate(BusinessIn):
 
 
 def _one_of(*names: str) -> dict[str, Any]:
-    return {"oneOf": [{"required": [n]} for n in names]}
+    """Exactly one of `names` is given; `null` counts as not given, as the server reads it."""
+    return {
+        "oneOf": [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]
+    }
 
 
 class CheckoutCreate(RequestModel):
@@ -128,7 +165,14 @@ class BuyerApproval(RequestModel):
 class ListQuery(RequestModel):
     model_config = ConfigDict(extra="forbid", strict=False)  # query strings are text
     limit: Annotated[int, Field(ge=1, le=100)] = 10
-    cursor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    cursor: (
+        Annotated[
+            str,
+            StringConstraints(pattern=CURSOR_PATTERN),
+            Field(description="`next_cursor` of the previous page."),
+        ]
+        | None
+    ) = None
 
 
 class BuyerListQuery(ListQuery):

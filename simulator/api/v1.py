@@ -9,6 +9,7 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, query, run
 from simulator.domain.decisions import BusinessFacts
+from simulator.domain.errors import ValidationFailed
 from simulator.service import Ctx
 
 
@@ -207,8 +208,6 @@ def ctx_service(request: Request):  # type: ignore[no-untyped-def]
 
 
 def _exactly_one(a: object, b: object, name_a: str, name_b: str) -> None:
-    from simulator.domain.errors import ValidationFailed
-
     if (a is None) == (b is None):
         raise ValidationFailed(
             [

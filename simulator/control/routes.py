@@ -1,11 +1,11 @@
-"""`/_sandbox/*`, authorised by the admin token. Its own OpenAPI document: contracts/sandbox.yaml."""
+"""`/_sandbox/*`, authorised by the admin token. Its own document: contracts/sandbox.yaml."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +16,7 @@ from simulator.api.runtime import json_response, parse
 from simulator.clock import parse_duration
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import Account, AccountSettings
+from simulator.domain.money import CURRENCIES
 from simulator.service import ProviderService
 
 
@@ -29,6 +30,13 @@ class AccountSettingsIn(Strict):
     review_delay: Annotated[int, Field(ge=0, le=366 * 86400)] = 2 * 3600
     idempotency_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 24 * 3600
     default_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+    @field_validator("default_currency")
+    @classmethod
+    def _known_currency(cls, code: str) -> str:
+        if code not in CURRENCIES:
+            raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        return code
 
 
 class AccountCreate(Strict):

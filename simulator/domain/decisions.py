@@ -10,18 +10,25 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from simulator.domain.money import CURRENCIES
+
 TERMS = ("net30", "net60", "installments_3", "installments_6", "installments_12")
 Outcome = Literal["approved", "declined", "review"]
 
 # Score bands (300-850 like a consumer bureau score, because that is what people expect).
 APPROVE_AT = 680
 REVIEW_AT = 620
-MIN_LIMIT = 1_000_00  # 1,000 in major units
-MAX_LIMIT = 1_000_000_00  # 1,000,000 in major units
-MAGIC_APPROVE_LIMIT = 50_000_00
+# Limits and revenue bands are set in major units and scaled by the currency's exponent, so
+# `+limit_500` is 500.00 USD, 500 JPY or 500.000 KWD. The *_LIMIT constants are the USD values.
+MIN_LIMIT_MAJOR = 1_000
+MAX_LIMIT_MAJOR = 1_000_000
+MAGIC_APPROVE_MAJOR = 50_000
+MIN_LIMIT = MIN_LIMIT_MAJOR * 100
+MAX_LIMIT = MAX_LIMIT_MAJOR * 100
+MAGIC_APPROVE_LIMIT = MAGIC_APPROVE_MAJOR * 100
 
 _TAG = re.compile(
-    r"^(approve|decline|review|review_decline|review_manual|documents|limit_\d{1,9})$"
+    r"^(approve|decline|review|review_decline|review_manual|documents|limit_[0-9]{1,9})$"
 )
 
 
@@ -39,6 +46,16 @@ class BusinessFacts:
     years_in_business: int
     tax_id: str | None = None
     domain: str | None = None
+    currency: str = "USD"  # what `annual_revenue` and the resulting limit are counted in
+
+    @property
+    def unit(self) -> int:
+        """Minor units per major unit of the currency (100 for USD, 1 for JPY)."""
+        return minor_per_major(self.currency)
+
+
+def minor_per_major(currency: str) -> int:
+    return int(10 ** CURRENCIES.get(currency, 2))  # int ** int is typed Any (negative powers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +79,7 @@ def magic_tags(facts: BusinessFacts) -> list[str]:
 
 
 def _score(facts: BusinessFacts, dice: Dice) -> int:
-    revenue_major = facts.annual_revenue // 100
+    revenue_major = facts.annual_revenue // facts.unit
     revenue_points = (
         0
         if revenue_major < 100_000
@@ -85,17 +102,19 @@ def _score(facts: BusinessFacts, dice: Dice) -> int:
 def _limit(facts: BusinessFacts, score: int) -> int:
     # 10 % of annual revenue, scaled by how far above the approval line the score sits,
     # clamped and rounded down to a whole 100 in major units.
+    unit = facts.unit
     base = facts.annual_revenue // 10
     scaled = base * (50 + min(50, max(0, score - REVIEW_AT))) // 100
-    clamped = max(MIN_LIMIT, min(MAX_LIMIT, scaled))
-    return clamped - clamped % 100_00
+    clamped = max(MIN_LIMIT_MAJOR * unit, min(MAX_LIMIT_MAJOR * unit, scaled))
+    return clamped - clamped % (100 * unit)
 
 
 def decide(facts: BusinessFacts, dice: Dice) -> Decision:
     """A deterministic decision for these facts and this dice (the account's seeded RNG)."""
+    magic_limit = MAGIC_APPROVE_MAJOR * facts.unit
     for tag in magic_tags(facts):
         if tag == "approve":
-            return Decision("approved", limit=MAGIC_APPROVE_LIMIT, magic=tag)
+            return Decision("approved", limit=magic_limit, magic=tag)
         if tag == "decline":
             return Decision("declined", reason="credit_declined", magic=tag)
         if tag == "review":
@@ -104,7 +123,7 @@ def decide(facts: BusinessFacts, dice: Dice) -> Decision:
                 reason="manual_review",
                 magic=tag,
                 review_outcome="approved",
-                limit=MAGIC_APPROVE_LIMIT,
+                limit=magic_limit,
             )
         if tag == "review_decline":
             return Decision("review", reason="manual_review", magic=tag, review_outcome="declined")
@@ -114,7 +133,7 @@ def decide(facts: BusinessFacts, dice: Dice) -> Decision:
                 reason="manual_review",
                 magic=tag,
                 review_auto=False,
-                limit=MAGIC_APPROVE_LIMIT,
+                limit=magic_limit,
             )
         if tag == "documents":
             return Decision(
@@ -122,17 +141,19 @@ def decide(facts: BusinessFacts, dice: Dice) -> Decision:
                 reason="documents_required",
                 magic=tag,
                 review_auto=False,
-                limit=MAGIC_APPROVE_LIMIT,
+                limit=magic_limit,
             )
         if tag.startswith("limit_"):
-            return Decision("approved", limit=int(tag[6:]) * 100, magic=tag)
+            return Decision("approved", limit=int(tag[6:]) * facts.unit, magic=tag)
     score = _score(facts, dice)
     limit = _limit(facts, score)
     if score >= APPROVE_AT:
         return Decision("approved", limit=limit, score=score)
     if score >= REVIEW_AT:
         # The review's result is drawn now so the whole run is fixed by the seed.
-        later: Literal["approved", "declined"] = "approved" if dice.randint(0, 99) < 60 else "declined"
+        later: Literal["approved", "declined"] = (
+            "approved" if dice.randint(0, 99) < 60 else "declined"
+        )
         return Decision(
             "review",
             reason="manual_review",

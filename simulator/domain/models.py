@@ -73,7 +73,8 @@ class CreditLine(Entity):
     def hold(self, amount: int) -> None:
         if amount > self.available:
             raise InsufficientCredit(
-                f"{amount} exceeds the available credit of {self.available} ({self.currency} minor units)"
+                f"{amount} exceeds the available credit of {self.available} "
+                f"({self.currency} minor units)"
             )
         self.used += amount
 
@@ -205,11 +206,15 @@ class Order(Entity):
 
     def capture(self, capture: Capture) -> int:
         """Record a capture; returns credit to release (the remainder of a final capture)."""
-        self._same_currency(capture.currency)
-        if capture.amount <= 0:
-            raise InvalidAmount("a capture amount must be positive")
+        # The state first: capturing a canceled order is a 409 whatever the amount (the
+        # service passes 0 for "everything capturable" when that is nothing).
         if self.status not in CAPTURABLE_STATES:
             states.transition("order", self.status, "capture_partial")  # raises the 409
+        self._same_currency(capture.currency)
+        if self.capturable_amount == 0:
+            raise AmountExceedsCapturable("nothing is left to capture on this order")
+        if capture.amount <= 0:
+            raise InvalidAmount("a capture amount must be positive")
         if capture.amount > self.capturable_amount:
             raise AmountExceedsCapturable(
                 f"{capture.amount} exceeds the capturable amount of {self.capturable_amount}"
@@ -224,11 +229,13 @@ class Order(Entity):
         return released
 
     def refund(self, refund: Refund) -> None:
-        self._same_currency(refund.currency)
-        if refund.amount <= 0:
-            raise InvalidAmount("a refund amount must be positive")
         if self.status not in {"partially_captured", "captured", "partially_refunded"}:
             states.transition("order", self.status, "refund_partial")  # raises the 409
+        self._same_currency(refund.currency)
+        if self.refundable_amount == 0:
+            raise AmountExceedsRefundable("nothing captured is left to refund on this order")
+        if refund.amount <= 0:
+            raise InvalidAmount("a refund amount must be positive")
         if refund.amount > self.refundable_amount:
             raise AmountExceedsRefundable(
                 f"{refund.amount} exceeds the refundable amount of {self.refundable_amount}"

@@ -38,6 +38,9 @@ class Tx(Protocol):
     """One open transaction. Writes become visible to others only when it commits."""
 
     def savepoint(self) -> AbstractContextManager[None]: ...
+    def id_taken(self, object_id: str) -> bool:
+        """Whether a buyer, checkout, order or event already has this id (any account)."""
+        ...
 
     # accounts
     def account(self, account_id: str) -> Account | None: ...

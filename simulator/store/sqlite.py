@@ -9,7 +9,7 @@ lose the last transactions, which a sandbox may accept.
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,19 +65,22 @@ MIGRATIONS: list[str] = [
 ]
 
 _OBJECT_TABLES = ("buyers", "checkouts", "orders", "events", "jobs", "idempotency")
+_ID_TABLES = {"buy": "buyers", "chk": "checkouts", "ord": "orders", "evt": "events"}
+
+
+# A cursor is the row's sequence number as 8 big-endian bytes, base64url without padding: 11
+# characters, and every string of that shape (`CURSOR_PATTERN`, published in the contract) is a
+# position (the top bit is zero: SQLite INTEGERs are signed 64-bit).
+CURSOR_PATTERN = r"^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(seq.to_bytes(8, "big")).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw[:1] != "s" or not raw[1:].isdigit() or len(raw) > 20:
-            raise ValueError(cursor)
-        return int(raw[1:])
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    if not _CURSOR.match(cursor):
         raise ValidationFailed(
             [
                 {
@@ -86,7 +89,8 @@ def _decode_cursor(cursor: str) -> int:
                     "type": "cursor",
                 }
             ]
-        ) from None
+        )
+    return int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big")
 
 
 def _load(model: type[M], data: str | bytes) -> M:
@@ -112,6 +116,13 @@ class SqliteTx:
             self.c.execute(f"RELEASE {name}")
             raise
         self.c.execute(f"RELEASE {name}")
+
+    def id_taken(self, object_id: str) -> bool:
+        table = _ID_TABLES.get(object_id.split("_", 1)[0])
+        if table is None:
+            return False
+        sql = f"SELECT 1 FROM {table} WHERE id = ?"  # noqa: S608 - table names are ours
+        return self.c.execute(sql, (object_id,)).fetchone() is not None
 
     # --- accounts ------------------------------------------------------------------------
     def account(self, account_id: str) -> Account | None:
@@ -154,7 +165,8 @@ class SqliteTx:
     def save_buyer(self, account_id: str, buyer: Buyer) -> None:
         self.c.execute(
             "INSERT INTO buyers (account_id, id, external_id, data) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, data = excluded.data",
+            "ON CONFLICT (id) DO UPDATE SET "
+            "external_id = excluded.external_id, data = excluded.data",
             (account_id, buyer.id, buyer.external_id, buyer.model_dump_json()),
         )
 
@@ -164,6 +176,7 @@ class SqliteTx:
         table: str,
         account_id: str,
         filters: dict[str, Any],
+        *,
         limit: int,
         cursor: str | None,
     ) -> Page[M]:
@@ -189,7 +202,9 @@ class SqliteTx:
     def list_buyers(
         self, account_id: str, *, external_id: str | None, limit: int, cursor: str | None
     ) -> Page[Buyer]:
-        return self._page(Buyer, "buyers", account_id, {"external_id": external_id}, limit, cursor)
+        return self._page(
+            Buyer, "buyers", account_id, {"external_id": external_id}, limit=limit, cursor=cursor
+        )
 
     # --- checkouts and orders ------------------------------------------------------------
     def checkout(self, account_id: str | None, checkout_id: str) -> tuple[str, Checkout] | None:
@@ -241,7 +256,7 @@ class SqliteTx:
         cursor: str | None,
     ) -> Page[Order]:
         filters = {"status": status, "merchant_order_id": merchant_order_id, "buyer_id": buyer_id}
-        return self._page(Order, "orders", account_id, filters, limit, cursor)
+        return self._page(Order, "orders", account_id, filters, limit=limit, cursor=cursor)
 
     # --- events (the outbox) ---------------------------------------------------------------
     def add_event(self, account_id: str, event: Event) -> None:
@@ -251,7 +266,7 @@ class SqliteTx:
         )
 
     def list_events(self, account_id: str, *, limit: int, cursor: str | None) -> Page[Event]:
-        return self._page(Event, "events", account_id, {}, limit, cursor)
+        return self._page(Event, "events", account_id, {}, limit=limit, cursor=cursor)
 
     # --- jobs ------------------------------------------------------------------------------------
     def schedule(self, account_id: str, due_us: int, kind: str, ref: str) -> None:
