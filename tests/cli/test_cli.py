@@ -14,7 +14,9 @@ SANDBANK = [sys.executable, "-m", "simulator.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SANDBANK, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [*SANDBANK, *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_version_prints_the_package_version() -> None:
