@@ -1,0 +1,524 @@
+"""`make bench`: the simulator against the ceiling of its own server stack, on 127.0.0.1.
+
+Starts `sandbank serve` (one worker, a real database file in a temporary data dir) and
+bench/bare_app.py (a pure ASGI app answering fixed JSON under the same uvicorn settings), drives
+both with the same bounded wrk workload (POST /v1/checkouts with a valid body for a buyer created
+beforehand; GET /v1/orders/{id} for an order created and approved beforehand) and prints req/s,
+p50/p99 latency, the error counts and the ratios to the ceiling.
+
+    .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--threads 1]
+    .venv/bin/python bench/run.py --profile        # where the time goes during a POST run
+
+Every process it starts it also stops (by pid); every wait and every load run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import platform
+import pstats
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "sbadm_bench"
+STARTUP_TIMEOUT = 30.0
+WARMUP_SECONDS = 1
+BUYER = {
+    "legal_name": "Bench Widgets LLC",
+    "email": "ap+approve@bench.test",
+    "annual_revenue": 900_000_000,
+    "years_in_business": 9,
+}
+
+
+def fail(message: str) -> None:
+    print(f"bench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# --- tools ----------------------------------------------------------------------------------
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        fail("wrk is not installed and this is not root; run 'sudo apt-get install -y wrk'")
+    print("bench: installing wrk (apt-get install -y wrk)", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 300}
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.call(["apt-get", "install", "-y", "wrk"], env=env, **quiet) != 0:  # type: ignore[arg-type]
+        subprocess.call(["apt-get", "update"], env=env, **quiet)  # type: ignore[arg-type]
+        subprocess.call(["apt-get", "install", "-y", "wrk"], env=env, **quiet)  # type: ignore[arg-type]
+    found = shutil.which("wrk")
+    if not found:
+        fail("could not install wrk with apt-get; install it and run again")
+    return str(found)
+
+
+def find_py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- servers --------------------------------------------------------------------------------
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                fail(f"{self.name} exited with {self.proc.returncode} before it was ready")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + path, timeout=1.0).status_code < 500:
+                    return
+            time.sleep(0.05)
+        fail(f"{self.name} was not ready within {STARTUP_TIMEOUT:.0f}s")
+
+    def stop(self) -> None:
+        """SIGINT (uvicorn shuts down gracefully, cProfile writes its file), then SIGKILL."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(name: str, cmd: list[str], port: int, ready: str, log: Path | None) -> Iterator[Server]:
+    out = log.open("wb") if log else subprocess.DEVNULL
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    server = Server(name, proc, f"http://127.0.0.1:{port}")
+    try:
+        server.wait_ready(ready)
+        yield server
+    finally:
+        server.stop()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def sandbank_cmd(
+    port: int, data_dir: Path, log_level: str, prefix: list[str] | None = None
+) -> list[str]:
+    return [
+        *(prefix or [sys.executable]),
+        "-m",
+        "simulator.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--admin-token",
+        ADMIN,
+        "--seed",
+        "7",
+        "--log-level",
+        log_level,
+    ]
+
+
+def bare_cmd(port: int) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--port", str(port)]
+
+
+# --- the fixture data and the wrk scripts ---------------------------------------------------
+@dataclass
+class Fixture:
+    api_key: str
+    checkout_body: dict[str, Any]
+    order_id: str
+
+
+def checkout_body(buyer_id: str) -> dict[str, Any]:
+    return {
+        "amount": 125_000,
+        "merchant_order_id": "SO-BENCH",
+        "buyer_id": buyer_id,
+        "line_items": [{"name": "Widget", "sku": "W-1", "quantity": 5, "unit_amount": 25_000}],
+        "return_url": "https://shop.test/ok",
+        "cancel_url": "https://shop.test/no",
+        "metadata": {"source": "bench"},
+    }
+
+
+def prepare(url: str) -> Fixture:
+    """An account, a buyer, and an approved order, through the public APIs."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=url, timeout=10.0) as c:
+        r = c.post("/_sandbox/accounts", json={"name": "bench"}, headers=admin)
+        r.raise_for_status()
+        key = r.json()["api_key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        r = c.post("/v1/buyers", json=BUYER, headers=auth)
+        r.raise_for_status()
+        body = checkout_body(r.json()["id"])
+        r = c.post("/v1/checkouts", json=body, headers=auth)
+        r.raise_for_status()
+        r = c.post(
+            f"/_sandbox/checkouts/{r.json()['id']}/approve", json={"terms": "net30"}, headers=admin
+        )
+        r.raise_for_status()
+        order_id = r.json()["order_id"]
+        if c.get(f"/v1/orders/{order_id}", headers=auth).status_code != 200:
+            fail("the prepared order cannot be read back")
+    return Fixture(key, body, order_id)
+
+
+DONE = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+IDEMPOTENCY = r"""
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local counter = 0
+local prefix = "bench-" .. os.time() .. "-"
+function request()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = prefix .. tid .. "-" .. counter
+  return wrk.format()
+end
+"""
+
+
+def lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
+
+
+def write_scripts(tmp: Path, fx: Fixture) -> dict[str, Path]:
+    auth = f'wrk.headers["Authorization"] = {lua_string("Bearer " + fx.api_key)}\n'
+    post = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {lua_string(json.dumps(fx.checkout_body, separators=(',', ':')))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n' + auth
+    )
+    get = 'wrk.method = "GET"\n' + auth
+    scripts = {"post": post + DONE, "post_idem": post + IDEMPOTENCY + DONE, "get": get + DONE}
+    paths = {}
+    for name, text in scripts.items():
+        paths[name] = tmp / f"{name}.lua"
+        paths[name].write_text(text)
+    return paths
+
+
+# --- load -----------------------------------------------------------------------------------
+@dataclass
+class Result:
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+
+def wrk(
+    binary: str, url: str, script: Path, args: argparse.Namespace, *, seconds: int, scenario: str
+) -> Result:
+    cmd = [
+        binary,
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    found = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.M)
+    if done.returncode != 0 or not found:
+        fail(f"wrk failed on {scenario}: {done.stderr.strip() or done.stdout.strip()}")
+    s = json.loads(found.group(1))  # type: ignore[union-attr]
+    return Result(
+        scenario,
+        s["requests"] / (s["duration_us"] / 1e6),
+        s["p50_us"] / 1000,
+        s["p99_us"] / 1000,
+        s["status"],
+        s["connect"] + s["read"] + s["write"] + s["timeout"],
+    )
+
+
+def measure(binary: str, url: str, script: Path, args: argparse.Namespace, scenario: str) -> Result:
+    wrk(binary, url, script, args, seconds=WARMUP_SECONDS, scenario=scenario)
+    result = wrk(binary, url, script, args, seconds=args.duration, scenario=scenario)
+    print(
+        f"  {scenario:<44} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+        f"  p99 {result.p99_ms:6.2f} ms",
+        flush=True,
+    )
+    return result
+
+
+def stack() -> str:
+    def has(module: str) -> bool:
+        try:
+            __import__(module)
+        except ImportError:
+            return False
+        return True
+
+    loop = "uvloop" if has("uvloop") else "asyncio"
+    http = "httptools" if has("httptools") else "h11"
+    return f"uvicorn {uvicorn.__version__} ({loop}, {http}), 1 worker"
+
+
+def bench(args: argparse.Namespace) -> int:
+    binary = ensure_wrk()
+    load = (
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s (+{WARMUP_SECONDS}s warm-up)"
+    )
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {stack()}; {load}")
+    results: dict[str, Result] = {}
+    with tempfile.TemporaryDirectory(prefix="sandbank-bench-") as name:
+        tmp = Path(name)
+        bare_port, sim_port = free_port(), free_port()
+        with (
+            serving("bare app", bare_cmd(bare_port), bare_port, "/", tmp / "bare.log") as bare,
+            serving(
+                "simulator",
+                sandbank_cmd(sim_port, tmp / "data", "warning"),
+                sim_port,
+                "/_sandbox/health",
+                tmp / "sim.log",
+            ) as sim,
+        ):
+            fx = prepare(sim.url)
+            scripts = write_scripts(tmp, fx)
+            for key, scenario, url, script in [
+                ("bare_post", "bare ASGI POST (ceiling)", bare.url + "/v1/checkouts", "post"),
+                (
+                    "bare_get",
+                    "bare ASGI GET (ceiling)",
+                    bare.url + f"/v1/orders/{fx.order_id}",
+                    "get",
+                ),
+                ("post", "sandbank POST /v1/checkouts", sim.url + "/v1/checkouts", "post"),
+                (
+                    "post_idem",
+                    "sandbank POST /v1/checkouts + Idempotency-Key",
+                    sim.url + "/v1/checkouts",
+                    "post_idem",
+                ),
+                (
+                    "get",
+                    "sandbank GET /v1/orders/{id}",
+                    sim.url + f"/v1/orders/{fx.order_id}",
+                    "get",
+                ),
+            ]:
+                results[key] = measure(binary, url, scripts[script], args, scenario)
+        # the same POST with the access log on (one JSON line per request, to /dev/null)
+        info_port = free_port()
+        with serving(
+            "simulator (log info)",
+            sandbank_cmd(info_port, tmp / "data-info", "info"),
+            info_port,
+            "/_sandbox/health",
+            None,
+        ) as sim:
+            fx = prepare(sim.url)
+            scripts = write_scripts(tmp, fx)
+            results["post_log"] = measure(
+                binary,
+                sim.url + "/v1/checkouts",
+                scripts["post"],
+                args,
+                "sandbank POST /v1/checkouts, access log on",
+            )
+    report(results, args)
+    return 0
+
+
+def report(results: dict[str, Result], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"{'scenario':<46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}"
+    )
+    print("-" * 92)
+    for r in results.values():
+        print(
+            f"{r.scenario:<46} {r.rps:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+            f" {r.non_2xx:>8} {r.socket_errors:>8}"
+        )
+    print()
+    post, get = results["post"], results["get"]
+    bare_post, bare_get = results["bare_post"], results["bare_get"]
+    print(f"ratio sandbank POST / bare POST     : {post.rps / bare_post.rps:.3f}")
+    print(f"ratio sandbank GET  / bare GET      : {get.rps / bare_get.rps:.3f}")
+    idem, logged = results["post_idem"], results["post_log"]
+    print(f"POST with Idempotency-Key vs without : {idem.rps / post.rps - 1:+.1%} req/s")
+    print(f"POST with access log (info) vs off   : {logged.rps / post.rps - 1:+.1%} req/s")
+    target = 4000
+    verdict = "meets" if post.rps >= target and post.rps >= 0.25 * bare_post.rps else "misses"
+    print(
+        f"target POST >= {target:,} req/s and >= 0.25 x ceiling ({0.25 * bare_post.rps:,.0f}):"
+        f" {verdict} ({post.rps:,.0f} req/s)"
+    )
+    if any(r.non_2xx or r.socket_errors for r in results.values()):
+        print("warning: some requests failed; see the non-2xx and socket error columns")
+
+
+# --- profile --------------------------------------------------------------------------------
+def _short(frame: str) -> str:
+    frame = re.sub(r"\(.*?site-packages/", "(", frame)
+    frame = frame.replace(f"({ROOT}/", "(")
+    return re.sub(r"\(.*?/lib/python3\.\d+/", "(stdlib/", frame)
+
+
+def summarize_raw(path: Path, top: int) -> None:
+    """py-spy's raw (collapsed) stacks -> self time per line and inclusive time per function."""
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in stack_text.split(";")]
+        total += count
+        self_time[frames[-1]] += count
+        for fn in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[fn] += count
+    if not total:
+        fail("the profiler took no samples")
+    print(f"\n{total} samples (CPU only, idle excluded)\n\nTop {top} by self time (line):")
+    for frame, n in self_time.most_common(top):
+        print(f"  {n / total:6.1%}  {frame}")
+    print(f"\nTop {top} by inclusive time (function):")
+    skip = ("<module>", "run (", "_run_once", "run_forever", "run_until_complete", "main (")
+    shown = 0
+    for frame, n in inclusive.most_common():
+        if frame.startswith(skip):
+            continue
+        print(f"  {n / total:6.1%}  {frame}")
+        shown += 1
+        if shown == top:
+            break
+
+
+def profile(args: argparse.Namespace) -> int:
+    binary = ensure_wrk()
+    tool = args.profiler
+    spy = find_py_spy()
+    if tool == "auto":
+        tool = "py-spy" if spy else "cprofile"
+    if tool == "py-spy" and not spy:
+        fail("py-spy is not installed; '.venv/bin/pip install py-spy' or use --profiler cprofile")
+    with tempfile.TemporaryDirectory(prefix="sandbank-profile-") as name:
+        tmp = Path(name)
+        port = free_port()
+        stats = tmp / "cprofile.out"
+        prefix = (
+            [sys.executable, "-m", "cProfile", "-o", str(stats)] if tool == "cprofile" else None
+        )
+        cmd = sandbank_cmd(port, tmp / "data", "warning", prefix)
+        print(f"profiling POST /v1/checkouts with {tool} for {args.duration}s", flush=True)
+        with serving("simulator", cmd, port, "/_sandbox/health", tmp / "sim.log") as sim:
+            fx = prepare(sim.url)
+            scripts = write_scripts(tmp, fx)
+            url = sim.url + "/v1/checkouts"
+            wrk(binary, url, scripts["post"], args, seconds=WARMUP_SECONDS, scenario="warm-up")
+            if tool == "py-spy":
+                raw = tmp / "py-spy.txt"
+                spy_cmd = [str(spy), "record", "--pid", str(sim.proc.pid), "--rate", "250"]
+                spy_cmd += ["--duration", str(args.duration), "--format", "raw", "-o", str(raw)]
+                sampler = subprocess.Popen(
+                    spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+                try:
+                    result = wrk(
+                        binary,
+                        url,
+                        scripts["post"],
+                        args,
+                        seconds=args.duration,
+                        scenario="profiled",
+                    )
+                    _, err = sampler.communicate(timeout=args.duration + 30)
+                finally:
+                    if sampler.poll() is None:
+                        sampler.kill()
+                        sampler.wait(timeout=10)
+                if sampler.returncode != 0 or not raw.exists():
+                    fail(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
+            else:
+                result = wrk(
+                    binary, url, scripts["post"], args, seconds=args.duration, scenario="profiled"
+                )
+        print(f"under the profiler: {result.rps:,.0f} req/s, p99 {result.p99_ms:.2f} ms")
+        if tool == "py-spy":
+            summarize_raw(raw, args.top)
+        else:
+            for order in ("tottime", "cumulative"):
+                print(f"\nTop {args.top} by {order}:")
+                pstats.Stats(str(stats)).strip_dirs().sort_stats(order).print_stats(args.top)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="sandbank vs a bare ASGI ceiling, with wrk")
+    p.add_argument("--duration", type=int, default=10, help="seconds per load run (default 10)")
+    p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
+    p.add_argument("--profile", action="store_true", help="profile a POST run instead")
+    p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile"], default="auto")
+    p.add_argument("--top", type=int, default=15, help="profile lines to print (default 15)")
+    args = p.parse_args(argv)
+    if not 1 <= args.duration <= 60:
+        fail("--duration must be 1..60 seconds")
+    return profile(args) if args.profile else bench(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
