@@ -23,11 +23,15 @@ from simulator.api.operations import routes
 from simulator.api.runtime import request_id
 from simulator.api.schemas import present
 from simulator.clock import SystemClock, WallClock
+from simulator.control import faults as control_faults
 from simulator.control import routes as control
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings
+from simulator.faults.journal import Journal
+from simulator.faults.registry import FaultRegistry
 from simulator.middleware.auth import AuthMiddleware
 from simulator.middleware.errors import ErrorBoundary
+from simulator.middleware.faults import FaultMiddleware, OperationIndex
 from simulator.middleware.idempotency import IdempotencyMiddleware
 from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
 from simulator.rng import SeededRng
@@ -127,8 +131,19 @@ def create_app(
             Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(settings.db_path)
     service = ProviderService(store, wall, present, public_url=settings.base_url)
-    accounts = Accounts(store, service, _server_seed(settings, store, entropy))
+    server_seed = _server_seed(settings, store, entropy)
+    accounts = Accounts(store, service, server_seed)
     admin_token = _persisted_secret(settings, store, entropy)
+    operations = OperationIndex((op.method, op.path, op.operation_id) for op in v1.OPERATIONS)
+    faults = FaultRegistry(server_seed=server_seed, operations=operations.ids)
+    for rule in settings.fault_rules:
+        faults.add(faults.validate(rule, "faults"), wall.now())
+    journal = Journal(settings.journal_size)
+
+    def load_account(account_id: str) -> Account | None:
+        with store.transaction() as tx:
+            return tx.account(account_id)
+
     request_ids = itertools.count(1)
     id_prefix = entropy(4).hex()
 
@@ -149,6 +164,7 @@ def create_app(
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
             *routes(v1.OPERATIONS),
+            *routes(control_faults.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
@@ -158,6 +174,8 @@ def create_app(
     app.state.service = service
     app.state.accounts = accounts
     app.state.admin_token = admin_token
+    app.state.faults = faults
+    app.state.journal = journal
 
     # The pipeline, outermost first. Each layer sees what the ones above it decided.
     pipeline: list[tuple[str, Callable[[Any], Any]]] = [
@@ -175,7 +193,19 @@ def create_app(
             "auth",
             lambda a: AuthMiddleware(a, account_for_key=accounts.for_key, admin_token=admin_token),
         ),
-        # 5. faults act here, before idempotency (issue: faults, outages and the journal)
+        # 5. faults and the request journal (/v1 only): a `before` fault acts while nothing is
+        #    stored; an `after` fault lets the operation commit, then loses or spoils the reply
+        (
+            "faults",
+            lambda a: FaultMiddleware(
+                a,
+                registry=faults,
+                journal=journal,
+                operations=operations,
+                load_account=load_account,
+                wall_clock=wall,
+            ),
+        ),
         # 6. Idempotency-Key: validate, fingerprint, refuse concurrent duplicates
         ("idempotency", IdempotencyMiddleware),
         # 7. routing: /v1 endpoints, control plane, hosted pages, documents
@@ -209,7 +239,10 @@ def _ensure_demo(store: SqliteStore, accounts: Accounts) -> Account:
             found = tx.account(demo_id)
         if found is not None:
             return found
-    account = accounts.create(name="demo", seed=42, settings=None)
+    # The demo account is for trying things by hand, one-off `Sandbank-Fault` headers included.
+    account = accounts.create(
+        name="demo", seed=42, settings=AccountSettings(allow_fault_header=True)
+    )
     with store.transaction():
         store.set_meta("demo_account_id", account.id)
     return account

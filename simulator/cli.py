@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         help="default info",
     )
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo account")
+    serve.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="fault rules and presets to load at start (YAML or JSON; see README)",
+    )
 
     contract = sub.add_parser(
         "contract",
@@ -111,6 +118,7 @@ def _factory() -> Any:
 
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
+    raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     settings = Settings(**raw)
     _configure_logging(settings.log_level)
     return create_app(settings)
@@ -143,6 +151,14 @@ def serve(args: argparse.Namespace) -> int:
         raise SystemExit("sandbank: error: --workers must be at least 1")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
+    fault_rules: tuple[Any, ...] = ()
+    if args.faults is not None:
+        from simulator.faults.files import FaultFileError, load
+
+        try:
+            fault_rules = load(args.faults)
+        except FaultFileError as exc:
+            raise SystemExit(f"sandbank: error: {exc}") from None
     settings = Settings.from_env(
         host=args.host,
         port=args.port,
@@ -153,6 +169,7 @@ def serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         log_level=args.log_level,
         demo_account=not args.no_demo,
+        fault_rules=fault_rules,
     )
     _configure_logging(settings.log_level)
     app = create_app(settings)  # also migrates the database and creates the demo account once
@@ -163,7 +180,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
     print(f"  admin token: {app.state.admin_token}", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
-    common = uvicorn_options(settings.host, settings.port)
+    if fault_rules:
+        print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
+    from simulator.faults.sockets import protocol_class
+
+    # The same server, with each connection's socket reachable by socket-level faults.
+    common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
     if args.workers == 1:
         uvicorn.run(app, **common)
         return 0
@@ -174,6 +196,7 @@ def serve(args: argparse.Namespace) -> int:
                 k: getattr(settings, k)
                 for k in ("host", "port", "db", "seed", "public_url", "log_level", "demo_account")
             },
+            "fault_rules": list(fault_rules),
             "data_dir": str(settings.data_dir),
             "admin_token": app.state.admin_token,
         }

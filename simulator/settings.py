@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Settings:
     public_url: str | None = None  # where hosted checkout pages are reached
     log_level: str = "info"
     demo_account: bool = True
+    fault_rules: tuple[Any, ...] = ()  # rules as written (e.g. from `--faults FILE`), validated
+    journal_size: int = 10_000  # requests kept per account in the journal
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -6,6 +6,7 @@ from typing import Any
 
 from simulator import __version__
 from simulator.api import openapi, v1
+from simulator.control import faults as control_faults
 from simulator.control import routes as control
 
 PROVIDER_DESCRIPTION = """\
@@ -19,8 +20,8 @@ Money is always an integer in minor units plus an ISO 4217 `currency`. Every res
 
 SANDBOX_DESCRIPTION = """\
 Sandbank's control plane: accounts, seeds, per-account virtual clocks, buyer and underwriter
-actions, and state dumps. Authorised with the admin token (`Authorization: Bearer ...`).
-Not part of the provider contract.
+actions, state dumps, fault rules and presets, and the request journal. Authorised with the
+admin token (`Authorization: Bearer ...`). Not part of the provider contract.
 """
 
 
@@ -30,12 +31,13 @@ def provider_document() -> dict[str, Any]:
         title="Sandbank provider API",
         version=__version__,
         description=PROVIDER_DESCRIPTION,
+        transient=True,
     )
 
 
 def sandbox_document() -> dict[str, Any]:
     doc = openapi.build(
-        control.OPERATIONS,
+        [*control.OPERATIONS, *control_faults.OPERATIONS],
         title="Sandbank control plane",
         version=__version__,
         description=SANDBOX_DESCRIPTION,

@@ -21,6 +21,15 @@ _ERROR_TEXT = {
     415: "Body is not application/json",
     422: "Validation failed (see `errors` for field paths), or a business rule refused it",
 }
+# What any provider may answer when it is overloaded or failing (and what Sandbank's faults
+# inject): documented on every operation so clients are written for them.
+TRANSIENT_TEXT = {
+    429: "Rate limited: retry after `Retry-After` seconds",
+    500: "The provider failed; retry with the same Idempotency-Key",
+    502: "An upstream service failed; retry with the same Idempotency-Key",
+    503: "The provider is unavailable; retry after `Retry-After` seconds when given",
+    504: "An upstream service timed out; the operation may or may not have happened",
+}
 
 
 def _clean_name(name: str) -> str:
@@ -52,6 +61,7 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
     security: bool = True,
     idempotency: bool = True,
     extra_paths: dict[str, Any] | None = None,
+    transient: bool = False,
 ) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in ops:
@@ -75,6 +85,17 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
         responses[str(status)] = {
             "description": text,
             "headers": headers,
+            "content": {"application/problem+json": {"schema": ref(Problem, "serialization")}},
+        }
+    retry_after = {
+        "description": "Seconds to wait before retrying (429 and 503, when the provider knows).",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+    transient_codes = tuple(TRANSIENT_TEXT) if transient else ()
+    for status, text in TRANSIENT_TEXT.items() if transient else ():
+        responses[str(status)] = {
+            "description": text,
+            "headers": {**headers, "Retry-After": retry_after},
             "content": {"application/problem+json": {"schema": ref(Problem, "serialization")}},
         }
     paths: dict[str, Any] = {}
@@ -115,7 +136,10 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
             ok["links"] = op.links
         entry["responses"] = {
             str(op.status): ok,
-            **{str(code): {"$ref": f"#/components/responses/Error{code}"} for code in op.errors},
+            **{
+                str(code): {"$ref": f"#/components/responses/Error{code}"}
+                for code in (*op.errors, *transient_codes)
+            },
         }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     if extra_paths:

@@ -30,6 +30,9 @@ class AccountSettingsIn(Strict):
     review_delay: Annotated[int, Field(ge=0, le=366 * 86400)] = 2 * 3600
     idempotency_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 24 * 3600
     default_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    allow_fault_header: bool = Field(
+        False, description="Accept one-off faults in the `Sandbank-Fault` request header."
+    )
 
     @field_validator("default_currency")
     @classmethod
@@ -145,13 +148,18 @@ async def get_account(request: Request) -> Response:
 
 async def reset_account(request: Request) -> Response:
     with _svc(request).scope(_aid(request)) as ctx:
-        return json_response(AccountOut.of(_svc(request).reset(ctx)))
+        account = _svc(request).reset(ctx)
+    request.app.state.faults.reseed(account.id)
+    request.app.state.journal.clear(account.id)
+    return json_response(AccountOut.of(account))
 
 
 async def set_seed(request: Request) -> Response:
     body = await parse(request, SeedIn)
     with _svc(request).scope(_aid(request)) as ctx:
-        return json_response(AccountOut.of(_svc(request).set_seed(ctx, body.seed)))
+        account = _svc(request).set_seed(ctx, body.seed)
+    request.app.state.faults.reseed(account.id)
+    return json_response(AccountOut.of(account))
 
 
 async def get_clock(request: Request) -> Response:

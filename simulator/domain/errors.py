@@ -93,6 +93,10 @@ class Unauthorized(SandbankError):
     code, status, title = "unauthorized", 401, "Unauthorized"
 
 
+class Forbidden(SandbankError):
+    code, status, title = "forbidden", 403, "Forbidden"
+
+
 class NotFound(SandbankError):
     code, status, title = "not_found", 404, "Not found"
 

@@ -42,6 +42,7 @@ class AccountSettings(Entity):
     review_delay: int = 2 * 3600
     idempotency_ttl: int = 24 * 3600
     default_currency: str = "USD"
+    allow_fault_header: bool = False  # accept one-off faults in the `Sandbank-Fault` header
 
 
 class Account(Entity):

@@ -7,6 +7,7 @@ from typing import Any
 
 from simulator.api import problems
 from simulator.api.runtime import REQUEST_ID_KEY
+from simulator.faults.sockets import ConnectionFault
 from simulator.middleware.request_id import ASGIApp
 
 log = logging.getLogger("sandbank.errors")
@@ -30,6 +31,8 @@ class ErrorBoundary:
 
         try:
             await self.app(scope, receive, track)
+        except ConnectionFault:
+            raise  # a fault on purpose: the in-process client sees the dead connection
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:
