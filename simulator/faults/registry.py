@@ -23,6 +23,17 @@ MAX_RULES = 1000
 MAX_TRACKED_KEYS = 100_000
 
 
+def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
+    """pydantic names the chosen member of a tagged union in `loc` (`effect.status.status`);
+    the user wrote `effect.status`, so the tag is left out."""
+    parts = [str(p) for p in loc]
+    effect = data.get("effect") if isinstance(data, dict) else None
+    tag = effect.get("type") if isinstance(effect, dict) else None
+    if len(parts) >= 3 and parts[0] == "effect" and parts[1] == tag:
+        del parts[1]
+    return parts
+
+
 class FaultDice:
     """An account's fault dice: draw n is BLAKE2b(account, seed, n) in its own stream, so
     faults never shift the ids and decisions the account's main sequence produces."""
@@ -55,7 +66,7 @@ class FaultRegistry:
             raise ValidationFailed(
                 [
                     {
-                        "path": ".".join([where, *(str(p) for p in e["loc"])]),
+                        "path": ".".join([where, *_field_path(e["loc"], data)]),
                         "message": e["msg"],
                         "type": e["type"],
                     }

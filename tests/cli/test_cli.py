@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,19 @@ def test_memory_database_cannot_be_shared_by_workers(capsys: pytest.CaptureFixtu
 
 def test_committed_contract_documents_match_the_code() -> None:
     assert main(["contract", "--check"]) == 0
+
+
+def test_a_bad_fault_file_stops_serve_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "faults.yaml"
+    bad.write_text("rules:\n  - effect: {type: status, status: 200}\n")
+    result = run("serve", "--db", ":memory:", "--faults", str(bad))
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1
+    assert "rules[0].effect.status" in result.stderr
+
+
+def test_a_missing_fault_file_stops_serve_with_one_line(tmp_path: Path) -> None:
+    result = run("serve", "--db", ":memory:", "--faults", str(tmp_path / "nope.yaml"))
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("sandbank: error: cannot read")
+    assert result.stderr.count("\n") == 1
