@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ NO_ACCOUNT = ""  # the ring of requests that failed authentication
 @dataclass(slots=True)
 class Entry:
     seq: int
-    at: str  # RFC 3339, the server's wall clock
+    at: datetime  # the server's wall clock (RFC 3339 in `public`)
     request_id: str
     account: str | None
     method: str
@@ -33,7 +34,9 @@ class Entry:
     fault: dict[str, Any] | None  # {"rule", "effect", "phase", "preset"} when one fired
 
     def public(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["at"] = self.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return data
 
 
 class RequestFilter(BaseModel):

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, MutableMapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -122,7 +122,7 @@ class FaultMiddleware:
             self.journal.record(
                 Entry(
                     seq=self.journal.next_seq(),
-                    at=self.wall.now().astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    at=self.wall.now(),
                     request_id=str(scope.get(REQUEST_ID_KEY, "")),
                     account=account,
                     method=method,

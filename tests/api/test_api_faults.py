@@ -4,6 +4,8 @@ bad input, and the request journal. (Socket-level behaviour over real TCP: tests
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import httpx
@@ -386,3 +388,30 @@ def test_a_bad_journal_filter_is_a_422(api: Api) -> None:
     r = api.get("/_sandbox/requests", headers=ADMIN, params={"status": "teapot"})
     assert r.status_code == 422
     assert r.json()["errors"][0]["path"] == "query.status"
+
+
+def test_the_access_log_line_names_the_fault_applied(
+    api: Api, account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule = add_fault(
+        api, account=account.id, match={"operation": "listOrders"}, effect={"type": "malformed"}
+    )
+    with caplog.at_level(logging.INFO, logger="sandbank.access"):
+        r = api.get("/v1/orders", headers=account.headers)
+    (line,) = [
+        json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "sandbank.access"
+    ]
+    assert line["request_id"] == r.headers["request-id"]
+    assert (line["account"], line["method"], line["path"], line["status"]) == (
+        account.id,
+        "GET",
+        "/v1/orders",
+        200,
+    )
+    assert isinstance(line["latency_ms"], float)
+    assert line["fault"] == {
+        "rule": rule["id"],
+        "effect": "malformed",
+        "phase": "before",
+        "preset": None,
+    }
