@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ class Target:
     api_key: str
     app: Any | None = None
     base_url: str | None = None
+    # Empties the account, so each stateful scenario starts from the same state (and Hypothesis
+    # sees the same responses for the same choices); None when the suite cannot (API key only).
+    reset: Callable[[], None] | None = None
 
 
 def base_url() -> str | None:
@@ -45,6 +49,16 @@ def _remote(url: str) -> Target:
         )
         response.raise_for_status()
         key = str(response.json()["api_key"])
+        account_id = str(response.json()["id"])
+
+        def reset() -> None:
+            requests.post(
+                f"{url}/_sandbox/accounts/{account_id}/reset",
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=30,
+            ).raise_for_status()
+
+        return Target(api_key=key, base_url=url, reset=reset)
     if not key:
         raise RuntimeError(
             "CONTRACT_BASE_URL is set: also set CONTRACT_API_KEY, or CONTRACT_ADMIN_TOKEN so the "
@@ -61,7 +75,13 @@ def _in_process() -> Target:
     app = create_app(Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=SEED))
     demo = demo_account(app)
     assert demo is not None, "the in-process simulator has no demo account"
-    return Target(api_key=demo.api_key, app=app)
+
+    def reset() -> None:
+        with app.state.service.scope(demo.id) as ctx:
+            app.state.service.reset(ctx)
+        app.state.faults.reseed(demo.id)
+
+    return Target(api_key=demo.api_key, app=app, reset=reset)
 
 
 @functools.cache

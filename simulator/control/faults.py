@@ -72,6 +72,12 @@ class AppliedPreset(BaseModel):
     rules: list[RuleOut]
 
 
+class CountBody(RequestFilter):
+    """The same filters as a JSON body, where `true` is a boolean and `0` is not."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 class RequestQuery(RequestFilter):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
@@ -183,7 +189,7 @@ async def list_requests(request: Request) -> Response:
 
 
 async def count_requests(request: Request) -> Response:
-    flt = await parse(request, RequestFilter, optional=True)
+    flt = await parse(request, CountBody, optional=True)
     return json_response(Count(count=_journal(request).count(flt)))
 
 
@@ -297,7 +303,7 @@ OPERATIONS: list[Op] = [
         count_requests,
         "Count journal entries that match (verification)",
         Count,
-        body=RequestFilter,
+        body=CountBody,
         body_required=False,
         errors=_ERRORS,
         tag="Journal",

@@ -4,9 +4,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from simulator.clock import parse_duration
 from simulator.domain.errors import SandbankError
@@ -16,7 +24,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Ms = Annotated[int, Field(ge=0, le=600_000, description="Milliseconds (at most 10 minutes).")]
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON means it: `5` and `5.0` are 5; `true` and `"5"` are errors."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = BeforeValidator(_json_integer)
+Ms = Annotated[int, Field(ge=0, le=600_000, description="Milliseconds (at most 10 minutes)."), Int]
 
 
 def _check_duration(text: str) -> str:
@@ -32,12 +50,15 @@ Duration = Annotated[
 ]
 
 
+AttemptNo = Annotated[int, Field(ge=1, le=1_000_000), Int]
+
+
 class Attempt(Strict):
     """Which attempt of an Idempotency-Key this is (1 = first). All given bounds must hold."""
 
-    eq: Annotated[int, Field(ge=1)] | None = None
-    lte: Annotated[int, Field(ge=1)] | None = None
-    gte: Annotated[int, Field(ge=1)] | None = None
+    eq: AttemptNo | None = None
+    lte: AttemptNo | None = None
+    gte: AttemptNo | None = None
 
 
 class Match(Strict):
@@ -50,7 +71,16 @@ class Match(Strict):
         description="A /v1 path template (`/v1/orders/{id}/captures`) or a prefix ending in `*`"
         " (`/v1/*`).",
     )
-    header: dict[str, str] | None = Field(None, description="Request headers that must be equal.")
+    header: (
+        Annotated[
+            dict[
+                Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-~]+$")],
+                Annotated[str, Field(max_length=1000)],
+            ],
+            Field(max_length=20),
+        ]
+        | None
+    ) = Field(None, description="Request headers that must be equal (names ignore case).")
     attempt: Attempt | None = None
 
 
@@ -78,7 +108,7 @@ class Latency(Strict):
 class Status(Strict):
     type: Literal["status"]
     status: Literal[429, 500, 502, 503, 504]
-    retry_after_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    retry_after_s: Annotated[int, Field(ge=0, le=86_400), Int] | None = None
     detail: Annotated[str, Field(max_length=500)] | None = None
 
 
@@ -119,7 +149,7 @@ class Dribble(Strict):
 
     type: Literal["dribble"]
     ms: Ms = 5_000
-    chunks: Annotated[int, Field(ge=2, le=1000)] = 20
+    chunks: Annotated[int, Field(ge=2, le=1000), Int] = 20
 
 
 class ContentType(Strict):
@@ -163,13 +193,15 @@ class Ramp(Strict):
 
 
 class RuleIn(Strict):
-    account: str | None = Field(None, description="An account id; omit for every account.")
+    account: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="An account id; omit for every account."
+    )
     name: Annotated[str, Field(max_length=100)] | None = None
     match: Match = Field(default_factory=Match)
     effect: Effect
     phase: Literal["before", "after"] = "before"
     probability: Annotated[float, Field(ge=0, le=1)] = 1.0
-    times: Annotated[int, Field(ge=1)] | None = Field(
+    times: Annotated[int, Field(ge=1, le=1_000_000_000), Int] | None = Field(
         None, description="Retire after firing N times."
     )
     window: Window | None = None
