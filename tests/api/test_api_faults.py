@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -415,3 +416,21 @@ def test_the_access_log_line_names_the_fault_applied(
         "phase": "before",
         "preset": None,
     }
+
+
+def test_a_start_end_window_opens_and_closes_on_the_account_clock(
+    api: Api, account: Account
+) -> None:
+    now = api.get(f"/_sandbox/accounts/{account.id}/clock", headers=ADMIN).json()["now"]
+    start = datetime.fromisoformat(now) + timedelta(hours=1)
+    add_fault(
+        api,
+        account=account.id,
+        effect={"type": "status", "status": 502},
+        window={"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()},
+    )
+    assert api.get("/v1/orders", headers=account.headers).status_code == 200
+    api.advance(account, "1h")
+    assert api.get("/v1/orders", headers=account.headers).status_code == 502
+    api.advance(account, "1h")
+    assert api.get("/v1/orders", headers=account.headers).status_code == 200
