@@ -6,7 +6,15 @@ both with the same bounded wrk workload (POST /v1/checkouts with a valid body fo
 beforehand; GET /v1/orders/{id} for an order created and approved beforehand) and prints req/s,
 p50/p99 latency, the error counts and the ratios to the ceiling.
 
+Then, against the same simulator process, the cost of fault injection: the same GET and POST with
+0 and with 20 loaded rules that do not match them (interleaved rounds, best of each, target: at most
+5 % slower; the server's CPU time per request is printed too, as other load on the machine disturbs
+it less than req/s), and GET with 500 ms of latency injected on every request under 500
+connections for at least 10 s (target: at least 800 req/s of the theoretical 1,000; injected delays
+must never block the server).
+
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--threads 1]
+    .venv/bin/python bench/run.py --skip-faults    # only the scenarios without fault rules
     .venv/bin/python bench/run.py --profile        # where the time goes during a POST run
 
 Every process it starts it also stops (by pid); every wait and every load run is bounded.
@@ -22,9 +30,11 @@ import os
 import platform
 import pstats
 import re
+import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,6 +168,7 @@ def bare_cmd(port: int) -> list[str]:
 # --- the fixture data and the wrk scripts ---------------------------------------------------
 @dataclass
 class Fixture:
+    account_id: str
     api_key: str
     checkout_body: dict[str, Any]
     order_id: str
@@ -181,7 +192,7 @@ def prepare(url: str) -> Fixture:
     with httpx.Client(base_url=url, timeout=10.0) as c:
         r = c.post("/_sandbox/accounts", json={"name": "bench"}, headers=admin)
         r.raise_for_status()
-        key = r.json()["api_key"]
+        key, account_id = r.json()["api_key"], r.json()["id"]
         auth = {"Authorization": f"Bearer {key}"}
         r = c.post("/v1/buyers", json=BUYER, headers=auth)
         r.raise_for_status()
@@ -195,7 +206,7 @@ def prepare(url: str) -> Fixture:
         order_id = r.json()["order_id"]
         if c.get(f"/v1/orders/{order_id}", headers=auth).status_code != 200:
             fail("the prepared order cannot be read back")
-    return Fixture(key, body, order_id)
+    return Fixture(account_id, key, body, order_id)
 
 
 DONE = r"""
@@ -254,17 +265,27 @@ class Result:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    requests: int = 0
+    cpu_us: float | None = None  # the server's CPU time per request (user + system), if known
 
 
 def wrk(
-    binary: str, url: str, script: Path, args: argparse.Namespace, *, seconds: int, scenario: str
+    binary: str,
+    url: str,
+    script: Path,
+    args: argparse.Namespace,
+    *,
+    seconds: int,
+    scenario: str,
+    connections: int | None = None,
+    threads: int | None = None,
 ) -> Result:
     cmd = [
         binary,
         "-t",
-        str(args.threads),
+        str(threads or args.threads),
         "-c",
-        str(args.connections),
+        str(connections or args.connections),
         "-d",
         f"{seconds}s",
         "--timeout",
@@ -285,18 +306,310 @@ def wrk(
         s["p99_us"] / 1000,
         s["status"],
         s["connect"] + s["read"] + s["write"] + s["timeout"],
+        s["requests"],
     )
 
 
-def measure(binary: str, url: str, script: Path, args: argparse.Namespace, scenario: str) -> Result:
-    wrk(binary, url, script, args, seconds=WARMUP_SECONDS, scenario=scenario)
-    result = wrk(binary, url, script, args, seconds=args.duration, scenario=scenario)
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure(
+    binary: str,
+    url: str,
+    script: Path,
+    args: argparse.Namespace,
+    scenario: str,
+    *,
+    connections: int | None = None,
+    threads: int | None = None,
+    seconds: int | None = None,
+    warm_up: bool = True,
+    cpu_of: int | None = None,
+) -> Result:
+    """A warm-up run, then the measured one; with `cpu_of` (the server's pid), also the server's
+    CPU time per request, which other load on the machine disturbs much less than req/s."""
+    load = {"connections": connections, "threads": threads}
+    if warm_up:
+        wrk(binary, url, script, args, seconds=WARMUP_SECONDS, scenario=scenario, **load)
+    seconds = seconds or args.duration
+    before = cpu_seconds(cpu_of) if cpu_of else None
+    result = wrk(binary, url, script, args, seconds=seconds, scenario=scenario, **load)
+    after = cpu_seconds(cpu_of) if cpu_of else None
+    cpu = ""
+    if before is not None and after is not None and result.requests:
+        result.cpu_us = (after - before) / result.requests * 1e6
+        cpu = f"  server CPU {result.cpu_us:5.0f} us/req"
     print(
         f"  {scenario:<44} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms"
-        f"  p99 {result.p99_ms:6.2f} ms",
+        f"  p99 {result.p99_ms:6.2f} ms{cpu}",
         flush=True,
     )
     return result
+
+
+# --- fault rules ----------------------------------------------------------------------------
+NON_MATCHING = 20
+LATENCY_MS = 500
+LATENCY_CONNECTIONS = 500
+LATENCY_TARGET = 800  # req/s; 500 connections / 0.5 s = 1,000 at best
+LATENCY_MIN_SECONDS = 10
+OVERHEAD_TARGET = 0.05
+
+
+def non_matching_rules(account_id: str) -> list[dict[str, Any]]:
+    """20 realistic rules that neither GET /v1/orders/{id} nor POST /v1/checkouts (without the
+    headers named here) match: 10 for every account, then 10 for the bench account. Some get as
+    far as the header check (same method, or no other condition), some have a probability, a
+    window, a ramp, `times` or an attempt bound, so the rejection path is not only the cheapest."""
+    shared: list[dict[str, Any]] = [
+        {"match": {"operation": "createRefund"}, "effect": {"type": "status", "status": 503}},
+        {
+            "match": {"operation": "createCapture", "attempt": {"eq": 1}},
+            "phase": "after",
+            "effect": {"type": "reset"},
+        },
+        {"match": {"method": "DELETE"}, "effect": {"type": "status", "status": 500}},
+        {"match": {"path": "/v1/buyers/*"}, "effect": {"type": "latency", "ms": 200}},
+        {
+            "match": {"path": "/v1/orders/{id}/captures"},
+            "effect": {"type": "status", "status": 502},
+        },
+        {
+            "name": "chaos switch",
+            "match": {"header": {"X-Bench-Chaos": "on"}},
+            "effect": {"type": "status", "status": 500},
+        },
+        {
+            "match": {"operation": "approveCheckout"},
+            "effect": {"type": "latency", "distribution": "lognormal", "median_ms": 3000},
+        },
+        {
+            "match": {"method": "PATCH"},
+            "probability": 0.3,
+            "effect": {"type": "status", "status": 429, "retry_after_s": 2},
+        },
+        {
+            "match": {"operation": "createPrequalification"},
+            "window": {"duration": "15m"},
+            "effect": {"type": "status", "status": 503, "retry_after_s": 30},
+        },
+        {
+            "match": {"method": "GET", "path": "/v1/checkouts/{id}"},
+            "probability": 0.05,
+            "effect": {"type": "status", "status": 500},
+        },
+    ]
+    own: list[dict[str, Any]] = [
+        {"match": {"operation": "listOrders"}, "effect": {"type": "latency", "ms": 300}},
+        {"match": {"operation": "cancelOrder"}, "effect": {"type": "status", "status": 500}},
+        {
+            "match": {"operation": "updateOrder"},
+            "phase": "after",
+            "effect": {"type": "malformed"},
+        },
+        {
+            "match": {"operation": "getBuyer"},
+            "phase": "after",
+            "effect": {"type": "content_type"},
+        },
+        {"match": {"path": "/v1/events*"}, "effect": {"type": "status", "status": 504}},
+        {
+            "match": {"operation": "createBuyer", "attempt": {"gte": 2}},
+            "effect": {"type": "status", "status": 503},
+        },
+        {
+            "match": {"method": "GET", "header": {"Sandbank-Chaos": "hang"}},
+            "effect": {"type": "hang", "max_ms": 1000},
+        },
+        {
+            "match": {"operation": "listBuyers"},
+            "window": {"duration": "1h"},
+            "ramp": {"from": 0.0, "to": 1.0},
+            "effect": {"type": "status", "status": 503},
+        },
+        {
+            "match": {"operation": "declineCheckout"},
+            "times": 3,
+            "effect": {"type": "status", "status": 502},
+        },
+        {
+            "match": {"path": "/v1/orders/{id}/refunds"},
+            "phase": "after",
+            "probability": 0.5,
+            "effect": {"type": "truncate", "fraction": 0.3},
+        },
+    ]
+    rules = shared + [{**r, "account": account_id} for r in own]
+    assert len(rules) == NON_MATCHING
+    return rules
+
+
+def set_rules(url: str, rules: list[dict[str, Any]]) -> None:
+    """Replace every fault rule of the server with `rules`."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=url, timeout=10.0, headers=admin) as c:
+        c.delete("/_sandbox/faults").raise_for_status()
+        for rule in rules:
+            r = c.post("/_sandbox/faults", json=rule)
+            if r.status_code != 201:
+                fail(f"could not create the fault rule {rule}: {r.status_code} {r.text[:300]}")
+        if len(c.get("/_sandbox/faults").json()["data"]) != len(rules):
+            fail("the server does not hold the fault rules just created")
+
+
+def fired(url: str) -> int:
+    """How often the server's fault rules fired, all together."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = httpx.get(url + "/_sandbox/faults", headers=admin, timeout=10.0)
+    r.raise_for_status()
+    return sum(int(rule["fired"]) for rule in r.json()["data"])
+
+
+@dataclass
+class Comparison:
+    label: str
+    without: list[Result]
+    with_rules: list[Result]
+
+    @staticmethod
+    def best(results: list[Result]) -> Result:
+        return max(results, key=lambda r: r.rps)
+
+    def overhead(self) -> float:
+        """1 - best with rules / best without (positive: rules cost throughput)."""
+        return 1 - self.best(self.with_rules).rps / self.best(self.without).rps
+
+    def median_overhead(self) -> float:
+        with_rules = statistics.median(r.rps for r in self.with_rules)
+        return 1 - with_rules / statistics.median(r.rps for r in self.without)
+
+    def median_cpu(self, loaded: bool) -> float | None:
+        """The median server CPU per request of one side (None if not measured)."""
+        runs = self.with_rules if loaded else self.without
+        cpu = [r.cpu_us for r in runs if r.cpu_us is not None]
+        return statistics.median(cpu) if cpu else None
+
+    def cpu_overhead(self) -> float | None:
+        """Median server CPU per request with rules / without, - 1 (None if not measured)."""
+        without, with_rules = self.median_cpu(loaded=False), self.median_cpu(loaded=True)
+        if without is None or with_rules is None:
+            return None
+        return with_rules / without - 1
+
+    def row(self, loaded: bool) -> Result:
+        """The best run of one side for the summary table, with the errors of all its runs."""
+        runs = self.with_rules if loaded else self.without
+        best = self.best(runs)
+        tag = f"{NON_MATCHING} rules" if loaded else "0 rules"
+        return Result(
+            f"{self.label}, {tag} (best of {len(runs)})",
+            best.rps,
+            best.p50_ms,
+            best.p99_ms,
+            sum(r.non_2xx for r in runs),
+            sum(r.socket_errors for r in runs),
+            sum(r.requests for r in runs),
+            best.cpu_us,
+        )
+
+
+def compare_rules(  # noqa: PLR0917 - the load, spelled out
+    binary: str,
+    sim_url: str,
+    path: str,
+    script: Path,
+    args: argparse.Namespace,
+    label: str,
+    rules: list[dict[str, Any]],
+    *,
+    pid: int,
+) -> Comparison:
+    """The same load with no rules and with `rules`, interleaved A B B A A B ... so that drift
+    (a growing database, another process) hits both; each run has its own warm-up. `pid` is
+    the server's, whose CPU time per request is measured too."""
+    cmp = Comparison(label, [], [])
+    for n in range(args.rounds):
+        order = (False, True) if n % 2 == 0 else (True, False)
+        for loaded in order:
+            set_rules(sim_url, rules if loaded else [])
+            tag = f"{len(rules)} rules" if loaded else "0 rules"
+            scenario = f"{label}, {tag} #{n + 1}"
+            result = measure(binary, sim_url + path, script, args, scenario, cpu_of=pid)
+            if loaded:
+                if fired(sim_url):
+                    fail(f"a rule meant not to match fired during '{label}'")
+                cmp.with_rules.append(result)
+            else:
+                cmp.without.append(result)
+    set_rules(sim_url, [])
+    return cmp
+
+
+def latency_seconds(args: argparse.Namespace) -> int:
+    return max(int(args.duration), LATENCY_MIN_SECONDS)
+
+
+def latency_ceiling(args: argparse.Namespace) -> float:
+    """The best req/s a closed loop of N connections can show in a D-second wrk run when every
+    request takes LATENCY_MS: nothing completes in the first LATENCY_MS, and the requests in
+    flight when wrk stops are not counted, so N / latency x (D - latency) / D."""
+    seconds, latency = latency_seconds(args), LATENCY_MS / 1000
+    return int(args.latency_connections) / latency * (seconds - latency) / seconds
+
+
+def latency_run(
+    binary: str, sim_url: str, path: str, script: Path, args: argparse.Namespace
+) -> Result:
+    """Every /v1 request waits LATENCY_MS before it is processed, under LATENCY_CONNECTIONS,
+    for at least LATENCY_MIN_SECONDS (see `latency_ceiling`: a 2 s run could not show more than
+    750 req/s). No warm-up run: the server is warm, and a warm-up's abandoned requests would
+    wake up in the middle of the measured run."""
+    rule = {"match": {"path": "/v1/*"}, "effect": {"type": "latency", "ms": LATENCY_MS}}
+    set_rules(sim_url, [rule])
+    try:
+        result = measure(
+            binary,
+            sim_url + path,
+            script,
+            args,
+            f"GET, {LATENCY_MS} ms latency, {args.latency_connections} conns",
+            connections=args.latency_connections,
+            threads=2,
+            seconds=latency_seconds(args),
+            warm_up=False,
+        )
+        if not fired(sim_url):
+            fail("the latency rule never fired")
+    finally:
+        set_rules(sim_url, [])
+    return result
+
+
+def raise_open_files(connections: int) -> bool:
+    """The server and wrk each hold one descriptor per connection (and a few more); children
+    inherit this process's limit, so raise the soft limit up to the hard one if needed."""
+    need = 2 * connections + 100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return True
+    if hard != resource.RLIM_INFINITY and hard < need:
+        print(
+            f"bench: warning: the open-file limit is {soft} (hard {hard}); {connections}"
+            f" connections need about {need}: run 'ulimit -n {need}' as root, or pass"
+            " --latency-connections lower. Skipping the latency scenario.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    print(f"bench: raised the open-file soft limit from {soft} to {need}", flush=True)
+    return True
 
 
 def stack() -> str:
@@ -318,7 +631,9 @@ def bench(args: argparse.Namespace) -> int:
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s (+{WARMUP_SECONDS}s warm-up)"
     )
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {stack()}; {load}")
+    latency_ok = not args.skip_faults and raise_open_files(args.latency_connections)
     results: dict[str, Result] = {}
+    comparisons: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="sandbank-bench-") as name:
         tmp = Path(name)
         bare_port, sim_port = free_port(), free_port()
@@ -357,6 +672,26 @@ def bench(args: argparse.Namespace) -> int:
                 ),
             ]:
                 results[key] = measure(binary, url, scripts[script], args, scenario)
+            if not args.skip_faults:
+                rules = non_matching_rules(fx.account_id)
+                order = f"/v1/orders/{fx.order_id}"
+                print(
+                    f"fault rules: 0 vs {len(rules)} non-matching, {args.rounds} interleaved"
+                    " rounds each",
+                    flush=True,
+                )
+                for label, path, script in [
+                    ("GET /v1/orders/{id}", order, "get"),
+                    ("POST /v1/checkouts", "/v1/checkouts", "post"),
+                ]:
+                    cmp = compare_rules(
+                        binary, sim.url, path, scripts[script], args, label, rules, pid=sim.proc.pid
+                    )
+                    comparisons.append(cmp)
+                    results[f"{script}_0rules"] = cmp.row(loaded=False)
+                    results[f"{script}_rules"] = cmp.row(loaded=True)
+                if latency_ok:
+                    results["latency"] = latency_run(binary, sim.url, order, scripts["get"], args)
         # the same POST with the access log on (one JSON line per request, to /dev/null)
         info_port = free_port()
         with serving(
@@ -375,20 +710,24 @@ def bench(args: argparse.Namespace) -> int:
                 args,
                 "sandbank POST /v1/checkouts, access log on",
             )
-    report(results, args)
+    report(results, comparisons, args)
     return 0
 
 
-def report(results: dict[str, Result], args: argparse.Namespace) -> None:
+def report(
+    results: dict[str, Result], comparisons: list[Comparison], args: argparse.Namespace
+) -> None:
     print()
     print(
         f"{'scenario':<46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}"
+        f" {'CPU us/req':>10}"
     )
-    print("-" * 92)
+    print("-" * 103)
     for r in results.values():
+        cpu = f"{r.cpu_us:>10.0f}" if r.cpu_us is not None else f"{'':>10}"
         print(
             f"{r.scenario:<46} {r.rps:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
-            f" {r.non_2xx:>8} {r.socket_errors:>8}"
+            f" {r.non_2xx:>8} {r.socket_errors:>8} {cpu}"
         )
     print()
     post, get = results["post"], results["get"]
@@ -404,6 +743,39 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> None:
         f"target POST >= {target:,} req/s and >= 0.25 x ceiling ({0.25 * bare_post.rps:,.0f}):"
         f" {verdict} ({post.rps:,.0f} req/s)"
     )
+    for cmp in comparisons:
+        overhead = cmp.overhead()
+        verdict = "meets" if overhead <= OVERHEAD_TARGET else "misses"
+        without = ", ".join(f"{r.rps:,.0f}" for r in cmp.without)
+        loaded = ", ".join(f"{r.rps:,.0f}" for r in cmp.with_rules)
+        print(
+            f"{cmp.label}: {NON_MATCHING} non-matching rules cost {overhead:+.1%} req/s"
+            f" (best {Comparison.best(cmp.without).rps:,.0f} -> "
+            f"{Comparison.best(cmp.with_rules).rps:,.0f}; median {cmp.median_overhead():+.1%};"
+            f" runs 0 rules [{without}], {NON_MATCHING} rules [{loaded}])"
+        )
+        print(f"  target overhead <= {OVERHEAD_TARGET:.0%} (best req/s): {verdict}")
+        cpu_cost = cmp.cpu_overhead()
+        if cpu_cost is not None:
+            print(
+                f"  server CPU per request, median: {cmp.median_cpu(loaded=False) or 0:.0f}"
+                f" -> {cmp.median_cpu(loaded=True) or 0:.0f} us ({cpu_cost:+.1%}; less"
+                " disturbed by other load on the machine than req/s):"
+                f" {'meets' if cpu_cost <= OVERHEAD_TARGET else 'misses'}"
+            )
+    latency = results.get("latency")
+    if latency is not None:
+        ok = latency.rps >= LATENCY_TARGET and not latency.non_2xx and not latency.socket_errors
+        ceiling = latency_ceiling(args)
+        print(
+            f"GET with {LATENCY_MS} ms injected, {args.latency_connections} connections:"
+            f" {latency.rps:,.0f} req/s in {latency_seconds(args)} s (at most {ceiling:,.0f}),"
+            f" p50 {latency.p50_ms:,.0f} ms, p99 {latency.p99_ms:,.0f} ms,"
+            f" {latency.non_2xx} non-2xx, {latency.socket_errors} socket errors"
+        )
+        print(f"  target >= {LATENCY_TARGET} req/s without errors: {'meets' if ok else 'misses'}")
+    elif not args.skip_faults:
+        print("the latency scenario was skipped (open-file limit); see the warning above")
     if any(r.non_2xx or r.socket_errors for r in results.values()):
         print("warning: some requests failed; see the non-2xx and socket error columns")
 
@@ -511,12 +883,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=10, help="seconds per load run (default 10)")
     p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
+    p.add_argument("--skip-faults", action="store_true", help="skip the fault-rule scenarios")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of 0 vs 20 rules (default 3)"
+    )
+    p.add_argument(
+        "--latency-connections",
+        type=int,
+        default=LATENCY_CONNECTIONS,
+        help=f"wrk -c of the {LATENCY_MS} ms latency run (default {LATENCY_CONNECTIONS})",
+    )
     p.add_argument("--profile", action="store_true", help="profile a POST run instead")
     p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile"], default="auto")
     p.add_argument("--top", type=int, default=15, help="profile lines to print (default 15)")
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 60:
         fail("--duration must be 1..60 seconds")
+    if not 1 <= args.rounds <= 10:
+        fail("--rounds must be 1..10")
+    if not 1 <= args.latency_connections <= 10_000:
+        fail("--latency-connections must be 1..10000")
     return profile(args) if args.profile else bench(args)
 
 

@@ -23,7 +23,7 @@ class Dice(Protocol):
     def randint(self, low: int, high: int) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFacts:
     account: str
     method: str

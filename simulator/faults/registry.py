@@ -56,6 +56,7 @@ class FaultRegistry:
         self.operations = frozenset(operations)
         self._attempts: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._dice: dict[str, FaultDice] = {}
+        self._index: dict[tuple[str, str, str | None], list[Rule]] = {}
 
     # --- rules -----------------------------------------------------------------------------
     def validate(self, data: Any, where: str) -> RuleIn:
@@ -107,6 +108,7 @@ class FaultRegistry:
         stored = self.resolve(rule, now, self._ids.id("flt"), preset=preset)
         self._rules[stored.id] = stored
         self._by_account.setdefault(stored.account, []).append(stored)
+        self._index.clear()
         return stored
 
     @staticmethod
@@ -149,6 +151,7 @@ class FaultRegistry:
         rule = self.get(rule_id)
         del self._rules[rule_id]
         self._by_account[rule.account].remove(rule)
+        self._index.clear()
         return rule
 
     def clear(self, account: str | None = None) -> int:
@@ -160,6 +163,28 @@ class FaultRegistry:
 
     def active(self) -> bool:
         return bool(self._rules)
+
+    def candidates_for(
+        self, account: str, method: str, operation: str | None, template: str | None
+    ) -> list[Rule]:
+        """`candidates`, less the rules whose operation, method or path can never match this
+        operation (`template` is its path template). Cached per (account, method, operation)
+        until the rules change, so rules that cannot match cost a request nothing."""
+        key = (account, method, operation)
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = [
+                r
+                for r in self.candidates(account)
+                if (r.match.operation is None or r.match.operation == operation)
+                and (r.match.method is None or r.match.method == method)
+                and (
+                    r.match.path is None or template is None or could_match(r.match.path, template)
+                )
+            ]
+            if len(self._index) > 10_000:
+                self._index.clear()
+        return found
 
     def candidates(self, account: str) -> list[Rule]:
         """Rules for every account first, then the account's own, each in creation order."""
@@ -202,3 +227,27 @@ class FaultRegistry:
         self._dice.pop(account, None)
         for slot in [s for s in self._attempts if s[0] == account]:
             del self._attempts[slot]
+
+
+def _param(seg: str) -> bool:
+    return seg.startswith("{") and seg.endswith("}")
+
+
+def could_match(rule_path: str, template: str) -> bool:
+    """Whether some request path of the operation `template` could match the rule's `path`
+    (a template, or a prefix ending in `*`). Conservative: a parameter matches anything."""
+    star = rule_path.endswith("*")
+    rsegs = (rule_path[:-1] if star else rule_path).split("/")
+    tsegs = template.split("/")
+    if not star and len(rsegs) != len(tsegs):
+        return False
+    for i, rs in enumerate(rsegs):
+        if i >= len(tsegs):
+            return False
+        ts = tsegs[i]
+        if _param(ts) or _param(rs):
+            continue
+        partial = star and i == len(rsegs) - 1
+        if not (ts.startswith(rs) if partial else ts == rs):
+            return False
+    return True

@@ -45,8 +45,10 @@ class OperationIndex:
     """(method, path) -> operationId, for matching rules and labelling the journal."""
 
     def __init__(self, ops: Iterable[tuple[str, str, str]]) -> None:
+        ops = list(ops)
         self._ops = [(m, engine.path_pattern(p), op_id) for m, p, op_id in ops]
         self.ids = frozenset(op_id for _, _, op_id in self._ops)
+        self.templates = {op_id: p for _, p, op_id in ops}
 
     def resolve(self, method: str, path: str) -> str | None:
         method = "GET" if method == "HEAD" else method
@@ -148,7 +150,9 @@ class FaultMiddleware:
         attempt: int | None,
         header: str | None,
     ) -> tuple[Rule | None, FaultDice | None]:
-        rules = self.registry.candidates(account)
+        rules = self.registry.candidates_for(
+            account, method, operation, self.operations.templates.get(operation or "")
+        )
         loaded: list[Account] = []
 
         def the_account() -> Account:
@@ -180,12 +184,13 @@ class FaultMiddleware:
             headers=_HeaderView(scope["headers"]),
             attempt=attempt,
         )
-        wall_now = self.wall.now()
 
         def now_for(rule: Rule) -> datetime:
-            if rule.active_from is None and rule.active_until is None:
-                return wall_now  # no window: the time does not matter
-            return wall_now if rule.account is None else account_now()
+            if rule.account is not None and (
+                rule.active_from is not None or rule.active_until is not None
+            ):
+                return account_now()
+            return self.wall.now()
 
         def seed_of(_: str) -> int:
             return the_account().seed

@@ -3,6 +3,7 @@ and fault files."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from simulator.faults import engine
 from simulator.faults.files import FaultFileError, load
 from simulator.faults.models import Latency, RuleIn
 from simulator.faults.presets import PRESETS
-from simulator.faults.registry import FaultDice, FaultRegistry
+from simulator.faults.registry import FaultDice, FaultRegistry, could_match
 from simulator.rng import SeededRng
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -222,3 +223,60 @@ def test_a_bad_fault_file_is_one_clear_line(tmp_path: Path, text: str, message: 
     with pytest.raises(FaultFileError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
         load(path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("rule_path", "template", "possible"),
+    [
+        ("/v1/*", "/v1/orders/{id}", True),
+        ("/v1/orders*", "/v1/orders/{id}/captures", True),
+        ("/v1/ord*", "/v1/orders", True),
+        ("/v1/orders/{id}", "/v1/orders/{id}", True),
+        ("/v1/orders/ord_1", "/v1/orders/{id}", True),
+        ("/v1/orders/ord_1*", "/v1/orders/{id}/refunds", True),
+        ("/v1/buyers/*", "/v1/orders/{id}", False),
+        ("/v1/orders/{id}/captures", "/v1/orders/{id}", False),
+        ("/v1/orders/{id}/captures*", "/v1/orders/{id}", False),
+        ("/v1/events*", "/v1/orders/{id}", False),
+        ("/v1/orders", "/v1/orders/{id}", False),
+    ],
+)
+def test_path_pruning_keeps_every_rule_that_could_match(
+    rule_path: str, template: str, possible: bool
+) -> None:
+    assert could_match(rule_path, template) is possible
+
+
+@given(
+    rule_path=st.sampled_from(
+        [
+            "/v1/*",
+            "/v1/orders*",
+            "/v1/orders/{id}",
+            "/v1/orders/ord_1",
+            "/v1/orders/{id}/captures",
+            "/v1/buyers*",
+            "/v1/ord*",
+            "/v1/orders/{x}/refunds*",
+        ]
+    ),
+    op=st.sampled_from(OPS),
+    ident=st.sampled_from(["ord_1", "chk_2", "buy_3"]),
+)
+def test_path_pruning_never_drops_a_rule_that_matches_a_real_path(
+    rule_path: str, op: str, ident: str
+) -> None:
+    template = next(o.path for o in v1.OPERATIONS if o.operation_id == op)
+    path = re.sub(r"\{[^}]+\}", ident, template)
+    if engine.path_pattern(rule_path).match(path):
+        assert could_match(rule_path, template)
+
+
+def test_cached_candidates_follow_rule_changes(reg: FaultRegistry) -> None:
+    template = "/v1/orders/{id}/captures"
+    assert reg.candidates_for("acct_a", "POST", "createCapture", template) == []
+    hit = rule(reg, match={"operation": "createCapture"})
+    rule(reg, match={"operation": "getOrder"})
+    assert reg.candidates_for("acct_a", "POST", "createCapture", template) == [hit]
+    reg.delete(hit.id)
+    assert reg.candidates_for("acct_a", "POST", "createCapture", template) == []
