@@ -11,18 +11,24 @@ import hashlib
 import struct
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Two base-62 digits at a time, least significant first: _PAIRS[n] spells n % 3844 (= 62**2).
+_PAIRS = tuple(_ALPHABET[n % 62] + _ALPHABET[n // 62] for n in range(62 * 62))
+_COUNTER = struct.Struct("<Q").pack
 ID_LENGTH = 20
 
 
 class SeededRng:
-    __slots__ = ("_key", "counter")
+    __slots__ = ("_keyed", "counter")
 
     def __init__(self, namespace: str, seed: int, counter: int = 0) -> None:
-        self._key = hashlib.blake2b(f"{namespace}\x00{seed}".encode(), digest_size=32).digest()
+        key = hashlib.blake2b(f"{namespace}\x00{seed}".encode(), digest_size=32).digest()
+        # The keyed state, copied for each draw (cheaper than keying a new hash every time).
+        self._keyed = hashlib.blake2b(key=key, digest_size=16)
         self.counter = counter
 
     def _next(self) -> bytes:
-        digest = hashlib.blake2b(struct.pack("<Q", self.counter), key=self._key, digest_size=16)
+        digest = self._keyed.copy()
+        digest.update(_COUNTER(self.counter))
         self.counter += 1
         return digest.digest()
 
@@ -40,13 +46,19 @@ class SeededRng:
 
     def token(self, length: int = ID_LENGTH) -> str:
         # 128 bits give 21 base-62 characters; draw more blocks for longer tokens.
-        blocks = -(-length // 21)
-        value = int.from_bytes(b"".join(self._next() for _ in range(blocks)), "little")
-        chars = []
-        for _ in range(length):
-            value, rem = divmod(value, 62)
-            chars.append(_ALPHABET[rem])
-        return "".join(chars)
+        if length <= 21:
+            value = int.from_bytes(self._next(), "little")
+        else:
+            blocks = -(-length // 21)
+            value = int.from_bytes(b"".join([self._next() for _ in range(blocks)]), "little")
+        # The base-62 digits of `value`, least significant first, two per division.
+        parts = []
+        for _ in range(length >> 1):
+            value, pair = divmod(value, 3844)
+            parts.append(_PAIRS[pair])
+        if length & 1:
+            parts.append(_ALPHABET[value % 62])
+        return "".join(parts)
 
     def id(self, prefix: str) -> str:
         return f"{prefix}_{self.token()}"

@@ -2,13 +2,15 @@
 
 A transaction loads the account (its clock and RNG counter), first runs whatever became due on
 its clock, then does the operation; the objects, their events (the outbox) and the advanced RNG
-counter are committed together, or not at all.
+counter are committed together, or not at all. API writes use `shared_scope`: the same, with
+the COMMIT shared by the operations of one event-loop turn (`Store.grouped`), each still all or
+nothing and answered only once committed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,8 +73,11 @@ class Ctx:
         """The next id from the account RNG that no stored object already has.
 
         A seed set again without a reset restarts the sequence; skipping taken ids keeps that
-        from overwriting objects (or clashing on event ids) and is itself deterministic.
+        from overwriting objects (or clashing on event ids) and is itself deterministic. Until
+        then (`Account.fresh_ids`) a drawn id cannot be taken, so the lookup is skipped.
         """
+        if self.account.fresh_ids:
+            return self.rng.id(prefix)
         while True:
             ident = self.rng.id(prefix)
             if not self.tx.id_taken(ident):
@@ -106,22 +111,41 @@ class ProviderService:
     @contextmanager
     def scope(self, account_id: str) -> Iterator[Ctx]:
         with self.store.transaction() as tx:
-            account = tx.account(account_id)
-            if account is None:
-                raise NotFound("account", account_id)
-            ctx = Ctx(
-                tx,
-                account,
-                SeededRng(account.id, account.seed, account.rng_counter),
-                self.account_now(account),
-            )
-            self._run_due(ctx, ctx.now_us)
+            ctx = self._open(tx, account_id)
             yield ctx
-            for event in ctx.events:
-                tx.add_event(account.id, event)
-            if ctx.rng.counter != account.rng_counter:
-                account.rng_counter = ctx.rng.counter
-                tx.save_account(account)
+            self._close(ctx)
+
+    @contextmanager
+    def shared_scope(self, account_id: str) -> Iterator[tuple[Ctx, Awaitable[None]]]:
+        """`scope`, committed together with the other operations of this event-loop turn
+        (`Store.grouped`): await the second value before answering."""
+        with self.store.grouped() as (tx, committed):
+            ctx = self._open(tx, account_id)
+            yield ctx, committed
+            self._close(ctx)
+
+    def _open(self, tx: Tx, account_id: str) -> Ctx:
+        account = tx.account(account_id)
+        if account is None:
+            raise NotFound("account", account_id)
+        ctx = Ctx(
+            tx,
+            account,
+            SeededRng(account.id, account.seed, account.rng_counter),
+            self.account_now(account),
+        )
+        self._run_due(ctx, ctx.now_us)
+        return ctx
+
+    @staticmethod
+    def _close(ctx: Ctx) -> None:
+        """The outbox and the advanced RNG counter go into the same transaction."""
+        account = ctx.account
+        for event in ctx.events:
+            ctx.tx.add_event(account.id, event)
+        if ctx.rng.counter != account.rng_counter:
+            account.rng_counter = ctx.rng.counter
+            ctx.tx.save_account(account)
 
     @contextmanager
     def scope_for(self, kind: Literal["checkout", "order"], object_id: str) -> Iterator[Ctx]:
@@ -663,6 +687,7 @@ class ProviderService:
         ctx.account.seed = seed
         ctx.rng = SeededRng(ctx.account.id, seed, 0)
         ctx.account.rng_counter = 0
+        ctx.account.fresh_ids = False  # the sequence restarts: drawn ids may be taken
         ctx.tx.save_account(ctx.account)
         return ctx.account
 
@@ -673,6 +698,7 @@ class ProviderService:
         account.rng_counter = 0
         account.clock_offset_us = 0
         account.clock_frozen_at_us = None
+        account.fresh_ids = True  # nothing of the account is stored any more
         ctx.rng = SeededRng(account.id, account.seed, 0)
         ctx.events.clear()
         ctx.tx.save_account(account)
@@ -696,6 +722,7 @@ class ProviderService:
             api_key=f"sk_test_{rng.token(32)}",
             seed=seed if seed is not None else rng.randint(0, 2**31 - 1),
             settings=settings or AccountSettings(),
+            fresh_ids=True,
             created_at=self.wall.now(),
         )
         tx.save_account(account)

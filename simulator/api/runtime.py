@@ -5,7 +5,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -112,39 +112,80 @@ def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Res
     return Response(orjson.dumps(data), status, media_type=JSON)
 
 
-def run(request: Request, operation: Callable[[Ctx], BaseModel], status: int = 200) -> Response:
+async def run(
+    request: Request, operation: Callable[[Ctx], BaseModel], status: int = 200
+) -> Response:
     """Execute `operation` in the caller's account transaction.
 
     With an Idempotency-Key: a saved result is replayed (`Idempotent-Replayed: true`), a saved
     result for another request is a 422, and otherwise this result, success or domain error, is
     saved in the same transaction as the state it produced.
+
+    The transaction's COMMIT is shared with the operations of the same event-loop turn
+    (`Store.grouped`); the response, whatever it says, leaves only once that COMMIT is done.
     """
+    if request.method == "GET":
+        # Reads write nothing, so they gain nothing from a shared COMMIT; alone, their own
+        # transaction first commits any open group (`Store.transaction`), so what they read is
+        # committed before they answer, and they need not wait for the next turn.
+        with _service(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
+            return _execute(ctx, request, operation, status)
+    pending: list[Awaitable[None]] = []
+    try:
+        response = _grouped(request, operation, status, pending)
+    except Exception:
+        if pending:
+            await pending[0]  # what the error says was read in the group: it must be kept too
+        raise
+    await pending[0]
+    return response
+
+
+def _service(request: Request) -> ProviderService:
     service: ProviderService = request.app.state.service
-    account_id: str = request.scope[ACCOUNT_KEY]
+    return service
+
+
+def _grouped(
+    request: Request,
+    operation: Callable[[Ctx], BaseModel],
+    status: int,
+    pending: list[Awaitable[None]],
+) -> Response:
+    """The operation in the current group; its commit waiter goes into `pending`. (A function
+    of its own, so that nothing of the work outlives it while the response waits.)"""
+    with _service(request).shared_scope(request.scope[ACCOUNT_KEY]) as (ctx, committed):
+        pending.append(committed)
+        return _execute(ctx, request, operation, status)
+
+
+def _execute(
+    ctx: Ctx, request: Request, operation: Callable[[Ctx], BaseModel], status: int
+) -> Response:
+    service = _service(request)
     idem: IdempotentRequest | None = request.scope.get(IDEMPOTENCY_KEY)
-    rid = request_id(request)
-    with service.scope(account_id) as ctx:
-        if idem is not None:
-            saved = service.saved_response(ctx, idem.key)
-            if saved is not None:
-                if saved.fingerprint != idem.fingerprint:
-                    raise IdempotencyKeyReused(
-                        "this Idempotency-Key was used with a different request; use a new key"
-                    )
-                return Response(
-                    saved.body,
-                    saved.status,
-                    {"Idempotent-Replayed": "true"},
-                    media_type=saved.content_type,
+    if idem is not None:
+        saved = service.saved_response(ctx, idem.key)
+        if saved is not None:
+            if saved.fingerprint != idem.fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used with a different request; use a new key"
                 )
-        mark = len(ctx.events)
-        try:
-            with ctx.tx.savepoint():
-                result = operation(ctx)
-            body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
-        except SandbankError as err:
-            del ctx.events[mark:]
-            body, code, media = problems.error_body(err, rid), err.status, problems.PROBLEM_JSON
-        if idem is not None:
-            service.save_response(ctx, idem.key, SavedResponse(idem.fingerprint, code, body, media))
+            return Response(
+                saved.body,
+                saved.status,
+                {"Idempotent-Replayed": "true"},
+                media_type=saved.content_type,
+            )
+    mark = len(ctx.events)
+    try:
+        with ctx.tx.savepoint():
+            result = operation(ctx)
+        body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
+    except SandbankError as err:
+        del ctx.events[mark:]
+        rid = request_id(request)
+        body, code, media = problems.error_body(err, rid), err.status, problems.PROBLEM_JSON
+    if idem is not None:
+        service.save_response(ctx, idem.key, SavedResponse(idem.fingerprint, code, body, media))
     return Response(body, code, media_type=media)

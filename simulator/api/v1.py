@@ -19,7 +19,7 @@ def _id(request: Request) -> str:
 
 async def create_buyer(request: Request) -> Response:
     body = await parse(request, s.BuyerCreate)
-    return run(
+    return await run(
         request,
         lambda ctx: s.BuyerOut.of(ctx_service(request).create_buyer(ctx, **body.model_dump())),
         201,
@@ -27,7 +27,7 @@ async def create_buyer(request: Request) -> Response:
 
 
 async def get_buyer(request: Request) -> Response:
-    return run(
+    return await run(
         request, lambda ctx: s.BuyerOut.of(ctx_service(request).get_buyer(ctx, _id(request)))
     )
 
@@ -45,14 +45,14 @@ async def list_buyers(request: Request) -> Response:
             next_cursor=page.next_cursor,
         )
 
-    return run(request, op)
+    return await run(request, op)
 
 
 async def create_prequalification(request: Request) -> Response:
     body = await parse(request, s.PrequalificationCreate)
     _exactly_one(body.buyer_id, body.business, "buyer_id", "business")
     facts = BusinessFacts(**body.business.model_dump()) if body.business else None
-    return run(
+    return await run(
         request,
         lambda ctx: s.PrequalificationOut.of(
             ctx_service(request).prequalify(
@@ -68,7 +68,7 @@ async def create_checkout(request: Request) -> Response:
     _exactly_one(body.buyer_id, body.buyer, "buyer_id", "buyer")
     buyer = body.buyer.model_dump() if body.buyer else None
     items = [i.domain() for i in body.line_items]
-    return run(
+    return await run(
         request,
         lambda ctx: s.CheckoutOut.of(
             ctx_service(request).create_checkout(
@@ -89,14 +89,14 @@ async def create_checkout(request: Request) -> Response:
 
 
 async def get_checkout(request: Request) -> Response:
-    return run(
+    return await run(
         request, lambda ctx: s.CheckoutOut.of(ctx_service(request).get_checkout(ctx, _id(request)))
     )
 
 
 async def approve_checkout(request: Request) -> Response:
     body = await parse(request, s.BuyerApproval, optional=True)
-    return run(
+    return await run(
         request,
         lambda ctx: s.CheckoutOut.of(
             ctx_service(request).approve_checkout(ctx, _id(request), body.terms)
@@ -105,7 +105,7 @@ async def approve_checkout(request: Request) -> Response:
 
 
 async def decline_checkout(request: Request) -> Response:
-    return run(
+    return await run(
         request,
         lambda ctx: s.CheckoutOut.of(ctx_service(request).decline_checkout(ctx, _id(request))),
     )
@@ -129,11 +129,11 @@ async def list_orders(request: Request) -> Response:
             next_cursor=page.next_cursor,
         )
 
-    return run(request, op)
+    return await run(request, op)
 
 
 async def get_order(request: Request) -> Response:
-    return run(
+    return await run(
         request, lambda ctx: s.OrderOut.of(ctx_service(request).get_order(ctx, _id(request)))
     )
 
@@ -141,7 +141,7 @@ async def get_order(request: Request) -> Response:
 async def update_order(request: Request) -> Response:
     body = await parse(request, s.OrderUpdate)
     items = [i.domain() for i in body.line_items] if body.line_items is not None else None
-    return run(
+    return await run(
         request,
         lambda ctx: s.OrderOut.of(
             ctx_service(request).update_order(
@@ -158,7 +158,7 @@ async def update_order(request: Request) -> Response:
 
 async def create_capture(request: Request) -> Response:
     body = await parse(request, s.CaptureCreate, optional=True)
-    return run(
+    return await run(
         request,
         lambda ctx: s.CaptureResult.of(
             *ctx_service(request).capture(
@@ -171,7 +171,7 @@ async def create_capture(request: Request) -> Response:
 
 async def create_refund(request: Request) -> Response:
     body = await parse(request, s.RefundCreate, optional=True)
-    return run(
+    return await run(
         request,
         lambda ctx: s.RefundResult.of(
             *ctx_service(request).refund(
@@ -184,7 +184,7 @@ async def create_refund(request: Request) -> Response:
 
 async def cancel_order(request: Request) -> Response:
     await parse(request, s.CancelOrder, optional=True)
-    return run(
+    return await run(
         request, lambda ctx: s.OrderOut.of(ctx_service(request).cancel_order(ctx, _id(request)))
     )
 
@@ -200,7 +200,7 @@ async def list_events(request: Request) -> Response:
             next_cursor=page.next_cursor,
         )
 
-    return run(request, op)
+    return await run(request, op)
 
 
 def ctx_service(request: Request):  # type: ignore[no-untyped-def]

@@ -51,6 +51,10 @@ class Account(Entity):
     api_key: str
     seed: int
     rng_counter: int = 0
+    # True while no id the account's RNG can still draw is already stored: from creation and
+    # after a reset. Setting a seed again restarts the sequence, so it turns this off and new
+    # ids are checked against the stored ones (accounts stored before this field: checked).
+    fresh_ids: bool = False
     clock_offset_us: int = 0
     clock_frozen_at_us: int | None = None
     settings: AccountSettings = Field(default_factory=AccountSettings)

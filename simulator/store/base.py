@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -90,6 +91,12 @@ class Tx(Protocol):
 
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]: ...
+    def grouped(self) -> AbstractContextManager[tuple[Tx, Awaitable[None]]]:
+        """A transaction whose COMMIT may be shared with other operations of the same
+        event-loop turn. Await the awaitable (it completes once committed, or raises why not)
+        before acknowledging anything the operation did or read."""
+        ...
+
     def meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def close(self) -> None: ...

@@ -4,14 +4,23 @@ indexed columns for the filters the API offers.
 Durability: WAL with synchronous=NORMAL. A commit is in the WAL before the client is answered,
 so a process crash (kill -9) loses nothing acknowledged; only an OS crash or power loss could
 lose the last transactions, which a sandbox may accept.
+
+Group commit: the API's operations run in `grouped()`, each in its own savepoint of a
+transaction that stays open until the event loop's current turn is over; then one COMMIT
+writes them all (the pages they share, such as the account row and the tails of the indexes,
+once). Each operation awaits that COMMIT before its response is sent, so nothing is
+acknowledged before it is in the WAL, and a failed COMMIT fails every operation in the group.
+`transaction()` commits an open group first, so it always stands alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -138,10 +147,18 @@ class SqliteTx:
         return [_load(Account, r[0]) for r in rows]
 
     def save_account(self, account: Account) -> None:
+        data = account.model_dump_json()
+        # The usual case (RNG counter, clock) writes only the row: setting `api_key`, even to
+        # the same value, would rewrite its index page too, one more page in every commit.
+        if self.c.execute(
+            "UPDATE accounts SET data = ? WHERE id = ? AND api_key = ?",
+            (data, account.id, account.api_key),
+        ).rowcount:
+            return
         self.c.execute(
             "INSERT INTO accounts (id, api_key, data) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET api_key = excluded.api_key, data = excluded.data",
-            (account.id, account.api_key, account.model_dump_json()),
+            (account.id, account.api_key, data),
         )
 
     def wipe_account(self, account_id: str) -> None:
@@ -355,6 +372,7 @@ class SqliteStore:
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        self._group: list[asyncio.Future[None]] | None = None  # waiters of the open group
         self._migrate()
 
     def _migrate(self) -> None:
@@ -387,6 +405,8 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTx]:
+        if self._group is not None:
+            self.flush()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield SqliteTx(self.conn)
@@ -394,6 +414,42 @@ class SqliteStore:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def grouped(self) -> Iterator[tuple[SqliteTx, Awaitable[None]]]:
+        """One operation in the group committed at the end of this event-loop turn (see the
+        module docstring). All or nothing of it is kept; await the awaitable, which completes
+        once the group is committed (or raises why it was not), before answering."""
+        loop = asyncio.get_running_loop()
+        if self._group is None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._group = []
+            loop.call_soon(self.flush)
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._group.append(waiter)
+        self.conn.execute("SAVEPOINT grouped")
+        try:
+            yield SqliteTx(self.conn), waiter
+        except BaseException:
+            self.conn.execute("ROLLBACK TO grouped")
+            self.conn.execute("RELEASE grouped")
+            raise
+        self.conn.execute("RELEASE grouped")
+
+    def flush(self) -> None:
+        """Commit the open group, if any, and tell its operations how that went."""
+        waiters, self._group = self._group, None
+        if waiters is None:
+            return
+        error: Exception | None = None
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            error = exc
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+        for waiter in waiters:
+            _settle(waiter, error)
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -407,4 +463,27 @@ class SqliteStore:
         )
 
     def close(self) -> None:
+        self.flush()
         self.conn.close()
+
+
+def _settle(waiter: asyncio.Future[None], error: Exception | None) -> None:
+    """Complete a group waiter, from its loop's thread or (a test's direct call) another."""
+
+    def settle() -> None:
+        if waiter.done():  # its request was cancelled meanwhile
+            return
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+    loop = waiter.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(settle)
