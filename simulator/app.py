@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,12 +23,13 @@ from simulator import __version__
 from simulator.api import hosted, problems, v1
 from simulator.api.operations import routes
 from simulator.api.runtime import request_id
-from simulator.api.schemas import present
+from simulator.api.schemas import EventOut, present
 from simulator.clock import SystemClock, WallClock
 from simulator.control import faults as control_faults
 from simulator.control import routes as control
+from simulator.control import webhooks as control_webhooks
 from simulator.domain.errors import SandbankError
-from simulator.domain.models import Account, AccountSettings
+from simulator.domain.models import Account, AccountSettings, Event
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
 from simulator.middleware.auth import AuthMiddleware
@@ -38,6 +41,9 @@ from simulator.rng import SeededRng
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
+from simulator.webhooks.dispatcher import Dispatcher
+from simulator.webhooks.safety import HostPolicy
+from simulator.webhooks.service import WebhookService
 
 log = logging.getLogger("sandbank")
 Entropy = Callable[[int], bytes]
@@ -122,6 +128,7 @@ def create_app(
     wall_clock: WallClock | None = None,
     entropy: Entropy = os.urandom,
     store: SqliteStore | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> SandbankApp:
     """Build the simulator. The wall clock and entropy are injected here and nowhere below."""
     wall = wall_clock or SystemClock()
@@ -139,6 +146,16 @@ def create_app(
     for rule in settings.fault_rules:
         faults.add(faults.validate(rule, "faults"), wall.now())
     journal = Journal(settings.journal_size)
+    policy = HostPolicy(settings.webhook_allowed_hosts)
+    dispatcher = Dispatcher(
+        service,
+        wall,
+        policy=policy,
+        transport=webhook_transport,
+        present_event=present_event,
+    )
+    webhooks = WebhookService(service, policy, dispatcher.wake)
+    dispatcher.webhooks = webhooks
 
     def load_account(account_id: str) -> Account | None:
         with store.transaction() as tx:
@@ -165,9 +182,11 @@ def create_app(
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
             *routes(v1.OPERATIONS),
             *routes(control_faults.OPERATIONS),
+            *routes(control_webhooks.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
+        lifespan=_lifespan(dispatcher),
     )
     app.state.settings = settings
     app.state.store = store
@@ -175,6 +194,8 @@ def create_app(
     app.state.accounts = accounts
     app.state.admin_token = admin_token
     app.state.faults = faults
+    app.state.webhooks = webhooks
+    app.state.dispatcher = dispatcher
     app.state.journal = journal
 
     # The pipeline, outermost first. Each layer sees what the ones above it decided.
@@ -218,6 +239,28 @@ def create_app(
     if settings.demo_account:
         _ensure_demo(store, accounts)
     return SandbankApp(asgi, app)
+
+
+def present_event(event: Event, thin: bool) -> dict[str, Any]:
+    """A webhook's body: the event as `GET /v1/events/{id}` shows it (`thin`: ids only)."""
+    data = EventOut.of(event).model_dump(mode="json")
+    if thin:
+        data["data"] = {"id": event.object_id, "object": event.object_type}
+    return data
+
+
+def _lifespan(dispatcher: Dispatcher) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The dispatcher runs while the server does (in-process tests flush it instead)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+
+    return lifespan
 
 
 class SandbankApp:

@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo account")
     serve.add_argument(
+        "--allow-webhook-host",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="a host webhooks may be delivered to besides loopback (repeatable; '*' for any)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -100,6 +107,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit non-zero if the committed documents differ from the code",
     )
+
+    webhooks = sub.add_parser(
+        "webhooks", help="webhook tools", description="Tools for your webhook receiver."
+    )
+    webhooks_sub = webhooks.add_subparsers(
+        dest="webhooks_command", metavar="COMMAND", required=True, parser_class=_OneLineErrors
+    )
+    check = webhooks_sub.add_parser(
+        "check",
+        help="test your webhook receiver",
+        description="Send your receiver valid, duplicate, forged, stale, reordered, unknown-type "
+        "and oversized webhooks (Standard Webhooks, signed with --secret) and print what it did "
+        "against what it must do. Exit status 1 when any case fails.",
+    )
+    check.add_argument("--url", required=True, help="your receiver's endpoint (http or https)")
+    check.add_argument("--secret", required=True, help="the endpoint's signing secret (whsec_...)")
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)"
+    )
     return p
 
 
@@ -119,6 +145,7 @@ def _factory() -> Any:
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
+    raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
     settings = Settings(**raw)
     _configure_logging(settings.log_level)
     return create_app(settings)
@@ -170,6 +197,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         demo_account=not args.no_demo,
         fault_rules=fault_rules,
+        webhook_allowed_hosts=tuple(args.allow_webhook_host) if args.allow_webhook_host else None,
     )
     _configure_logging(settings.log_level)
     app = create_app(settings)  # also migrates the database and creates the demo account once
@@ -197,6 +225,7 @@ def serve(args: argparse.Namespace) -> int:
                 for k in ("host", "port", "db", "seed", "public_url", "log_level", "demo_account")
             },
             "fault_rules": list(fault_rules),
+            "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),
             "data_dir": str(settings.data_dir),
             "admin_token": app.state.admin_token,
         }
@@ -239,6 +268,23 @@ def contract(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)  # noqa: S603 - our own interpreter and suite
 
 
+def webhooks_check(args: argparse.Namespace) -> int:
+    try:
+        from simulator.webhooks import check
+    except ModuleNotFoundError as exc:  # httpx: `pip install httpx` where it is missing
+        raise SystemExit(
+            f"sandbank: error: webhooks check needs {exc.name} (pip install it)"
+        ) from None
+    try:
+        results = check.run_battery(args.url, args.secret, timeout=args.timeout)
+    except ValueError as exc:
+        print(f"sandbank: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Checking the webhook receiver at {args.url}")
+    print(check.render(results), end="")
+    return 0 if all(r.passed for r in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -246,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "contract":
         return contract(args)
+    if args.command == "webhooks":
+        return webhooks_check(args)
     parser.print_help()
     return 2
 

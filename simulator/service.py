@@ -41,6 +41,7 @@ from simulator.domain.models import (
     Review,
 )
 from simulator.domain.money import MAX_AMOUNT, check_currency
+from simulator.domain.webhooks import WebhookEndpoint
 from simulator.rng import SeededRng
 from simulator.store.base import Page, SavedResponse, Store, Tx
 
@@ -103,6 +104,9 @@ class ProviderService:
         self.wall = wall
         self.present = present
         self.public_url = public_url.rstrip("/")
+        # Called with each committing context that wrote events (the webhook fan-out: its
+        # deliveries are written in the same transaction as the events).
+        self.on_events: Callable[[Ctx], None] | None = None
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -137,12 +141,14 @@ class ProviderService:
         self._run_due(ctx, ctx.now_us)
         return ctx
 
-    @staticmethod
-    def _close(ctx: Ctx) -> None:
-        """The outbox and the advanced RNG counter go into the same transaction."""
+    def _close(self, ctx: Ctx) -> None:
+        """The outbox (and its deliveries) and the advanced RNG counter go into the same
+        transaction."""
         account = ctx.account
         for event in ctx.events:
             ctx.tx.add_event(account.id, event)
+        if ctx.events and self.on_events is not None:
+            self.on_events(ctx)
         if ctx.rng.counter != account.rng_counter:
             account.rng_counter = ctx.rng.counter
             ctx.tx.save_account(account)
@@ -159,12 +165,16 @@ class ProviderService:
         with self.scope(found[0]) as ctx:
             yield ctx
 
-    def emit(self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order) -> None:
+    def emit(self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order | WebhookEndpoint) -> None:
         ctx.events.append(
             Event(
                 id=ctx.new_id("evt"),
                 type=type_,
-                object_type=type(obj).__name__.lower(),
+                object_type=(
+                    "webhook_endpoint"
+                    if isinstance(obj, WebhookEndpoint)
+                    else type(obj).__name__.lower()
+                ),
                 object_id=obj.id,
                 created_at=ctx.now,
                 data=self.present(obj),

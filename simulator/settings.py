@@ -21,6 +21,8 @@ class Settings:
     demo_account: bool = True
     fault_rules: tuple[Any, ...] = ()  # rules as written (e.g. from `--faults FILE`), validated
     journal_size: int = 10_000  # requests kept per account in the journal
+    # Hosts webhooks may go to besides loopback (SSRF safety); "*" allows any.
+    webhook_allowed_hosts: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -49,6 +51,10 @@ class Settings:
             values["admin_token"] = env["SANDBANK_ADMIN_TOKEN"]
         if "SANDBANK_DATA_DIR" in env:
             values["data_dir"] = Path(env["SANDBANK_DATA_DIR"])
+        if env.get("SANDBANK_WEBHOOK_ALLOWED_HOSTS"):
+            values["webhook_allowed_hosts"] = tuple(
+                h.strip() for h in env["SANDBANK_WEBHOOK_ALLOWED_HOSTS"].split(",") if h.strip()
+            )
         if "SANDBANK_PUBLIC_URL" in env:
             values["public_url"] = env["SANDBANK_PUBLIC_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import schemas as s
+from simulator.api import webhooks
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, query, run
 from simulator.domain.decisions import BusinessFacts
@@ -187,20 +188,6 @@ async def cancel_order(request: Request) -> Response:
     return await run(
         request, lambda ctx: s.OrderOut.of(ctx_service(request).cancel_order(ctx, _id(request)))
     )
-
-
-async def list_events(request: Request) -> Response:
-    q = query(request, s.ListQuery)
-
-    def op(ctx: Ctx) -> s.ListOut[s.EventOut]:
-        page = ctx_service(request).list_events(ctx, limit=q.limit, cursor=q.cursor)
-        return s.ListOut[s.EventOut](
-            data=[s.EventOut.of(e) for e in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
-
-    return await run(request, op)
 
 
 def ctx_service(request: Request):  # type: ignore[no-untyped-def]
@@ -426,11 +413,13 @@ OPERATIONS: list[Op] = [
         "listEvents",
         "GET",
         "/v1/events",
-        list_events,
-        "List events (the outbox webhooks are delivered from), newest first",
+        webhooks.list_events,
+        "List events (the outbox webhooks are delivered from), newest first; filter by type, "
+        "object and created range",
         s.ListOut[s.EventOut],
-        query=s.ListQuery,
+        query=s.EventListQuery,
         errors=(401, 422),
         tag="Events",
     ),
+    *webhooks.OPERATIONS,
 ]

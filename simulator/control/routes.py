@@ -33,6 +33,13 @@ class AccountSettingsIn(Strict):
     allow_fault_header: bool = Field(
         False, description="Accept one-off faults in the `Sandbank-Fault` request header."
     )
+    webhook_schedule_s: Annotated[
+        list[Annotated[int, Field(ge=0, le=30 * 86400)]], Field(min_length=1, max_length=20)
+    ] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Seconds before each webhook attempt (the first is usually 0).",
+    )
+    webhook_timeout_ms: Annotated[int, Field(ge=100, le=60_000)] = 15_000
 
     @field_validator("default_currency")
     @classmethod

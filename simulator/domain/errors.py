@@ -93,6 +93,12 @@ class Unauthorized(SandbankError):
     code, status, title = "unauthorized", 401, "Unauthorized"
 
 
+class WebhookUrlRefused(SandbankError):
+    """A webhook URL the server may not deliver to (scheme, or a host not allowed)."""
+
+    code, status, title = "webhook_url_not_allowed", 422, "Webhook URL not allowed"
+
+
 class Forbidden(SandbankError):
     code, status, title = "forbidden", 403, "Forbidden"
 

@@ -43,6 +43,12 @@ class AccountSettings(Entity):
     idempotency_ttl: int = 24 * 3600
     default_currency: str = "USD"
     allow_fault_header: bool = False  # accept one-off faults in the `Sandbank-Fault` header
+    # Webhook retries: delays in seconds before each attempt (Svix's schedule), and how long
+    # a receiver has to answer.
+    webhook_schedule_s: list[int] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    )
+    webhook_timeout_ms: int = 15_000
 
 
 class Account(Entity):

@@ -318,18 +318,20 @@ class FaultMiddleware:
 
 
 class _HeaderView:
-    """Lower-case header lookup over the ASGI header list, built only when a rule asks."""
+    """Lower-case header lookup straight over the ASGI header list (rules look up one or two
+    names, so no map is built)."""
 
-    __slots__ = ("_headers", "_map")
+    __slots__ = ("_headers",)
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self._headers = headers
-        self._map: dict[str, str] | None = None
 
     def get(self, name: str, default: str | None = None, /) -> str | None:
-        if self._map is None:
-            self._map = {k.decode("latin-1"): v.decode("latin-1") for k, v in self._headers}
-        return self._map.get(name, default)
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._headers:
+            if key == wanted:
+                return value.decode("latin-1")
+        return default
 
 
 class _Captured:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.domain.webhooks import Delivery, WebhookEndpoint
 
 T = TypeVar("T")
 
@@ -87,6 +89,45 @@ class Tx(Protocol):
     def expire_responses(self, account_id: str, now_us: int) -> int: ...
 
     def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]: ...
+
+    # webhooks (simulator/store/webhooks.py)
+    def save_webhook_endpoint(self, account_id: str, endpoint: WebhookEndpoint) -> None: ...
+    def webhook_endpoint(
+        self, account_id: str | None, endpoint_id: str
+    ) -> WebhookEndpoint | None: ...
+    def webhook_endpoint_account(self, endpoint_id: str) -> str | None: ...
+    def webhook_endpoints(self, account_id: str) -> list[WebhookEndpoint]: ...
+    def delete_webhook_endpoint(self, account_id: str, endpoint_id: str) -> None: ...
+    def save_delivery(self, account_id: str, d: Delivery, created_us: int) -> None: ...
+    def delivery(self, account_id: str, delivery_id: str) -> tuple[Delivery, int | None] | None: ...
+    def lease_delivery(self, account_id: str, delivery_id: str, until_us: int) -> None: ...
+    def due_deliveries(
+        self, wall_us: int, account_id: str | None, *, limit: int
+    ) -> list[tuple[str, str]]: ...
+    def deliveries(
+        self,
+        account_id: str | None,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        status: str | None = None,
+        since_us: int | None = None,
+        limit: int = 100,
+        cursor_seq: int | None = None,
+    ) -> list[tuple[int, Delivery]]: ...
+    def event(self, account_id: str, event_id: str) -> Event | None: ...
+    def event_account(self, event_id: str) -> str | None: ...
+    def filtered_events(
+        self,
+        account_id: str,
+        *,
+        type_: str | None,
+        object_id: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        limit: int,
+        cursor_seq: int | None,
+    ) -> tuple[list[tuple[int, Event]], bool]: ...
 
 
 class Store(Protocol):

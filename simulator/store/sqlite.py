@@ -30,6 +30,8 @@ from pydantic import BaseModel
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.store.base import Job, Page, SavedResponse
+from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
+from simulator.store.webhooks import WEBHOOK_TABLES, WebhookTxMixin
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,9 +73,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account_id, key));
     CREATE INDEX idempotency_expiry ON idempotency (account_id, expires_us);
     """,
+    # 2: webhook endpoints and deliveries
+    WEBHOOK_MIGRATION,
 ]
 
-_OBJECT_TABLES = ("buyers", "checkouts", "orders", "events", "jobs", "idempotency")
+_OBJECT_TABLES = (
+    "buyers",
+    "checkouts",
+    "orders",
+    "events",
+    "jobs",
+    "idempotency",
+    *WEBHOOK_TABLES,
+)
 _ID_TABLES = {"buy": "buyers", "chk": "checkouts", "ord": "orders", "evt": "events"}
 
 
@@ -106,7 +118,7 @@ def _load(model: type[M], data: str | bytes) -> M:
     return model.model_validate_json(data)
 
 
-class SqliteTx:
+class SqliteTx(WebhookTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -487,3 +499,8 @@ def _settle(waiter: asyncio.Future[None], error: Exception | None) -> None:
         settle()
     elif not loop.is_closed():
         loop.call_soon_threadsafe(settle)
+
+
+# Public names for the API layers that page through rows themselves (events with filters).
+encode_cursor = _encode_cursor
+decode_cursor = _decode_cursor

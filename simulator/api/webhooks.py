@@ -1,0 +1,241 @@
+"""`/v1/webhook_endpoints` and `/v1/events/{id}`: thin adapters over `WebhookService`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from simulator.api import schemas as s
+from simulator.api.operations import Op
+from simulator.api.runtime import parse, query, run
+from simulator.clock import parse_duration
+from simulator.domain.errors import NotFound
+from simulator.service import Ctx
+from simulator.store.sqlite import decode_cursor, encode_cursor
+from simulator.webhooks.service import WebhookService
+
+
+def _wh(request: Request) -> WebhookService:
+    return request.app.state.webhooks  # type: ignore[no-any-return]
+
+
+def _id(request: Request) -> str:
+    return str(request.path_params["id"])
+
+
+async def create_endpoint(request: Request) -> Response:
+    body = await parse(request, s.WebhookEndpointCreate)
+    return await run(
+        request,
+        lambda ctx: s.WebhookEndpointOut.of(
+            _wh(request).create_endpoint(
+                ctx,
+                url=body.url,
+                enabled_events=body.enabled_events,
+                description=body.description,
+            )
+        ),
+        201,
+    )
+
+
+async def list_endpoints(request: Request) -> Response:
+    return await run(
+        request,
+        lambda ctx: s.WebhookEndpointList(
+            data=[s.WebhookEndpointOut.of(e) for e in _wh(request).list_endpoints(ctx)]
+        ),
+    )
+
+
+async def get_endpoint(request: Request) -> Response:
+    return await run(
+        request,
+        lambda ctx: s.WebhookEndpointOut.of(_wh(request).get_endpoint(ctx, _id(request))),
+    )
+
+
+async def update_endpoint(request: Request) -> Response:
+    body = await parse(request, s.WebhookEndpointUpdate)
+    changes = body.model_dump(exclude_unset=True)
+    return await run(
+        request,
+        lambda ctx: s.WebhookEndpointOut.of(
+            _wh(request).update_endpoint(ctx, _id(request), changes)
+        ),
+    )
+
+
+async def delete_endpoint(request: Request) -> Response:
+    def op(ctx: Ctx) -> s.Deleted:
+        gone = _wh(request).delete_endpoint(ctx, _id(request))
+        return s.Deleted(id=gone.id, object="webhook_endpoint")
+
+    return await run(request, op)
+
+
+async def rotate_secret(request: Request) -> Response:
+    body = await parse(request, s.RotateSecret, optional=True)
+    overlap = parse_duration(body.overlap)  # 422 invalid_duration past the 100-year bound
+    return await run(
+        request,
+        lambda ctx: s.WebhookEndpointOut.of(_wh(request).rotate_secret(ctx, _id(request), overlap)),
+    )
+
+
+async def list_attempts(request: Request) -> Response:
+    q = query(request, s.AttemptQuery)
+    return await run(
+        request,
+        lambda ctx: s.AttemptList(
+            data=[
+                s.AttemptOut.of(d, a)
+                for d, a in _wh(request).attempts(ctx, _id(request), limit=q.limit)
+            ]
+        ),
+    )
+
+
+async def recover(request: Request) -> Response:
+    body = await parse(request, s.RecoverIn)
+    return await run(
+        request,
+        lambda ctx: s.Recovered(recovered=_wh(request).recover(ctx, _id(request), body.since)),
+    )
+
+
+async def list_events(request: Request) -> Response:
+    q = query(request, s.EventListQuery)
+
+    def op(ctx: Ctx) -> s.ListOut[s.EventOut]:
+        rows, more = ctx.tx.filtered_events(
+            ctx.aid,
+            type_=q.type,
+            object_id=q.object_id,
+            created_gte=q.created_gte,
+            created_lt=q.created_lt,
+            limit=q.limit,
+            cursor_seq=decode_cursor(q.cursor) if q.cursor else None,
+        )
+        return s.ListOut[s.EventOut](
+            data=[s.EventOut.of(e) for _, e in rows],
+            has_more=more,
+            next_cursor=encode_cursor(rows[-1][0]) if more and rows else None,
+        )
+
+    return await run(request, op)
+
+
+async def get_event(request: Request) -> Response:
+    def op(ctx: Ctx) -> s.EventOut:
+        event = ctx.tx.event(ctx.aid, _id(request))
+        if event is None:
+            raise NotFound("event", _id(request))
+        return s.EventOut.of(event)
+
+    return await run(request, op)
+
+
+_R = (401, 404)
+_W = (400, 401, 404, 409, 413, 415, 422)
+E = "/v1/webhook_endpoints"
+OPERATIONS: list[Op] = [
+    Op(
+        "createWebhookEndpoint",
+        "POST",
+        E,
+        create_endpoint,
+        "Create a webhook endpoint; the response carries its signing secret",
+        s.WebhookEndpointOut,
+        201,
+        body=s.WebhookEndpointCreate,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "listWebhookEndpoints",
+        "GET",
+        E,
+        list_endpoints,
+        "List webhook endpoints",
+        s.WebhookEndpointList,
+        errors=(401,),
+        tag="Webhooks",
+    ),
+    Op(
+        "getWebhookEndpoint",
+        "GET",
+        f"{E}/{{id}}",
+        get_endpoint,
+        "Get a webhook endpoint",
+        s.WebhookEndpointOut,
+        errors=_R,
+        tag="Webhooks",
+    ),
+    Op(
+        "updateWebhookEndpoint",
+        "PATCH",
+        f"{E}/{{id}}",
+        update_endpoint,
+        "Change the URL, event types or description; enable or disable",
+        s.WebhookEndpointOut,
+        body=s.WebhookEndpointUpdate,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "deleteWebhookEndpoint",
+        "DELETE",
+        f"{E}/{{id}}",
+        delete_endpoint,
+        "Delete a webhook endpoint (its pending deliveries are abandoned)",
+        s.Deleted,
+        errors=_R,
+        idempotent_post=False,
+        tag="Webhooks",
+    ),
+    Op(
+        "rotateWebhookSecret",
+        "POST",
+        f"{E}/{{id}}/rotate_secret",
+        rotate_secret,
+        "A new secret; the old one keeps signing too for `overlap` (default 24h)",
+        s.WebhookEndpointOut,
+        body=s.RotateSecret,
+        body_required=False,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "listWebhookAttempts",
+        "GET",
+        f"{E}/{{id}}/attempts",
+        list_attempts,
+        "Delivery attempts to this endpoint, newest first",
+        s.AttemptList,
+        query=s.AttemptQuery,
+        errors=(401, 404, 422),
+        tag="Webhooks",
+    ),
+    Op(
+        "recoverWebhookEndpoint",
+        "POST",
+        f"{E}/{{id}}/recover",
+        recover,
+        "Send again every failed delivery to this endpoint since a time",
+        s.Recovered,
+        body=s.RecoverIn,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "getEvent",
+        "GET",
+        "/v1/events/{id}",
+        get_event,
+        "Get an event",
+        s.EventOut,
+        errors=_R,
+        tag="Events",
+    ),
+]

@@ -1,0 +1,170 @@
+"""`/_sandbox` for webhooks: quirks per endpoint, the delivery log, flush, and event replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from simulator.api import schemas as s
+from simulator.api.operations import Op
+from simulator.api.runtime import json_response, parse, query
+from simulator.domain import webhooks as wh
+from simulator.domain.errors import NotFound
+from simulator.service import ProviderService
+from simulator.webhooks.dispatcher import Dispatcher
+from simulator.webhooks.service import WebhookService
+
+
+class DeliveryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    endpoint: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    event: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    status: Literal["pending", "succeeded", "failed", "dropped"] | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: str
+    next_attempt_at: Any
+    created_at: Any
+    attempts: list[dict[str, Any]]
+
+
+class DeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DeliveryOut]
+
+
+class FlushIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Only this account's deliveries; omit for all."
+    )
+
+
+class Flushed(BaseModel):
+    attempts: int = Field(description="Attempts made (retries falling due on the way included).")
+
+
+class Replayed(BaseModel):
+    event_id: str
+    deliveries: list[str]
+
+
+def _wh(request: Request) -> WebhookService:
+    return request.app.state.webhooks  # type: ignore[no-any-return]
+
+
+def _svc(request: Request) -> ProviderService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher  # type: ignore[no-any-return]
+
+
+def _id(request: Request) -> str:
+    return str(request.path_params["id"])
+
+
+async def set_quirks(request: Request) -> Response:
+    body = await parse(request, wh.Quirks, optional=True)
+    eid = _id(request)
+    with _svc(request).store.transaction() as tx:
+        account = tx.webhook_endpoint_account(eid)
+    if account is None:
+        raise NotFound("webhook endpoint", eid)
+    with _svc(request).scope(account) as ctx:
+        endpoint = _wh(request).set_quirks(ctx, eid, body)
+    return json_response(
+        {**s.WebhookEndpointOut.of(endpoint).model_dump(mode="json"), "quirks": body.model_dump()}
+    )
+
+
+async def list_deliveries(request: Request) -> Response:
+    q = query(request, DeliveryQuery)
+    with _svc(request).store.transaction() as tx:
+        rows = tx.deliveries(
+            q.account, endpoint_id=q.endpoint, event_id=q.event, status=q.status, limit=q.limit
+        )
+    return json_response(
+        DeliveryList(data=[DeliveryOut.model_validate(d.model_dump()) for _, d in rows])
+    )
+
+
+async def flush(request: Request) -> Response:
+    body = await parse(request, FlushIn, optional=True)
+    return json_response(Flushed(attempts=await _dispatcher(request).flush(body.account)))
+
+
+async def replay_event(request: Request) -> Response:
+    eid = _id(request)
+    with _svc(request).store.transaction() as tx:
+        account = tx.event_account(eid)
+    if account is None:
+        raise NotFound("event", eid)
+    with _svc(request).scope(account) as ctx:
+        made = _wh(request).replay_event(ctx, eid)
+    return json_response(Replayed(event_id=eid, deliveries=[d.id for d in made]), 201)
+
+
+_W = (400, 401, 404, 413, 415, 422)
+OPERATIONS: list[Op] = [
+    Op(
+        "setWebhookQuirks",
+        "PUT",
+        "/_sandbox/webhook_endpoints/{id}/quirks",
+        set_quirks,
+        "Replace an endpoint's delivery quirks (duplicate, reorder, delay, drop, stale "
+        "timestamp, bad signature, old secret, thin payload); `{}` clears them",
+        s.WebhookEndpointOut,
+        body=wh.Quirks,
+        body_required=False,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "listWebhookDeliveries",
+        "GET",
+        "/_sandbox/webhooks/deliveries",
+        list_deliveries,
+        "Every delivery with its attempts (request headers and body, response, latency, "
+        "outcome, next attempt), newest first",
+        DeliveryList,
+        query=DeliveryQuery,
+        errors=(401, 422),
+        tag="Webhooks",
+    ),
+    Op(
+        "flushWebhooks",
+        "POST",
+        "/_sandbox/webhooks/flush",
+        flush,
+        "Deliver everything due now on each account's clock, and wait for it",
+        Flushed,
+        body=FlushIn,
+        body_required=False,
+        errors=_W,
+        tag="Webhooks",
+    ),
+    Op(
+        "replayEvent",
+        "POST",
+        "/_sandbox/events/{id}/replay",
+        replay_event,
+        "Deliver a stored event again, now, to every endpoint that wants its type",
+        Replayed,
+        201,
+        errors=(401, 404),
+        tag="Webhooks",
+    ),
+]

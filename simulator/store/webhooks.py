@@ -1,0 +1,219 @@
+"""Webhook endpoints and deliveries in SQLite (mixed into `SqliteTx`; migration 2).
+
+A delivery row keeps what the dispatcher needs to find work without loading JSON: its status,
+when it is due on its account's clock (`due_us`), and a lease on the wall clock (`lease_us`)
+that a worker takes before sending.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from simulator.domain.models import Event
+from simulator.domain.webhooks import Delivery, WebhookEndpoint
+
+MIGRATION = """
+CREATE TABLE webhook_endpoints (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL);
+CREATE INDEX webhook_endpoints_by_account ON webhook_endpoints (account_id, seq);
+CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, id TEXT NOT NULL UNIQUE,
+    endpoint_id TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL,
+    due_us INTEGER, lease_us INTEGER, created_us INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, due_us);
+CREATE INDEX webhook_deliveries_by_account ON webhook_deliveries (account_id, seq);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq);
+CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id);
+"""
+
+WEBHOOK_TABLES = ("webhook_endpoints", "webhook_deliveries")
+
+
+class WebhookTxMixin:
+    c: sqlite3.Connection
+
+    # --- endpoints ---------------------------------------------------------------------------
+    def save_webhook_endpoint(self, account_id: str, endpoint: WebhookEndpoint) -> None:
+        data = endpoint.model_dump_json()
+        if not self.c.execute(
+            "UPDATE webhook_endpoints SET data = ? WHERE id = ? AND account_id = ?",
+            (data, endpoint.id, account_id),
+        ).rowcount:
+            self.c.execute(
+                "INSERT INTO webhook_endpoints (account_id, id, data) VALUES (?, ?, ?)",
+                (account_id, endpoint.id, data),
+            )
+
+    def webhook_endpoint(self, account_id: str | None, endpoint_id: str) -> WebhookEndpoint | None:
+        if account_id is None:
+            row = self.c.execute(
+                "SELECT data FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+            ).fetchone()
+        else:
+            row = self.c.execute(
+                "SELECT data FROM webhook_endpoints WHERE id = ? AND account_id = ?",
+                (endpoint_id, account_id),
+            ).fetchone()
+        return WebhookEndpoint.model_validate_json(row[0]) if row else None
+
+    def webhook_endpoint_account(self, endpoint_id: str) -> str | None:
+        row = self.c.execute(
+            "SELECT account_id FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def webhook_endpoints(self, account_id: str) -> list[WebhookEndpoint]:
+        rows = self.c.execute(
+            "SELECT data FROM webhook_endpoints WHERE account_id = ? ORDER BY seq", (account_id,)
+        ).fetchall()
+        return [WebhookEndpoint.model_validate_json(r[0]) for r in rows]
+
+    def delete_webhook_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        self.c.execute(
+            "DELETE FROM webhook_endpoints WHERE id = ? AND account_id = ?",
+            (endpoint_id, account_id),
+        )
+        self.c.execute(
+            "UPDATE webhook_deliveries SET status = 'failed', due_us = NULL "
+            "WHERE endpoint_id = ? AND account_id = ? AND status = 'pending'",
+            (endpoint_id, account_id),
+        )
+
+    # --- deliveries ----------------------------------------------------------------------------
+    def save_delivery(self, account_id: str, d: Delivery, created_us: int) -> None:
+        due = int(d.next_attempt_at.timestamp() * 1_000_000) if d.next_attempt_at else None
+        if d.status != "pending":
+            due = None
+        data = d.model_dump_json()
+        if not self.c.execute(
+            "UPDATE webhook_deliveries SET status = ?, due_us = ?, lease_us = NULL, data = ? "
+            "WHERE id = ? AND account_id = ?",
+            (d.status, due, data, d.id, account_id),
+        ).rowcount:
+            self.c.execute(
+                "INSERT INTO webhook_deliveries (account_id, id, endpoint_id, event_id, status, "
+                "due_us, created_us, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (account_id, d.id, d.endpoint_id, d.event_id, d.status, due, created_us, data),
+            )
+
+    def delivery(self, account_id: str, delivery_id: str) -> tuple[Delivery, int | None] | None:
+        """The delivery and its lease (wall-clock µs), if any."""
+        row = self.c.execute(
+            "SELECT data, lease_us FROM webhook_deliveries WHERE id = ? AND account_id = ?",
+            (delivery_id, account_id),
+        ).fetchone()
+        return (Delivery.model_validate_json(row[0]), row[1]) if row else None
+
+    def lease_delivery(self, account_id: str, delivery_id: str, until_us: int) -> None:
+        self.c.execute(
+            "UPDATE webhook_deliveries SET lease_us = ? WHERE id = ? AND account_id = ?",
+            (until_us, delivery_id, account_id),
+        )
+
+    def due_deliveries(
+        self, wall_us: int, account_id: str | None, *, limit: int
+    ) -> list[tuple[str, str]]:
+        """(account, delivery) pairs due on their account's clock and not leased."""
+        sql = (
+            "SELECT d.account_id, d.id FROM webhook_deliveries d JOIN accounts a "
+            "ON a.id = d.account_id WHERE d.status = 'pending' AND d.due_us IS NOT NULL "
+            "AND d.due_us <= COALESCE(json_extract(a.data, '$.clock_frozen_at_us'), "
+            "? + COALESCE(json_extract(a.data, '$.clock_offset_us'), 0)) "
+            "AND (d.lease_us IS NULL OR d.lease_us < ?)"
+        )
+        args: list[Any] = [wall_us, wall_us]
+        if account_id is not None:
+            sql += " AND d.account_id = ?"
+            args.append(account_id)
+        sql += " ORDER BY d.due_us, d.seq LIMIT ?"
+        args.append(limit)
+        return [(str(r[0]), str(r[1])) for r in self.c.execute(sql, args).fetchall()]
+
+    def deliveries(
+        self,
+        account_id: str | None,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        status: str | None = None,
+        since_us: int | None = None,
+        limit: int = 100,
+        cursor_seq: int | None = None,
+    ) -> list[tuple[int, Delivery]]:
+        where: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        for column, value in (
+            ("account_id", account_id),
+            ("endpoint_id", endpoint_id),
+            ("event_id", event_id),
+            ("status", status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since_us is not None:
+            where.append("created_us >= ?")
+            args.append(since_us)
+        if cursor_seq is not None:
+            where.append("seq < ?")
+            args.append(cursor_seq)
+        rows = self.c.execute(
+            f"SELECT seq, data FROM webhook_deliveries WHERE {' AND '.join(where)} "  # noqa: S608 - our columns
+            "ORDER BY seq DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [(int(r[0]), Delivery.model_validate_json(r[1])) for r in rows]
+
+    # --- events ------------------------------------------------------------------------------
+    def event(self, account_id: str, event_id: str) -> Event | None:
+        row = self.c.execute(
+            "SELECT data FROM events WHERE id = ? AND account_id = ?", (event_id, account_id)
+        ).fetchone()
+        return Event.model_validate_json(row[0]) if row else None
+
+    def event_account(self, event_id: str) -> str | None:
+        row = self.c.execute("SELECT account_id FROM events WHERE id = ?", (event_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def filtered_events(
+        self,
+        account_id: str,
+        *,
+        type_: str | None,
+        object_id: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        limit: int,
+        cursor_seq: int | None,
+    ) -> tuple[list[tuple[int, Event]], bool]:
+        """Newest first. Type and object filter in SQL; the created range in Python (times are
+        stored as RFC 3339 text, which does not sort by instant once fractions appear)."""
+        where, args = ["account_id = ?"], [account_id]
+        if type_ is not None:
+            where.append("type = ?")
+            args.append(type_)
+        if object_id is not None:
+            where.append("object_id = ?")
+            args.append(object_id)
+        if cursor_seq is not None:
+            where.append("seq < ?")
+            args.append(str(cursor_seq))
+        rows = self.c.execute(
+            f"SELECT seq, data FROM events WHERE {' AND '.join(where)} "  # noqa: S608 - our columns
+            "ORDER BY seq DESC",
+            args,
+        )
+        found: list[tuple[int, Event]] = []
+        for seq, data in rows:
+            event = Event.model_validate_json(data)
+            if created_gte is not None and event.created_at < created_gte:
+                continue
+            if created_lt is not None and event.created_at >= created_lt:
+                continue
+            if len(found) == limit:
+                return found, True
+            found.append((int(seq), event))
+        return found, False

@@ -1,0 +1,1 @@
+"""Webhook delivery: Standard Webhooks signing, endpoints, the dispatcher, quirks."""
