@@ -115,10 +115,10 @@ class WebhookTxMixin:
 
     def due_deliveries(
         self, wall_us: int, account_id: str | None, *, limit: int
-    ) -> list[tuple[str, str]]:
-        """(account, delivery) pairs due on their account's clock and not leased."""
+    ) -> list[tuple[str, str, str]]:
+        """(account, delivery, endpoint) due on their account's clock and not leased."""
         sql = (
-            "SELECT d.account_id, d.id FROM webhook_deliveries d JOIN accounts a "
+            "SELECT d.account_id, d.id, d.endpoint_id FROM webhook_deliveries d JOIN accounts a "
             "ON a.id = d.account_id WHERE d.status = 'pending' AND d.due_us IS NOT NULL "
             "AND d.due_us <= COALESCE(json_extract(a.data, '$.clock_frozen_at_us'), "
             "? + COALESCE(json_extract(a.data, '$.clock_offset_us'), 0)) "
@@ -130,7 +130,7 @@ class WebhookTxMixin:
             args.append(account_id)
         sql += " ORDER BY d.due_us, d.seq LIMIT ?"
         args.append(limit)
-        return [(str(r[0]), str(r[1])) for r in self.c.execute(sql, args).fetchall()]
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in self.c.execute(sql, args).fetchall()]
 
     def deliveries(
         self,

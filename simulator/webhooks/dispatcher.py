@@ -35,6 +35,7 @@ from simulator.webhooks.safety import HostPolicy
 
 log = logging.getLogger("sandbank.webhooks")
 LEASE = timedelta(seconds=60)
+PER_ENDPOINT = 8  # attempts in flight to one endpoint: a dead receiver holds no more slots
 POLL_S = 0.2
 EXCERPT = 500
 STALE_BY = timedelta(minutes=10)
@@ -58,7 +59,8 @@ class Dispatcher:
         self.transport = transport
         self.present_event = present_event
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, str] = {}  # delivery -> account
+        self._per_endpoint: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -104,16 +106,24 @@ class Dispatcher:
             self._wake.clear()
 
     # --- rounds ----------------------------------------------------------------------------
-    def _due(self, account: str | None) -> list[tuple[str, str]]:
+    def _due(self, account: str | None) -> list[tuple[str, str, str]]:
         with self.store.transaction() as tx:
-            due: list[tuple[str, str]] = tx.due_deliveries(
+            due: list[tuple[str, str, str]] = tx.due_deliveries(
                 to_us(self.wall.now()), account, limit=500
             )
-        return [d for d in due if d[1] not in self._in_flight]
+        picked = []
+        for row in due:
+            endpoint = row[2]
+            if row[1] in self._in_flight or self._per_endpoint.get(endpoint, 0) >= PER_ENDPOINT:
+                continue  # a later round takes it
+            self._in_flight[row[1]] = row[0]
+            self._per_endpoint[endpoint] = self._per_endpoint.get(endpoint, 0) + 1
+            picked.append(row)
+        return picked
 
     async def _round(self, account: str | None, *, wait: bool) -> int:
         due = self._due(account)
-        tasks = [asyncio.create_task(self._guarded(aid, did)) for aid, did in due]
+        tasks = [asyncio.create_task(self._guarded(*row)) for row in due]
         if wait and tasks:
             await asyncio.gather(*tasks)
         return len(tasks)
@@ -123,7 +133,8 @@ class Dispatcher:
         number of attempts made."""
         made = 0
         for _ in range(max_rounds):
-            while self._in_flight:  # attempts the background task already started
+            # attempts of this account (or any) that the background task already started
+            while any(account in (None, a) for a in self._in_flight.values()):
                 await asyncio.sleep(0.005)
             n = await self._round(account, wait=True)
             if n == 0:
@@ -131,17 +142,21 @@ class Dispatcher:
             made += n
         return made
 
-    async def _guarded(self, account_id: str, delivery_id: str) -> None:
-        if delivery_id in self._in_flight:
-            return
-        self._in_flight.add(delivery_id)
+    async def _guarded(self, account_id: str, delivery_id: str, endpoint_id: str) -> None:
+        """One attempt, already counted in flight by `_due`; never raises."""
         try:
             async with self._slots:
                 await self._attempt(account_id, delivery_id)
         except Exception:
             log.exception("webhook attempt for %s failed", delivery_id)
         finally:
-            self._in_flight.discard(delivery_id)
+            self._in_flight.pop(delivery_id, None)
+            left = self._per_endpoint.get(endpoint_id, 1) - 1
+            if left > 0:
+                self._per_endpoint[endpoint_id] = left
+            else:
+                self._per_endpoint.pop(endpoint_id, None)
+            self._wake.set()  # the endpoint may have more waiting
 
     # --- one attempt -------------------------------------------------------------------------
     async def _attempt(self, account_id: str, delivery_id: str) -> None:

@@ -5,6 +5,7 @@ httpx MockTransport handler; the real-socket behaviour is in tests/e2e."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -562,3 +563,51 @@ def test_events_filter_by_type_object_and_created_range(hooks: Api, acct: Accoun
         == 422
     )
     assert hooks.get("/v1/events/evt_nope", headers=acct.headers).status_code == 404
+
+
+def test_a_dead_receiver_holds_only_its_own_attempt_slots(wall: ManualClock) -> None:
+    """Twenty deliveries stuck on a hanging endpoint never stall another account's."""
+    release = asyncio.Event()
+    hung: list[str] = []
+    served: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/dead":
+            hung.append(request.headers["webhook-id"])
+            await release.wait()
+        else:
+            served.append(request.headers["webhook-id"])
+        return httpx.Response(204)
+
+    app = create_app(
+        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
+        wall_clock=wall,
+        entropy=deterministic_entropy(),
+        webhook_transport=httpx.MockTransport(handler),
+    )
+    api = Api(app, wall)
+    try:
+        stuck = api.new_account(seed=1)
+        endpoint(api, stuck, url="http://127.0.0.1:9/dead")
+        for i in range(20):
+            new_buyer(api, stuck, f"Buyer {i}")
+        live = api.new_account(seed=2)
+        endpoint(api, live)
+        new_buyer(api, live)
+        dispatcher = app.state.dispatcher
+
+        async def scenario() -> None:
+            everything = asyncio.create_task(dispatcher.flush())
+            while len(hung) < 8:  # the dead endpoint's attempts are in flight
+                await asyncio.sleep(0.001)
+            await dispatcher.flush(live.id)  # returns while the dead endpoint still hangs
+            assert len(served) == 1
+            assert len(hung) == 8  # no more than its share of slots
+            release.set()
+            await everything
+
+        api.loop.run_until_complete(scenario())
+        assert [d["status"] for d in deliveries(api, live)] == ["succeeded"]
+        assert {d["status"] for d in deliveries(api, stuck)} == {"succeeded"}
+    finally:
+        api.close()
