@@ -215,6 +215,7 @@ def serve(args: argparse.Namespace) -> int:
     # The same server, with each connection's socket reachable by socket-level faults.
     common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
     if args.workers == 1:
+        app.state.dispatcher.release_leases()  # the only process: old leases are a crash's
         uvicorn.run(app, **common)
         return 0
     app.state.store.close()

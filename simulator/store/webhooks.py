@@ -113,6 +113,12 @@ class WebhookTxMixin:
             (until_us, delivery_id, account_id),
         )
 
+    def release_leases(self) -> int:
+        """Forget every lease (a lone server starting: any lease is a dead process's)."""
+        return self.c.execute(
+            "UPDATE webhook_deliveries SET lease_us = NULL WHERE lease_us IS NOT NULL"
+        ).rowcount
+
     def due_deliveries(
         self, wall_us: int, account_id: str | None, *, limit: int
     ) -> list[tuple[str, str, str]]:

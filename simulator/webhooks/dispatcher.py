@@ -3,7 +3,8 @@
 - It reads only what is committed (deliveries are written with their event, in the operation's
   transaction), so a crash between commit and delivery loses nothing; a claim (a lease on the
   wall clock) keeps two workers from sending the same attempt, and an attempt cut off by a
-  crash is sent again after the lease: at-least-once.
+  crash is sent again after the lease (at once when a single-worker server restarts, since
+  any lease it finds is a dead process's): at-least-once.
 - In a server it runs as a background task, woken on every commit that made a delivery, and
   polls a few times a second for retries falling due. `flush()` delivers everything due now and
   returns when nothing is left: the control plane's flush, and in-process tests.
@@ -90,6 +91,12 @@ class Dispatcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    def release_leases(self) -> int:
+        """For a server that is the only process on its database: attempts cut off by the
+        previous process's crash are due again at once instead of after their lease."""
+        with self.store.transaction() as tx:
+            return int(tx.release_leases())
 
     def wake(self) -> None:
         self._wake.set()
