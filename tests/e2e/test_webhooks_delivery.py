@@ -40,7 +40,6 @@ STARTUP_TIMEOUT = 20.0
 ADMIN = "sbadm_e2e_webhooks_token"
 SVIX_SCHEDULE_S = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 JITTER = 0.2
-LEASE_S = 60  # simulator/webhooks/dispatcher.py LEASE, on the wall clock
 
 
 # --- the receiver -------------------------------------------------------------------------------
