@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from simulator.api.operations import Op
-from simulator.api.schemas import Problem
+from simulator.api.schemas import EventOut, Problem
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
@@ -32,6 +35,153 @@ TRANSIENT_TEXT = {
 }
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """One event type as a webhook: what the simulator POSTs to an endpoint when it happens."""
+
+    event_type: str  # `order.captured`: the `webhooks` key and the body's `type`
+    object_type: str  # `order`: the body's `object_type`, and `data.object`
+    snapshot: type[BaseModel]  # the public shape of the object in `data`
+    summary: str
+    description: str
+
+
+EVENT_ID_PATTERN = "^evt_[0-9A-Za-z]+$"
+# Standard Webhooks (standardwebhooks.com) headers, sent with every delivery.
+WEBHOOK_HEADERS: dict[str, dict[str, Any]] = {
+    "WebhookId": {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event's id: the same for every attempt and copy of one event (and "
+        "for its replays), so receivers deduplicate on it.",
+        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    },
+    "WebhookTimestamp": {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "When this attempt was sent: Unix seconds on the real clock (not the "
+        "account's). Refuse "
+        "messages more than a few minutes old or in the future (replay protection).",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+    },
+    "WebhookSignature": {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "Space-separated `v1,<base64>` HMAC-SHA256 signatures of "
+        "`{webhook-id}.{webhook-timestamp}.{body}` with the endpoint's secret (two during a "
+        "secret rotation's overlap). Verify with any Standard Webhooks library; accept the "
+        "message when one signature matches.",
+        "schema": {
+            "type": "string",
+            "pattern": "^v1,[0-9A-Za-z+/]{43}=( v1,[0-9A-Za-z+/]{43}=)*$",
+        },
+    },
+}
+WEBHOOK_RESPONSES: dict[str, dict[str, Any]] = {
+    "2XX": {"description": "Acknowledged: the delivery succeeded and is not sent again."},
+    "410": {
+        "description": "Gone: the endpoint is disabled (a `webhook_endpoint.disabled` event "
+        "follows) and nothing more is sent to it."
+    },
+    "default": {
+        "description": "Any other answer, a redirect, a timeout or no connection: the attempt "
+        "failed and is retried on the account's schedule (by default 5 s, 5 min, 30 min, 2 h, "
+        "5 h, 10 h and 10 h after the previous attempt, jittered; a 429 or 503 `Retry-After` is "
+        "honoured). An endpoint failing for 5 days is disabled."
+    },
+}
+
+
+def webhook_schema_name(event_type: str) -> str:
+    """`order.captured` -> `OrderCapturedEvent` (the payload's name in `components/schemas`)."""
+    return "".join(w.capitalize() for w in re.split(r"[._]", event_type)) + "Event"
+
+
+def webhook_operation_id(event_type: str) -> str:
+    """`order.captured` -> `webhookOrderCaptured`, in the style of the operations' ids."""
+    return "webhook" + webhook_schema_name(event_type).removesuffix("Event")
+
+
+def _thin_schema(object_type: str) -> tuple[str, dict[str, Any]]:
+    """The thin form of `data` for an object type, and its name in `components/schemas`."""
+    name = "Thin" + "".join(w.capitalize() for w in object_type.split("_"))
+    return name, {
+        "type": "object",
+        "title": name,
+        "description": f"A {object_type.replace('_', ' ')} by id only (sent to an endpoint with "
+        "the `thin_payload` quirk): fetch it for its current state.",
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "const": object_type},
+        },
+        "required": ["id", "object"],
+        "additionalProperties": False,
+    }
+
+
+def _webhooks(
+    hooks: Sequence[Webhook],
+    ref: Callable[[type[BaseModel], str], dict[str, Any]],
+    schemas: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `webhooks` map, and the per-type payload schemas it adds to `components/schemas`."""
+    added: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for hook in hooks:
+        name = webhook_schema_name(hook.event_type)
+        thin, thin_schema = _thin_schema(hook.object_type)
+        if name in schemas or name in added or (thin in schemas and thin not in added):
+            raise ValueError(f"schema name {name} or {thin} is taken")
+        added[thin] = thin_schema
+        added[name] = {
+            "title": name,
+            "description": f"The body of the `{hook.event_type}` webhook: the event as "
+            "`GET /v1/events/{id}` returns it.",
+            "allOf": [
+                ref(EventOut, "serialization"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                        "object": {"type": "string", "const": "event"},
+                        "type": {"type": "string", "const": hook.event_type},
+                        "object_type": {"type": "string", "const": hook.object_type},
+                        "data": {
+                            "description": "The object as a GET of it returns it, as it was "
+                            "when the event happened (or ids only: the thin form).",
+                            "oneOf": [
+                                ref(hook.snapshot, "serialization"),
+                                {"$ref": REF.format(model=thin)},
+                            ],
+                        },
+                    },
+                    "required": ["object"],
+                },
+            ],
+        }
+        out[hook.event_type] = {
+            "post": {
+                "operationId": webhook_operation_id(hook.event_type),
+                "summary": hook.summary,
+                "description": hook.description,
+                "tags": ["Webhooks"],
+                "security": [],
+                "parameters": [
+                    {"$ref": f"#/components/parameters/{key}"} for key in WEBHOOK_HEADERS
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": REF.format(model=name)}}},
+                },
+                "responses": copy.deepcopy(WEBHOOK_RESPONSES),
+            }
+        }
+    return out, added
+
+
 def _clean_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
@@ -52,7 +202,7 @@ def _query_params(query: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
-def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
+def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in one place
     ops: list[Op],
     *,
     title: str,
@@ -62,8 +212,12 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
     idempotency: bool = True,
     extra_paths: dict[str, Any] | None = None,
     transient: bool = False,
+    webhooks: Sequence[Webhook] = (),
 ) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
+    if webhooks:
+        models.append((EventOut, "serialization"))
+        models.extend((hook.snapshot, "serialization") for hook in webhooks)
     for op in ops:
         if op.body is not None:
             models.append((op.body, "validation"))
@@ -144,13 +298,15 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     if extra_paths:
         paths.update(extra_paths)
+    hooks, hook_schemas = _webhooks(webhooks, ref, schemas)
 
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "paths": paths,
+        **({"webhooks": hooks} if hooks else {}),
         "components": {
-            "schemas": schemas,
+            "schemas": dict(sorted({**schemas, **hook_schemas}.items())),
             "responses": {f"Error{code}": r for code, r in responses.items()},
             "headers": {
                 "RequestId": {
@@ -181,6 +337,8 @@ def build(  # noqa: PLR0912 - one document, assembled top to bottom in one place
                 },
             }
         }
+    if webhooks:
+        doc["components"].setdefault("parameters", {}).update(copy.deepcopy(WEBHOOK_HEADERS))
     if security:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
