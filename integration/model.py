@@ -1,0 +1,127 @@
+"""The canonical, provider-neutral model. Business logic, the ledger and reconciliation speak
+only this; adapters translate each provider's names into it (and never let them leak past).
+
+Money is integer minor units plus an ISO 4217 currency, always.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """What happened, in the integration's words (the GL mapping is keyed by these)."""
+
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    REFUNDED = "refunded"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    DECLINED = "declined"
+    SETTLEMENT_FEE = "settlement_fee"
+    PAYOUT = "payout"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int  # minor units
+    currency: str  # ISO 4217
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("money is an integer number of minor units")
+        if len(self.currency) != 3 or not self.currency.isupper():
+            raise ValueError(f"{self.currency!r} is not an ISO 4217 code")
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    provider_order_id: str
+    merchant_order_id: str
+    amount: Money
+    status: str  # canonical: pending, authorized, captured, refunded, canceled, expired, declined
+    captured: int = 0
+    refunded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    provider_id: str
+    provider_order_id: str
+    amount: Money
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    provider_id: str
+    provider_order_id: str
+    amount: Money
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    provider_order_id: str
+    released: Money
+    at: datetime
+
+
+class LineKind(StrEnum):
+    CAPTURE = "capture"
+    REFUND = "refund"
+    FEE = "fee"
+    DISPUTE = "dispute"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One line of a provider's payout report. `gross` and `fee` are signed from the
+    merchant's side (a refund's gross is negative); `net = gross - fee`."""
+
+    settlement_id: str
+    line_id: str
+    provider_order_id: str | None
+    merchant_order_id: str | None
+    kind: LineKind
+    gross: int
+    fee: int
+    currency: str
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.fee
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    provider_id: str
+    currency: str
+    payout: int  # the sum of the lines' net, in minor units
+    paid_at: datetime | None
+    lines: tuple[SettlementLine, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    provider_id: str
+    provider_order_id: str
+    amount: Money
+    status: str  # open, won, lost, accepted
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """An event as the integration understands it; `raw` keeps the provider's own payload."""
+
+    provider_event_id: str
+    kind: EventKind | None  # None: a type this integration does not act on
+    provider_order_id: str | None
+    at: datetime
+    raw: dict[str, object]
