@@ -133,6 +133,10 @@ class Tx(Protocol):
 
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]: ...
+    def read(self) -> AbstractContextManager[Tx]:
+        """Committed data only, for readers that change nothing."""
+        ...
+
     def grouped(self) -> AbstractContextManager[tuple[Tx, Awaitable[None]]]:
         """A transaction whose COMMIT may be shared with other operations of the same
         event-loop turn. Await the awaitable (it completes once committed, or raises why not)

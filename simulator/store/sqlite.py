@@ -428,6 +428,13 @@ class SqliteStore:
         self.conn.execute("COMMIT")
 
     @contextmanager
+    def read(self) -> Iterator[SqliteTx]:
+        """Committed data only, without taking the write lock (autocommit reads)."""
+        if self._group is not None:
+            self.flush()
+        yield SqliteTx(self.conn)
+
+    @contextmanager
     def grouped(self) -> Iterator[tuple[SqliteTx, Awaitable[None]]]:
         """One operation in the group committed at the end of this event-loop turn (see the
         module docstring). All or nothing of it is kept; await the awaitable, which completes

@@ -36,8 +36,9 @@ from simulator.webhooks.safety import HostPolicy
 
 log = logging.getLogger("sandbank.webhooks")
 LEASE = timedelta(seconds=60)
-PER_ENDPOINT = 8  # attempts in flight to one endpoint: a dead receiver holds no more slots
+PER_ENDPOINT = 16  # attempts in flight to one endpoint: a dead receiver holds no more slots
 POLL_S = 0.2
+DEBOUNCE_S = 0.003
 EXCERPT = 500
 STALE_BY = timedelta(minutes=10)
 
@@ -59,6 +60,7 @@ class Dispatcher:
         self.policy = policy
         self.transport = transport
         self.present_event = present_event
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, str] = {}  # delivery -> account
         self._per_endpoint: dict[str, int] = {}
@@ -74,7 +76,11 @@ class Dispatcher:
             self._client = httpx.AsyncClient(
                 transport=self.transport,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                # Every pooled connection is checked on each request: keep the pool the size
+                # of the attempts in flight.
+                limits=httpx.Limits(
+                    max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+                ),
             )
         return self._client
 
@@ -111,12 +117,20 @@ class Dispatcher:
                 async with asyncio.timeout(POLL_S):
                     await self._wake.wait()
             self._wake.clear()
+            # Wakes come with every commit that made a delivery and every finished attempt:
+            # gather them into one round every few milliseconds.
+            await asyncio.sleep(DEBOUNCE_S)
 
     # --- rounds ----------------------------------------------------------------------------
     def _due(self, account: str | None) -> list[tuple[str, str, str]]:
-        with self.store.transaction() as tx:
+        """Due rows, as many as there are free slots, within each endpoint's share; each is
+        marked in flight here."""
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return []
+        with self.store.read() as tx:
             due: list[tuple[str, str, str]] = tx.due_deliveries(
-                to_us(self.wall.now()), account, limit=500
+                to_us(self.wall.now()), account, limit=free + len(self._in_flight)
             )
         picked = []
         for row in due:
@@ -126,14 +140,61 @@ class Dispatcher:
             self._in_flight[row[1]] = row[0]
             self._per_endpoint[endpoint] = self._per_endpoint.get(endpoint, 0) + 1
             picked.append(row)
+            if len(picked) == free:
+                break
         return picked
 
     async def _round(self, account: str | None, *, wait: bool) -> int:
-        due = self._due(account)
-        tasks = [asyncio.create_task(self._guarded(*row)) for row in due]
+        rows = self._due(account)
+        if not rows:
+            return 0
+        prepared = await self._claim(rows)
+        tasks = [asyncio.create_task(self._guarded(row, p)) for row, p in prepared]
         if wait and tasks:
             await asyncio.gather(*tasks)
         return len(tasks)
+
+    async def _claim(self, rows: list[tuple[str, str, str]]) -> list[tuple[Any, Any]]:
+        """Lease the rows, an account transaction each, all in one group commit; the attempts
+        start once the leases are committed (so two workers never send one attempt)."""
+        wall = self.wall.now()
+        lease_until, wall_us = wall + LEASE, to_us(wall)
+        by_account: dict[str, list[tuple[str, str, str]]] = {}
+        for row in rows:
+            by_account.setdefault(row[0], []).append(row)
+        claimed: list[tuple[Any, Any]] = []
+        commits = []
+        for account_id, group in by_account.items():
+            try:
+                with self.service.shared_scope(account_id) as (ctx, committed):
+                    commits.append(committed)
+                    for row in group:
+                        p = self.webhooks.prepare_attempt(ctx, row[1], lease_until, wall_us)
+                        if p is None:
+                            self._release(row)
+                        else:
+                            claimed.append((row, p))
+            except Exception:
+                log.exception("claiming deliveries of %s failed", account_id)
+                for row in group:
+                    self._release(row)
+                claimed = [c for c in claimed if c[0][0] != account_id]
+        try:
+            await asyncio.gather(*commits)
+        except Exception:
+            log.exception("committing webhook leases failed")
+            for row, _ in claimed:
+                self._release(row)
+            return []
+        return claimed
+
+    def _release(self, row: tuple[str, str, str]) -> None:
+        self._in_flight.pop(row[1], None)
+        left = self._per_endpoint.get(row[2], 1) - 1
+        if left > 0:
+            self._per_endpoint[row[2]] = left
+        else:
+            self._per_endpoint.pop(row[2], None)
 
     async def flush(self, account: str | None = None, max_rounds: int = 10_000) -> int:
         """Deliver everything due now (retries falling due on the way included); returns the
@@ -149,32 +210,26 @@ class Dispatcher:
             made += n
         return made
 
-    async def _guarded(self, account_id: str, delivery_id: str, endpoint_id: str) -> None:
-        """One attempt, already counted in flight by `_due`; never raises."""
+    async def _guarded(self, row: tuple[str, str, str], prepared: Any) -> None:
+        """One claimed attempt, sent and recorded; never raises."""
         try:
             async with self._slots:
-                await self._attempt(account_id, delivery_id)
+                await self._attempt(row[0], row[1], prepared)
         except Exception:
-            log.exception("webhook attempt for %s failed", delivery_id)
+            log.exception("webhook attempt for %s failed", row[1])
         finally:
-            self._in_flight.pop(delivery_id, None)
-            left = self._per_endpoint.get(endpoint_id, 1) - 1
-            if left > 0:
-                self._per_endpoint[endpoint_id] = left
-            else:
-                self._per_endpoint.pop(endpoint_id, None)
-            self._wake.set()  # the endpoint may have more waiting
+            self._release(row)
+            self._wake.set()  # a slot is free: more may be waiting
 
     # --- one attempt -------------------------------------------------------------------------
-    async def _attempt(self, account_id: str, delivery_id: str) -> None:
-        prepared = self.webhooks.prepare_attempt(account_id, delivery_id, self.wall.now() + LEASE)
-        if prepared is None:
-            return
+    async def _attempt(self, account_id: str, delivery_id: str, prepared: Any) -> None:
         plan: AttemptPlan = self._plan(prepared)
         result = await self._send(plan)
         for _ in range(plan.copies):  # the duplicate quirk: the same message again
             await self._send(plan)
-        self.webhooks.record_attempt(account_id, delivery_id, plan, result)
+        with self.service.shared_scope(account_id) as (ctx, committed):
+            self.webhooks.record_attempt(ctx, delivery_id, plan, result)
+        await committed
         self.sent += 1
 
     def _plan(self, p: Any) -> AttemptPlan:

@@ -217,71 +217,70 @@ class WebhookService:
 
     # --- attempts (called by the dispatcher, outside any HTTP) ----------------------------------
     def prepare_attempt(
-        self, account_id: str, delivery_id: str, lease_until: datetime
+        self, ctx: Ctx, delivery_id: str, lease_until: datetime, wall_us: int
     ) -> Prepared | None:
-        wall_us = to_us(self.provider.wall.now())
-        with self.provider.scope(account_id) as ctx:
-            found = ctx.tx.delivery(account_id, delivery_id)
-            if found is None:
-                return None
-            delivery, lease = found
-            if delivery.status != "pending" or delivery.next_attempt_at is None:
-                return None
-            if (lease is not None and lease >= wall_us) or delivery.next_attempt_at > ctx.now:
-                return None
-            endpoint = ctx.tx.webhook_endpoint(account_id, delivery.endpoint_id)
-            event = ctx.tx.event(account_id, delivery.event_id)
-            if endpoint is None or event is None or endpoint.status != "enabled":
-                delivery.status = "failed"
-                ctx.tx.save_delivery(account_id, delivery, to_us(delivery.created_at))
-                return None
-            ctx.tx.lease_delivery(account_id, delivery_id, to_us(lease_until))
-            settings = ctx.account.settings
-            return Prepared(
-                delivery=delivery,
-                endpoint=endpoint,
-                event=event,
-                n=len(delivery.attempts) + 1,
-                at=delivery.next_attempt_at,
-                seed=ctx.account.seed,
-                timeout_ms=settings.webhook_timeout_ms,
-            )
+        """Claim a due delivery (a lease on the wall clock) and gather what its attempt needs;
+        None when it is not due, taken, or has nowhere to go."""
+        found = ctx.tx.delivery(ctx.aid, delivery_id)
+        if found is None:
+            return None
+        delivery, lease = found
+        if delivery.status != "pending" or delivery.next_attempt_at is None:
+            return None
+        if (lease is not None and lease >= wall_us) or delivery.next_attempt_at > ctx.now:
+            return None
+        endpoint = ctx.tx.webhook_endpoint(ctx.aid, delivery.endpoint_id)
+        event = ctx.tx.event(ctx.aid, delivery.event_id)
+        if endpoint is None or event is None or endpoint.status != "enabled":
+            delivery.status = "failed"
+            ctx.tx.save_delivery(ctx.aid, delivery, to_us(delivery.created_at))
+            return None
+        ctx.tx.lease_delivery(ctx.aid, delivery_id, to_us(lease_until))
+        return Prepared(
+            delivery=delivery,
+            endpoint=endpoint,
+            event=event,
+            n=len(delivery.attempts) + 1,
+            at=delivery.next_attempt_at,
+            seed=ctx.account.seed,
+            timeout_ms=ctx.account.settings.webhook_timeout_ms,
+        )
 
-    def record_attempt(self, account_id: str, delivery_id: str, plan: Any, result: Any) -> None:
-        with self.provider.scope(account_id) as ctx:
-            found = ctx.tx.delivery(account_id, delivery_id)
-            if found is None:
-                return
-            d = found[0]
-            endpoint = ctx.tx.webhook_endpoint(account_id, d.endpoint_id)
-            attempt = wh.Attempt(
-                n=plan.n,
-                at=plan.at,
-                wall_at=plan.wall_at,
-                url=plan.url,
-                request_headers=plan.headers,
-                request_body=plan.body[:BODY_KEPT].decode("utf-8", "replace"),
-                status=result.status,
-                response_excerpt=result.text if result.text is not None else result.error,
-                latency_ms=result.latency_ms,
-                outcome=result.outcome,
-                quirks=plan.quirks,
-            )
-            d.attempts.append(attempt)
-            d.next_attempt_at = None
-            if result.outcome == "succeeded":
-                d.status = "succeeded"
-                if endpoint is not None and endpoint.failing_since is not None:
-                    endpoint.failing_since = None
-                    ctx.tx.save_webhook_endpoint(account_id, endpoint)
-            elif result.outcome == "gone" or endpoint is None:
-                d.status = "failed"
-                if endpoint is not None:
-                    self._disable(ctx, endpoint, "the endpoint answered 410 Gone", plan.at)
-            else:
-                self._retry_or_fail(ctx, d, endpoint, plan, result)
-            attempt.next_attempt_at = d.next_attempt_at
-            ctx.tx.save_delivery(account_id, d, to_us(d.created_at))
+    def record_attempt(self, ctx: Ctx, delivery_id: str, plan: Any, result: Any) -> None:
+        account_id = ctx.aid
+        found = ctx.tx.delivery(account_id, delivery_id)
+        if found is None:
+            return
+        d = found[0]
+        endpoint = ctx.tx.webhook_endpoint(account_id, d.endpoint_id)
+        attempt = wh.Attempt(
+            n=plan.n,
+            at=plan.at,
+            wall_at=plan.wall_at,
+            url=plan.url,
+            request_headers=plan.headers,
+            request_body=plan.body[:BODY_KEPT].decode("utf-8", "replace"),
+            status=result.status,
+            response_excerpt=result.text if result.text is not None else result.error,
+            latency_ms=result.latency_ms,
+            outcome=result.outcome,
+            quirks=plan.quirks,
+        )
+        d.attempts.append(attempt)
+        d.next_attempt_at = None
+        if result.outcome == "succeeded":
+            d.status = "succeeded"
+            if endpoint is not None and endpoint.failing_since is not None:
+                endpoint.failing_since = None
+                ctx.tx.save_webhook_endpoint(account_id, endpoint)
+        elif result.outcome == "gone" or endpoint is None:
+            d.status = "failed"
+            if endpoint is not None:
+                self._disable(ctx, endpoint, "the endpoint answered 410 Gone", plan.at)
+        else:
+            self._retry_or_fail(ctx, d, endpoint, plan, result)
+        attempt.next_attempt_at = d.next_attempt_at
+        ctx.tx.save_delivery(account_id, d, to_us(d.created_at))
 
     def _retry_or_fail(
         self, ctx: Ctx, d: wh.Delivery, endpoint: wh.WebhookEndpoint, plan: Any, result: Any
