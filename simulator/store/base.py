@@ -103,7 +103,12 @@ class Tx(Protocol):
     def lease_delivery(self, account_id: str, delivery_id: str, until_us: int) -> None: ...
     def release_leases(self) -> int: ...
     def due_deliveries(
-        self, wall_us: int, account_id: str | None, *, limit: int
+        self,
+        wall_us: int,
+        account_id: str | None,
+        *,
+        limit: int,
+        skip_endpoints: frozenset[str] = frozenset(),
     ) -> list[tuple[str, str, str]]: ...
     def deliveries(
         self,

@@ -120,9 +120,15 @@ class WebhookTxMixin:
         ).rowcount
 
     def due_deliveries(
-        self, wall_us: int, account_id: str | None, *, limit: int
+        self,
+        wall_us: int,
+        account_id: str | None,
+        *,
+        limit: int,
+        skip_endpoints: frozenset[str] = frozenset(),
     ) -> list[tuple[str, str, str]]:
-        """(account, delivery, endpoint) due on their account's clock and not leased."""
+        """(account, delivery, endpoint) due on their account's clock and not leased, leaving
+        out `skip_endpoints` (those with all the attempts in flight they may have)."""
         sql = (
             "SELECT d.account_id, d.id, d.endpoint_id FROM webhook_deliveries d JOIN accounts a "
             "ON a.id = d.account_id WHERE d.status = 'pending' AND d.due_us IS NOT NULL "
@@ -134,6 +140,9 @@ class WebhookTxMixin:
         if account_id is not None:
             sql += " AND d.account_id = ?"
             args.append(account_id)
+        if skip_endpoints:
+            sql += f" AND d.endpoint_id NOT IN ({', '.join('?' * len(skip_endpoints))})"
+            args.extend(sorted(skip_endpoints))
         sql += " ORDER BY d.due_us, d.seq LIMIT ?"
         args.append(limit)
         return [(str(r[0]), str(r[1]), str(r[2])) for r in self.c.execute(sql, args).fetchall()]

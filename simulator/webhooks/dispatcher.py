@@ -128,9 +128,13 @@ class Dispatcher:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return []
+        full = frozenset(e for e, n in self._per_endpoint.items() if n >= PER_ENDPOINT)
         with self.store.read() as tx:
             due: list[tuple[str, str, str]] = tx.due_deliveries(
-                to_us(self.wall.now()), account, limit=free + len(self._in_flight)
+                to_us(self.wall.now()),
+                account,
+                limit=free + len(self._in_flight),
+                skip_endpoints=full,
             )
         picked = []
         for row in due:

@@ -612,3 +612,51 @@ def test_a_dead_receiver_holds_only_its_own_attempt_slots(wall: ManualClock) -> 
         assert {d["status"] for d in deliveries(api, stuck)} == {"succeeded"}
     finally:
         api.close()
+
+
+def test_the_background_dispatcher_skips_an_endpoint_that_has_all_its_slots(
+    wall: ManualClock,
+) -> None:
+    """More deliveries than one round reads are stuck behind a hanging endpoint; the
+    background dispatcher still reaches the other endpoint's delivery behind them."""
+    release = asyncio.Event()
+    served: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/dead":
+            await release.wait()
+        else:
+            served.append(request.headers["webhook-id"])
+        return httpx.Response(204)
+
+    app = create_app(
+        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
+        wall_clock=wall,
+        entropy=deterministic_entropy(),
+        webhook_transport=httpx.MockTransport(handler),
+    )
+    api = Api(app, wall)
+    try:
+        stuck = api.new_account(seed=1)
+        endpoint(api, stuck, url="http://127.0.0.1:9/dead")
+        for i in range(100):
+            new_buyer(api, stuck, f"Buyer {i}")
+        live = api.new_account(seed=2)
+        endpoint(api, live)
+        new_buyer(api, live)
+        dispatcher = app.state.dispatcher
+
+        async def scenario() -> None:
+            await dispatcher.start()
+            try:
+                async with asyncio.timeout(5):
+                    while not served:
+                        await asyncio.sleep(0.01)
+            finally:
+                release.set()
+                await dispatcher.stop()
+
+        api.loop.run_until_complete(scenario())
+        assert len(served) == 1
+    finally:
+        api.close()
