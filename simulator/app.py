@@ -186,7 +186,7 @@ def create_app(
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
-        lifespan=_lifespan(dispatcher),
+        lifespan=_lifespan(dispatcher, inline=not settings.webhook_process),
     )
     app.state.settings = settings
     app.state.store = store
@@ -249,12 +249,16 @@ def present_event(event: Event, thin: bool) -> dict[str, Any]:
     return data
 
 
-def _lifespan(dispatcher: Dispatcher) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """The dispatcher runs while the server does (in-process tests flush it instead)."""
+def _lifespan(
+    dispatcher: Dispatcher, *, inline: bool
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The dispatcher runs while the server does, here or in its own process (`inline` False);
+    in-process tests, which have no lifespan, flush it instead."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await dispatcher.start()
+        if inline:
+            await dispatcher.start()
         try:
             yield
         finally:

@@ -198,6 +198,8 @@ def serve(args: argparse.Namespace) -> int:
         demo_account=not args.no_demo,
         fault_rules=fault_rules,
         webhook_allowed_hosts=tuple(args.allow_webhook_host) if args.allow_webhook_host else None,
+        # On a database file, webhooks go out from a process of their own (not the API's loop).
+        webhook_process=args.db != ":memory:",
     )
     _configure_logging(settings.log_level)
     app = create_app(settings)  # also migrates the database and creates the demo account once
@@ -214,8 +216,12 @@ def serve(args: argparse.Namespace) -> int:
 
     # The same server, with each connection's socket reachable by socket-level faults.
     common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
+    app.state.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
+    if settings.webhook_process:
+        from simulator.webhooks import worker
+
+        worker.start(settings)
     if args.workers == 1:
-        app.state.dispatcher.release_leases()  # the only process: old leases are a crash's
         uvicorn.run(app, **common)
         return 0
     app.state.store.close()
@@ -227,6 +233,7 @@ def serve(args: argparse.Namespace) -> int:
             },
             "fault_rules": list(fault_rules),
             "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),
+            "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.state.admin_token,
         }

@@ -23,6 +23,9 @@ class Settings:
     journal_size: int = 10_000  # requests kept per account in the journal
     # Hosts webhooks may go to besides loopback (SSRF safety); "*" allows any.
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the
+    # app's lifespan does not run a dispatcher of its own.
+    webhook_process: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -113,6 +113,15 @@ class WebhookTxMixin:
             (until_us, delivery_id, account_id),
         )
 
+    def leased_deliveries(self, wall_us: int, account_id: str | None) -> int:
+        """Pending deliveries some process is sending right now (their lease holds)."""
+        sql = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND lease_us >= ?"
+        args: list[Any] = [wall_us]
+        if account_id is not None:
+            sql += " AND account_id = ?"
+            args.append(account_id)
+        return int(self.c.execute(sql, args).fetchone()[0])
+
     def release_leases(self) -> int:
         """Forget every lease (a lone server starting: any lease is a dead process's)."""
         return self.c.execute(

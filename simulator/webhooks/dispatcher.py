@@ -68,6 +68,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self.webhooks: Any = None  # the WebhookService, set by the app factory
+        self.poll_s = POLL_S
         self.sent = 0
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class Dispatcher:
             except Exception:  # never let one bad row stop deliveries
                 log.exception("webhook dispatch round failed")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_S):
+                async with asyncio.timeout(self.poll_s):
                     await self._wake.wait()
             self._wake.clear()
             # Wakes come with every commit that made a delivery and every finished attempt:
@@ -210,9 +211,25 @@ class Dispatcher:
                 await asyncio.sleep(0.005)
             n = await self._round(account, wait=True)
             if n == 0:
-                return made
+                if not await self._others_sending(account):
+                    return made
+                continue
             made += n
         return made
+
+    async def _others_sending(self, account: str | None) -> bool:
+        """Wait (bounded by the lease) while another process holds leases on due deliveries,
+        so that flush returns only when what was due has been tried; True if it waited."""
+        waited = False
+        deadline = time.monotonic() + LEASE.total_seconds()
+        while time.monotonic() < deadline:
+            with self.store.read() as tx:
+                leased = tx.leased_deliveries(to_us(self.wall.now()), account)
+            if not leased:
+                return waited
+            waited = True
+            await asyncio.sleep(0.005)
+        return waited
 
     async def _guarded(self, row: tuple[str, str, str], prepared: Any) -> None:
         """One claimed attempt, sent and recorded; never raises."""
