@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +69,9 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self.webhooks: Any = None  # the WebhookService, set by the app factory
         self.poll_s = POLL_S
+        # Inline, claims and records join the API's group commit; in a process of its own the
+        # dispatcher commits each at once instead, so it holds the write lock only briefly.
+        self.group_commits = True
         self.sent = 0
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -104,6 +107,16 @@ class Dispatcher:
         previous process's crash are due again at once instead of after their lease."""
         with self.store.transaction() as tx:
             return int(tx.release_leases())
+
+    @contextlib.contextmanager
+    def _scope(self, account_id: str) -> Iterator[tuple[Any, Awaitable[None]]]:
+        if self.group_commits:
+            with self.service.shared_scope(account_id) as pair:
+                yield pair
+            return
+        with self.service.scope(account_id) as ctx:
+            yield ctx, _DONE
+        # committed on leaving `scope`
 
     def wake(self) -> None:
         self._wake.set()
@@ -171,7 +184,7 @@ class Dispatcher:
         commits = []
         for account_id, group in by_account.items():
             try:
-                with self.service.shared_scope(account_id) as (ctx, committed):
+                with self._scope(account_id) as (ctx, committed):
                     commits.append(committed)
                     for row in group:
                         p = self.webhooks.prepare_attempt(ctx, row[1], lease_until, wall_us)
@@ -248,7 +261,7 @@ class Dispatcher:
         result = await self._send(plan)
         for _ in range(plan.copies):  # the duplicate quirk: the same message again
             await self._send(plan)
-        with self.service.shared_scope(account_id) as (ctx, committed):
+        with self._scope(account_id) as (ctx, committed):
             self.webhooks.record_attempt(ctx, delivery_id, plan, result)
         await committed
         self.sent += 1
@@ -326,6 +339,20 @@ class Dispatcher:
             int(retry_after) if retry_after.isdigit() else None,
             None,
         )
+
+
+async def _done() -> None:
+    return None
+
+
+class _Committed:
+    """An awaitable that is already complete (the transaction committed on the spot)."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _done().__await__()
+
+
+_DONE = _Committed()
 
 
 def _ms(started: float) -> float:

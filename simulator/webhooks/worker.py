@@ -53,6 +53,7 @@ async def _run(settings: Settings, parent_pid: int) -> None:
     app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
     dispatcher = app.state.dispatcher
     dispatcher.poll_s = POLL_S
+    dispatcher.group_commits = False
     await dispatcher.start()
     try:
         while os.getppid() == parent_pid:
