@@ -185,7 +185,7 @@ class WebhookService:
             )
             if quirks:
                 self._schedule_quirks(ctx, endpoint, delivery)
-            ctx.tx.save_delivery(ctx.aid, delivery, to_us(at))
+            ctx.tx.insert_delivery(ctx.aid, delivery, to_us(at))
             made.append(delivery)
         return made
 
