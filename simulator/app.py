@@ -173,6 +173,8 @@ def create_app(
 
     app = Starlette(
         routes=[
+            # The provider API first: every request walks this list until a route matches.
+            *routes(v1.OPERATIONS),
             Route("/", _index, methods=["GET"]),
             Route("/openapi.yaml", _document, methods=["GET"]),
             Route("/openapi.json", _document, methods=["GET"]),
@@ -180,7 +182,6 @@ def create_app(
             Route("/_sandbox/openapi.json", _document, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
-            *routes(v1.OPERATIONS),
             *routes(control_faults.OPERATIONS),
             *routes(control_webhooks.OPERATIONS),
             *routes(control.OPERATIONS),
