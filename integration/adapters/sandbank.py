@@ -1,0 +1,384 @@
+"""Sandbank's native `/v1` API behind the canonical `ProviderAdapter`.
+
+Everything Sandbank-specific stays in this module: paths, field names, its nine order statuses,
+its event types and its error codes. Out of it come only `integration.model` types, the
+canonical statuses of `integration.adapters.base`, and `ProviderRejected` errors whose `code`
+is canonical (Sandbank's own code is kept in `provider_code` for logs).
+
+Money stays integer minor units end to end; Sandbank speaks the same, so no conversion is
+needed beyond pairing each amount with its currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from integration.adapters.base import (
+    AuthorizationStatus,
+    CheckoutRef,
+    CheckoutStatus,
+    PlaceOrder,
+)
+from integration.client import ProviderRejected, ProviderResponse, ResilientClient
+from integration.model import (
+    Authorization,
+    Cancellation,
+    Capture,
+    EventKind,
+    Money,
+    ProviderEvent,
+    Refund,
+)
+
+# Operation families: each has its own circuit breaker.
+CHECKOUTS: Final = "checkouts"
+READS: Final = "reads"
+CAPTURES: Final = "captures"
+REFUNDS: Final = "refunds"
+CANCELS: Final = "cancels"
+EVENTS: Final = "events"
+
+ORDER_STATUS: Final[Mapping[str, AuthorizationStatus]] = {
+    "pending_review": AuthorizationStatus.PENDING,
+    "authorized": AuthorizationStatus.AUTHORIZED,
+    "partially_captured": AuthorizationStatus.CAPTURED,
+    "captured": AuthorizationStatus.CAPTURED,
+    "partially_refunded": AuthorizationStatus.REFUNDED,
+    "refunded": AuthorizationStatus.REFUNDED,
+    "canceled": AuthorizationStatus.CANCELED,
+    "expired": AuthorizationStatus.EXPIRED,
+    "declined": AuthorizationStatus.DECLINED,
+}
+
+CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
+    "open": CheckoutStatus.OPEN,
+    "completed": CheckoutStatus.COMPLETED,
+    "declined": CheckoutStatus.DECLINED,
+    "expired": CheckoutStatus.EXPIRED,
+}
+
+EVENT_KIND: Final[Mapping[str, EventKind]] = {
+    "order.authorized": EventKind.AUTHORIZED,
+    "order.captured": EventKind.CAPTURED,
+    "order.refunded": EventKind.REFUNDED,
+    "order.canceled": EventKind.CANCELED,
+    "order.expired": EventKind.EXPIRED,
+    "order.declined": EventKind.DECLINED,
+}
+
+# Sandbank error code -> canonical rejection code (anything else: "rejected").
+REJECTION: Final[Mapping[str, str]] = {
+    "not_found": "not_found",
+    "invalid_transition": "invalid_state",
+    "conflict": "invalid_state",
+    "amount_exceeds_capturable": "amount_exceeds_available",
+    "amount_exceeds_refundable": "amount_exceeds_available",
+    "invalid_amount": "invalid_amount",
+    "currency_mismatch": "currency_mismatch",
+    "unknown_currency": "currency_mismatch",
+    "insufficient_credit": "credit_declined",
+    "validation_failed": "invalid_request",
+    "bad_request": "invalid_request",
+    "unauthorized": "unauthorized",
+    "forbidden": "unauthorized",
+    "idempotency_key_reused": "idempotency_conflict",
+    "idempotency_key_in_use": "idempotency_conflict",
+}
+
+PAGE: Final = 100
+
+# "Another request with this Idempotency-Key is still running": wait, do not give up.
+IN_FLIGHT_CODES: Final = frozenset({"idempotency_key_in_use"})
+
+
+class ProviderDataError(ValueError):
+    """The provider answered 2xx with something this adapter cannot read."""
+
+
+class SandbankAdapter:
+    name = "sandbank"
+
+    def __init__(self, client: ResilientClient) -> None:
+        self.client = client
+
+    # --- checkouts -------------------------------------------------------------------------
+    async def create_checkout(
+        self, order: PlaceOrder, *, intent_id: str | None = None
+    ) -> CheckoutRef:
+        buyer = order.buyer
+        buyer_body: dict[str, Any] = {"legal_name": buyer.legal_name, "email": buyer.email}
+        optional = {
+            "tax_id": buyer.tax_id,
+            "domain": buyer.domain,
+            "annual_revenue": buyer.annual_revenue,
+            "years_in_business": buyer.years_in_business,
+            "external_id": buyer.external_id,
+        }
+        buyer_body.update({k: v for k, v in optional.items() if v is not None})
+        body: dict[str, Any] = {
+            "amount": order.amount.amount,
+            "currency": order.amount.currency,
+            "merchant_order_id": order.merchant_order_id,
+            "buyer": buyer_body,
+            "line_items": [
+                {
+                    "name": li.name,
+                    "quantity": li.quantity,
+                    "unit_amount": li.unit_amount,
+                    **({"sku": li.sku} if li.sku is not None else {}),
+                }
+                for li in order.line_items
+            ],
+            "return_url": order.return_url,
+            "cancel_url": order.cancel_url,
+        }
+        data = await self._call(
+            CHECKOUTS,
+            "POST",
+            "/v1/checkouts",
+            body,
+            intent_id=intent_id or f"checkout:{order.merchant_order_id}",
+        )
+        return _checkout(data)
+
+    async def get_checkout(self, provider_checkout_id: str) -> CheckoutRef:
+        return _checkout(
+            await self._call(READS, "GET", f"/v1/checkouts/{_seg(provider_checkout_id)}")
+        )
+
+    # --- orders ----------------------------------------------------------------------------
+    async def get_authorization(self, provider_order_id: str) -> Authorization:
+        return _authorization(
+            await self._call(READS, "GET", f"/v1/orders/{_seg(provider_order_id)}")
+        )
+
+    async def find_by_merchant_order_id(self, merchant_order_id: str) -> list[Authorization]:
+        """Every order with that merchant reference, newest first (normally zero or one)."""
+        found: list[Authorization] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"merchant_order_id": merchant_order_id, "limit": PAGE}
+            if cursor:
+                params["cursor"] = cursor
+            page = await self._call(READS, "GET", "/v1/orders", params=params)
+            found.extend(_authorization(o) for o in _list(page, "data"))
+            cursor = _next_cursor(page)
+            if cursor is None:
+                return found
+
+    async def capture(
+        self, provider_order_id: str, amount: Money, *, intent_id: str, final: bool = False
+    ) -> Capture:
+        body: dict[str, Any] = {"amount": amount.amount, "currency": amount.currency}
+        if final:
+            body["final"] = True
+        data = await self._call(
+            CAPTURES,
+            "POST",
+            f"/v1/orders/{_seg(provider_order_id)}/captures",
+            body,
+            intent_id=intent_id,
+        )
+        return Capture(
+            provider_id=_str(data, "id"),
+            provider_order_id=_str(data, "order_id"),
+            amount=_money(data),
+            at=_time(data, "created_at"),
+        )
+
+    async def refund(
+        self,
+        provider_order_id: str,
+        amount: Money,
+        *,
+        intent_id: str,
+        reason: str | None = None,
+    ) -> Refund:
+        body: dict[str, Any] = {"amount": amount.amount, "currency": amount.currency}
+        if reason is not None:
+            body["reason"] = reason
+        data = await self._call(
+            REFUNDS,
+            "POST",
+            f"/v1/orders/{_seg(provider_order_id)}/refunds",
+            body,
+            intent_id=intent_id,
+        )
+        return Refund(
+            provider_id=_str(data, "id"),
+            provider_order_id=_str(data, "order_id"),
+            amount=_money(data),
+            at=_time(data, "created_at"),
+        )
+
+    async def cancel(
+        self, provider_order_id: str, *, intent_id: str, reason: str | None = None
+    ) -> Cancellation:
+        data = await self._call(
+            CANCELS,
+            "POST",
+            f"/v1/orders/{_seg(provider_order_id)}/cancel",
+            {"reason": reason} if reason is not None else {},
+            intent_id=intent_id,
+        )
+        released = _int(data, "amount") - _int(data, "captured_amount")
+        at = data.get("canceled_at") or data.get("updated_at")
+        return Cancellation(
+            provider_order_id=_str(data, "id"),
+            released=Money(released, _str(data, "currency")),
+            at=_parse_time(at, "canceled_at"),
+        )
+
+    # --- events ----------------------------------------------------------------------------
+    async def list_events(self, since_cursor: str | None) -> tuple[list[ProviderEvent], str | None]:
+        """Events after `since_cursor`, oldest first, and the cursor to pass next time.
+
+        The cursor is opaque to callers (it is the newest event id seen). Sandbank lists newest
+        first, so this walks back until it meets the cursor's event, then returns the walk
+        reversed. Consumers dedupe on `provider_event_id` anyway (webhooks are at least once).
+        """
+        newest_first: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": PAGE}
+            if cursor:
+                params["cursor"] = cursor
+            page = await self._call(EVENTS, "GET", "/v1/events", params=params)
+            met = False
+            for raw in _list(page, "data"):
+                if since_cursor is not None and raw.get("id") == since_cursor:
+                    met = True
+                    break
+                newest_first.append(raw)
+            cursor = None if met else _next_cursor(page)
+            if cursor is None:
+                break
+        events = [_event(raw) for raw in reversed(newest_first)]
+        return events, (events[-1].provider_event_id if events else since_cursor)
+
+    # --- plumbing --------------------------------------------------------------------------
+    async def _call(
+        self,
+        family: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        intent_id: str | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            response: ProviderResponse = await self.client.call(
+                family, method, path, body, intent_id=intent_id, params=params
+            )
+        except ProviderRejected as exc:
+            raise ProviderRejected(
+                REJECTION.get(exc.code, "rejected"),
+                exc.status,
+                exc.detail,
+                request_id=exc.request_id,
+                provider_code=exc.code,
+            ) from exc
+        try:
+            return response.json()
+        except TypeError as exc:
+            raise ProviderDataError(f"{method} {path}: {exc}") from exc
+
+
+# --- Sandbank JSON -> canonical ----------------------------------------------------------------
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _checkout(data: Mapping[str, Any]) -> CheckoutRef:
+    status = _str(data, "status")
+    if status not in CHECKOUT_STATUS:
+        raise ProviderDataError(f"unknown checkout status {status!r}")
+    order_id = data.get("order_id")
+    return CheckoutRef(
+        provider_checkout_id=_str(data, "id"),
+        status=CHECKOUT_STATUS[status],
+        redirect_url=_str(data, "url"),
+        provider_order_id=order_id if isinstance(order_id, str) else None,
+    )
+
+
+def _authorization(data: Mapping[str, Any]) -> Authorization:
+    status = _str(data, "status")
+    if status not in ORDER_STATUS:
+        raise ProviderDataError(f"unknown order status {status!r}")
+    merchant = data.get("merchant_order_id")
+    return Authorization(
+        provider_order_id=_str(data, "id"),
+        merchant_order_id=merchant if isinstance(merchant, str) else "",
+        amount=_money(data),
+        status=ORDER_STATUS[status],
+        captured=_int(data, "captured_amount"),
+        refunded=_int(data, "refunded_amount"),
+    )
+
+
+def _event(raw: Mapping[str, Any]) -> ProviderEvent:
+    object_id = raw.get("object_id")
+    is_order = raw.get("object_type") == "order" and isinstance(object_id, str)
+    return ProviderEvent(
+        provider_event_id=_str(raw, "id"),
+        kind=EVENT_KIND.get(_str(raw, "type")),
+        provider_order_id=object_id if is_order else None,
+        at=_time(raw, "created_at"),
+        raw=dict(raw),
+    )
+
+
+def _money(data: Mapping[str, Any]) -> Money:
+    return Money(_int(data, "amount"), _str(data, "currency"))
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ProviderDataError(f"expected a string at {key!r}, got {value!r}")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProviderDataError(f"expected an integer at {key!r}, got {value!r}")
+    return value
+
+
+def _time(data: Mapping[str, Any], key: str) -> datetime:
+    return _parse_time(data.get(key), key)
+
+
+def _parse_time(value: object, key: str) -> datetime:
+    if not isinstance(value, str):
+        raise ProviderDataError(f"expected a timestamp at {key!r}, got {value!r}")
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ProviderDataError(f"bad timestamp at {key!r}: {value!r}") from exc
+    if at.tzinfo is None:
+        raise ProviderDataError(f"timestamp without a zone at {key!r}: {value!r}")
+    return at
+
+
+def _list(page: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    items = page.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ProviderDataError(f"expected a list of objects at {key!r}")
+    return items
+
+
+def _next_cursor(page: Mapping[str, Any]) -> str | None:
+    if not page.get("has_more"):
+        return None
+    cursor = page.get("next_cursor")
+    return cursor if isinstance(cursor, str) and cursor else None
+
+
+__all__ = ["SandbankAdapter"]
