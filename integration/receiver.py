@@ -1,0 +1,355 @@
+"""The webhook receiver: verify, store raw, answer fast; process later from the inbox.
+
+`create_receiver(inbox, secrets)` is a Starlette app with one route, `POST /webhooks`:
+
+1. Verify (Standard Webhooks): `webhook-id`, `webhook-timestamp` and `webhook-signature` must
+   all be present; the timestamp must be within `tolerance_s` (default 300 s, the reference
+   library's ±5 min) of `clock()`; one `v1,` entry of the (space-separated) signature list
+   must match one of the configured secrets (several during a rotation). The expected
+   signature is computed by `standardwebhooks.Webhook(secret).sign(...)` over
+   `{id}.{timestamp}.{body}` and compared in constant time. `Webhook.verify()` is not called
+   directly because it reads `datetime.now()` with a fixed ±5 min, so neither the clock nor
+   the tolerance could be injected, and it raises `ValueError` (not its own error) on a
+   malformed signature entry; the signing and the comparison are the same.
+   Anything wrong -> 400 `application/problem+json` (type/title/status/detail), nothing stored.
+2. Store the body byte for byte (and the headers) with `Inbox.accept`, one committed SQLite
+   transaction, then answer 204. A repeat of a known `webhook-id` is also 204 (accepted
+   once; the provider may stop retrying). If the inbox cannot write, 503: the provider
+   retries, nothing was acknowledged that is not on disk.
+3. A signed body that is not JSON (or not an event) is still acknowledged: the provider
+   signed it, so retrying cannot fix it. It is stored and, on processing, quarantined
+   (`failed`, never retried) for a human to look at.
+
+`process_pending(inbox)` (the service's background task calls it in a loop) parses each
+queued body into a canonical `ProviderEvent` and folds it into `order_state` with
+`Inbox.apply` (never backwards). Unknown event types are recorded and marked processed.
+
+`poll_events(fetch_page, inbox)` walks the provider's `GET /v1/events` (newest first) through
+an injected `fetch_page(cursor) -> (events, next_cursor)` and accepts every event into the same
+inbox with `source='poll'`; the event id is the `webhook-id`, so an event both delivered and
+polled is stored once. This module does no HTTP itself. The caller bounds the walk (e.g.
+`created_gte` in its fetch function, or `max_pages`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from integration.inbox import Applied, Inbox, RawEvent
+from integration.model import EventKind, ProviderEvent
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:sandbank:integration:problem:"
+DEFAULT_TOLERANCE_S = 300
+DEFAULT_MAX_BODY = 1024 * 1024  # Standard Webhooks payloads are small (~20 kB)
+# Not worth keeping next to a raw event, and not ours to persist.
+_UNSTORED_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+# Provider event type -> canonical kind (what the ledger acts on). Every other type
+# (buyer.*, checkout.*, order.pending_review, order.updated, webhook_endpoint.*, anything new)
+# maps to None: recorded, applied to order state if it carries an order snapshot, not posted.
+EVENT_KINDS: Final[Mapping[str, EventKind]] = {
+    "order.authorized": EventKind.AUTHORIZED,
+    "order.captured": EventKind.CAPTURED,
+    "order.refunded": EventKind.REFUNDED,
+    "order.canceled": EventKind.CANCELED,
+    "order.expired": EventKind.EXPIRED,
+    "order.declined": EventKind.DECLINED,
+}
+
+Page = tuple[list[dict[str, object]], str | None]
+
+
+class WebhookRejected(Exception):
+    """A delivery failed verification; `code` names why (the problem type's last part)."""
+
+    def __init__(self, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.title = title
+        self.detail = detail
+
+
+class UnparseableEvent(ValueError):
+    """A stored body is not a provider event; retrying will not change that."""
+
+
+# --- verification -------------------------------------------------------------------------------
+class Verifier:
+    """Standard Webhooks verification against one or more secrets, on an injectable clock."""
+
+    def __init__(
+        self,
+        secrets: str | Sequence[str],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        tolerance_s: int = DEFAULT_TOLERANCE_S,
+    ) -> None:
+        keys = [secrets] if isinstance(secrets, str) else list(secrets)
+        if not keys:
+            raise ValueError("at least one webhook secret is required")
+        self.webhooks = [Webhook(key) for key in keys]  # raises on a malformed secret
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.tolerance_s = tolerance_s
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
+        """The verified `webhook-id`, or WebhookRejected."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        msg_id = lowered.get("webhook-id", "").strip()
+        stamp = lowered.get("webhook-timestamp", "").strip()
+        signatures = lowered.get("webhook-signature", "").strip()
+        missing = [
+            name
+            for name, value in (
+                ("webhook-id", msg_id),
+                ("webhook-timestamp", stamp),
+                ("webhook-signature", signatures),
+            )
+            if not value
+        ]
+        if missing:
+            raise WebhookRejected(
+                "missing_headers", "Missing webhook headers", f"missing: {', '.join(missing)}"
+            )
+        if not stamp.isdigit():
+            raise WebhookRejected(
+                "invalid_timestamp",
+                "Invalid webhook timestamp",
+                "webhook-timestamp must be integer unix seconds",
+            )
+        sent_at = datetime.fromtimestamp(int(stamp), UTC)
+        skew = (self.clock() - sent_at).total_seconds()
+        if abs(skew) > self.tolerance_s:
+            direction = "old" if skew > 0 else "far in the future"
+            raise WebhookRejected(
+                "stale_timestamp",
+                "Stale webhook timestamp",
+                f"webhook-timestamp is {abs(int(skew))} s {direction}; "
+                f"the tolerance is {self.tolerance_s} s",
+            )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WebhookRejected(
+                "invalid_signature", "Invalid webhook signature", "the body is not UTF-8"
+            ) from None
+        offered = _v1_signatures(signatures)
+        for webhook in self.webhooks:
+            expected = base64.b64decode(webhook.sign(msg_id, sent_at, text).split(",", 1)[1])
+            # Each offered signature is compared in constant time.
+            if any(hmac.compare_digest(expected, candidate) for candidate in offered):
+                return msg_id
+        raise WebhookRejected(
+            "invalid_signature",
+            "Invalid webhook signature",
+            "no v1 signature matches a configured secret",
+        )
+
+
+def _v1_signatures(header: str) -> list[bytes]:
+    """The decoded `v1,` entries of a space-separated signature list; others are skipped."""
+    out: list[bytes] = []
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1" or not encoded:
+            continue
+        try:
+            out.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return out
+
+
+# --- the app ------------------------------------------------------------------------------------
+def problem(status: int, code: str, title: str, detail: str) -> Response:
+    return JSONResponse(
+        {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def create_receiver(
+    inbox: Inbox,
+    secrets: str | Sequence[str],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    max_body: int = DEFAULT_MAX_BODY,
+    path: str = "/webhooks",
+) -> Starlette:
+    """The receiving app: `POST {path}` verifies, stores raw and answers 204."""
+    verifier = Verifier(secrets, clock=clock, tolerance_s=tolerance_s)
+
+    async def receive(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:
+            return problem(413, "payload_too_large", "Payload too large", f"limit {max_body} B")
+        body = await request.body()
+        if len(body) > max_body:
+            return problem(413, "payload_too_large", "Payload too large", f"limit {max_body} B")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            webhook_id = verifier.verify(body, headers)
+        except WebhookRejected as rejected:
+            log.warning("webhook rejected: %s", rejected.detail)
+            return problem(400, rejected.code, rejected.title, rejected.detail)
+        kept = {k: v for k, v in headers.items() if k not in _UNSTORED_HEADERS}
+        try:
+            await run_in_threadpool(inbox.accept, webhook_id, kept, body, "webhook")
+        except sqlite3.Error as exc:
+            log.exception("webhook %s not stored", webhook_id)
+            response = problem(
+                503, "inbox_unavailable", "Inbox unavailable", f"not stored: {exc}; retry"
+            )
+            response.headers["retry-after"] = "5"
+            return response
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route(path, receive, methods=["POST"])])
+    app.state.inbox = inbox
+    app.state.verifier = verifier
+    return app
+
+
+# --- processing -----------------------------------------------------------------------------------
+def to_provider_event(payload: object) -> ProviderEvent:
+    """A provider event body (as `GET /v1/events/{id}` returns it) in canonical terms."""
+    if not isinstance(payload, dict):
+        raise UnparseableEvent("the body is not a JSON object")
+    event_id = payload.get("id")
+    event_type = payload.get("type")
+    created = payload.get("created_at")
+    if not isinstance(event_id, str) or not event_id:
+        raise UnparseableEvent("the event has no id")
+    if not isinstance(event_type, str) or not event_type:
+        raise UnparseableEvent("the event has no type")
+    if not isinstance(created, str):
+        raise UnparseableEvent("the event has no created_at")
+    try:
+        at = datetime.fromisoformat(created)
+    except ValueError:
+        raise UnparseableEvent(f"created_at {created!r} is not RFC 3339") from None
+    if at.tzinfo is None:
+        raise UnparseableEvent(f"created_at {created!r} has no UTC offset")
+    object_id = payload.get("object_id")
+    data = payload.get("data")
+    order_id: object = None
+    if payload.get("object_type") == "order":
+        order_id = object_id
+    elif isinstance(data, dict):
+        order_id = data.get("order_id")  # e.g. checkout.completed names the order it made
+    raw: dict[str, object] = {str(k): v for k, v in payload.items()}
+    return ProviderEvent(
+        provider_event_id=event_id,
+        kind=EVENT_KINDS.get(event_type),
+        provider_order_id=order_id if isinstance(order_id, str) and order_id else None,
+        at=at,
+        raw=raw,
+    )
+
+
+def parse(raw: RawEvent) -> ProviderEvent:
+    try:
+        payload = json.loads(raw.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnparseableEvent(f"the body is not JSON: {exc}") from None
+    return to_provider_event(payload)
+
+
+def process_pending(
+    inbox: Inbox,
+    limit: int = 100,
+    *,
+    on_event: Callable[[ProviderEvent, Applied], None] | None = None,
+) -> int:
+    """Process up to `limit` queued (or due-for-retry) raw events; returns how many were
+    handled (processed or failed). For each: parse -> `ProviderEvent` -> `inbox.apply`, then
+    `on_event` (e.g. the ledger posting; it must be idempotent), then mark processed — all in
+    one inbox transaction, so a crash replays the row rather than half-applying it.
+    An unparseable body is quarantined (failed, no retry); an error while applying is failed
+    and retried later with backoff."""
+    handled = 0
+    for raw in inbox.next_batch(limit):
+        handled += 1
+        try:
+            event = parse(raw)
+        except UnparseableEvent as exc:
+            log.error("raw event %s quarantined: %s", raw.webhook_id, exc)
+            inbox.mark_failed(raw.id, f"unparseable: {exc}", retry=False)
+            continue
+        try:
+            with inbox.transaction():
+                applied = inbox.apply(event)
+                if on_event is not None:
+                    on_event(event, applied)
+                inbox.mark_processed(raw.id)
+        except Exception as exc:
+            log.exception("raw event %s failed; will retry", raw.webhook_id)
+            inbox.mark_failed(raw.id, f"{type(exc).__name__}: {exc}")
+    return handled
+
+
+# --- polling --------------------------------------------------------------------------------------
+def _accept_page(inbox: Inbox, events: Iterable[dict[str, object]]) -> int:
+    new = 0
+    for event in reversed(list(events)):  # a page is newest first; queue oldest first
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            log.warning("polled event without an id skipped")
+            continue
+        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        if inbox.accept(event_id, {}, body, "poll"):
+            new += 1
+    return new
+
+
+def poll_events(
+    fetch_page: Callable[[str | None], Page], inbox: Inbox, *, max_pages: int | None = None
+) -> int:
+    """Walk the provider's event list (newest first, `fetch_page(cursor)`, None = the first
+    page) and accept every event not already in the inbox; returns how many were new."""
+    new = 0
+    cursor: str | None = None
+    pages = 0
+    while True:
+        events, cursor = fetch_page(cursor)
+        new += _accept_page(inbox, events)
+        pages += 1
+        if cursor is None or (max_pages is not None and pages >= max_pages):
+            return new
+
+
+async def apoll_events(
+    fetch_page: Callable[[str | None], Awaitable[Page]],
+    inbox: Inbox,
+    *,
+    max_pages: int | None = None,
+) -> int:
+    """`poll_events` for an async fetch function (an `httpx.AsyncClient` caller)."""
+    new = 0
+    cursor: str | None = None
+    pages = 0
+    while True:
+        events, cursor = await fetch_page(cursor)
+        new += await run_in_threadpool(_accept_page, inbox, events)
+        pages += 1
+        if cursor is None or (max_pages is not None and pages >= max_pages):
+            return new
