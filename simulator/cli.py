@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)"
     )
+
+    integration = sub.add_parser(
+        "integration",
+        help="the reference integration (serve, reconcile)",
+        description="The reference integration's commands: see `sandbank integration --help`.",
+        add_help=False,
+    )
+    integration.add_argument("integration_argv", nargs=argparse.REMAINDER)
     return p
 
 
@@ -293,7 +301,20 @@ def webhooks_check(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def integration(argv: list[str]) -> int:
+    try:
+        from integration import cli
+    except ModuleNotFoundError as exc:
+        raise SystemExit(
+            f"sandbank: error: integration needs {exc.name} (pip install it)"
+        ) from None
+    return cli.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["integration"]:  # its own parser owns everything after the word
+        return integration(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -1,0 +1,633 @@
+"""Order-to-cash over a `ProviderAdapter`: place an order on credit, ship (capture), cancel,
+refund, and read an order with its ERP state, provider state, holds and ledger postings.
+
+Every provider mutation is a *hold* first: written to the `OrderBook` with the intent id it will
+use, then attempted. Success resolves the hold, moves the ERP order and posts the ledger in that
+order (the posting is idempotent by provider id, the hold's resolution is one transaction with
+the order's change), so a crash anywhere leaves work the resumer finishes. When the provider is
+down or a breaker is open the hold simply stays open: the shop gets the ERP state ("credit
+pending") instead of an error, and `resume()` drives the hold again later with the SAME intent
+id, hence the same Idempotency-Key. An ambiguous capture or refund is resolved by reading the
+provider's order first and by that same-key retry, never by a request under a new key.
+
+`create_service_app` puts it behind a small Starlette API (errors as application/problem+json)
+with a background resumer in the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from integration.adapters.base import (
+    AuthorizationStatus,
+    Buyer,
+    CheckoutStatus,
+    LineItem,
+    PlaceOrder,
+    ProviderAdapter,
+)
+from integration.client import ProviderRejected, ProviderUnavailable
+from integration.ledger import Ledger, Posting
+from integration.model import Capture, EventKind, Money, Refund
+from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
+
+log = logging.getLogger("sandbank.integration")
+
+PROBLEM = "application/problem+json"
+SHIPPABLE = frozenset({ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED})
+REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
+BUYER_FIELDS = ("tax_id", "domain", "annual_revenue", "years_in_business", "external_id")
+
+
+class OrderProblem(Exception):
+    """An answer for the shop, as problem+json."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class OrderNotFound(OrderProblem):
+    status, code = 404, "not_found"
+
+
+class InvalidTransition(OrderProblem):
+    status, code = 409, "invalid_transition"
+
+
+class InvalidOrder(OrderProblem):
+    status, code = 422, "validation_failed"
+
+
+class ProviderRefused(OrderProblem):
+    status, code = 502, "rejected"  # `code` is the adapter's canonical rejection code
+
+
+class ProviderDown(OrderProblem):
+    status, code = 503, "provider_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    order: ErpOrder
+    hold: Hold | None  # the hold left open (degraded mode), None when the work completed
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderToCash:
+    def __init__(
+        self,
+        adapter: ProviderAdapter,
+        book: OrderBook,
+        ledger: Ledger,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.adapter = adapter
+        self.book = book
+        self.ledger = ledger
+        self.clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # --- the shop's actions -------------------------------------------------------------------
+    async def place_order(self, body: Any) -> Outcome:
+        merchant_order_id, money, request = parse_order(body)
+        _checked_place_order(merchant_order_id, money, request)
+        async with self._lock(merchant_order_id):
+            try:
+                self.book.get(merchant_order_id)
+            except KeyError:
+                pass
+            else:
+                raise InvalidTransition(f"order {merchant_order_id!r} exists already")
+            self.book.create(merchant_order_id, money.amount, money.currency, request, self._now())
+            hold = self.book.open_hold(
+                merchant_order_id,
+                HoldKind.CREDIT_PENDING,
+                f"checkout:{merchant_order_id}",
+                {},
+                self._now(),
+            )
+            return await self._run(hold, resuming=False)
+
+    async def ship(self, merchant_order_id: str, amount: Any) -> Outcome:
+        async with self._lock(merchant_order_id):
+            order = await self._ready(merchant_order_id)
+            if order.erp_state not in SHIPPABLE:
+                raise InvalidTransition(f"cannot ship an order that is {order.erp_state}")
+            _checked_amount(amount, order.amount - order.shipped, "to ship")
+            return await self._start(order, HoldKind.CAPTURE_PENDING, "capture", amount)
+
+    async def refund(self, merchant_order_id: str, amount: Any) -> Outcome:
+        async with self._lock(merchant_order_id):
+            order = await self._ready(merchant_order_id)
+            if order.erp_state not in REFUNDABLE:
+                raise InvalidTransition(f"cannot refund an order that is {order.erp_state}")
+            _checked_amount(amount, order.shipped - order.refunded, "to refund")
+            return await self._start(order, HoldKind.REFUND_PENDING, "refund", amount)
+
+    async def cancel(self, merchant_order_id: str) -> Outcome:
+        async with self._lock(merchant_order_id):
+            order = await self._ready(merchant_order_id)
+            if order.erp_state is not ErpState.AUTHORIZED:
+                raise InvalidTransition(f"cannot cancel an order that is {order.erp_state}")
+            return await self._start(order, HoldKind.CANCEL_PENDING, "cancel", None)
+
+    async def get_order(self, merchant_order_id: str) -> dict[str, Any]:
+        async with self._lock(merchant_order_id):
+            order = self._order(merchant_order_id)
+            provider: dict[str, Any] | None = None
+            note: str | None = None
+            try:
+                if order.erp_state is ErpState.AWAITING_BUYER:
+                    order = await self._refresh(order)
+                provider = await self._provider_view(order)
+                if provider is None:
+                    note = "nothing at the provider yet"
+            except ProviderUnavailable as exc:
+                note = f"the provider could not be read: {exc}"
+            except ProviderRejected as exc:
+                note = f"the provider refused the read: {exc.code}"
+            view = self.view(order)
+            view["provider"] = provider
+            if note is not None:
+                view["provider_note"] = note
+            return view
+
+    # --- the resumer --------------------------------------------------------------------------
+    async def resume(self) -> int:
+        """Drive every open hold again (same intent id, same key). Returns how many resolved."""
+        done = 0
+        for hold in self.book.holds(open_only=True):
+            async with self._lock(hold.merchant_order_id):
+                current = self.book.holds(hold.merchant_order_id, open_only=True)
+                if all(h.id != hold.id for h in current):
+                    continue  # resolved meanwhile
+                try:
+                    outcome = await self._run(hold, resuming=True)
+                except (OrderProblem, ProviderRejected) as exc:
+                    log.warning("hold %s of %s ended: %s", hold.id, hold.merchant_order_id, exc)
+                    done += 1
+                    continue
+                done += outcome.hold is None
+        return done
+
+    # --- views --------------------------------------------------------------------------------
+    def view(self, order: ErpOrder) -> dict[str, Any]:
+        holds = self.book.holds(order.merchant_order_id)
+        postings: list[Posting] = []
+        seen: set[str] = set()
+        for ref in [h.reference for h in holds if h.reference]:
+            for p in self.ledger.postings(reference=ref):
+                if p.id not in seen:
+                    seen.add(p.id)
+                    postings.append(p)
+        return {
+            "merchant_order_id": order.merchant_order_id,
+            "amount": order.amount,
+            "currency": order.currency,
+            "erp_state": order.erp_state.value,
+            "shipped_amount": order.shipped,
+            "refunded_amount": order.refunded,
+            "provider_checkout_id": order.provider_checkout_id,
+            "provider_order_id": order.provider_order_id,
+            "checkout_url": order.checkout_url,
+            "holds": [_hold_json(h) for h in holds],
+            "ledger": [_posting_json(p) for p in postings],
+        }
+
+    # --- internals ----------------------------------------------------------------------------
+    def _lock(self, merchant_order_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(merchant_order_id, asyncio.Lock())
+
+    def _now(self) -> str:
+        return stamp(self.clock())
+
+    def _order(self, merchant_order_id: str) -> ErpOrder:
+        try:
+            return self.book.get(merchant_order_id)
+        except KeyError:
+            raise OrderNotFound(f"no order {merchant_order_id!r}") from None
+
+    async def _ready(self, merchant_order_id: str) -> ErpOrder:
+        """The order, its buyer's answer fetched if still awaited, with no provider work open."""
+        order = self._order(merchant_order_id)
+        open_holds = self.book.holds(merchant_order_id, open_only=True)
+        if open_holds:
+            raise InvalidTransition(
+                f"a provider operation is pending for this order ({open_holds[0].kind}); "
+                "it completes when the provider recovers"
+            )
+        if order.erp_state is ErpState.AWAITING_BUYER:
+            try:
+                order = await self._refresh(order)
+            except ProviderUnavailable as exc:
+                raise ProviderDown(f"cannot learn the buyer's answer: {exc}") from None
+        return order
+
+    async def _refresh(self, order: ErpOrder) -> ErpOrder:
+        assert order.provider_checkout_id is not None
+        ref = await self.adapter.get_checkout(order.provider_checkout_id)
+        if ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id:
+            return self.book.update(
+                order.merchant_order_id,
+                self._now(),
+                provider_order_id=ref.provider_order_id,
+                erp_state=ErpState.AUTHORIZED,
+            )
+        if ref.status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
+            return self.book.update(
+                order.merchant_order_id, self._now(), erp_state=ErpState.REJECTED
+            )
+        return order
+
+    async def _provider_view(self, order: ErpOrder) -> dict[str, Any] | None:
+        if order.provider_order_id is not None:
+            auth = await self.adapter.get_authorization(order.provider_order_id)
+            return {
+                "order_id": auth.provider_order_id,
+                "status": str(auth.status),
+                "amount": auth.amount.amount,
+                "currency": auth.amount.currency,
+                "captured_amount": auth.captured,
+                "refunded_amount": auth.refunded,
+            }
+        if order.provider_checkout_id is not None:
+            ref = await self.adapter.get_checkout(order.provider_checkout_id)
+            return {"checkout_id": ref.provider_checkout_id, "checkout_status": ref.status.value}
+        return None
+
+    async def _start(
+        self, order: ErpOrder, kind: HoldKind, verb: str, amount: int | None
+    ) -> Outcome:
+        seq = self.book.next_seq(order.merchant_order_id, self._now())
+        detail = {} if amount is None else {"amount": amount}
+        hold = self.book.open_hold(
+            order.merchant_order_id,
+            kind,
+            f"{verb}:{order.merchant_order_id}:{seq}",
+            detail,
+            self._now(),
+        )
+        return await self._run(hold, resuming=False)
+
+    async def _run(self, hold: Hold, *, resuming: bool) -> Outcome:
+        """Attempt the hold's work; an unavailable provider leaves it open (degraded mode)."""
+        try:
+            if hold.kind is HoldKind.CREDIT_PENDING:
+                await self._checkout(hold)
+            elif hold.kind is HoldKind.CANCEL_PENDING:
+                await self._cancel(hold, resuming=resuming)
+            else:
+                await self._money_movement(hold, resuming=resuming)
+        except ProviderUnavailable as exc:
+            log.warning("hold %s (%s) stays open: %s", hold.id, hold.kind, exc)
+            order = self.book.get(hold.merchant_order_id)
+            if hold.kind is HoldKind.CREDIT_PENDING and order.erp_state is ErpState.PLACED:
+                order = self.book.update(
+                    hold.merchant_order_id, self._now(), erp_state=ErpState.CREDIT_PENDING
+                )
+            return Outcome(order, hold)
+        return Outcome(self.book.get(hold.merchant_order_id), None)
+
+    async def _checkout(self, hold: Hold) -> None:
+        order = self.book.get(hold.merchant_order_id)
+        try:
+            ref = await self.adapter.create_checkout(_place_order(order), intent_id=hold.intent_id)
+        except ProviderRejected as exc:
+            self._refused(hold, exc, erp_state=ErpState.REJECTED)
+            raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
+        completed = ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id is not None
+        self.book.resolve_hold(
+            hold.id,
+            "checkout created",
+            self._now(),
+            reference=ref.provider_checkout_id,
+            provider_checkout_id=ref.provider_checkout_id,
+            provider_order_id=ref.provider_order_id,
+            checkout_url=ref.redirect_url,
+            erp_state=ErpState.AUTHORIZED if completed else ErpState.AWAITING_BUYER,
+        )
+
+    async def _money_movement(self, hold: Hold, *, resuming: bool) -> None:
+        order = self.book.get(hold.merchant_order_id)
+        assert order.provider_order_id is not None
+        money = Money(int(hold.detail["amount"]), order.currency)
+        capture = hold.kind is HoldKind.CAPTURE_PENDING
+        already = False
+        if resuming:
+            # Read first: did an earlier (ambiguous) attempt of this intent already happen?
+            auth = await self.adapter.get_authorization(order.provider_order_id)
+            known = order.shipped if capture else order.refunded
+            seen = auth.captured if capture else auth.refunded
+            already = seen >= known + money.amount
+        try:
+            # The same intent id: the same key, so the provider replays what it already did.
+            done: Capture | Refund
+            if capture:
+                done = await self.adapter.capture(
+                    order.provider_order_id, money, intent_id=hold.intent_id
+                )
+            else:
+                done = await self.adapter.refund(
+                    order.provider_order_id, money, intent_id=hold.intent_id
+                )
+        except ProviderRejected as exc:
+            if not already:
+                self._refused(hold, exc)
+                raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
+            # The provider shows it done but no longer replays the key: settle from the read.
+            reference, at = f"{order.provider_order_id}:{hold.intent_id}", self.clock()
+        else:
+            reference, at = done.provider_id, done.at
+        kind = EventKind.CAPTURED if capture else EventKind.REFUNDED
+        figures = {"gross": money.amount} if capture else {"gross": money.amount, "fee": 0}
+        self.ledger.post(kind, figures, money.currency, reference, at=at)
+        shipped = order.shipped + (money.amount if capture else 0)
+        refunded = order.refunded + (0 if capture else money.amount)
+        self.book.resolve_hold(
+            hold.id,
+            f"{'captured' if capture else 'refunded'} {money.amount}",
+            self._now(),
+            reference=reference,
+            shipped=shipped,
+            refunded=refunded,
+            erp_state=_derived(order.amount, shipped, refunded),
+        )
+
+    async def _cancel(self, hold: Hold, *, resuming: bool) -> None:
+        order = self.book.get(hold.merchant_order_id)
+        assert order.provider_order_id is not None
+        try:
+            canceled = await self.adapter.cancel(order.provider_order_id, intent_id=hold.intent_id)
+            at = canceled.at
+        except ProviderRejected as exc:
+            auth = await self.adapter.get_authorization(order.provider_order_id)
+            if not (resuming and auth.status is AuthorizationStatus.CANCELED):
+                self._refused(hold, exc)
+                raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
+            at = self.clock()
+        self.ledger.post(
+            EventKind.CANCELED, {"gross": 0}, order.currency, order.provider_order_id, at=at
+        )
+        self.book.resolve_hold(
+            hold.id,
+            "canceled",
+            self._now(),
+            reference=order.provider_order_id,
+            erp_state=ErpState.CANCELED,
+        )
+
+    def _refused(self, hold: Hold, exc: ProviderRejected, **changes: Any) -> None:
+        self.book.resolve_hold(hold.id, f"rejected: {exc.code}", self._now(), **changes)
+
+
+# --- parsing and derived state ---------------------------------------------------------------
+def _derived(amount: int, shipped: int, refunded: int) -> ErpState:
+    if refunded > 0:
+        return ErpState.REFUNDED if refunded >= shipped else ErpState.PARTIALLY_REFUNDED
+    if shipped >= amount:
+        return ErpState.SHIPPED
+    return ErpState.PARTIALLY_SHIPPED if shipped > 0 else ErpState.AUTHORIZED
+
+
+def _int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_amount(amount: Any, available: int, what: str) -> None:
+    if not _int(amount) or amount <= 0:
+        raise InvalidOrder("amount must be a positive integer of minor units")
+    if amount > available:
+        raise InvalidOrder(f"amount {amount} exceeds the {available} left {what}")
+
+
+def _text(body: dict[str, Any], key: str, where: str = "") -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidOrder(f"{where}{key} is required (a non-empty string)")
+    return value
+
+
+def parse_order(body: Any) -> tuple[str, Money, dict[str, Any]]:
+    """(merchant_order_id, amount, the checkout's request) from a POST /orders body."""
+    if not isinstance(body, dict):
+        raise InvalidOrder("the body must be a JSON object")
+    merchant_order_id = _text(body, "merchant_order_id")
+    amount = body.get("amount")
+    if not _int(amount) or amount <= 0:
+        raise InvalidOrder("amount must be a positive integer of minor units")
+    try:
+        money = Money(amount, _text(body, "currency"))
+    except ValueError as exc:
+        raise InvalidOrder(str(exc)) from None
+    buyer = body.get("buyer")
+    if not isinstance(buyer, dict):
+        raise InvalidOrder("buyer is required (legal_name, email)")
+    buyer_out: dict[str, Any] = {
+        "legal_name": _text(buyer, "legal_name", "buyer."),
+        "email": _text(buyer, "email", "buyer."),
+    }
+    buyer_out.update({k: buyer[k] for k in BUYER_FIELDS if buyer.get(k) is not None})
+    items = body.get("line_items", [])
+    if not isinstance(items, list):
+        raise InvalidOrder("line_items must be a list")
+    lines: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidOrder("each line item is an object (name, quantity, unit_amount)")
+        quantity, unit = item.get("quantity"), item.get("unit_amount")
+        if not (_int(quantity) and _int(unit) and quantity > 0 and unit >= 0):
+            raise InvalidOrder("line item quantity and unit_amount are non-negative integers")
+        line = {
+            "name": _text(item, "name", "line item "),
+            "quantity": quantity,
+            "unit_amount": unit,
+        }
+        if isinstance(item.get("sku"), str):
+            line["sku"] = item["sku"]
+        lines.append(line)
+    request = {
+        "buyer": buyer_out,
+        "line_items": lines,
+        "return_url": _text(body, "return_url"),
+        "cancel_url": _text(body, "cancel_url"),
+    }
+    return merchant_order_id, money, request
+
+
+def _checked_place_order(merchant_order_id: str, money: Money, request: dict[str, Any]) -> None:
+    try:
+        _place_order_of(merchant_order_id, money, request)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOrder(str(exc)) from None
+
+
+def _place_order_of(merchant_order_id: str, money: Money, request: dict[str, Any]) -> PlaceOrder:
+    return PlaceOrder(
+        merchant_order_id=merchant_order_id,
+        amount=money,
+        buyer=Buyer(**request["buyer"]),
+        return_url=request["return_url"],
+        cancel_url=request["cancel_url"],
+        line_items=tuple(LineItem(**li) for li in request["line_items"]),
+    )
+
+
+def _place_order(order: ErpOrder) -> PlaceOrder:
+    return _place_order_of(
+        order.merchant_order_id, Money(order.amount, order.currency), order.request
+    )
+
+
+def _hold_json(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "kind": hold.kind.value,
+        "intent_id": hold.intent_id,
+        "detail": hold.detail,
+        "created_at": hold.created_at.isoformat(),
+        "resolved_at": None if hold.resolved_at is None else hold.resolved_at.isoformat(),
+        "resolution": hold.resolution,
+        "reference": hold.reference,
+    }
+
+
+def _posting_json(posting: Posting) -> dict[str, Any]:
+    return {
+        "id": posting.id,
+        "event_kind": str(posting.event_kind),
+        "reference": posting.reference,
+        "currency": posting.currency,
+        "at": posting.at.isoformat(),
+        "legs": [
+            {"account": g.account, "debit": g.debit, "credit": g.credit} for g in posting.legs
+        ],
+    }
+
+
+# --- the HTTP service -------------------------------------------------------------------------
+def problem(status: int, code: str, detail: str) -> JSONResponse:
+    titles = {404: "Not found", 409: "Conflict", 422: "Unprocessable", 502: "Provider refused"}
+    body = {
+        "type": "about:blank",
+        "title": titles.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def create_service_app(service: OrderToCash, *, resume_every_s: float | None = 30.0) -> Starlette:
+    """The order-to-cash API; `resume_every_s` (None: off) paces the background resumer."""
+
+    def answer(outcome: Outcome, created: bool = False) -> JSONResponse:
+        body = service.view(outcome.order)
+        if outcome.hold is not None:
+            body["pending"] = _hold_json(outcome.hold)
+            return JSONResponse(body, status_code=202)
+        return JSONResponse(body, status_code=201 if created else 200)
+
+    async def json_body(request: Request) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            raise InvalidOrder("the body is not JSON") from None
+
+    async def amount_of(request: Request) -> Any:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise InvalidOrder("the body must be a JSON object with an amount")
+        return body.get("amount")
+
+    async def place(request: Request) -> JSONResponse:
+        return answer(await service.place_order(await json_body(request)), created=True)
+
+    async def ship(request: Request) -> JSONResponse:
+        oid = request.path_params["order_id"]
+        return answer(await service.ship(oid, await amount_of(request)))
+
+    async def refund(request: Request) -> JSONResponse:
+        oid = request.path_params["order_id"]
+        return answer(await service.refund(oid, await amount_of(request)))
+
+    async def cancel(request: Request) -> JSONResponse:
+        return answer(await service.cancel(request.path_params["order_id"]))
+
+    async def get(request: Request) -> JSONResponse:
+        return JSONResponse(await service.get_order(request.path_params["order_id"]))
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OrderProblem)
+        return problem(exc.status, exc.code, exc.detail)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        status = int(getattr(exc, "status_code", 500))
+        return problem(status, "not_found" if status == 404 else "http_error", str(exc))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None if resume_every_s is None else asyncio.create_task(resumer())
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def resumer() -> None:
+        assert resume_every_s is not None
+        while True:
+            await asyncio.sleep(resume_every_s)
+            try:
+                await service.resume()
+            except Exception:
+                log.exception("the resumer failed; trying again in %ss", resume_every_s)
+
+    return Starlette(
+        routes=[
+            Route("/orders", place, methods=["POST"]),
+            Route("/orders/{order_id}", get, methods=["GET"]),
+            Route("/orders/{order_id}/ship", ship, methods=["POST"]),
+            Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
+            Route("/orders/{order_id}/refund", refund, methods=["POST"]),
+        ],
+        exception_handlers={OrderProblem: on_problem, HTTPException: on_http},
+        lifespan=lifespan,
+    )
+
+
+__all__ = [
+    "InvalidOrder",
+    "InvalidTransition",
+    "OrderNotFound",
+    "OrderProblem",
+    "OrderToCash",
+    "Outcome",
+    "ProviderDown",
+    "ProviderRefused",
+    "create_service_app",
+    "parse_order",
+    "problem",
+]

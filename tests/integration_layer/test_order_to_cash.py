@@ -1,0 +1,360 @@
+"""Order-to-cash against the real simulator, in-process.
+
+The service's API is driven through `httpx.ASGITransport`; the service talks to the simulator
+through another one. Faults come from the simulator's control plane; time is a manual clock the
+injected sleep advances (nothing really sleeps); the resumer is called by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from factories import ADMIN, BASE_URL, Account, Api
+
+from integration.adapters import make_adapter
+from integration.breaker import Breakers
+from integration.cli import NO_SETTLEMENTS
+from integration.cli import main as integration_main
+from integration.ledger import Ledger
+from integration.orders import OrderBook
+from integration.service import OrderToCash, create_service_app
+from integration.store import IntegrationStore
+from simulator.app import SandbankApp
+from simulator.cli import main as sandbank_main
+
+T = TypeVar("T")
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class MonotonicClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class RecordingSleep:
+    clock: MonotonicClock
+    calls: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        self.clock.t += seconds
+
+
+@dataclass
+class Shop:
+    """The order-to-cash service, its API client and what it is built on."""
+
+    api: Api
+    account: Account
+    service: OrderToCash
+    ledger: Ledger
+    book: OrderBook
+    store: IntegrationStore
+    clock: MonotonicClock
+    http: httpx.AsyncClient
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        result: T = self.api.loop.run_until_complete(coro)
+        return result
+
+    def post(self, url: str, body: Any = None) -> httpx.Response:
+        return self.run(self.http.post(url, json=body))
+
+    def get(self, url: str) -> httpx.Response:
+        return self.run(self.http.get(url))
+
+    def resume(self) -> int:
+        return self.run(self.service.resume())
+
+
+@pytest.fixture
+def shop(api: Api, app: SandbankApp, account: Account, tmp_path: Path) -> Iterator[Shop]:
+    clock = MonotonicClock()
+    rng = random.Random(3)
+    db = tmp_path / "integration.db"
+    store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
+    adapter = make_adapter(
+        {
+            "provider": "sandbank",
+            "base_url": BASE_URL,
+            "api_key": account.api_key,
+            "retry": {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0},
+        },
+        store=store,
+        clock=clock,
+        sleep=RecordingSleep(clock),
+        random=lambda: 0.5,
+        breakers=Breakers(clock, failure_threshold=50, cooldown_s=30.0),
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+    )
+    book = OrderBook(db)
+    ledger = Ledger.sqlite(db)
+    service = OrderToCash(adapter, book, ledger, clock=lambda: NOW)
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_service_app(service, resume_every_s=None)),
+        base_url="http://shop.test",
+    )
+    s = Shop(api, account, service, ledger, book, store, clock, http)
+    yield s
+    s.run(http.aclose())
+    s.run(adapter.client.aclose())  # type: ignore[attr-defined]
+    ledger.close()
+    book.close()
+    store.close()
+
+
+def order_body(merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
+    return {
+        "merchant_order_id": merchant_order_id,
+        "amount": amount,
+        "currency": "USD",
+        "buyer": {"legal_name": "Acme Supply Co", "email": "ap+approve@acme.test"},
+        "line_items": [{"name": "Pallet of widgets", "quantity": 2, "unit_amount": amount // 2}],
+        "return_url": "https://shop.test/return",
+        "cancel_url": "https://shop.test/cancel",
+    }
+
+
+def place_and_approve(shop: Shop, merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
+    r = shop.post("/orders", order_body(merchant_order_id, amount))
+    assert r.status_code == 201, r.text
+    assert r.json()["erp_state"] == "awaiting_buyer"
+    shop.api.approve(r.json()["provider_checkout_id"])
+    got = shop.get(f"/orders/{merchant_order_id}").json()
+    assert got["erp_state"] == "authorized"
+    return dict(got)
+
+
+def journal(shop: Shop, **params: Any) -> list[dict[str, Any]]:
+    r = shop.api.get(
+        "/_sandbox/requests", headers=ADMIN, params={"account": shop.account.id, **params}
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json()["data"])
+
+
+def balanced(ledger: Ledger) -> bool:
+    return all(sum(ledger.trial_balance(c).values()) == 0 for c in ledger.currencies())
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert (r.json()["status"], r.json()["code"]) == (status, code)
+
+
+# --- the happy path ------------------------------------------------------------------------------
+def test_place_approve_ship_twice_refund_and_read_back(shop: Shop) -> None:
+    place_and_approve(shop, "SO-1")
+    first = shop.post("/orders/SO-1/ship", {"amount": 60_000})
+    assert first.status_code == 200, first.text
+    assert first.json()["erp_state"] == "partially_shipped"
+    second = shop.post("/orders/SO-1/ship", {"amount": 40_000})
+    assert second.json()["erp_state"] == "shipped"
+    refund = shop.post("/orders/SO-1/refund", {"amount": 15_000})
+    assert refund.status_code == 200, refund.text
+    assert refund.json()["erp_state"] == "partially_refunded"
+
+    got = shop.get("/orders/SO-1").json()
+    assert (got["shipped_amount"], got["refunded_amount"]) == (100_000, 15_000)
+    provider = got["provider"]
+    assert (provider["status"], provider["captured_amount"], provider["refunded_amount"]) == (
+        "refunded",
+        100_000,
+        15_000,
+    )
+    kinds = [p["event_kind"] for p in got["ledger"]]
+    assert kinds == ["captured", "captured", "refunded"]
+    assert all(h["resolved_at"] is not None for h in got["holds"])
+    assert balanced(shop.ledger)
+    assert shop.ledger.balance("1210 Receivable - Credit provider", "USD") == 85_000
+
+
+def test_cancel_an_authorized_order(shop: Shop) -> None:
+    place_and_approve(shop, "SO-C")
+    r = shop.post("/orders/SO-C/cancel")
+    assert r.status_code == 200, r.text
+    got = shop.get("/orders/SO-C").json()
+    assert (got["erp_state"], got["provider"]["status"]) == ("canceled", "canceled")
+    assert got["ledger"] == []  # the mapping posts nothing on a release (memo only)
+
+
+# --- errors as problem+json ------------------------------------------------------------------
+def test_invalid_transitions_are_409_and_unknown_orders_404(shop: Shop) -> None:
+    assert_problem(shop.get("/orders/SO-nope"), 404, "not_found")
+    assert_problem(shop.post("/orders/SO-nope/ship", {"amount": 1}), 404, "not_found")
+    place_and_approve(shop, "SO-2")
+    assert_problem(shop.post("/orders/SO-2/refund", {"amount": 1}), 409, "invalid_transition")
+    assert_problem(shop.post("/orders", order_body("SO-2")), 409, "invalid_transition")
+    assert_problem(shop.post("/orders/SO-2/ship", {"amount": 0}), 422, "validation_failed")
+    assert_problem(shop.post("/orders/SO-2/ship", {"amount": 100_001}), 422, "validation_failed")
+    assert shop.post("/orders/SO-2/ship", {"amount": 100_000}).status_code == 200
+    assert_problem(shop.post("/orders/SO-2/cancel"), 409, "invalid_transition")
+    assert_problem(shop.post("/orders/SO-2/ship", {"amount": 1}), 409, "invalid_transition")
+    assert_problem(shop.post("/orders", {"merchant_order_id": "x"}), 422, "validation_failed")
+
+
+def test_a_provider_rejection_is_502_with_the_canonical_code(shop: Shop) -> None:
+    body = order_body("SO-EUR")
+    body["currency"] = "XXX"
+    assert_problem(shop.post("/orders", body), 502, "currency_mismatch")
+    assert shop.book.get("SO-EUR").erp_state == "rejected"
+
+
+# --- degraded mode -------------------------------------------------------------------------------
+def test_an_outage_holds_the_order_and_the_resumer_completes_it(shop: Shop) -> None:
+    place_and_approve(shop, "SO-up")
+    r = shop.api.post(
+        "/_sandbox/faults/presets/total-outage", headers=ADMIN, json={"account": shop.account.id}
+    )
+    assert r.status_code in (200, 201), r.text
+    placed = shop.post("/orders", order_body("SO-3"))
+    assert placed.status_code == 202, placed.text
+    body = placed.json()
+    assert body["erp_state"] == "credit_pending"
+    assert body["pending"]["kind"] == "credit_pending"
+    assert body["pending"]["resolved_at"] is None
+    assert shop.resume() == 0  # still down: the hold stays
+
+    down = shop.get("/orders/SO-3").json()
+    assert down["provider"] is None
+    assert down["provider_note"] == "nothing at the provider yet"
+    known = shop.get("/orders/SO-up")  # an order the provider knows, read while it is down
+    assert known.status_code == 200
+    assert known.json()["provider"] is None
+    assert known.json()["provider_note"].startswith("the provider could not be read")
+    assert known.json()["erp_state"] == "authorized"
+
+    assert shop.api.request("DELETE", "/_sandbox/faults", headers=ADMIN).status_code == 200
+    assert shop.resume() == 1
+    got = shop.get("/orders/SO-3").json()
+    assert got["erp_state"] == "awaiting_buyer"
+    assert [h["resolved_at"] is not None for h in got["holds"]] == [True]
+    # One intent, one key: every attempt at the provider was the same checkout.
+    up, so3 = shop.store.intent("checkout:SO-up"), shop.store.intent("checkout:SO-3")
+    assert up is not None
+    assert so3 is not None
+    sent = [
+        e
+        for e in journal(shop, operation="createCheckout")
+        if e["idempotency_key"] != up.idempotency_key
+    ]
+    assert {e["idempotency_key"] for e in sent} == {so3.idempotency_key}
+    assert sum(200 <= e["status"] < 300 for e in sent) == 1
+    shop.api.approve(got["provider_checkout_id"])
+    found = shop.run(shop.service.adapter.find_by_merchant_order_id("SO-3"))  # one order
+    assert len(found) == 1
+    assert shop.get("/orders/SO-3").json()["erp_state"] == "authorized"
+
+
+def test_an_after_commit_500_on_capture_never_charges_twice(shop: Shop) -> None:
+    order = place_and_approve(shop, "SO-4")
+    r = shop.api.post(
+        "/_sandbox/faults",
+        headers=ADMIN,
+        json={
+            "account": shop.account.id,
+            "match": {"operation": "createCapture"},
+            "phase": "after",
+            "effect": {"type": "status", "status": 500},
+            "times": 1,
+        },
+    )
+    assert r.status_code == 201, r.text
+    shipped = shop.post("/orders/SO-4/ship", {"amount": 30_000})
+    assert shipped.status_code in (200, 202), shipped.text
+    if shipped.status_code == 202:
+        assert shipped.json()["pending"]["kind"] == "capture_pending"
+    shop.resume()
+    got = shop.get("/orders/SO-4").json()
+    assert all(h["resolved_at"] is not None for h in got["holds"])
+    provider = shop.api.order(shop.account, order["provider_order_id"])
+    assert provider["captured_amount"] == 30_000
+    captures = [e for e in shop.api.events(shop.account) if e["type"] == "order.captured"]
+    assert len(captures) == 1
+    assert [p["event_kind"] for p in got["ledger"]] == ["captured"]
+    assert len(shop.ledger.postings(event_kind="captured")) == 1  # type: ignore[arg-type]
+    assert balanced(shop.ledger)
+
+
+def test_an_ambiguous_capture_left_on_hold_is_resolved_by_the_same_key(shop: Shop) -> None:
+    place_and_approve(shop, "SO-5")
+    r = shop.api.post(
+        "/_sandbox/faults",
+        headers=ADMIN,
+        json={
+            "account": shop.account.id,
+            "match": {"operation": "createCapture"},
+            "phase": "after",
+            "effect": {"type": "status", "status": 500},
+            "times": 3,  # every attempt of this call: the client gives up, ambiguous
+        },
+    )
+    assert r.status_code == 201, r.text
+    held = shop.post("/orders/SO-5/ship", {"amount": 25_000})
+    assert held.status_code == 202, held.text
+    assert held.json()["pending"]["kind"] == "capture_pending"
+    assert_problem(shop.post("/orders/SO-5/ship", {"amount": 1}), 409, "invalid_transition")
+
+    assert shop.resume() == 1
+    got = shop.get("/orders/SO-5").json()
+    assert (got["erp_state"], got["shipped_amount"]) == ("partially_shipped", 25_000)
+    assert got["provider"]["captured_amount"] == 25_000
+    sent = journal(shop, operation="createCapture")
+    assert len({e["idempotency_key"] for e in sent}) == 1
+    assert [p["event_kind"] for p in got["ledger"]] == ["captured"]
+    assert balanced(shop.ledger)
+
+
+# --- the command line -----------------------------------------------------------------------------
+def test_reconcile_says_honestly_that_there_are_no_settlements(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["integration", "reconcile", "--provider-url", BASE_URL, "--api-key", "sk_test_x"]
+    assert sandbank_main(argv) == 0
+    assert capsys.readouterr().out.strip() == NO_SETTLEMENTS
+
+
+def test_bad_cli_input_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        integration_main(["serve", "--api-key", "k"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--provider-url" in err
+    args = ["serve", "--provider-url", "ftp://x", "--api-key", "k"]
+    assert integration_main(args) == 2
+    assert capsys.readouterr().err.startswith("sandbank integration: error:")
+
+
+def test_the_background_resumer_in_the_lifespan_completes_held_work(shop: Shop) -> None:
+    r = shop.api.post(
+        "/_sandbox/faults/presets/total-outage", headers=ADMIN, json={"account": shop.account.id}
+    )
+    assert r.status_code in (200, 201), r.text
+    assert shop.post("/orders", order_body("SO-6")).status_code == 202
+    assert shop.api.request("DELETE", "/_sandbox/faults", headers=ADMIN).status_code == 200
+    app = create_service_app(shop.service, resume_every_s=0.01)
+
+    async def serve_a_while() -> None:
+        async with app.router.lifespan_context(app):
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if not shop.book.holds("SO-6", open_only=True):
+                    return
+
+    shop.run(serve_a_while())
+    assert shop.book.get("SO-6").erp_state == "awaiting_buyer"
+    assert shop.book.holds("SO-6", open_only=True) == []
