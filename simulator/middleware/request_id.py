@@ -36,8 +36,13 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+CORRELATION_HEADER = b"x-correlation-id"
+
+
 class AccessLogMiddleware:
-    """One line per request: request_id, account, method, path, status, latency_ms."""
+    """One line per request: request_id, account, method, path, status, latency_ms, and the
+    caller's `X-Correlation-Id` when it sent one (so one id follows a request from the
+    merchant's system into the simulator's log)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,5 +71,9 @@ class AccessLogMiddleware:
                 "status": status,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             }
+            for name, value in scope["headers"]:
+                if name == CORRELATION_HEADER:
+                    line["correlation_id"] = value[:200].decode("latin-1")
+                    break
             line.update(scope.get("sandbank.log", {}))
             access_log.info(orjson.dumps(line).decode())

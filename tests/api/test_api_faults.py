@@ -434,3 +434,13 @@ def test_a_start_end_window_opens_and_closes_on_the_account_clock(
     assert api.get("/v1/orders", headers=account.headers).status_code == 502
     api.advance(account, "1h")
     assert api.get("/v1/orders", headers=account.headers).status_code == 200
+
+
+def test_the_access_log_line_carries_the_callers_correlation_id(
+    api: Api, account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sandbank.access"):
+        api.get("/v1/orders", headers={**account.headers, "X-Correlation-Id": "erp-order-42"})
+        api.get("/v1/orders", headers=account.headers)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sandbank.access"]
+    assert [line.get("correlation_id") for line in lines] == ["erp-order-42", None]
