@@ -102,9 +102,10 @@ def _score(facts: BusinessFacts, dice: Dice) -> int:
 def _limit(facts: BusinessFacts, score: int) -> int:
     # 10 % of annual revenue, scaled by how far above the approval line the score sits,
     # clamped and rounded down to a whole 100 in major units.
+    # One floor division at the end, so the same revenue gives the same limit in any currency
+    # (dividing first would round 1 JPY and 1.00 USD differently).
     unit = facts.unit
-    base = facts.annual_revenue // 10
-    scaled = base * (50 + min(50, max(0, score - REVIEW_AT))) // 100
+    scaled = facts.annual_revenue * (50 + min(50, max(0, score - REVIEW_AT))) // 1000
     clamped = max(MIN_LIMIT_MAJOR * unit, min(MAX_LIMIT_MAJOR * unit, scaled))
     return clamped - clamped % (100 * unit)
 
