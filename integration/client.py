@@ -42,7 +42,7 @@ import json as jsonlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -139,6 +139,22 @@ def transport_failure(exc: Exception) -> Transport | None:
     return None
 
 
+class CallObserver(Protocol):
+    """Told of every attempt and retry (e.g. `integration.metrics.Metrics`)."""
+
+    def attempt(self, family: str, verdict: Verdict) -> None: ...
+
+    def retry(self, family: str) -> None: ...
+
+
+class _Unobserved:
+    def attempt(self, family: str, verdict: Verdict) -> None:
+        pass
+
+    def retry(self, family: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     verdict: Verdict
@@ -164,9 +180,11 @@ class ResilientClient:
         correlation_header: str = "X-Correlation-Id",
         now: Callable[[], datetime] | None = None,
         in_flight_codes: Collection[str] = (),
+        observer: CallObserver | None = None,
     ) -> None:
         """`in_flight_codes`: the provider's error codes for "this key is still being processed
-        by another request" (a 409 that must be waited out, not taken as a final answer)."""
+        by another request" (a 409 that must be waited out, not taken as a final answer).
+        `observer`: told of every attempt and retry (metrics); settable later as `.observer`."""
         self.store = store
         self.clock = clock
         self.sleep = sleep
@@ -175,6 +193,7 @@ class ResilientClient:
         self.backoff = backoff or Backoff()
         self.correlation_header = correlation_header
         self.in_flight_codes = frozenset(in_flight_codes)
+        self.observer: CallObserver = observer or _Unobserved()
         self._now = now or (lambda: datetime.now(UTC))
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -193,7 +212,7 @@ class ResilientClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def call(
+    async def call(  # noqa: PLR0915 - the attempt loop reads best top to bottom in one place
         self,
         family: str,
         method: str,
@@ -264,6 +283,7 @@ class ResilientClient:
                 breaker, method=method, path=path, json=json, headers=headers, params=params
             )
             last_error = outcome.error
+            self.observer.attempt(family, outcome.verdict)
             if outcome.verdict is Verdict.SUCCESS:
                 assert outcome.response is not None
                 return self._succeeded(tracked, key, outcome, attempts)
@@ -291,6 +311,7 @@ class ResilientClient:
                 raise ProviderUnavailable(
                     family, ambiguous=ambiguous, attempts=attempts, last_error=last_error
                 )
+            self.observer.retry(family)
             await self.sleep(wait)
 
     # --- one attempt ---------------------------------------------------------------------

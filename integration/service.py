@@ -11,7 +11,8 @@ id, hence the same Idempotency-Key. An ambiguous capture or refund is resolved b
 provider's order first and by that same-key retry, never by a request under a new key.
 
 `create_service_app` puts it behind a small Starlette API (errors as application/problem+json)
-with a background resumer in the lifespan.
+with a background resumer in the lifespan, and Prometheus text at `GET /metrics`
+(`integration.metrics`: approval velocity, orders by state, retries, breakers, open holds).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, TypeGuard
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from integration.adapters.base import (
@@ -38,8 +39,9 @@ from integration.adapters.base import (
     PlaceOrder,
     ProviderAdapter,
 )
-from integration.client import ProviderRejected, ProviderUnavailable
+from integration.client import ProviderRejected, ProviderUnavailable, ResilientClient
 from integration.ledger import Ledger, Posting
+from integration.metrics import CONTENT_TYPE, Metrics
 from integration.model import Capture, EventKind, Money, Refund
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
 
@@ -101,12 +103,18 @@ class OrderToCash:
         book: OrderBook,
         ledger: Ledger,
         clock: Callable[[], datetime] = _utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.adapter = adapter
         self.book = book
         self.ledger = ledger
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_holds(book)
+        client = getattr(adapter, "client", None)  # adapters on a ResilientClient report retries
+        if isinstance(client, ResilientClient):
+            self.metrics.watch_client(client)
 
     # --- the shop's actions -------------------------------------------------------------------
     async def place_order(self, body: Any) -> Outcome:
@@ -120,6 +128,7 @@ class OrderToCash:
             else:
                 raise InvalidTransition(f"order {merchant_order_id!r} exists already")
             self.book.create(merchant_order_id, money.amount, money.currency, request, self._now())
+            self.metrics.order_entered(ErpState.PLACED)
             hold = self.book.open_hold(
                 merchant_order_id,
                 HoldKind.CREDIT_PENDING,
@@ -248,16 +257,18 @@ class OrderToCash:
         assert order.provider_checkout_id is not None
         ref = await self.adapter.get_checkout(order.provider_checkout_id)
         if ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id:
-            return self.book.update(
+            order = self.book.update(
                 order.merchant_order_id,
                 self._now(),
                 provider_order_id=ref.provider_order_id,
                 erp_state=ErpState.AUTHORIZED,
             )
-        if ref.status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
-            return self.book.update(
+            self._approved(order)
+        elif ref.status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
+            order = self.book.update(
                 order.merchant_order_id, self._now(), erp_state=ErpState.REJECTED
             )
+            self.metrics.order_entered(ErpState.REJECTED)
         return order
 
     async def _provider_view(self, order: ErpOrder) -> dict[str, Any] | None:
@@ -306,6 +317,7 @@ class OrderToCash:
                 order = self.book.update(
                     hold.merchant_order_id, self._now(), erp_state=ErpState.CREDIT_PENDING
                 )
+                self.metrics.order_entered(ErpState.CREDIT_PENDING)
             return Outcome(order, hold)
         return Outcome(self.book.get(hold.merchant_order_id), None)
 
@@ -317,7 +329,8 @@ class OrderToCash:
             self._refused(hold, exc, erp_state=ErpState.REJECTED)
             raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
         completed = ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id is not None
-        self.book.resolve_hold(
+        state = ErpState.AUTHORIZED if completed else ErpState.AWAITING_BUYER
+        if self.book.resolve_hold(
             hold.id,
             "checkout created",
             self._now(),
@@ -325,8 +338,12 @@ class OrderToCash:
             provider_checkout_id=ref.provider_checkout_id,
             provider_order_id=ref.provider_order_id,
             checkout_url=ref.redirect_url,
-            erp_state=ErpState.AUTHORIZED if completed else ErpState.AWAITING_BUYER,
-        )
+            erp_state=state,
+        ):
+            if completed:
+                self._approved(order)
+            else:
+                self.metrics.order_entered(state)
 
     async def _money_movement(self, hold: Hold, *, resuming: bool) -> None:
         order = self.book.get(hold.merchant_order_id)
@@ -364,15 +381,20 @@ class OrderToCash:
         self.ledger.post(kind, figures, money.currency, reference, at=at)
         shipped = order.shipped + (money.amount if capture else 0)
         refunded = order.refunded + (0 if capture else money.amount)
-        self.book.resolve_hold(
-            hold.id,
-            f"{'captured' if capture else 'refunded'} {money.amount}",
-            self._now(),
-            reference=reference,
-            shipped=shipped,
-            refunded=refunded,
-            erp_state=_derived(order.amount, shipped, refunded),
-        )
+        state = _derived(order.amount, shipped, refunded)
+        if (
+            self.book.resolve_hold(
+                hold.id,
+                f"{'captured' if capture else 'refunded'} {money.amount}",
+                self._now(),
+                reference=reference,
+                shipped=shipped,
+                refunded=refunded,
+                erp_state=state,
+            )
+            and state is not order.erp_state
+        ):
+            self.metrics.order_entered(state)
 
     async def _cancel(self, hold: Hold, *, resuming: bool) -> None:
         order = self.book.get(hold.merchant_order_id)
@@ -389,16 +411,24 @@ class OrderToCash:
         self.ledger.post(
             EventKind.CANCELED, {"gross": 0}, order.currency, order.provider_order_id, at=at
         )
-        self.book.resolve_hold(
+        if self.book.resolve_hold(
             hold.id,
             "canceled",
             self._now(),
             reference=order.provider_order_id,
             erp_state=ErpState.CANCELED,
-        )
+        ):
+            self.metrics.order_entered(ErpState.CANCELED)
 
     def _refused(self, hold: Hold, exc: ProviderRejected, **changes: Any) -> None:
-        self.book.resolve_hold(hold.id, f"rejected: {exc.code}", self._now(), **changes)
+        resolved = self.book.resolve_hold(hold.id, f"rejected: {exc.code}", self._now(), **changes)
+        if resolved and "erp_state" in changes:
+            self.metrics.order_entered(changes["erp_state"])
+
+    def _approved(self, order: ErpOrder) -> None:
+        """The buyer's credit is authorized: approval velocity from the order's placing."""
+        self.metrics.order_entered(ErpState.AUTHORIZED)
+        self.metrics.approved_after((self.clock() - order.created_at).total_seconds())
 
 
 # --- parsing and derived state ---------------------------------------------------------------
@@ -577,6 +607,9 @@ def create_service_app(service: OrderToCash, *, resume_every_s: float | None = 3
     async def get(request: Request) -> JSONResponse:
         return JSONResponse(await service.get_order(request.path_params["order_id"]))
 
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OrderProblem)
         return problem(exc.status, exc.code, exc.detail)
@@ -612,6 +645,7 @@ def create_service_app(service: OrderToCash, *, resume_every_s: float | None = 3
             Route("/orders/{order_id}/ship", ship, methods=["POST"]),
             Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
             Route("/orders/{order_id}/refund", refund, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={OrderProblem: on_problem, HTTPException: on_http},
         lifespan=lifespan,
