@@ -646,8 +646,32 @@ class ProviderService:
         self.emit(ctx, "order.canceled", order)
         return order
 
-    def list_events(self, ctx: Ctx, *, limit: int, cursor: str | None) -> Page[Event]:
-        return ctx.tx.list_events(ctx.aid, limit=limit, cursor=cursor)
+    def list_events(
+        self,
+        ctx: Ctx,
+        *,
+        type_: str | None,
+        object_id: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Event]:
+        return ctx.tx.list_events(
+            ctx.aid,
+            type_=type_,
+            object_id=object_id,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def get_event(self, ctx: Ctx, event_id: str) -> Event:
+        event = ctx.tx.event(ctx.aid, event_id)
+        if event is None:
+            raise NotFound("event", event_id)
+        return event
 
     # --- idempotency records ---------------------------------------------------------------
     def saved_response(self, ctx: Ctx, key: str) -> SavedResponse | None:

@@ -9,14 +9,16 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, query, run
 from simulator.clock import parse_duration
-from simulator.domain.errors import NotFound
-from simulator.service import Ctx
-from simulator.store.sqlite import decode_cursor, encode_cursor
+from simulator.service import Ctx, ProviderService
 from simulator.webhooks.service import WebhookService
 
 
 def _wh(request: Request) -> WebhookService:
     return request.app.state.webhooks  # type: ignore[no-any-return]
+
+
+def _svc(request: Request) -> ProviderService:
+    return request.app.state.service  # type: ignore[no-any-return]
 
 
 def _id(request: Request) -> str:
@@ -108,32 +110,26 @@ async def list_events(request: Request) -> Response:
     q = query(request, s.EventListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.EventOut]:
-        rows, more = ctx.tx.filtered_events(
-            ctx.aid,
+        page = _svc(request).list_events(
+            ctx,
             type_=q.type,
             object_id=q.object_id,
             created_gte=q.created_gte,
             created_lt=q.created_lt,
             limit=q.limit,
-            cursor_seq=decode_cursor(q.cursor) if q.cursor else None,
+            cursor=q.cursor,
         )
         return s.ListOut[s.EventOut](
-            data=[s.EventOut.of(e) for _, e in rows],
-            has_more=more,
-            next_cursor=encode_cursor(rows[-1][0]) if more and rows else None,
+            data=[s.EventOut.of(e) for e in page.items],
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
         )
 
     return await run(request, op)
 
 
 async def get_event(request: Request) -> Response:
-    def op(ctx: Ctx) -> s.EventOut:
-        event = ctx.tx.event(ctx.aid, _id(request))
-        if event is None:
-            raise NotFound("event", _id(request))
-        return s.EventOut.of(event)
-
-    return await run(request, op)
+    return await run(request, lambda ctx: s.EventOut.of(_svc(request).get_event(ctx, _id(request))))
 
 
 _R = (401, 404)

@@ -74,7 +74,17 @@ class Tx(Protocol):
         cursor: str | None,
     ) -> Page[Order]: ...
     def add_event(self, account_id: str, event: Event) -> None: ...
-    def list_events(self, account_id: str, *, limit: int, cursor: str | None) -> Page[Event]: ...
+    def list_events(
+        self,
+        account_id: str,
+        *,
+        type_: str | None = None,
+        object_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Event]: ...
 
     # scheduled work on the account clock
     def schedule(self, account_id: str, due_us: int, kind: str, ref: str) -> None: ...
@@ -125,17 +135,6 @@ class Tx(Protocol):
     ) -> list[tuple[int, Delivery]]: ...
     def event(self, account_id: str, event_id: str) -> Event | None: ...
     def event_account(self, event_id: str) -> str | None: ...
-    def filtered_events(
-        self,
-        account_id: str,
-        *,
-        type_: str | None,
-        object_id: str | None,
-        created_gte: datetime | None,
-        created_lt: datetime | None,
-        limit: int,
-        cursor_seq: int | None,
-    ) -> tuple[list[tuple[int, Event]], bool]: ...
 
 
 class Store(Protocol):

@@ -22,6 +22,7 @@ import re
 import sqlite3
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -294,8 +295,46 @@ class SqliteTx(WebhookTxMixin):
             (account_id, event.id, event.type, event.object_id, event.model_dump_json()),
         )
 
-    def list_events(self, account_id: str, *, limit: int, cursor: str | None) -> Page[Event]:
-        return self._page(Event, "events", account_id, {}, limit=limit, cursor=cursor)
+    def list_events(
+        self,
+        account_id: str,
+        *,
+        type_: str | None = None,
+        object_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Event]:
+        """Newest first. Type and object filter in SQL; a created range in Python (times are
+        stored as RFC 3339 text, which stops sorting by instant once fractions appear)."""
+        filters = {"type": type_, "object_id": object_id}
+        if created_gte is None and created_lt is None:
+            return self._page(Event, "events", account_id, filters, limit=limit, cursor=cursor)
+        where, args = ["account_id = ?"], [account_id]
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if cursor is not None:
+            where.append("seq < ?")
+            args.append(str(_decode_cursor(cursor)))
+        rows = self.c.execute(
+            f"SELECT seq, data FROM events WHERE {' AND '.join(where)} "  # noqa: S608 - our columns
+            "ORDER BY seq DESC",
+            args,
+        )
+        found: list[tuple[int, Event]] = []
+        for seq, data in rows:
+            event = _load(Event, data)
+            if created_gte is not None and event.created_at < created_gte:
+                continue
+            if created_lt is not None and event.created_at >= created_lt:
+                continue
+            if len(found) == limit:
+                return Page([e for _, e in found], True, _encode_cursor(found[-1][0]))
+            found.append((int(seq), event))
+        return Page([e for _, e in found], False, None)
 
     # --- jobs ------------------------------------------------------------------------------------
     def schedule(self, account_id: str, due_us: int, kind: str, ref: str) -> None:
@@ -506,8 +545,3 @@ def _settle(waiter: asyncio.Future[None], error: Exception | None) -> None:
         settle()
     elif not loop.is_closed():
         loop.call_soon_threadsafe(settle)
-
-
-# Public names for the API layers that page through rows themselves (events with filters).
-encode_cursor = _encode_cursor
-decode_cursor = _decode_cursor

@@ -8,7 +8,6 @@ that a worker takes before sending.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
 from typing import Any
 
 from simulator.domain.models import Event
@@ -222,43 +221,3 @@ class WebhookTxMixin:
     def event_account(self, event_id: str) -> str | None:
         row = self.c.execute("SELECT account_id FROM events WHERE id = ?", (event_id,)).fetchone()
         return str(row[0]) if row else None
-
-    def filtered_events(
-        self,
-        account_id: str,
-        *,
-        type_: str | None,
-        object_id: str | None,
-        created_gte: datetime | None,
-        created_lt: datetime | None,
-        limit: int,
-        cursor_seq: int | None,
-    ) -> tuple[list[tuple[int, Event]], bool]:
-        """Newest first. Type and object filter in SQL; the created range in Python (times are
-        stored as RFC 3339 text, which does not sort by instant once fractions appear)."""
-        where, args = ["account_id = ?"], [account_id]
-        if type_ is not None:
-            where.append("type = ?")
-            args.append(type_)
-        if object_id is not None:
-            where.append("object_id = ?")
-            args.append(object_id)
-        if cursor_seq is not None:
-            where.append("seq < ?")
-            args.append(str(cursor_seq))
-        rows = self.c.execute(
-            f"SELECT seq, data FROM events WHERE {' AND '.join(where)} "  # noqa: S608 - our columns
-            "ORDER BY seq DESC",
-            args,
-        )
-        found: list[tuple[int, Event]] = []
-        for seq, data in rows:
-            event = Event.model_validate_json(data)
-            if created_gte is not None and event.created_at < created_gte:
-                continue
-            if created_lt is not None and event.created_at >= created_lt:
-                continue
-            if len(found) == limit:
-                return found, True
-            found.append((int(seq), event))
-        return found, False
