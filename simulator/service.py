@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
+from simulator import API_VERSION
 from simulator.clock import WallClock, from_us, to_us, virtual_now
 from simulator.domain import decisions
 from simulator.domain.errors import (
@@ -45,7 +46,6 @@ from simulator.domain.webhooks import WebhookEndpoint
 from simulator.rng import SeededRng
 from simulator.store.base import Page, SavedResponse, Store, Tx
 
-API_VERSION = "2026-11-01"
 # The account clock stays far enough from datetime.max that every TTL and duration added to
 # it still fits (an overflow there would be a 500 on the next request).
 CLOCK_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)

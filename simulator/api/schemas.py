@@ -21,22 +21,12 @@ from pydantic import (
 
 from simulator.domain import decisions
 from simulator.domain import webhooks as wh
+from simulator.domain.json_values import JSON_INTEGER
 from simulator.domain.models import Buyer, Capture, Checkout, Event, LineItem, Order, Refund
 from simulator.domain.money import CURRENCIES, MAX_AMOUNT
 from simulator.service import Prequalification
 from simulator.store.sqlite import CURSOR_PATTERN
 
-
-def _json_integer(value: Any) -> Any:
-    """JSON has one number type, and JSON Schema agrees that `887.0` is the integer 887; so is
-    the request. Fractions, booleans and strings stay errors (strict mode)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# Goes last in an `Annotated`, after the bounds, so they stay in the JSON Schema.
-JSON_INTEGER = BeforeValidator(_json_integer)
 # Patterns spell their character classes out: `\s` means different things to Python and to
 # the ECMA-262 regexes JSON Schema specifies, and the document must mean what the server does.
 _VISIBLE = r"[^@\x00-\x20\x7f]"

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
@@ -18,23 +17,19 @@ from pydantic import (
 
 from simulator.clock import parse_duration
 from simulator.domain.errors import SandbankError
+from simulator.domain.json_values import JSON_INTEGER
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _json_integer(value: Any) -> Any:
-    """An integer as JSON means it: `5` and `5.0` are 5; `true` and `"5"` are errors."""
-    if isinstance(value, (bool, str)):
-        raise ValueError("Input should be an integer")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Int = BeforeValidator(_json_integer)
-Ms = Annotated[int, Field(ge=0, le=600_000, description="Milliseconds (at most 10 minutes)."), Int]
+# Integers are strict (`true` and `"5"` are errors) and JSON_INTEGER makes `5.0` the 5 it is.
+Ms = Annotated[
+    int,
+    Field(ge=0, le=600_000, strict=True, description="Milliseconds (at most 10 minutes)."),
+    JSON_INTEGER,
+]
 
 
 def _check_duration(text: str) -> str:
@@ -50,7 +45,7 @@ Duration = Annotated[
 ]
 
 
-AttemptNo = Annotated[int, Field(ge=1, le=1_000_000), Int]
+AttemptNo = Annotated[int, Field(ge=1, le=1_000_000, strict=True), JSON_INTEGER]
 
 
 class Attempt(Strict):
@@ -108,7 +103,7 @@ class Latency(Strict):
 class Status(Strict):
     type: Literal["status"]
     status: Literal[429, 500, 502, 503, 504]
-    retry_after_s: Annotated[int, Field(ge=0, le=86_400), Int] | None = None
+    retry_after_s: Annotated[int, Field(ge=0, le=86_400, strict=True), JSON_INTEGER] | None = None
     detail: Annotated[str, Field(max_length=500)] | None = None
 
 
@@ -149,7 +144,7 @@ class Dribble(Strict):
 
     type: Literal["dribble"]
     ms: Ms = 5_000
-    chunks: Annotated[int, Field(ge=2, le=1000), Int] = 20
+    chunks: Annotated[int, Field(ge=2, le=1000, strict=True), JSON_INTEGER] = 20
 
 
 class ContentType(Strict):
@@ -201,7 +196,7 @@ class RuleIn(Strict):
     effect: Effect
     phase: Literal["before", "after"] = "before"
     probability: Annotated[float, Field(ge=0, le=1)] = 1.0
-    times: Annotated[int, Field(ge=1, le=1_000_000_000), Int] | None = Field(
+    times: Annotated[int, Field(ge=1, le=1_000_000_000, strict=True), JSON_INTEGER] | None = Field(
         None, description="Retire after firing N times."
     )
     window: Window | None = None

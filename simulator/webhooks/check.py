@@ -24,10 +24,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from simulator import __version__
+from simulator import API_VERSION, __version__
 from simulator.webhooks import signing
 
-API_VERSION = "2026-11-01"  # simulator.service.API_VERSION, without importing the service
 STALE_S = 600  # ten minutes: outside the ±5 minutes the reference libraries allow
 OVERSIZED_BYTES = 1 << 20  # 1 MiB, fifty times the ~20 kB a webhook should stay under
 USER_AGENT = f"Sandbank-Webhooks/1 (sandbank {__version__} webhooks check)"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from simulator import API_VERSION
 from simulator.api.schemas import EventOut, OrderOut
-from simulator.service import API_VERSION
 from simulator.webhooks import check, signing
 
 SECRET = signing.new_secret(bytes(range(25)))  # base64 with padding
