@@ -27,37 +27,31 @@ class ConnectionFault(ConnectionError):
 _TRANSPORTS: dict[tuple[str, int], asyncio.Transport] = {}
 
 
-def _remember(protocol: Any, transport: asyncio.Transport) -> None:
-    peer = transport.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        _TRANSPORTS[(str(peer[0]), int(peer[1]))] = transport
-        protocol._sandbank_peer = (str(peer[0]), int(peer[1]))
+class _Registered(asyncio.Protocol):
+    """Mixed in before a uvicorn HTTP protocol: keeps each connection's transport under its
+    peer address while the connection lives."""
 
+    _sandbank_peer: tuple[str, int] | None = None
 
-def _forget(protocol: Any) -> None:
-    peer = getattr(protocol, "_sandbank_peer", None)
-    if peer is not None:
-        _TRANSPORTS.pop(peer, None)
-
-
-class FaultableHttpTools(HttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        _remember(self, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._sandbank_peer = (str(peer[0]), int(peer[1]))
+            _TRANSPORTS[self._sandbank_peer] = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        _forget(self)
+        if self._sandbank_peer is not None:
+            _TRANSPORTS.pop(self._sandbank_peer, None)
         super().connection_lost(exc)
 
 
-class FaultableH11(H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        _remember(self, transport)
+class FaultableHttpTools(_Registered, HttpToolsProtocol):
+    pass
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        _forget(self)
-        super().connection_lost(exc)
+
+class FaultableH11(_Registered, H11Protocol):
+    pass
 
 
 def protocol_class() -> type[asyncio.Protocol]:
