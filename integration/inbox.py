@@ -58,6 +58,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
+from integration.db import connect
 from integration.model import ProviderEvent
 
 Source = Literal["webhook", "poll"]
@@ -233,11 +234,7 @@ class Inbox:
         self.max_attempts = max_attempts
         self._lock = threading.RLock()
         self._depth = 0
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = connect(self.path)
         with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
+from integration.db import connect
 from integration.gl_mapping import FigureError, GlMapping, load
 from integration.model import EventKind
 
@@ -256,10 +257,8 @@ class SqliteLedgerStore:
 
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(path)
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
 
     def append(self, postings: Sequence[Posting]) -> None:

@@ -50,8 +50,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from integration.adapters.sandbank import EVENT_KIND
 from integration.inbox import Applied, Inbox, RawEvent
-from integration.model import EventKind, ProviderEvent
+from integration.model import ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +62,6 @@ DEFAULT_TOLERANCE_S = 300
 DEFAULT_MAX_BODY = 1024 * 1024  # Standard Webhooks payloads are small (~20 kB)
 # Not worth keeping next to a raw event, and not ours to persist.
 _UNSTORED_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-# Provider event type -> canonical kind (what the ledger acts on). Every other type
-# (buyer.*, checkout.*, order.pending_review, order.updated, webhook_endpoint.*, anything new)
-# maps to None: recorded, applied to order state if it carries an order snapshot, not posted.
-EVENT_KINDS: Final[Mapping[str, EventKind]] = {
-    "order.authorized": EventKind.AUTHORIZED,
-    "order.captured": EventKind.CAPTURED,
-    "order.refunded": EventKind.REFUNDED,
-    "order.canceled": EventKind.CANCELED,
-    "order.expired": EventKind.EXPIRED,
-    "order.declined": EventKind.DECLINED,
-}
 
 Page = tuple[list[dict[str, object]], str | None]
 
@@ -259,7 +248,9 @@ def to_provider_event(payload: object) -> ProviderEvent:
     raw: dict[str, object] = {str(k): v for k, v in payload.items()}
     return ProviderEvent(
         provider_event_id=event_id,
-        kind=EVENT_KINDS.get(event_type),
+        # the adapter's table; any other type is None: recorded, applied to order state if it
+        # carries an order snapshot, never posted
+        kind=EVENT_KIND.get(event_type),
         provider_order_id=order_id if isinstance(order_id, str) and order_id else None,
         at=at,
         raw=raw,

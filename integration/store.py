@@ -18,7 +18,6 @@ first attempt, with the Idempotency-Key every attempt of it sends.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from integration.db import connect
 
 
 class IntentStatus(StrEnum):
@@ -115,9 +116,7 @@ class IntegrationStore:
         self._new_key = new_key
         self._now = now
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an intent must survive the crash after it
+        self._db = connect(path)  # full sync: an intent must survive the crash after it
         self._db.executescript(_SCHEMA)
 
     # --- lifecycle -------------------------------------------------------------------------
