@@ -25,6 +25,7 @@ from simulator.domain.errors import (
 )
 from simulator.service import Ctx, ProviderService
 from simulator.store.base import SavedResponse
+from simulator.webhooks.service import WebhookService
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1024 * 1024
@@ -128,7 +129,7 @@ async def run(
         # Reads write nothing, so they gain nothing from a shared COMMIT; alone, their own
         # transaction first commits any open group (`Store.transaction`), so what they read is
         # committed before they answer, and they need not wait for the next turn.
-        with _service(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
+        with service_of(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
             return _execute(ctx, request, operation, status)
     pending: list[Awaitable[None]] = []
     try:
@@ -141,9 +142,20 @@ async def run(
     return response
 
 
-def _service(request: Request) -> ProviderService:
+def service_of(request: Request) -> ProviderService:
+    """The app's provider service (endpoints and the control plane reach it this way)."""
     service: ProviderService = request.app.state.service
     return service
+
+
+def webhooks_of(request: Request) -> WebhookService:
+    webhooks: WebhookService = request.app.state.webhooks
+    return webhooks
+
+
+def path_id(request: Request) -> str:
+    """The `{id}` of the route."""
+    return str(request.path_params["id"])
 
 
 def _grouped(
@@ -154,7 +166,7 @@ def _grouped(
 ) -> Response:
     """The operation in the current group; its commit waiter goes into `pending`. (A function
     of its own, so that nothing of the work outlives it while the response waits.)"""
-    with _service(request).shared_scope(request.scope[ACCOUNT_KEY]) as (ctx, committed):
+    with service_of(request).shared_scope(request.scope[ACCOUNT_KEY]) as (ctx, committed):
         pending.append(committed)
         return _execute(ctx, request, operation, status)
 
@@ -162,7 +174,7 @@ def _grouped(
 def _execute(
     ctx: Ctx, request: Request, operation: Callable[[Ctx], BaseModel], status: int
 ) -> Response:
-    service = _service(request)
+    service = service_of(request)
     idem: IdempotentRequest | None = request.scope.get(IDEMPOTENCY_KEY)
     if idem is not None:
         saved = service.saved_response(ctx, idem.key)

@@ -8,28 +8,24 @@ from starlette.responses import Response
 from simulator.api import schemas as s
 from simulator.api import webhooks
 from simulator.api.operations import Op
-from simulator.api.runtime import parse, query, run
+from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.domain.decisions import BusinessFacts
 from simulator.domain.errors import ValidationFailed
 from simulator.service import Ctx
-
-
-def _id(request: Request) -> str:
-    return str(request.path_params["id"])
 
 
 async def create_buyer(request: Request) -> Response:
     body = await parse(request, s.BuyerCreate)
     return await run(
         request,
-        lambda ctx: s.BuyerOut.of(ctx_service(request).create_buyer(ctx, **body.model_dump())),
+        lambda ctx: s.BuyerOut.of(service_of(request).create_buyer(ctx, **body.model_dump())),
         201,
     )
 
 
 async def get_buyer(request: Request) -> Response:
     return await run(
-        request, lambda ctx: s.BuyerOut.of(ctx_service(request).get_buyer(ctx, _id(request)))
+        request, lambda ctx: s.BuyerOut.of(service_of(request).get_buyer(ctx, path_id(request)))
     )
 
 
@@ -37,7 +33,7 @@ async def list_buyers(request: Request) -> Response:
     q = query(request, s.BuyerListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.BuyerOut]:
-        page = ctx_service(request).list_buyers(
+        page = service_of(request).list_buyers(
             ctx, external_id=q.external_id, limit=q.limit, cursor=q.cursor
         )
         return s.ListOut[s.BuyerOut](
@@ -56,7 +52,7 @@ async def create_prequalification(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.PrequalificationOut.of(
-            ctx_service(request).prequalify(
+            service_of(request).prequalify(
                 ctx, buyer_id=body.buyer_id, facts=facts, currency=body.currency
             )
         ),
@@ -72,7 +68,7 @@ async def create_checkout(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.CheckoutOut.of(
-            ctx_service(request).create_checkout(
+            service_of(request).create_checkout(
                 ctx,
                 amount=body.amount,
                 currency=body.currency,
@@ -91,7 +87,8 @@ async def create_checkout(request: Request) -> Response:
 
 async def get_checkout(request: Request) -> Response:
     return await run(
-        request, lambda ctx: s.CheckoutOut.of(ctx_service(request).get_checkout(ctx, _id(request)))
+        request,
+        lambda ctx: s.CheckoutOut.of(service_of(request).get_checkout(ctx, path_id(request))),
     )
 
 
@@ -100,7 +97,7 @@ async def approve_checkout(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.CheckoutOut.of(
-            ctx_service(request).approve_checkout(ctx, _id(request), body.terms)
+            service_of(request).approve_checkout(ctx, path_id(request), body.terms)
         ),
     )
 
@@ -108,7 +105,7 @@ async def approve_checkout(request: Request) -> Response:
 async def decline_checkout(request: Request) -> Response:
     return await run(
         request,
-        lambda ctx: s.CheckoutOut.of(ctx_service(request).decline_checkout(ctx, _id(request))),
+        lambda ctx: s.CheckoutOut.of(service_of(request).decline_checkout(ctx, path_id(request))),
     )
 
 
@@ -116,7 +113,7 @@ async def list_orders(request: Request) -> Response:
     q = query(request, s.OrderListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.OrderOut]:
-        page = ctx_service(request).list_orders(
+        page = service_of(request).list_orders(
             ctx,
             status=q.status,
             merchant_order_id=q.merchant_order_id,
@@ -135,7 +132,7 @@ async def list_orders(request: Request) -> Response:
 
 async def get_order(request: Request) -> Response:
     return await run(
-        request, lambda ctx: s.OrderOut.of(ctx_service(request).get_order(ctx, _id(request)))
+        request, lambda ctx: s.OrderOut.of(service_of(request).get_order(ctx, path_id(request)))
     )
 
 
@@ -145,9 +142,9 @@ async def update_order(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.OrderOut.of(
-            ctx_service(request).update_order(
+            service_of(request).update_order(
                 ctx,
-                _id(request),
+                path_id(request),
                 amount=body.amount,
                 merchant_order_id=body.merchant_order_id,
                 line_items=items,
@@ -162,8 +159,8 @@ async def create_capture(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.CaptureResult.of(
-            *ctx_service(request).capture(
-                ctx, _id(request), amount=body.amount, currency=body.currency, final=body.final
+            *service_of(request).capture(
+                ctx, path_id(request), amount=body.amount, currency=body.currency, final=body.final
             )
         ),
         201,
@@ -175,8 +172,12 @@ async def create_refund(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.RefundResult.of(
-            *ctx_service(request).refund(
-                ctx, _id(request), amount=body.amount, currency=body.currency, reason=body.reason
+            *service_of(request).refund(
+                ctx,
+                path_id(request),
+                amount=body.amount,
+                currency=body.currency,
+                reason=body.reason,
             )
         ),
         201,
@@ -186,12 +187,8 @@ async def create_refund(request: Request) -> Response:
 async def cancel_order(request: Request) -> Response:
     await parse(request, s.CancelOrder, optional=True)
     return await run(
-        request, lambda ctx: s.OrderOut.of(ctx_service(request).cancel_order(ctx, _id(request)))
+        request, lambda ctx: s.OrderOut.of(service_of(request).cancel_order(ctx, path_id(request)))
     )
-
-
-def ctx_service(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.service
 
 
 def _exactly_one(a: object, b: object, name_a: str, name_b: str) -> None:

@@ -7,22 +7,9 @@ from starlette.responses import Response
 
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import parse, query, run
+from simulator.api.runtime import parse, path_id, query, run, service_of, webhooks_of
 from simulator.clock import parse_duration
-from simulator.service import Ctx, ProviderService
-from simulator.webhooks.service import WebhookService
-
-
-def _wh(request: Request) -> WebhookService:
-    return request.app.state.webhooks  # type: ignore[no-any-return]
-
-
-def _svc(request: Request) -> ProviderService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-def _id(request: Request) -> str:
-    return str(request.path_params["id"])
+from simulator.service import Ctx
 
 
 async def create_endpoint(request: Request) -> Response:
@@ -30,7 +17,7 @@ async def create_endpoint(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.WebhookEndpointOut.of(
-            _wh(request).create_endpoint(
+            webhooks_of(request).create_endpoint(
                 ctx,
                 url=body.url,
                 enabled_events=body.enabled_events,
@@ -45,7 +32,7 @@ async def list_endpoints(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.WebhookEndpointList(
-            data=[s.WebhookEndpointOut.of(e) for e in _wh(request).list_endpoints(ctx)]
+            data=[s.WebhookEndpointOut.of(e) for e in webhooks_of(request).list_endpoints(ctx)]
         ),
     )
 
@@ -53,7 +40,9 @@ async def list_endpoints(request: Request) -> Response:
 async def get_endpoint(request: Request) -> Response:
     return await run(
         request,
-        lambda ctx: s.WebhookEndpointOut.of(_wh(request).get_endpoint(ctx, _id(request))),
+        lambda ctx: s.WebhookEndpointOut.of(
+            webhooks_of(request).get_endpoint(ctx, path_id(request))
+        ),
     )
 
 
@@ -63,14 +52,14 @@ async def update_endpoint(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.WebhookEndpointOut.of(
-            _wh(request).update_endpoint(ctx, _id(request), changes)
+            webhooks_of(request).update_endpoint(ctx, path_id(request), changes)
         ),
     )
 
 
 async def delete_endpoint(request: Request) -> Response:
     def op(ctx: Ctx) -> s.Deleted:
-        gone = _wh(request).delete_endpoint(ctx, _id(request))
+        gone = webhooks_of(request).delete_endpoint(ctx, path_id(request))
         return s.Deleted(id=gone.id, object="webhook_endpoint")
 
     return await run(request, op)
@@ -81,7 +70,9 @@ async def rotate_secret(request: Request) -> Response:
     overlap = parse_duration(body.overlap)  # 422 invalid_duration past the 100-year bound
     return await run(
         request,
-        lambda ctx: s.WebhookEndpointOut.of(_wh(request).rotate_secret(ctx, _id(request), overlap)),
+        lambda ctx: s.WebhookEndpointOut.of(
+            webhooks_of(request).rotate_secret(ctx, path_id(request), overlap)
+        ),
     )
 
 
@@ -92,7 +83,7 @@ async def list_attempts(request: Request) -> Response:
         lambda ctx: s.AttemptList(
             data=[
                 s.AttemptOut.of(d, a)
-                for d, a in _wh(request).attempts(ctx, _id(request), limit=q.limit)
+                for d, a in webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit)
             ]
         ),
     )
@@ -102,7 +93,9 @@ async def recover(request: Request) -> Response:
     body = await parse(request, s.RecoverIn)
     return await run(
         request,
-        lambda ctx: s.Recovered(recovered=_wh(request).recover(ctx, _id(request), body.since)),
+        lambda ctx: s.Recovered(
+            recovered=webhooks_of(request).recover(ctx, path_id(request), body.since)
+        ),
     )
 
 
@@ -110,7 +103,7 @@ async def list_events(request: Request) -> Response:
     q = query(request, s.EventListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.EventOut]:
-        page = _svc(request).list_events(
+        page = service_of(request).list_events(
             ctx,
             type_=q.type,
             object_id=q.object_id,
@@ -129,7 +122,9 @@ async def list_events(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    return await run(request, lambda ctx: s.EventOut.of(_svc(request).get_event(ctx, _id(request))))
+    return await run(
+        request, lambda ctx: s.EventOut.of(service_of(request).get_event(ctx, path_id(request)))
+    )
 
 
 _R = (401, 404)

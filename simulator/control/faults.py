@@ -14,13 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api.operations import Op
-from simulator.api.runtime import json_response, parse, query
+from simulator.api.runtime import json_response, parse, query, service_of
 from simulator.domain.errors import NotFound
 from simulator.faults.journal import Journal, RequestFilter
 from simulator.faults.models import Duration, Rule, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.faults.registry import FaultRegistry
-from simulator.service import ProviderService
 
 _ERRORS = (400, 401, 404, 413, 415, 422)
 
@@ -115,10 +114,6 @@ def _journal(request: Request) -> Journal:
     return request.app.state.journal  # type: ignore[no-any-return]
 
 
-def _svc(request: Request) -> ProviderService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
 def _out(rule: Rule) -> dict[str, Any]:
     return RuleOut(**rule.model_dump(by_alias=True)).model_dump(mode="json", by_alias=True)
 
@@ -126,8 +121,8 @@ def _out(rule: Rule) -> dict[str, Any]:
 def _now_for(request: Request, account: str | None) -> datetime:
     """The clock a new rule's window counts from; 404 for an unknown account."""
     if account is None:
-        return _svc(request).wall.now()
-    with _svc(request).scope(account) as ctx:
+        return service_of(request).wall.now()
+    with service_of(request).scope(account) as ctx:
         return ctx.now
 
 

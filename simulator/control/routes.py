@@ -12,12 +12,11 @@ from starlette.responses import Response
 from simulator import __version__
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import json_response, parse
+from simulator.api.runtime import json_response, parse, path_id, service_of
 from simulator.clock import parse_duration
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import Account, AccountSettings
 from simulator.domain.money import CURRENCIES
-from simulator.service import ProviderService
 
 
 class Strict(BaseModel):
@@ -121,14 +120,6 @@ class Dump(BaseModel):
     scheduled: list[dict[str, Any]]
 
 
-def _svc(request: Request) -> ProviderService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-def _aid(request: Request) -> str:
-    return str(request.path_params["id"])
-
-
 async def health(request: Request) -> Response:
     return json_response(
         Health(version=__version__, schema_version=request.app.state.store.schema_version())
@@ -149,13 +140,13 @@ async def list_accounts(request: Request) -> Response:
 
 
 async def get_account(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
+    with service_of(request).scope(path_id(request)) as ctx:
         return json_response(AccountOut.of(ctx.account))
 
 
 async def reset_account(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
-        account = _svc(request).reset(ctx)
+    with service_of(request).scope(path_id(request)) as ctx:
+        account = service_of(request).reset(ctx)
     request.app.state.faults.reseed(account.id)
     request.app.state.journal.clear(account.id)
     return json_response(AccountOut.of(account))
@@ -163,14 +154,14 @@ async def reset_account(request: Request) -> Response:
 
 async def set_seed(request: Request) -> Response:
     body = await parse(request, SeedIn)
-    with _svc(request).scope(_aid(request)) as ctx:
-        account = _svc(request).set_seed(ctx, body.seed)
+    with service_of(request).scope(path_id(request)) as ctx:
+        account = service_of(request).set_seed(ctx, body.seed)
     request.app.state.faults.reseed(account.id)
     return json_response(AccountOut.of(account))
 
 
 async def get_clock(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
+    with service_of(request).scope(path_id(request)) as ctx:
         return json_response(_clock(ctx.account.id, ctx.now, ctx.account))
 
 
@@ -185,46 +176,50 @@ async def advance_clock(request: Request) -> Response:
             [{"path": "body", "type": "one_of", "message": "give exactly one of 'by' and 'to'"}]
         )
     by = parse_duration(body.by) if body.by is not None else None
-    with _svc(request).scope(_aid(request)) as ctx:
-        now = _svc(request).advance_clock(ctx, by=by, to=body.to)
+    with service_of(request).scope(path_id(request)) as ctx:
+        now = service_of(request).advance_clock(ctx, by=by, to=body.to)
         return json_response(_clock(ctx.account.id, now, ctx.account))
 
 
 async def freeze_clock(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
-        now = _svc(request).freeze_clock(ctx, True)
+    with service_of(request).scope(path_id(request)) as ctx:
+        now = service_of(request).freeze_clock(ctx, True)
         return json_response(_clock(ctx.account.id, now, ctx.account))
 
 
 async def unfreeze_clock(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
-        now = _svc(request).freeze_clock(ctx, False)
+    with service_of(request).scope(path_id(request)) as ctx:
+        now = service_of(request).freeze_clock(ctx, False)
         return json_response(_clock(ctx.account.id, now, ctx.account))
 
 
 async def dump(request: Request) -> Response:
-    with _svc(request).scope(_aid(request)) as ctx:
-        return json_response(_svc(request).dump(ctx))
+    with service_of(request).scope(path_id(request)) as ctx:
+        return json_response(service_of(request).dump(ctx))
 
 
 async def approve_checkout(request: Request) -> Response:
     body = await parse(request, s.BuyerApproval, optional=True)
-    cid = _aid(request)
-    with _svc(request).scope_for("checkout", cid) as ctx:
-        return json_response(s.CheckoutOut.of(_svc(request).approve_checkout(ctx, cid, body.terms)))
+    cid = path_id(request)
+    with service_of(request).scope_for("checkout", cid) as ctx:
+        return json_response(
+            s.CheckoutOut.of(service_of(request).approve_checkout(ctx, cid, body.terms))
+        )
 
 
 async def decline_checkout(request: Request) -> Response:
-    cid = _aid(request)
-    with _svc(request).scope_for("checkout", cid) as ctx:
-        return json_response(s.CheckoutOut.of(_svc(request).decline_checkout(ctx, cid)))
+    cid = path_id(request)
+    with service_of(request).scope_for("checkout", cid) as ctx:
+        return json_response(s.CheckoutOut.of(service_of(request).decline_checkout(ctx, cid)))
 
 
 async def review_order(request: Request) -> Response:
     body = await parse(request, ReviewIn)
-    oid = _aid(request)
-    with _svc(request).scope_for("order", oid) as ctx:
-        return json_response(s.OrderOut.of(_svc(request).review_order(ctx, oid, body.decision)))
+    oid = path_id(request)
+    with service_of(request).scope_for("order", oid) as ctx:
+        return json_response(
+            s.OrderOut.of(service_of(request).review_order(ctx, oid, body.decision))
+        )
 
 
 _W = (400, 401, 404, 409, 413, 415, 422)

@@ -10,12 +10,10 @@ from starlette.responses import Response
 
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import json_response, parse, query
+from simulator.api.runtime import json_response, parse, path_id, query, service_of, webhooks_of
 from simulator.domain import webhooks as wh
 from simulator.domain.errors import NotFound
-from simulator.service import ProviderService
 from simulator.webhooks.dispatcher import Dispatcher
-from simulator.webhooks.service import WebhookService
 
 
 class DeliveryQuery(BaseModel):
@@ -60,31 +58,19 @@ class Replayed(BaseModel):
     deliveries: list[str]
 
 
-def _wh(request: Request) -> WebhookService:
-    return request.app.state.webhooks  # type: ignore[no-any-return]
-
-
-def _svc(request: Request) -> ProviderService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
 def _dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher  # type: ignore[no-any-return]
 
 
-def _id(request: Request) -> str:
-    return str(request.path_params["id"])
-
-
 async def set_quirks(request: Request) -> Response:
     body = await parse(request, wh.Quirks, optional=True)
-    eid = _id(request)
-    with _svc(request).store.transaction() as tx:
+    eid = path_id(request)
+    with service_of(request).store.transaction() as tx:
         account = tx.webhook_endpoint_account(eid)
     if account is None:
         raise NotFound("webhook endpoint", eid)
-    with _svc(request).scope(account) as ctx:
-        endpoint = _wh(request).set_quirks(ctx, eid, body)
+    with service_of(request).scope(account) as ctx:
+        endpoint = webhooks_of(request).set_quirks(ctx, eid, body)
     return json_response(
         {**s.WebhookEndpointOut.of(endpoint).model_dump(mode="json"), "quirks": body.model_dump()}
     )
@@ -92,7 +78,7 @@ async def set_quirks(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     q = query(request, DeliveryQuery)
-    with _svc(request).store.transaction() as tx:
+    with service_of(request).store.transaction() as tx:
         rows = tx.deliveries(
             q.account, endpoint_id=q.endpoint, event_id=q.event, status=q.status, limit=q.limit
         )
@@ -107,13 +93,13 @@ async def flush(request: Request) -> Response:
 
 
 async def replay_event(request: Request) -> Response:
-    eid = _id(request)
-    with _svc(request).store.transaction() as tx:
+    eid = path_id(request)
+    with service_of(request).store.transaction() as tx:
         account = tx.event_account(eid)
     if account is None:
         raise NotFound("event", eid)
-    with _svc(request).scope(account) as ctx:
-        made = _wh(request).replay_event(ctx, eid)
+    with service_of(request).scope(account) as ctx:
+        made = webhooks_of(request).replay_event(ctx, eid)
     return json_response(Replayed(event_id=eid, deliveries=[d.id for d in made]), 201)
 
 
