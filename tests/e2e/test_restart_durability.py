@@ -5,24 +5,18 @@ idempotent retries must replay; the API key, the admin token and the demo key mu
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import e2e_servers
 import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
 
-STARTUP_TIMEOUT = 20.0  # seconds for one start, import included
 ADMIN = "sbadm_e2e_fixed_token"
 BUYER = {
     "legal_name": "Durable Widgets LLC",
@@ -33,12 +27,6 @@ BUYER = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Banner:
     url: str
@@ -46,47 +34,8 @@ class Banner:
     admin_token: str
 
 
-class Server:
-    """One `sandbank serve` subprocess; stdout goes to a file so a full pipe can never stall it."""
-
-    def __init__(self, data_dir: Path, port: int, log: Path, extra: list[str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        cmd = [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            *extra,
-        ]
-        self.log = log
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                r = httpx.get(f"{self.url}/_sandbox/health", timeout=1.0)
-                if r.status_code == 200 and r.json()["status"] == "ok":
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"server not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
+class Server(e2e_servers.Server):
+    """`sandbank serve`, which also prints the banner a new user reads."""
 
     def banner(self) -> Banner:
         text = self.output()
@@ -97,12 +46,6 @@ class Server:
         assert key, f"startup output lacks the demo API key:\n{text}"
         assert token, f"startup output lacks the admin token:\n{text}"
         return Banner(url.group(1), key.group(1), token.group(1))
-
-    def kill(self) -> None:
-        """SIGKILL this process only (by pid), and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -151,7 +94,7 @@ class Posted:
 
 def test_acknowledged_writes_survive_sigkill_and_restart(start: Any, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = e2e_servers.free_port()
     first = start(data_dir, port, "--admin-token", ADMIN)
     banner = first.banner()
     assert banner.url == f"http://127.0.0.1:{port}"
@@ -268,7 +211,7 @@ def test_generated_admin_token_and_demo_key_are_kept_in_the_data_dir(
     start: Any, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = e2e_servers.free_port()
     first = start(data_dir, port)
     banner = first.banner()
     assert banner.admin_token.startswith("sbadm_")

@@ -8,25 +8,20 @@ the tests stay independent of each other and of the order they run in.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e_servers import Server, free_port
 
 pytestmark = pytest.mark.slow
 
-STARTUP_TIMEOUT = 20.0  # seconds for one start, import included
 ADMIN = "sbadm_e2e_socket_faults"
 # The one rule of the --faults file: for every account, only requests that opt in by header.
 FILE_RULE_HEADER = ("X-Test-Fault", "teapot")
@@ -43,80 +38,19 @@ DEAD_CONNECTION = (httpx.ReadError, httpx.RemoteProtocolError)
 _names = count(1)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    port: int
-    log: Path
-    demo_key: str = ""
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM this process only (by pid), SIGKILL if it does not go, and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
-def _wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(f"server exited with {server.proc.returncode}:\n{server.output()}")
-        try:
-            r = httpx.get(f"{server.url}/_sandbox/health", timeout=1.0)
-            if r.status_code == 200 and r.json()["status"] == "ok":
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"server not healthy within {STARTUP_TIMEOUT}s:\n{server.output()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("socket-faults")
     faults_file = tmp / "faults.json"
     faults_file.write_text(json.dumps(FILE_RULES))
-    port = _free_port()
-    log = tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp / "data"),
-        "--admin-token",
-        ADMIN,
-        "--log-level",
-        "warning",
-        "--faults",
-        str(faults_file),
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    srv = Server(proc, f"http://127.0.0.1:{port}", port, log)
+    srv = Server(
+        tmp / "data",
+        free_port(),
+        tmp / "server.log",
+        ["--admin-token", ADMIN, "--faults", str(faults_file)],
+    )
     try:
-        _wait_healthy(srv)
+        srv.wait_healthy()
         text = srv.output()
         key = re.search(r"API key: (sk_test_\S+)$", text, re.M)
         assert key, f"startup output lacks the demo API key:\n{text}"

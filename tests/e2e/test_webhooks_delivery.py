@@ -15,12 +15,7 @@ receiver in this test process (127.0.0.1 only) that verifies every request with 
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,12 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_servers import Server, free_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 pytestmark = pytest.mark.slow
 
-STARTUP_TIMEOUT = 20.0
 ADMIN = "sbadm_e2e_webhooks_token"
+SERVE_ARGS = ["--admin-token", ADMIN, "--no-demo"]
 SVIX_SCHEDULE_S = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 JITTER = 0.2
 
@@ -148,69 +144,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 # --- sandbank serve -----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """One `sandbank serve` subprocess; output goes to a file so a full pipe can never stall it."""
-
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        cmd = [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--admin-token",
-            ADMIN,
-            "--no-demo",
-        ]
-        self.log = log
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                r = httpx.get(f"{self.url}/_sandbox/health", timeout=1.0)
-                if r.status_code == 200 and r.json()["status"] == "ok":
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"server not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
-
-    def kill(self) -> None:
-        """SIGKILL this process only (by pid), and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[[Path, int], Server]]:
     started: list[Server] = []
 
     def _start(data_dir: Path, port: int) -> Server:
-        server = Server(data_dir, port, tmp_path / f"server-{len(started)}.log")
+        server = Server(data_dir, port, tmp_path / f"server-{len(started)}.log", SERVE_ARGS)
         started.append(server)
         server.wait_healthy()
         return server
@@ -342,7 +281,7 @@ def _ts(text: str) -> datetime:
 def test_the_background_dispatcher_delivers_signed_events_in_real_time(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
-    server = start(tmp_path / "data", _free_port())
+    server = start(tmp_path / "data", free_port())
     account = _account(server)
     with _client(server.url, account.api_key) as api:
         _endpoint(api, receiver, ["*"])
@@ -377,7 +316,7 @@ def test_the_background_dispatcher_delivers_signed_events_in_real_time(
 def test_pending_retries_survive_sigkill_and_resume_their_attempt_numbers(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     receiver.status = 500
     first = start(data_dir, port)
     # the first retry 10 minutes out: nothing is in flight when we kill (no 60 s lease to wait)
@@ -432,7 +371,7 @@ def test_pending_retries_survive_sigkill_and_resume_their_attempt_numbers(
 def test_a_delivery_committed_but_not_yet_attempted_survives_sigkill(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     first = start(data_dir, port)
     account = _account(first)
     with _client(first.url, account.api_key) as api, _client(first.url, ADMIN) as admin:
@@ -474,7 +413,7 @@ def test_an_attempt_cut_off_by_sigkill_is_sent_again_by_the_restarted_server(
     lease; a restarted single-worker server releases such leases and sends the event again by
     itself. The receiver sees it twice (the cut-off attempt and the resend) and processes it
     once, deduping on webhook-id."""
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     receiver.sleep_s, receiver.sleep_first = 2.0, 1
     first = start(data_dir, port)
     account = _account(first)
@@ -518,7 +457,7 @@ def test_a_slow_receiver_does_not_slow_the_api(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.sleep_s = 1.0
-    server = start(tmp_path / "data", _free_port())
+    server = start(tmp_path / "data", free_port())
     account = _account(server)
     with _client(server.url, account.api_key) as api:
         _endpoint(api, receiver, ["*"])
@@ -548,7 +487,7 @@ def test_three_days_of_retries_run_in_milliseconds_on_the_account_clock(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.status = 500
-    server = start(tmp_path / "data", _free_port())
+    server = start(tmp_path / "data", free_port())
     account = _account(server)
     with _client(server.url, ADMIN) as admin:
         r = admin.get(f"/_sandbox/accounts/{account.id}")

@@ -1,0 +1,85 @@
+"""`sandbank serve` as a subprocess for the end-to-end tests: a free port on 127.0.0.1, output
+to a file (a full pipe can never stall it), a health wait, and stopping by pid only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_TIMEOUT = 20.0  # seconds for one start, import included
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One `sandbank serve --data-dir DATA_DIR --port PORT ... EXTRA` process."""
+
+    def __init__(self, data_dir: Path, port: int, log: Path, extra: Sequence[str] = ()) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
+        cmd = [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+        self.log = log
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.demo_key = ""  # the demo account's key, for tests that read it from the banner
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                r = httpx.get(f"{self.url}/_sandbox/health", timeout=1.0)
+                if r.status_code == 200 and r.json()["status"] == "ok":
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"server not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL this process only (by pid), and reap it."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM this process only (by pid), SIGKILL if it does not go, and reap it."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
