@@ -41,11 +41,21 @@ def deterministic_entropy(label: str = "entropy") -> Callable[[int], bytes]:
     return entropy
 
 
-def build_app(*, seed: int = 1, clock: ManualClock | None = None) -> SandbankApp:
+def build_app(
+    *,
+    seed: int = 1,
+    clock: ManualClock | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> SandbankApp:
+    """An in-memory simulator on a manual clock; `webhook_transport` receives its webhooks."""
     return create_app(
-        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=seed, public_url=BASE_URL),
+        Settings(
+            db=":memory:", admin_token=ADMIN_TOKEN, seed=seed, public_url=BASE_URL, **settings
+        ),
         wall_clock=clock or ManualClock(START),
         entropy=deterministic_entropy(),
+        webhook_transport=webhook_transport,
     )
 
 

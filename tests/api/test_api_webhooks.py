@@ -18,17 +18,14 @@ import pytest
 import standardwebhooks
 from factories import (
     ADMIN,
-    ADMIN_TOKEN,
-    BASE_URL,
     Account,
     Api,
+    build_app,
     checkout_body,
-    deterministic_entropy,
 )
 
-from simulator.app import SandbankApp, create_app
+from simulator.app import SandbankApp
 from simulator.clock import ManualClock
-from simulator.settings import Settings
 from simulator.webhooks.dispatcher import PER_ENDPOINT
 
 HOOK = "http://127.0.0.1:9/hook"
@@ -58,13 +55,8 @@ class Receiver:
 
 
 def build(receiver: Receiver, clock: ManualClock, seed: int = 1, **settings: Any) -> SandbankApp:
-    return create_app(
-        Settings(
-            db=":memory:", admin_token=ADMIN_TOKEN, seed=seed, public_url=BASE_URL, **settings
-        ),
-        wall_clock=clock,
-        entropy=deterministic_entropy(),
-        webhook_transport=httpx.MockTransport(receiver),
+    return build_app(
+        seed=seed, clock=clock, webhook_transport=httpx.MockTransport(receiver), **settings
     )
 
 
@@ -580,12 +572,7 @@ def test_a_dead_receiver_holds_only_its_own_attempt_slots(wall: ManualClock) -> 
             served.append(request.headers["webhook-id"])
         return httpx.Response(204)
 
-    app = create_app(
-        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
-        wall_clock=wall,
-        entropy=deterministic_entropy(),
-        webhook_transport=httpx.MockTransport(handler),
-    )
+    app = build_app(clock=wall, webhook_transport=httpx.MockTransport(handler))
     api = Api(app, wall)
     try:
         stuck = api.new_account(seed=1)
@@ -629,12 +616,7 @@ def test_the_background_dispatcher_skips_an_endpoint_that_has_all_its_slots(
             served.append(request.headers["webhook-id"])
         return httpx.Response(204)
 
-    app = create_app(
-        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
-        wall_clock=wall,
-        entropy=deterministic_entropy(),
-        webhook_transport=httpx.MockTransport(handler),
-    )
+    app = build_app(clock=wall, webhook_transport=httpx.MockTransport(handler))
     api = Api(app, wall)
     try:
         stuck = api.new_account(seed=1)

@@ -17,14 +17,19 @@ import jsonschema_rs
 import pytest
 import standardwebhooks
 import yaml
-from factories import ADMIN, ADMIN_TOKEN, BASE_URL, Account, Api, business, deterministic_entropy
+from factories import (
+    ADMIN,
+    Account,
+    Api,
+    build_app,
+    business,
+)
 
 import contracts
 from simulator.api import docs
-from simulator.app import SandbankApp, create_app
+from simulator.app import SandbankApp
 from simulator.clock import ManualClock
 from simulator.domain.webhooks import EVENT_TYPES
-from simulator.settings import Settings
 
 HOOK = "http://127.0.0.1:9/hook"
 GONE = "http://127.0.0.1:9/gone"  # answers 410: the endpoint is disabled
@@ -110,12 +115,7 @@ class Receiver:
 
 
 def build(receiver: Receiver, clock: ManualClock) -> SandbankApp:
-    return create_app(
-        Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
-        wall_clock=clock,
-        entropy=deterministic_entropy(),
-        webhook_transport=httpx.MockTransport(receiver),
-    )
+    return build_app(clock=clock, webhook_transport=httpx.MockTransport(receiver))
 
 
 @pytest.fixture

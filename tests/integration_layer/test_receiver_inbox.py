@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
-from factories import ADMIN, ADMIN_TOKEN, BASE_URL, Account, Api, deterministic_entropy
+from factories import ADMIN, Account, Api, build_app
 from starlette.applications import Starlette
 
 from integration.inbox import Inbox, OrderState
@@ -33,9 +33,7 @@ from integration.receiver import (
     process_pending,
     to_provider_event,
 )
-from simulator.app import create_app
 from simulator.clock import ManualClock
-from simulator.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(b"a" * 32).decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()
@@ -559,12 +557,7 @@ class Harness:
         self.inbox = Inbox()
         self.receiver: Starlette | None = None
         wall = ManualClock(datetime.now(UTC).replace(microsecond=0))
-        sim = create_app(
-            Settings(db=":memory:", admin_token=ADMIN_TOKEN, seed=1, public_url=BASE_URL),
-            wall_clock=wall,
-            entropy=deterministic_entropy(),
-            webhook_transport=httpx.ASGITransport(app=self.asgi),
-        )
+        sim = build_app(clock=wall, webhook_transport=httpx.ASGITransport(app=self.asgi))
         self.api = Api(sim, wall)
         self.account: Account = self.api.new_account(seed=7)
         r = self.api.post("/v1/webhook_endpoints", headers=self.account.headers, json={"url": HOOK})
