@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,14 +109,15 @@ class Dispatcher:
             return int(tx.release_leases())
 
     @contextlib.contextmanager
-    def _scope(self, account_id: str) -> Iterator[tuple[Any, Awaitable[None]]]:
+    def _scope(self, account_id: str) -> Iterator[tuple[Any, Awaitable[None] | None]]:
+        """An account transaction; the second value, when not None, is the group commit to
+        await (None: the transaction commits on leaving the block)."""
         if self.group_commits:
             with self.service.shared_scope(account_id) as pair:
                 yield pair
             return
         with self.service.scope(account_id) as ctx:
-            yield ctx, _DONE
-        # committed on leaving `scope`
+            yield ctx, None
 
     def wake(self) -> None:
         self._wake.set()
@@ -185,7 +186,8 @@ class Dispatcher:
         for account_id, group in by_account.items():
             try:
                 with self._scope(account_id) as (ctx, committed):
-                    commits.append(committed)
+                    if committed is not None:
+                        commits.append(committed)
                     for row in group:
                         p = self.webhooks.prepare_attempt(ctx, row[1], lease_until, wall_us)
                         if p is None:
@@ -263,7 +265,8 @@ class Dispatcher:
             await self._send(plan)
         with self._scope(account_id) as (ctx, committed):
             self.webhooks.record_attempt(ctx, delivery_id, plan, result)
-        await committed
+        if committed is not None:
+            await committed
         self.sent += 1
 
     def _plan(self, p: Any) -> AttemptPlan:
@@ -339,20 +342,6 @@ class Dispatcher:
             int(retry_after) if retry_after.isdigit() else None,
             None,
         )
-
-
-async def _done() -> None:
-    return None
-
-
-class _Committed:
-    """An awaitable that is already complete (the transaction committed on the spot)."""
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return _done().__await__()
-
-
-_DONE = _Committed()
 
 
 def _ms(started: float) -> float:
