@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,8 +33,8 @@ class DeliveryOut(BaseModel):
     event_id: str
     event_type: str
     status: str
-    next_attempt_at: Any
-    created_at: Any
+    next_attempt_at: datetime | None
+    created_at: datetime
     attempts: list[dict[str, Any]]
 
 
