@@ -26,6 +26,7 @@ from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, present
 from simulator.clock import SystemClock, WallClock
 from simulator.control import faults as control_faults
+from simulator.control import finance as control_finance
 from simulator.control import routes as control
 from simulator.control import webhooks as control_webhooks
 from simulator.domain.errors import SandbankError
@@ -184,6 +185,7 @@ def create_app(
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
             *routes(control_faults.OPERATIONS),
             *routes(control_webhooks.OPERATIONS),
+            *routes(control_finance.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},

@@ -27,6 +27,7 @@ from simulator.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.models import (
     Account,
     AccountSettings,
@@ -39,10 +40,12 @@ from simulator.domain.models import (
     LineItem,
     Order,
     Refund,
+    Repayment,
     Review,
 )
 from simulator.domain.money import MAX_AMOUNT, check_currency
 from simulator.domain.webhooks import WebhookEndpoint
+from simulator.finance import FinanceService
 from simulator.rng import SeededRng
 from simulator.store.base import Page, SavedResponse, Store, Tx
 
@@ -107,6 +110,7 @@ class ProviderService:
         # Called with each committing context that wrote events (the webhook fan-out: its
         # deliveries are written in the same transaction as the events).
         self.on_events: Callable[[Ctx], None] | None = None
+        self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -165,7 +169,12 @@ class ProviderService:
         with self.scope(found[0]) as ctx:
             yield ctx
 
-    def emit(self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order | WebhookEndpoint) -> None:
+    def emit(
+        self,
+        ctx: Ctx,
+        type_: str,
+        obj: Buyer | Checkout | Order | WebhookEndpoint | Repayment | Settlement | Dispute,
+    ) -> None:
         ctx.events.append(
             Event(
                 id=ctx.new_id("evt"),
@@ -194,6 +203,8 @@ class ProviderService:
             handler = self._jobs.get(job.kind)
             if handler is not None:
                 handler(self, ctx, job.ref)
+            elif (money := FinanceService.JOBS.get(job.kind)) is not None:
+                money(self.finance, ctx, job.ref)
         ctx.now = real_now
 
     def _job_expire_checkout(self, ctx: Ctx, checkout_id: str) -> None:
@@ -216,7 +227,7 @@ class ProviderService:
         if found and found[1].capturable_amount > 0:
             order = found[1]
             released = order.expire(ctx.now)
-            self._release(ctx, order.buyer_id, released)
+            self.release(ctx, order.buyer_id, released)
             ctx.tx.save_order(ctx.aid, order)
             self.emit(ctx, "order.expired", order)
 
@@ -482,7 +493,7 @@ class ProviderService:
         ctx.tx.schedule(ctx.aid, to_us(order.authorization_expires_at), "order.expire", order.id)
         self.emit(ctx, "order.authorized", order)
 
-    def _release(self, ctx: Ctx, buyer_id: str, amount: int) -> None:
+    def release(self, ctx: Ctx, buyer_id: str, amount: int) -> None:
         if amount <= 0:
             return
         buyer = self.get_buyer(ctx, buyer_id)
@@ -608,7 +619,8 @@ class ProviderService:
             created_at=ctx.now,
         )
         released = order.capture(capture)
-        self._release(ctx, order.buyer_id, released)
+        self.release(ctx, order.buyer_id, released)
+        self.finance.on_capture(ctx, order, capture)
         ctx.tx.save_order(ctx.aid, order)
         self.emit(ctx, "order.captured", order)
         return order, capture
@@ -633,7 +645,7 @@ class ProviderService:
             created_at=ctx.now,
         )
         order.refund(refund)
-        self._release(ctx, order.buyer_id, refund.amount)
+        self.release(ctx, order.buyer_id, self.finance.on_refund(ctx, order, refund))
         ctx.tx.save_order(ctx.aid, order)
         self.emit(ctx, "order.refunded", order)
         return order, refund
@@ -641,7 +653,7 @@ class ProviderService:
     def cancel_order(self, ctx: Ctx, order_id: str) -> Order:
         order = self.get_order(ctx, order_id)
         released = order.cancel(ctx.now)
-        self._release(ctx, order.buyer_id, released)
+        self.release(ctx, order.buyer_id, released)
         ctx.tx.save_order(ctx.aid, order)
         self.emit(ctx, "order.canceled", order)
         return order

@@ -163,10 +163,12 @@ class Api:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    def approved_order(self, account: Account, amount: int = 125_000, **kw: Any) -> dict[str, Any]:
-        """Checkout -> buyer approves with net30 -> the authorized order."""
+    def approved_order(
+        self, account: Account, amount: int = 125_000, terms: str = "net30", **kw: Any
+    ) -> dict[str, Any]:
+        """Checkout -> buyer approves with `terms` -> the authorized order."""
         chk = self.checkout(account, amount, **kw)
-        done = self.approve(chk["id"])
+        done = self.approve(chk["id"], terms)
         assert done["status"] == "completed", done
         return self.order(account, done["order_id"])
 

@@ -10,9 +10,10 @@ from simulator import __version__
 from simulator.api import openapi, v1
 from simulator.api import schemas as s
 from simulator.control import faults as control_faults
+from simulator.control import finance as control_finance
 from simulator.control import routes as control
 from simulator.control import webhooks as control_webhooks
-from simulator.domain.webhooks import EVENT_TYPES
+from simulator.domain.webhooks import EVENT_TYPES, event_object_type
 
 PROVIDER_DESCRIPTION = """\
 Sandbank's native provider API: embedded B2B credit (pay on terms at checkout) with buyers,
@@ -43,6 +44,9 @@ SNAPSHOTS: dict[str, type[BaseModel]] = {
     "checkout": s.CheckoutOut,
     "order": s.OrderOut,
     "webhook_endpoint": s.WebhookEndpointPublic,
+    "repayment": s.RepaymentOut,
+    "settlement": s.SettlementSummaryOut,
+    "dispute": s.DisputeOut,
 }
 
 # When each event type is sent: (summary, description). One entry per `EVENT_TYPES`.
@@ -110,6 +114,51 @@ EVENTS: dict[str, tuple[str, str]] = {
         "Sent when `authorization_expires_at` passes with credit still uncaptured; the rest is "
         "released.",
     ),
+    "buyer.payment.succeeded": (
+        "A buyer paid a repayment",
+        "Sent when a repayment is paid: on its due date, or later for a late payer (with "
+        "`late_fee`). The buyer's credit is given back (a `buyer.credit_line.updated` follows).",
+    ),
+    "buyer.payment.late": (
+        "A buyer missed a due date",
+        "Sent when a repayment's due date passes unpaid; `buyer.payment.succeeded` or "
+        "`buyer.payment.defaulted` follows. Merchant settlements are not affected.",
+    ),
+    "buyer.payment.defaulted": (
+        "A buyer defaulted on a repayment",
+        "Sent when a late repayment stays unpaid past the default window; the buyer's credit "
+        "line is suspended. The provider carries the loss: merchant settlements are unaffected.",
+    ),
+    "settlement.created": (
+        "A settlement (payout) was created",
+        "Sent at the end of a business day for each currency with movements: captures net of "
+        "the discount fee, refunds, dispute debits and reversals. `GET /v1/settlements/{id}` "
+        "gives its lines; `/report` the report file.",
+    ),
+    "settlement.paid": (
+        "A settlement was paid out",
+        "Sent on the settlement's `payout_date` (T+N business days after its `batch_date`).",
+    ),
+    "dispute.created": (
+        "A buyer disputed an order",
+        "Sent when a dispute opens: its amount is debited from the next settlement until it is "
+        "decided. Respond by `respond_by` with evidence, or accept it.",
+    ),
+    "dispute.updated": (
+        "Evidence was submitted for a dispute",
+        "Sent when the merchant submits evidence; the dispute is `under_review` until "
+        "`decides_at`.",
+    ),
+    "dispute.won": (
+        "A dispute was won",
+        "Sent when the decision goes the merchant's way: the disputed amount is credited back "
+        "(a `dispute_reversal` settlement line).",
+    ),
+    "dispute.lost": (
+        "A dispute was lost",
+        "Sent when the merchant accepts a dispute, misses `respond_by`, or the evidence does not "
+        "convince: the debit stands.",
+    ),
     "webhook_endpoint.disabled": (
         "A webhook endpoint was disabled",
         "Sent to the account's other endpoints when one is disabled: it answered 410 Gone, or "
@@ -124,7 +173,7 @@ def webhooks() -> list[openapi.Webhook]:
         raise RuntimeError(f"describe exactly the event types: {set(EVENTS) ^ set(EVENT_TYPES)}")
     out = []
     for event_type in EVENT_TYPES:
-        object_type = event_type.split(".", 1)[0]
+        object_type = event_object_type(event_type)
         summary, description = EVENTS[event_type]
         out.append(
             openapi.Webhook(
@@ -151,7 +200,12 @@ def provider_document() -> dict[str, Any]:
 
 def sandbox_document() -> dict[str, Any]:
     doc = openapi.build(
-        [*control.OPERATIONS, *control_faults.OPERATIONS, *control_webhooks.OPERATIONS],
+        [
+            *control.OPERATIONS,
+            *control_faults.OPERATIONS,
+            *control_webhooks.OPERATIONS,
+            *control_finance.OPERATIONS,
+        ],
         title="Sandbank control plane",
         version=__version__,
         description=SANDBOX_DESCRIPTION,

@@ -286,6 +286,8 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
             }
         if op.response is not None:
             ok["content"] = {op.response_media: {"schema": ref(op.response, "serialization")}}
+        elif op.file_media:
+            ok["content"] = {media: {"schema": {"type": "string"}} for media in op.file_media}
         if op.links:
             ok["links"] = op.links
         entry["responses"] = {

@@ -32,6 +32,9 @@ class Op:
     description: str = ""
     idempotent_post: bool = True
     response_media: str = "application/json"
+    # Media types of a response that is a file rather than a JSON model (`response` None):
+    # published as strings of those types.
+    file_media: tuple[str, ...] = ()
 
 
 def routes(ops: list[Op]) -> list[Route]:

@@ -5,7 +5,7 @@ validated and what is published cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -21,11 +21,21 @@ from pydantic import (
 
 from simulator.domain import decisions
 from simulator.domain import webhooks as wh
+from simulator.domain.finance import Dispute, DriftInjection, Settlement, SettlementLine
 from simulator.domain.json_values import JSON_INTEGER
-from simulator.domain.models import Buyer, Capture, Checkout, Event, LineItem, Order, Refund
+from simulator.domain.models import (
+    Buyer,
+    Capture,
+    Checkout,
+    Event,
+    LineItem,
+    Order,
+    Refund,
+    Repayment,
+)
 from simulator.domain.money import CURRENCIES, MAX_AMOUNT
 from simulator.service import Prequalification
-from simulator.store.sqlite import CURSOR_PATTERN
+from simulator.store.cursor import CURSOR_PATTERN
 
 # Patterns spell their character classes out: `\s` means different things to Python and to
 # the ECMA-262 regexes JSON Schema specifies, and the document must mean what the server does.
@@ -151,6 +161,10 @@ class CancelOrder(RequestModel):
     reason: LongText | None = None
 
 
+class AcceptDispute(RequestModel):
+    note: LongText | None = None
+
+
 class BuyerApproval(RequestModel):
     terms: Terms = "net30"
 
@@ -200,7 +214,7 @@ class LineItemOut(BaseModel):
 
 
 class CreditLineOut(BaseModel):
-    status: Literal["unreviewed", "in_review", "active", "declined"]
+    status: Literal["unreviewed", "in_review", "active", "declined", "suspended"]
     limit: int
     used: int
     available: int
@@ -309,6 +323,34 @@ class RefundOut(BaseModel):
     created_at: datetime
 
 
+class RepaymentOut(BaseModel):
+    """What the buyer owes the provider for one capture, due on a date (the merchant is paid
+    in settlements whatever the buyer does)."""
+
+    id: str
+    object: Literal["repayment"] = "repayment"
+    order_id: str
+    buyer_id: str
+    capture_id: str
+    terms: Terms
+    installment: int = Field(description="1-based number of this installment.")
+    installments: int
+    amount: int = Field(description="Still owed (refunds and lost disputes reduce it).")
+    original_amount: int
+    currency: str
+    due_at: datetime
+    status: Literal["scheduled", "late", "paid", "defaulted", "canceled"]
+    late_fee: int = Field(description="Charged to the buyer when paid late; minor units.")
+    paid_at: datetime | None
+    defaulted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: Repayment) -> RepaymentOut:
+        return cls.model_validate(r.model_dump(), strict=False)
+
+
 class OrderOut(BaseModel):
     id: str
     object: Literal["order"] = "order"
@@ -329,6 +371,9 @@ class OrderOut(BaseModel):
     review: ReviewOut | None
     captures: list[CaptureOut]
     refunds: list[RefundOut]
+    repayments: list[RepaymentOut] = Field(
+        description="The buyer's repayment schedule: one per due date of each capture."
+    )
     created_at: datetime
     updated_at: datetime
     authorized_at: datetime | None
@@ -600,6 +645,172 @@ def present(obj: Any) -> dict[str, Any]:
         out = BuyerOut.of(obj)
     elif isinstance(obj, wh.WebhookEndpoint):
         out = WebhookEndpointPublic.of(obj)
+    elif isinstance(obj, Repayment):
+        out = RepaymentOut.of(obj)
+    elif isinstance(obj, Settlement):
+        out = SettlementSummaryOut.of(obj)
+    elif isinstance(obj, Dispute):
+        out = DisputeOut.of(obj)
     else:  # pragma: no cover - the service only snapshots these
         raise TypeError(type(obj))
     return out.model_dump(mode="json")
+
+
+# --- buyers' single pane, settlements, disputes ------------------------------------------------
+class CreditUsageOut(BaseModel):
+    limit: int
+    used: int = Field(description="Held by authorizations plus owed in open repayments.")
+    available: int
+    outstanding: int = Field(description="Owed in open repayments (scheduled and late).")
+    overdue: int = Field(description="Owed in repayments past their due date.")
+    defaulted: int = Field(description="Owed in repayments the buyer defaulted on.")
+    currency: str
+
+
+class BuyerDetailOut(BuyerOut):
+    credit_usage: CreditUsageOut
+    upcoming_repayments: list[RepaymentOut] = Field(
+        description="Open repayments across the buyer's orders, soonest first (at most 100)."
+    )
+
+    @classmethod
+    def detail(cls, b: Buyer, open_repayments: list[Repayment], defaulted: int) -> BuyerDetailOut:
+        line = b.credit_line
+        base = BuyerOut.of(b).model_dump()
+        return cls.model_validate(
+            {
+                **base,
+                "credit_usage": {
+                    "limit": line.limit,
+                    "used": line.used,
+                    "available": line.available,
+                    "outstanding": sum(r.amount for r in open_repayments),
+                    "overdue": sum(r.amount for r in open_repayments if r.status == "late"),
+                    "defaulted": defaulted,
+                    "currency": line.currency,
+                },
+                "upcoming_repayments": [
+                    RepaymentOut.of(r).model_dump() for r in open_repayments[:100]
+                ],
+            },
+            strict=False,
+        )
+
+
+LineTypeOut = Literal["capture", "refund", "fee", "dispute", "dispute_reversal", "carry_forward"]
+
+
+class SettlementLineOut(BaseModel):
+    id: str
+    object: Literal["settlement_line"] = "settlement_line"
+    type: LineTypeOut
+    order_id: str | None
+    source_id: str = Field(description="The capture, refund, dispute or settlement behind it.")
+    gross: int
+    fee: int
+    net: int = Field(description="gross - fee; minor units, negative for debits.")
+    currency: str
+    batch_date: date
+    settlement_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, x: SettlementLine) -> SettlementLineOut:
+        return cls.model_validate(x.model_dump(), strict=False)
+
+
+class SettlementSummaryOut(BaseModel):
+    id: str
+    object: Literal["settlement"] = "settlement"
+    status: Literal["pending", "paid"]
+    currency: str
+    amount: int = Field(description="The payout: the sum of the lines' `net`, never negative.")
+    gross: int
+    fees: int
+    batch_date: date = Field(description="The business day whose movements it pays out.")
+    payout_date: date
+    line_count: int
+    created_at: datetime
+    paid_at: datetime | None
+
+    @classmethod
+    def of(cls, x: Settlement) -> SettlementSummaryOut:
+        return cls.model_validate(x.model_dump(exclude={"lines", "reported_lines"}), strict=False)
+
+
+class SettlementOut(SettlementSummaryOut):
+    lines: list[SettlementLineOut] = Field(
+        description="The lines as the settlement report gives them."
+    )
+
+    @classmethod
+    def of(cls, x: Settlement) -> SettlementOut:
+        data = x.model_dump(exclude={"lines", "reported_lines"})
+        data["lines"] = [line.model_dump() for line in x.report_lines]
+        return cls.model_validate(data, strict=False)
+
+
+class SettlementListQuery(ListQuery):
+    status: Literal["pending", "paid"] | None = None
+
+
+class ReportQuery(RequestModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    format: Literal["csv", "jsonl"] = "csv"
+
+
+class DisputeOut(BaseModel):
+    id: str
+    object: Literal["dispute"] = "dispute"
+    order_id: str
+    buyer_id: str
+    amount: int
+    currency: str
+    reason: str
+    status: Literal["needs_response", "under_review", "won", "lost"]
+    evidence: dict[str, str] | None
+    evidence_submitted_at: datetime | None
+    respond_by: datetime
+    decides_at: datetime | None
+    accepted: bool
+    closed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Dispute) -> DisputeOut:
+        return cls.model_validate(d.model_dump(), strict=False)
+
+
+class DisputeListQuery(ListQuery):
+    status: Literal["needs_response", "under_review", "won", "lost"] | None = None
+    order_id: Text | None = None
+
+
+class EvidenceIn(RequestModel):
+    evidence: Annotated[
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=40)],
+            Annotated[str, StringConstraints(max_length=5000)],
+        ],
+        Field(
+            min_length=1,
+            max_length=20,
+            description="Named texts (`shipping_tracking`, `invoice`, ...). In the sandbox, "
+            "`+win` or `+lose` in a text decides the outcome.",
+        ),
+    ]
+
+
+class DriftInjectionOut(BaseModel):
+    id: str
+    kind: Literal["missing_line", "duplicate_line", "off_by_one_cent", "late_line", "unknown_order"]
+    settlement_id: str
+    line_id: str | None
+    order_id: str | None
+    detail: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: DriftInjection) -> DriftInjectionOut:
+        return cls.model_validate(d.model_dump(), strict=False)

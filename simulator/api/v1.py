@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from simulator.api import finance, webhooks
 from simulator.api import schemas as s
-from simulator.api import webhooks
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.domain.decisions import BusinessFacts
@@ -20,12 +20,6 @@ async def create_buyer(request: Request) -> Response:
         request,
         lambda ctx: s.BuyerOut.of(service_of(request).create_buyer(ctx, **body.model_dump())),
         201,
-    )
-
-
-async def get_buyer(request: Request) -> Response:
-    return await run(
-        request, lambda ctx: s.BuyerOut.of(service_of(request).get_buyer(ctx, path_id(request)))
     )
 
 
@@ -237,9 +231,9 @@ OPERATIONS: list[Op] = [
         "getBuyer",
         "GET",
         "/v1/buyers/{id}",
-        get_buyer,
-        "Get a buyer with its credit line",
-        s.BuyerOut,
+        finance.get_buyer,
+        "Get a buyer: its credit line, credit usage and upcoming repayments",
+        s.BuyerDetailOut,
         errors=_READ,
         tag="Buyers",
     ),
@@ -419,4 +413,5 @@ OPERATIONS: list[Op] = [
         tag="Events",
     ),
     *webhooks.OPERATIONS,
+    *finance.OPERATIONS,
 ]

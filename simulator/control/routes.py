@@ -23,6 +23,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _default_fees() -> dict[s.Terms, int]:
+    return {
+        "net30": 290,
+        "net60": 350,
+        "installments_3": 350,
+        "installments_6": 400,
+        "installments_12": 450,
+    }
+
+
 class AccountSettingsIn(Strict):
     checkout_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 24 * 3600
     authorization_ttl: Annotated[int, Field(ge=1, le=366 * 86400)] = 30 * 24 * 3600
@@ -39,6 +49,25 @@ class AccountSettingsIn(Strict):
         description="Seconds before each webhook attempt (the first is usually 0).",
     )
     webhook_timeout_ms: Annotated[int, Field(ge=100, le=60_000)] = 15_000
+    settlement_delay_days: Annotated[int, Field(ge=0, le=30)] = Field(
+        2, description="Batches are paid out this many business days after their day (T+N)."
+    )
+    discount_fee_bps: dict[s.Terms, Annotated[int, Field(ge=0, le=10_000)]] = Field(
+        default_factory=_default_fees,
+        description="Merchant discount fee per term, basis points of the captured amount.",
+    )
+    late_probability: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="Chance (seeded) that a repayment is paid late, without a magic value."
+    )
+    default_probability: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="Chance (seeded) that a repayment defaults, without a magic value."
+    )
+    late_fee_bps: Annotated[int, Field(ge=0, le=10_000)] = 150
+    late_payment_days: Annotated[int, Field(ge=1, le=365)] = 10
+    default_after_days: Annotated[int, Field(ge=1, le=365)] = 30
+    dispute_response_days: Annotated[int, Field(ge=1, le=365)] = 7
+    dispute_decision_days: Annotated[int, Field(ge=1, le=365)] = 14
+    dispute_win_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     @field_validator("default_currency")
     @classmethod

@@ -49,6 +49,29 @@ class AccountSettings(Entity):
         default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
     )
     webhook_timeout_ms: int = 15_000
+    # Settlements: batches of each business day are paid out this many business days later,
+    # minus the merchant discount fee per term (basis points of the captured amount).
+    settlement_delay_days: int = 2
+    discount_fee_bps: dict[str, int] = Field(
+        default_factory=lambda: {
+            "net30": 290,
+            "net60": 350,
+            "installments_3": 350,
+            "installments_6": 400,
+            "installments_12": 450,
+        }
+    )
+    # Buyer repayment behaviour when no magic value decides (seeded dice per repayment).
+    late_probability: float = 0.0
+    default_probability: float = 0.0
+    late_fee_bps: int = 150  # of the late installment
+    late_payment_days: int = 10  # a late repayment is paid this many days after its due date
+    default_after_days: int = 30  # an unpaid repayment defaults this many days after due
+    # Disputes: the merchant answers within `dispute_response_days`; evidence is decided
+    # `dispute_decision_days` later (won with `dispute_win_probability` without a magic value).
+    dispute_response_days: int = 7
+    dispute_decision_days: int = 14
+    dispute_win_probability: float = 0.5
 
 
 class Account(Entity):
@@ -166,6 +189,37 @@ class Refund(Entity):
     created_at: datetime
 
 
+BuyerBehaviour = Literal["on_time", "late", "default"]
+RepaymentStatus = Literal["scheduled", "late", "paid", "defaulted", "canceled"]
+
+
+class Repayment(Entity):
+    """One amount the buyer owes the provider for a capture, due on a date."""
+
+    id: str
+    order_id: str
+    buyer_id: str
+    capture_id: str
+    terms: str
+    installment: int  # 1-based
+    installments: int
+    amount: int  # what is still owed of this installment (refunds reduce it)
+    original_amount: int
+    currency: str
+    due_at: datetime
+    status: RepaymentStatus = "scheduled"
+    behaviour: BuyerBehaviour = "on_time"  # drawn when scheduled; what happens at due_at
+    late_fee: int = 0
+    paid_at: datetime | None = None
+    defaulted_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def open(self) -> bool:
+        return self.status in {"scheduled", "late"}
+
+
 class Order(Entity):
     id: str
     status: str
@@ -184,6 +238,8 @@ class Order(Entity):
     review: Review | None = None
     captures: list[Capture] = Field(default_factory=list)
     refunds: list[Refund] = Field(default_factory=list)
+    # What the buyer owes the provider for the captures: one schedule per capture, by terms.
+    repayments: list[Repayment] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     authorized_at: datetime | None = None

@@ -64,7 +64,7 @@ ORDER: Table = MappingProxyType(
 )
 ORDER_TERMINAL = frozenset({"refunded", "canceled", "expired", "declined"})
 
-CREDIT_LINE_STATES = ("unreviewed", "in_review", "active", "declined")
+CREDIT_LINE_STATES = ("unreviewed", "in_review", "active", "declined", "suspended")
 CREDIT_LINE: Table = MappingProxyType(
     {
         ("unreviewed", "approve"): "active",
@@ -79,6 +79,12 @@ CREDIT_LINE: Table = MappingProxyType(
         ("declined", "approve"): "active",
         ("declined", "decline"): "declined",
         ("declined", "review"): "in_review",
+        # A buyer who defaulted on a repayment: no new credit, whatever underwriting says.
+        ("active", "suspend"): "suspended",
+        ("suspended", "suspend"): "suspended",
+        ("suspended", "approve"): "suspended",
+        ("suspended", "decline"): "suspended",
+        ("suspended", "review"): "suspended",
     }
 )
 

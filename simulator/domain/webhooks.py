@@ -37,8 +37,28 @@ EVENT_TYPES: tuple[str, ...] = (
     "order.refunded",
     "order.canceled",
     "order.expired",
+    "buyer.payment.succeeded",
+    "buyer.payment.late",
+    "buyer.payment.defaulted",
+    "settlement.created",
+    "settlement.paid",
+    "dispute.created",
+    "dispute.updated",
+    "dispute.won",
+    "dispute.lost",
     "webhook_endpoint.disabled",
 )
+# The object an event's `data` snapshots, where its type's first word does not say it.
+EVENT_OBJECT_TYPES: dict[str, str] = {
+    "buyer.payment.succeeded": "repayment",
+    "buyer.payment.late": "repayment",
+    "buyer.payment.defaulted": "repayment",
+}
+
+
+def event_object_type(event_type: str) -> str:
+    return EVENT_OBJECT_TYPES.get(event_type) or event_type.split(".", 1)[0]
+
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "dropped"]
 Outcome = Literal[

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,41 @@ class Tx(Protocol):
     ) -> list[tuple[int, Delivery]]: ...
     def event(self, account_id: str, event_id: str) -> Event | None: ...
     def event_account(self, event_id: str) -> str | None: ...
+
+    # repayments, settlements, disputes, drift, exports (simulator/store/finance.py)
+    def save_finance(
+        self,
+        account_id: str,
+        kind: str,
+        obj: BaseModel,
+        *,
+        ref: str | None = None,
+        owner: str | None = None,
+        status: str | None = None,
+    ) -> None: ...
+    def finance(self, model: type[M], account_id: str, kind: str, ident: str) -> M | None: ...
+    def finance_all(
+        self,
+        model: type[M],
+        account_id: str,
+        kind: str,
+        *,
+        ref: str | None = None,
+        owner: str | None = None,
+        status: str | tuple[str, ...] | None = None,
+    ) -> list[M]: ...
+    def finance_page(
+        self,
+        model: type[M],
+        account_id: str,
+        kind: str,
+        *,
+        status: str | None = None,
+        ref: str | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[M]: ...
+    def job_scheduled(self, account_id: str, due_us: int, kind: str, ref: str) -> bool: ...
 
 
 class Store(Protocol):

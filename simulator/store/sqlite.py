@@ -16,9 +16,7 @@ acknowledged before it is in the WAL, and a failed COMMIT fails every operation 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import re
 import sqlite3
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
@@ -28,9 +26,11 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.store.base import Job, Page, SavedResponse
+from simulator.store.cursor import decode_cursor, encode_cursor
+from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
+from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 from simulator.store.webhooks import WEBHOOK_TABLES, WebhookTxMixin
 
@@ -76,6 +76,8 @@ MIGRATIONS: list[str] = [
     """,
     # 2: webhook endpoints and deliveries
     WEBHOOK_MIGRATION,
+    # 3: repayments, settlements, disputes, drift records, exports
+    FINANCE_MIGRATION,
 ]
 
 _OBJECT_TABLES = (
@@ -86,40 +88,22 @@ _OBJECT_TABLES = (
     "jobs",
     "idempotency",
     *WEBHOOK_TABLES,
+    *FINANCE_TABLES,
 )
-_ID_TABLES = {"buy": "buyers", "chk": "checkouts", "ord": "orders", "evt": "events"}
-
-
-# A cursor is the row's sequence number as 8 big-endian bytes, base64url without padding: 11
-# characters, and every string of that shape (`CURSOR_PATTERN`, published in the contract) is a
-# position (the top bit is zero: SQLite INTEGERs are signed 64-bit).
-CURSOR_PATTERN = r"^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$"
-_CURSOR = re.compile(CURSOR_PATTERN)
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(seq.to_bytes(8, "big")).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    if not _CURSOR.match(cursor):
-        raise ValidationFailed(
-            [
-                {
-                    "path": "query.cursor",
-                    "message": "not a cursor this API returned",
-                    "type": "cursor",
-                }
-            ]
-        )
-    return int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big")
+_ID_TABLES = {
+    "buy": "buyers",
+    "chk": "checkouts",
+    "ord": "orders",
+    "evt": "events",
+    **dict.fromkeys(FINANCE_PREFIXES, "finance_objects"),
+}
 
 
 def _load(model: type[M], data: str | bytes) -> M:
     return model.model_validate_json(data)
 
 
-class SqliteTx(WebhookTxMixin):
+class SqliteTx(WebhookTxMixin, FinanceTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -218,7 +202,7 @@ class SqliteTx(WebhookTxMixin):
                 args.append(value)
         if cursor is not None:
             where.append("seq < ?")
-            args.append(_decode_cursor(cursor))
+            args.append(decode_cursor(cursor))
         sql = (
             f"SELECT seq, data FROM {table} WHERE {' AND '.join(where)} "  # noqa: S608 - columns are ours
             "ORDER BY seq DESC LIMIT ?"
@@ -227,7 +211,7 @@ class SqliteTx(WebhookTxMixin):
         has_more = len(rows) > limit
         rows = rows[:limit]
         items = [_load(model, r[1]) for r in rows]
-        return Page(items, has_more, _encode_cursor(rows[-1][0]) if has_more else None)
+        return Page(items, has_more, encode_cursor(rows[-1][0]) if has_more else None)
 
     def list_buyers(
         self, account_id: str, *, external_id: str | None, limit: int, cursor: str | None
@@ -318,7 +302,7 @@ class SqliteTx(WebhookTxMixin):
                 args.append(value)
         if cursor is not None:
             where.append("seq < ?")
-            args.append(str(_decode_cursor(cursor)))
+            args.append(str(decode_cursor(cursor)))
         rows = self.c.execute(
             f"SELECT seq, data FROM events WHERE {' AND '.join(where)} "  # noqa: S608 - our columns
             "ORDER BY seq DESC",
@@ -332,7 +316,7 @@ class SqliteTx(WebhookTxMixin):
             if created_lt is not None and event.created_at >= created_lt:
                 continue
             if len(found) == limit:
-                return Page([e for _, e in found], True, _encode_cursor(found[-1][0]))
+                return Page([e for _, e in found], True, encode_cursor(found[-1][0]))
             found.append((int(seq), event))
         return Page([e for _, e in found], False, None)
 

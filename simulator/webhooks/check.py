@@ -118,6 +118,7 @@ def _order(
         "review": None,
         "captures": [capture] if captured else [],
         "refunds": [],
+        "repayments": [],
         "created_at": authorized_at,
         "updated_at": _rfc3339(at),
         "authorized_at": authorized_at,

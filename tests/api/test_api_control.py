@@ -133,7 +133,8 @@ def test_authorization_expires_after_30_days_releasing_credit(
 def test_expiry_of_a_partly_captured_order_keeps_the_captured_part(
     api: Api, account: Account, approved_order: Order
 ) -> None:
-    order = approved_order(40_000)
+    # Net 60: the captured part is still owed (its credit used) when the rest lapses.
+    order = approved_order(40_000, terms="net60")
     api.post(f"/v1/orders/{order['id']}/captures", headers=account.headers, json={"amount": 15_000})
     api.advance(account, "31d")
     after = api.order(account, order["id"])

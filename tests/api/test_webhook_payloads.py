@@ -159,6 +159,24 @@ def lifecycle(api: Api, account: Account) -> None:
     ok(api.patch(f"/v1/orders/{order['id']}", headers=h, json={"metadata": {"po": "PO-7"}}))
     ok(api.post(f"/v1/orders/{order['id']}/captures", headers=h, json={"amount": 50_000}), 201)
     ok(api.post(f"/v1/orders/{order['id']}/refunds", headers=h, json={"amount": 10_000}), 201)
+    # Disputes on the captured money: one won with evidence, one accepted (lost).
+    won = api.post(
+        f"/_sandbox/orders/{order['id']}/disputes", headers=ADMIN, json={"amount": 5_000}
+    )
+    ok(
+        api.post(
+            f"/v1/disputes/{ok(won, 201)['id']}/evidence",
+            headers=h,
+            json={"evidence": {"tracking": "delivered +win"}},
+        )
+    )
+    lost = api.post(
+        f"/_sandbox/orders/{order['id']}/disputes", headers=ADMIN, json={"amount": 5_000}
+    )
+    ok(api.post(f"/v1/disputes/{ok(lost, 201)['id']}/accept", headers=h, json={}))
+    # A buyer who pays late and then defaults (buyer.payment.late, .defaulted).
+    defaulter = api.approved_order(account, 20_000, tag="approve+defaults")
+    ok(api.post(f"/v1/orders/{defaulter['id']}/captures", headers=h, json={}), 201)
     # One canceled.
     other = api.approved_order(account)
     ok(api.post(f"/v1/orders/{other['id']}/cancel", headers=h, json={}))
@@ -179,6 +197,8 @@ def lifecycle(api: Api, account: Account) -> None:
     api.approved_order(account)
     flush(api)
     api.advance(account, "31d")
+    flush(api)
+    api.advance(account, "31d")  # the late repayment defaults
     flush(api)
     # An endpoint answering 410 Gone: disabled, and the other endpoint hears of it.
     new_endpoint(api, account, GONE)

@@ -203,7 +203,7 @@ class Harness:
             except SandbankError:
                 return None
 
-    def new_order(self, amount: int) -> str | None:
+    def new_order(self, amount: int, terms: str = "net30") -> str | None:
         checkout = self.do(
             self.service.create_checkout,
             amount=amount,
@@ -216,7 +216,7 @@ class Harness:
             cancel_url="https://shop.test/c",
         )
         assert checkout is not None
-        done = self.do(self.service.approve_checkout, checkout.id, "net30")  # type: ignore[attr-defined]
+        done = self.do(self.service.approve_checkout, checkout.id, terms)  # type: ignore[attr-defined]
         order_id = done.order_id if done is not None else None  # type: ignore[attr-defined]
         if order_id:
             self.orders.append(order_id)
@@ -235,7 +235,13 @@ def check_credit(h: Harness) -> None:
     used, orders = h.snapshot()
     for order in orders:
         check_amounts(order)
-    owed = sum(o.outstanding_hold + o.captured_amount - o.refunded_amount for o in orders)
+    # Credit is used by what authorizations still hold and by what the buyer owes in
+    # repayments (open, or defaulted on); repaid, refunded and lost-dispute money is released.
+    owed = sum(
+        o.outstanding_hold
+        + sum(r.amount for r in o.repayments if r.open or r.status == "defaulted")
+        for o in orders
+    )
     assert used == owed
 
 
@@ -249,11 +255,13 @@ def test_credit_returns_exactly_on_cancel() -> None:
 
 def test_credit_returns_exactly_on_expiry_keeping_what_was_captured() -> None:
     h = Harness()
-    oid = h.new_order(70_000)
+    oid = h.new_order(70_000, "net60")  # the captured part is still owed after 31 days
     h.do(h.service.capture, oid, amount=20_000, currency=None, final=False)
     h.advance(timedelta(days=31))
     used, (order,) = h.snapshot()
     assert (order.status, used) == ("captured", 20_000)
+    h.advance(timedelta(days=30))  # repaid on day 60: the rest comes back
+    assert h.snapshot()[0] == 0
 
 
 @given(
