@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field
+
 from simulator.clock import to_us
 from simulator.domain.errors import Conflict, InvalidAmount, NotFound
 from simulator.domain.finance import (
@@ -34,6 +36,7 @@ from simulator.domain.finance import (
     DriftInjection,
     DriftKind,
     DriftSettings,
+    LineType,
     Settlement,
     SettlementLine,
     add_business_days,
@@ -72,7 +75,7 @@ class DriftState(Entity):
 
     id: str
     settings: DriftSettings
-    held_back: list[SettlementLine] = []
+    held_back: list[SettlementLine] = Field(default_factory=list)
 
 
 class FinanceService:
@@ -84,12 +87,22 @@ class FinanceService:
         self._schedule_repayments(ctx, order, capture)
         bps = ctx.account.settings.discount_fee_bps.get(order.terms, 0)
         fee = fee_for(capture.amount, bps)
-        self._add_line(ctx, "capture", order.id, capture.id, capture.amount, fee, capture.currency)
+        self._add_line(
+            ctx,
+            "capture",
+            order.id,
+            capture.id,
+            gross=capture.amount,
+            fee=fee,
+            currency=capture.currency,
+        )
 
     def on_refund(self, ctx: Ctx, order: Order, refund: Refund) -> int:
         """Returns the credit to give back to the buyer: what the refund took off repayments
         still owed (a refund of money already repaid is the provider's to return)."""
-        self._add_line(ctx, "refund", order.id, refund.id, -refund.amount, 0, refund.currency)
+        self._add_line(
+            ctx, "refund", order.id, refund.id, gross=-refund.amount, currency=refund.currency
+        )
         return self._relieve(ctx, order, refund.amount)
 
     def _relieve(self, ctx: Ctx, order: Order, amount: int) -> int:
@@ -235,13 +248,13 @@ class FinanceService:
     def _add_line(
         self,
         ctx: Ctx,
-        type_: Literal["capture", "refund", "fee", "dispute", "dispute_reversal", "carry_forward"],
+        type_: LineType,
         order_id: str | None,
         source_id: str,
-        gross: int,
-        fee: int,
-        currency: str,
         *,
+        gross: int,
+        currency: str,
+        fee: int = 0,
         batch_date: date | None = None,
     ) -> SettlementLine:
         line = SettlementLine(
@@ -325,7 +338,7 @@ class FinanceService:
                 created_at=ctx.now,
             )
         return self._add_line(
-            ctx, "carry_forward", None, settlement_id, net, 0, currency, batch_date=day
+            ctx, "carry_forward", None, settlement_id, gross=net, currency=currency, batch_date=day
         )
 
     def job_payout(self, ctx: Ctx, ref: str) -> None:
@@ -480,7 +493,7 @@ class FinanceService:
             created_at=ctx.now,
             updated_at=ctx.now,
         )
-        self._add_line(ctx, "dispute", order.id, dispute.id, -amount, 0, order.currency)
+        self._add_line(ctx, "dispute", order.id, dispute.id, gross=-amount, currency=order.currency)
         self._save_dispute(ctx, dispute)
         ctx.tx.schedule(ctx.aid, to_us(dispute.respond_by), JOB_DISPUTE_DEADLINE, dispute.id)
         self.core.emit(ctx, "dispute.created", dispute)
@@ -529,9 +542,8 @@ class FinanceService:
                 "dispute_reversal",
                 dispute.order_id,
                 dispute.id,
-                dispute.amount,
-                0,
-                dispute.currency,
+                gross=dispute.amount,
+                currency=dispute.currency,
             )
         else:
             # The buyer does not pay for what the merchant lost.
