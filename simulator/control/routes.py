@@ -147,6 +147,10 @@ class Dump(BaseModel):
     orders: list[dict[str, Any]]
     events: list[dict[str, Any]]
     scheduled: list[dict[str, Any]]
+    money: list[dict[str, Any]] = Field(
+        description="Settlement lines, settlements, disputes and drift records, grouped by "
+        "kind (`line`, `settlement`, `dispute`, `drift`, `drift_injection`)."
+    )
 
 
 async def health(request: Request) -> Response:

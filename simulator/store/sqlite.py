@@ -393,6 +393,16 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin):
             (account_id,),
         ).fetchall()
         out["scheduled"] = [{"due_us": j[0], "kind": j[1], "ref": j[2]} for j in jobs]
+        # Settlement lines, settlements (with reported lines), disputes, drift state and
+        # injections, by kind, oldest first (exports are left out: they hold whole files).
+        money: dict[str, list[dict[str, object]]] = {}
+        for kind, data in self.c.execute(
+            "SELECT kind, data FROM finance_objects WHERE account_id = ? AND kind != 'export' "
+            "ORDER BY seq",
+            (account_id,),
+        ):
+            money.setdefault(kind, []).append(orjson.loads(data))
+        out["money"] = [{"kind": kind, "objects": objs} for kind, objs in sorted(money.items())]
         return out
 
 

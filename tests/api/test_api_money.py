@@ -508,3 +508,14 @@ def test_the_same_seed_and_requests_give_the_same_settlements_and_drift(
 
     api_ = api
     assert run(21) == run(21)
+
+
+def test_the_account_dump_includes_money_objects(api: Api, account: Account) -> None:
+    order = captured(api, account, 10_000)
+    dispute(api, order["id"], amount=1_000)
+    api.advance(account, "2d")
+    dumped = ok(api.get(f"/_sandbox/accounts/{account.id}/dump", headers=ADMIN))
+    kinds = {group["kind"]: len(group["objects"]) for group in dumped["money"]}
+    assert kinds == {"line": 2, "settlement": 1, "dispute": 1}
+    (stored,) = [o for o in dumped["orders"] if o["id"] == order["id"]]
+    assert stored["repayments"][0]["behaviour"] == "on_time"  # the plan, visible here only
