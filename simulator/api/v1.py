@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator.api import finance, webhooks
+from simulator.api import exports, finance, webhooks
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
@@ -414,4 +414,5 @@ OPERATIONS: list[Op] = [
     ),
     *webhooks.OPERATIONS,
     *finance.OPERATIONS,
+    *exports.OPERATIONS,
 ]

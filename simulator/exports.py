@@ -1,0 +1,449 @@
+"""Account data exports: the whole dataset of an account as CSV or JSON-lines files.
+
+`FILES` is the one description of what an export holds: its files, and per file its columns
+in order, each with a type and a one-line meaning. The builder writes exactly those columns and
+the API documentation (and the README table) is generated from the same table.
+
+Rules every file follows:
+- Money is integer minor units, with the ISO 4217 `currency` column on the same row.
+- Times are RFC 3339 in UTC on the account clock (`2026-03-02T09:00:00Z`); dates `YYYY-MM-DD`.
+- Rows are in a stable order: creation order, oldest first (see each file's description).
+- CSV (RFC 4180, via the csv module): a header row, `\\r\\n` line ends, UTF-8; an empty field
+  is a null, booleans are `true`/`false`, and nested values (line items, metadata, evidence,
+  event data) are compact JSON text. JSON lines: one object per row with the same keys in the
+  same order, nested values as JSON.
+- Deterministic: the same account state gives byte-identical files (and `sha256`).
+
+Building reads the account inside the calling transaction; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from simulator.domain.errors import NotFound
+from simulator.domain.finance import Dispute, Settlement, SettlementLine
+from simulator.domain.models import Capture, Entity, Event, Order, Refund
+from simulator.store.base import Page, Tx
+
+if TYPE_CHECKING:
+    from simulator.service import Ctx
+
+ExportFormat = Literal["csv", "jsonl"]
+ColumnType = Literal["string", "integer", "boolean", "datetime", "date", "json"]
+MEDIA: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+# The kinds in the store's finance-objects table this module reads and writes.
+EXPORT_KIND, SETTLEMENT_KIND, LINE_KIND, DISPUTE_KIND = "export", "settlement", "line", "dispute"
+_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    description: str
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: ColumnType, description: str) -> Column:
+    return Column(name, type_, description)
+
+
+_CREATED = _c("created_at", "datetime", "When it was created (account clock)")
+_CURRENCY = _c("currency", "string", "ISO 4217 code of the row's amounts")
+_ORDER_ID = _c("order_id", "string", "The order (`ord_...`)")
+
+FILES: dict[str, FileSpec] = {
+    "orders": FileSpec(
+        "One row per order, oldest first.",
+        (
+            _c("id", "string", "The order (`ord_...`)"),
+            _c("status", "string", "Order status, as `GET /v1/orders/{id}` gives it"),
+            _c("buyer_id", "string", "The buyer (`buy_...`)"),
+            _c("checkout_id", "string", "The checkout that created it"),
+            _c("merchant_order_id", "string", "Your order reference (empty when not given)"),
+            _c("terms", "string", "net30, net60, installments_3, installments_6, installments_12"),
+            _CURRENCY,
+            _c("amount", "integer", "Authorized amount, minor units"),
+            _c("captured_amount", "integer", "Sum of captures, minor units"),
+            _c("refunded_amount", "integer", "Sum of refunds, minor units"),
+            _c("capturable_amount", "integer", "Still capturable, minor units"),
+            _c("refundable_amount", "integer", "Captured and not refunded, minor units"),
+            _c("decision_outcome", "string", "Underwriting outcome: approved, declined, review"),
+            _c("decision_reason", "string", "Why, when the decision gave a reason"),
+            _c("line_items", "json", "Line items: [{name, sku, quantity, unit_amount}]"),
+            _c("metadata", "json", "Your metadata: {key: value}"),
+            _CREATED,
+            _c("updated_at", "datetime", "Last change (account clock)"),
+            _c("authorized_at", "datetime", "When it was authorized"),
+            _c("canceled_at", "datetime", "When it was canceled"),
+            _c("authorization_expires_at", "datetime", "When the uncaptured rest lapses"),
+        ),
+    ),
+    "captures": FileSpec(
+        "One row per capture, oldest first.",
+        (
+            _c("id", "string", "The capture (`cap_...`)"),
+            _ORDER_ID,
+            _CURRENCY,
+            _c("amount", "integer", "Captured amount, minor units"),
+            _c("final", "boolean", "A final capture released the uncaptured rest"),
+            _CREATED,
+        ),
+    ),
+    "refunds": FileSpec(
+        "One row per refund, oldest first.",
+        (
+            _c("id", "string", "The refund (`ref_...`)"),
+            _ORDER_ID,
+            _CURRENCY,
+            _c("amount", "integer", "Refunded amount, minor units"),
+            _c("reason", "string", "The reason given (empty when none)"),
+            _CREATED,
+        ),
+    ),
+    "repayments": FileSpec(
+        "One row per buyer repayment (installment) of a capture, oldest first.",
+        (
+            _c("id", "string", "The repayment (`rpy_...`)"),
+            _ORDER_ID,
+            _c("buyer_id", "string", "The buyer who owes it"),
+            _c("capture_id", "string", "The capture it repays"),
+            _c("terms", "string", "The order's terms"),
+            _c("installment", "integer", "1-based number of this installment"),
+            _c("installments", "integer", "How many installments the capture has"),
+            _CURRENCY,
+            _c("amount", "integer", "Still owed, minor units (refunds and lost disputes cut it)"),
+            _c("original_amount", "integer", "Owed when scheduled, minor units"),
+            _c("late_fee", "integer", "Charged to the buyer for paying late, minor units"),
+            _c("status", "string", "scheduled, late, paid, defaulted or canceled"),
+            _c("due_at", "datetime", "Due date"),
+            _c("paid_at", "datetime", "When it was paid"),
+            _c("defaulted_at", "datetime", "When it defaulted"),
+            _CREATED,
+            _c("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "settlements": FileSpec(
+        "One row per settlement (payout), oldest first.",
+        (
+            _c("id", "string", "The settlement (`stl_...`)"),
+            _c("status", "string", "pending or paid"),
+            _CURRENCY,
+            _c("amount", "integer", "The payout, minor units: the sum of its lines' `net`"),
+            _c("gross", "integer", "Sum of its lines' `gross`, minor units"),
+            _c("fees", "integer", "Sum of its lines' `fee`, minor units"),
+            _c("line_count", "integer", "How many lines it pays"),
+            _c("batch_date", "date", "The business day whose movements it pays out"),
+            _c("payout_date", "date", "When it is (or was) paid out"),
+            _CREATED,
+            _c("paid_at", "datetime", "When it was paid"),
+        ),
+    ),
+    "settlement_lines": FileSpec(
+        "One row per movement of the merchant balance: the true lines (never a drifted "
+        "report), grouped by settlement oldest first in the settlement's order, then the "
+        "lines not yet settled, oldest first.",
+        (
+            _c("id", "string", "The line (`sln_...`)"),
+            _c("settlement_id", "string", "The settlement that pays it (empty: not yet settled)"),
+            _c("type", "string", "capture, refund, fee, dispute, dispute_reversal, carry_forward"),
+            _c("order_id", "string", "The order the money belongs to (empty for carry_forward)"),
+            _c("source_id", "string", "The capture, refund, dispute or settlement behind it"),
+            _CURRENCY,
+            _c("gross", "integer", "Minor units; negative for debits"),
+            _c("fee", "integer", "The merchant discount fee, minor units"),
+            _c("net", "integer", "gross - fee, minor units"),
+            _c("batch_date", "date", "The business day whose batch it belongs to"),
+            _CREATED,
+        ),
+    ),
+    "disputes": FileSpec(
+        "One row per dispute, oldest first.",
+        (
+            _c("id", "string", "The dispute (`dp_...`)"),
+            _ORDER_ID,
+            _c("buyer_id", "string", "The buyer who disputed"),
+            _CURRENCY,
+            _c("amount", "integer", "Disputed amount, minor units"),
+            _c("reason", "string", "The buyer's reason"),
+            _c("status", "string", "needs_response, under_review, won or lost"),
+            _c("accepted", "boolean", "The merchant accepted it"),
+            _c("evidence", "json", "The evidence submitted: {name: text}, or null"),
+            _c("evidence_submitted_at", "datetime", "When evidence was submitted"),
+            _c("respond_by", "datetime", "The deadline for a response"),
+            _c("decides_at", "datetime", "When submitted evidence is decided"),
+            _c("closed_at", "datetime", "When it was won or lost"),
+            _CREATED,
+            _c("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "events": FileSpec(
+        "One row per event (the webhook outbox), oldest first.",
+        (
+            _c("id", "string", "The event (`evt_...`)"),
+            _c("type", "string", "Event type, e.g. `order.captured`"),
+            _c("object_type", "string", "The kind of object in `data`"),
+            _c("object_id", "string", "The object's id"),
+            _c("api_version", "string", "API version of `data`"),
+            _CREATED,
+            _c("data", "json", "The object as it was when the event happened"),
+        ),
+    ),
+}
+
+
+class ExportFile(Entity):
+    name: str  # `orders.csv`
+    content_type: str
+    rows: int
+    bytes: int
+    sha256: str
+    content: str
+
+
+class Export(Entity):
+    """A stored export: its files with their contents (the metadata is the public object)."""
+
+    id: str
+    format: ExportFormat
+    status: Literal["succeeded"] = "succeeded"
+    created_at: datetime
+    files: list[ExportFile]
+
+    def file(self, name: str) -> ExportFile | None:
+        return next((f for f in self.files if f.name == name), None)
+
+
+# --- reading the account -------------------------------------------------------------------------
+def _orders(tx: Tx, aid: str) -> list[Order]:
+    """Every order of the account, oldest first."""
+    newest_first: list[Order] = []
+    cursor: str | None = None
+    while True:
+        page = tx.list_orders(
+            aid, status=None, merchant_order_id=None, buyer_id=None, limit=_PAGE, cursor=cursor
+        )
+        newest_first.extend(page.items)
+        if page.next_cursor is None:
+            return newest_first[::-1]
+        cursor = page.next_cursor
+
+
+def _events(tx: Tx, aid: str) -> list[Event]:
+    newest_first: list[Event] = []
+    cursor: str | None = None
+    while True:
+        page = tx.list_events(aid, limit=_PAGE, cursor=cursor)
+        newest_first.extend(page.items)
+        if page.next_cursor is None:
+            return newest_first[::-1]
+        cursor = page.next_cursor
+
+
+# --- rows ---------------------------------------------------------------------------------------
+def _order_row(o: Order) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "status": o.status,
+        "buyer_id": o.buyer_id,
+        "checkout_id": o.checkout_id,
+        "merchant_order_id": o.merchant_order_id,
+        "terms": o.terms,
+        "currency": o.currency,
+        "amount": o.amount,
+        "captured_amount": o.captured_amount,
+        "refunded_amount": o.refunded_amount,
+        "capturable_amount": o.capturable_amount,
+        "refundable_amount": o.refundable_amount,
+        "decision_outcome": o.decision.outcome,
+        "decision_reason": o.decision.reason,
+        "line_items": [i.model_dump(mode="json") for i in o.line_items],
+        "metadata": dict(o.metadata),
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+        "authorized_at": o.authorized_at,
+        "canceled_at": o.canceled_at,
+        "authorization_expires_at": o.authorization_expires_at,
+    }
+
+
+def _capture_row(pair: tuple[str, Capture]) -> dict[str, Any]:
+    order_id, c = pair
+    return {
+        "id": c.id,
+        "order_id": order_id,
+        "currency": c.currency,
+        "amount": c.amount,
+        "final": c.final,
+        "created_at": c.created_at,
+    }
+
+
+def _refund_row(pair: tuple[str, Refund]) -> dict[str, Any]:
+    order_id, r = pair
+    return {
+        "id": r.id,
+        "order_id": order_id,
+        "currency": r.currency,
+        "amount": r.amount,
+        "reason": r.reason,
+        "created_at": r.created_at,
+    }
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A file's rows: the objects, and how one becomes a row."""
+
+    items: list[Any]
+    row: Callable[[Any], dict[str, Any]]
+
+
+def _sources(tx: Tx, aid: str) -> dict[str, _Source]:
+    orders = _orders(tx, aid)
+    # Captures, refunds and repayments live in their order; a stable sort by creation keeps
+    # ties (a frozen clock) in order, then position, order.
+    captures = sorted(
+        ((o.id, c) for o in orders for c in o.captures), key=lambda p: p[1].created_at
+    )
+    refunds = sorted(((o.id, r) for o in orders for r in o.refunds), key=lambda p: p[1].created_at)
+    repayments = sorted((r for o in orders for r in o.repayments), key=lambda r: r.created_at)
+    settlements = tx.finance_all(Settlement, aid, SETTLEMENT_KIND)
+    # The true lines: each settlement's own (`reported_lines` may carry injected drift; a
+    # settled carry-forward line exists only there), then the lines still waiting for a batch.
+    lines = [line for s in settlements for line in s.lines]
+    lines += tx.finance_all(SettlementLine, aid, LINE_KIND, status="unsettled")
+
+    def by_names(file: str) -> Callable[[Any], dict[str, Any]]:
+        names = FILES[file].names
+        return lambda obj: {name: getattr(obj, name) for name in names}
+
+    return {
+        "orders": _Source(orders, _order_row),
+        "captures": _Source(captures, _capture_row),
+        "refunds": _Source(refunds, _refund_row),
+        "repayments": _Source(repayments, by_names("repayments")),
+        "settlements": _Source(settlements, by_names("settlements")),
+        "settlement_lines": _Source(lines, by_names("settlement_lines")),
+        "disputes": _Source(tx.finance_all(Dispute, aid, DISPUTE_KIND), by_names("disputes")),
+        "events": _Source(_events(tx, aid), by_names("events")),
+    }
+
+
+# --- encoding -----------------------------------------------------------------------------------
+def rfc3339(value: datetime) -> str:
+    """UTC, `Z`-suffixed; fractions of a second only when there are any (as the API writes)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_value(value: Any, type_: ColumnType) -> Any:
+    if value is None:
+        return None
+    if type_ == "datetime":
+        return rfc3339(value)
+    if type_ == "date":
+        assert isinstance(value, date)
+        return value.isoformat()
+    return value
+
+
+def _csv_value(value: Any, type_: ColumnType) -> str:
+    if value is None:
+        return ""
+    if type_ == "json":
+        return orjson.dumps(value).decode()
+    if type_ == "boolean":
+        return "true" if value else "false"
+    return str(_json_value(value, type_))
+
+
+def _rows(spec: FileSpec, source: _Source) -> Iterator[list[tuple[Column, Any]]]:
+    for item in source.items:
+        row = source.row(item)
+        if list(row) != spec.names:  # pragma: no cover - a builder out of step with FILES
+            raise AssertionError(f"row keys {list(row)} are not the columns {spec.names}")
+        yield [(column, row[column.name]) for column in spec.columns]
+
+
+def encode(spec: FileSpec, source: _Source, fmt: ExportFormat) -> tuple[bytes, int]:
+    """The file's bytes and its row count."""
+    count = 0
+    if fmt == "jsonl":
+        out = bytearray()
+        for row in _rows(spec, source):
+            out += orjson.dumps({c.name: _json_value(v, c.type) for c, v in row}) + b"\n"
+            count += 1
+        return bytes(out), count
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(spec.names)
+    for row in _rows(spec, source):
+        writer.writerow([_csv_value(v, c.type) for c, v in row])
+        count += 1
+    return text.getvalue().encode(), count
+
+
+def build(tx: Tx, aid: str, fmt: ExportFormat) -> list[ExportFile]:
+    """Every file of `FILES`, in that order, from the account's current state."""
+    sources = _sources(tx, aid)
+    files: list[ExportFile] = []
+    for name, spec in FILES.items():
+        data, rows = encode(spec, sources[name], fmt)
+        files.append(
+            ExportFile(
+                name=f"{name}.{fmt}",
+                content_type=MEDIA[fmt],
+                rows=rows,
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                content=data.decode(),
+            )
+        )
+    return files
+
+
+# --- the export object ----------------------------------------------------------------------
+def create_export(ctx: Ctx, fmt: ExportFormat) -> Export:
+    """Build every file now, inside the caller's transaction, and store the export."""
+    export = Export(
+        id=ctx.new_id("exp"), format=fmt, created_at=ctx.now, files=build(ctx.tx, ctx.aid, fmt)
+    )
+    ctx.tx.save_finance(ctx.aid, EXPORT_KIND, export, status=export.status)
+    return export
+
+
+def get_export(ctx: Ctx, export_id: str) -> Export:
+    export = ctx.tx.finance(Export, ctx.aid, EXPORT_KIND, export_id)
+    if export is None:
+        raise NotFound("export", export_id)
+    return export
+
+
+def export_file(ctx: Ctx, export_id: str, name: str) -> ExportFile:
+    found = get_export(ctx, export_id).file(name)
+    if found is None:
+        raise NotFound(f"file in export {export_id}", name)
+    return found
+
+
+def list_exports(ctx: Ctx, *, limit: int, cursor: str | None) -> Page[Export]:
+    """Newest first."""
+    return ctx.tx.finance_page(Export, ctx.aid, EXPORT_KIND, limit=limit, cursor=cursor)
