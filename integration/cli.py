@@ -1,18 +1,29 @@
 """`sandbank integration ...`: run the order-to-cash service, and reconcile.
 
 sandbank integration serve --provider-url URL --api-key KEY [--db PATH] [--host H] [--port P]
+                           [--webhook-secret whsec_... (repeatable)] [--resume-every S]
+                           [--process-every S] [--log-level info]
 sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH]
+
+`serve` logs JSON lines on stderr (`integration.logs`): one per request, one per provider
+attempt, each with its correlation id. With `--webhook-secret` (the secret the provider gave
+when the endpoint was registered; twice during a rotation) it receives the provider's webhooks
+at `POST /webhooks/provider` into the inbox (same SQLite file) and folds them into the ERP
+orders and the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from integration import logs
 from integration.adapters import ConfigError, ProviderAdapter, make_adapter
+from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.orders import OrderBook
 from integration.service import OrderToCash, create_service_app
@@ -54,6 +65,26 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds between runs of the resumer of held work (default 30)",
     )
+    serve.add_argument(
+        "--webhook-secret",
+        action="append",
+        default=[],
+        metavar="WHSEC",
+        help="receive webhooks at POST /webhooks/provider signed with this secret "
+        "(repeat during a rotation)",
+    )
+    serve.add_argument(
+        "--process-every",
+        type=float,
+        default=1.0,
+        help="seconds between runs of the event worker (default 1; also woken by deliveries)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="JSON log level on stderr (default info)",
+    )
     reconcile = sub.add_parser("reconcile", help="reconcile the provider's settlements")
     _provider_args(reconcile)
     return p
@@ -80,6 +111,8 @@ def serve(args: argparse.Namespace) -> int:
         return _fail(f"--port must be 1-65535, got {args.port}")
     if args.resume_every <= 0:
         return _fail("--resume-every must be positive")
+    if args.process_every <= 0:
+        return _fail("--process-every must be positive")
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)
@@ -91,12 +124,33 @@ def serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     book = OrderBook(db)
     ledger = Ledger.sqlite(db)
-    app = create_service_app(
-        OrderToCash(adapter, book, ledger), resume_every_s=float(args.resume_every)
-    )
+    inbox = Inbox(db)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        app = create_service_app(
+            OrderToCash(adapter, book, ledger),
+            resume_every_s=float(args.resume_every),
+            inbox=inbox,
+            webhook_secrets=list(args.webhook_secret),
+            process_every_s=float(args.process_every),
+        )
+    except Exception as exc:  # a malformed webhook secret (standardwebhooks' own errors)
+        for closable in (inbox, ledger, book, store):
+            closable.close()
+        return _fail(f"--webhook-secret: {exc}")
+    level = getattr(logging, args.log_level.upper())
+    logs.configure(level)
+    try:
+        # Our JSON access line replaces uvicorn's; its other records go through our handler.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            log_level=level,
+            access_log=False,
+        )
     finally:
+        inbox.close()
         ledger.close()
         book.close()
         store.close()

@@ -24,6 +24,12 @@ One `ResilientClient.call` is one logical operation, made of as many attempts as
   concurrent duplicate of the same intent) is waited out like an ambiguous failure, never taken
   as a final refusal.
 - **Timeouts** on every attempt (`timeout`, seconds, httpx's connect/read/write/pool).
+- **Correlation and logs**: every attempt carries `X-Correlation-Id`: the call's
+  `correlation_id`, else the one bound to the context (`integration.logs`: the service's
+  request, the event being processed), else the intent id. Each attempt writes one JSON line
+  to `sandbank.integration.provider` (family, method, path, intent, attempt, verdict, status,
+  latency_ms on the injected clock, idempotency_key); an answer from the intent store or an
+  open breaker writes one too (`verdict` `from_store` / `breaker_open`).
 
 Why not stamina or tenacity (the issue prefers them "if they fit these rules"): neither is a
 dependency of this project, and neither fits cleanly. stamina measures its total timeout on
@@ -39,6 +45,7 @@ already-tested pure policy in `integration.retry`, with every source of time and
 from __future__ import annotations
 
 import json as jsonlib
+import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +53,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from integration import logs
 from integration.breaker import Breaker, BreakerOpen, Breakers
 from integration.retry import Backoff, Transport, Verdict, classify, retry_after_s
 from integration.store import IntegrationStore, IntentStatus
@@ -246,6 +254,19 @@ class ResilientClient:
             # An intent left ambiguous by an earlier call (or process) stays so until settled.
             ambiguous = intent.status is IntentStatus.AMBIGUOUS
             if intent.status is IntentStatus.SUCCEEDED and intent.result is not None:
+                logs.emit(
+                    logs.provider_log,
+                    "provider_call",
+                    family=family,
+                    method=method,
+                    path=path,
+                    intent_id=tracked,
+                    attempt=0,
+                    verdict="from_store",
+                    status=int(intent.result["status"]),
+                    latency_ms=0.0,
+                    idempotency_key=key,
+                )
                 return ProviderResponse(
                     status=int(intent.result["status"]),
                     body=intent.result["body"],
@@ -256,7 +277,7 @@ class ResilientClient:
             if intent.status is IntentStatus.FAILED and intent.result is not None:
                 raise _rejection(int(intent.result["status"]), intent.result["body"], {})
             headers[IDEMPOTENCY_HEADER] = key
-        cid = correlation_id or tracked or intent_id
+        cid = correlation_id or logs.correlation_id() or tracked or intent_id
         if cid:
             headers[self.correlation_header] = cid
 
@@ -269,6 +290,20 @@ class ResilientClient:
                 breaker.before_call()
             except BreakerOpen as exc:
                 self._unsettled(tracked, ambiguous=ambiguous, error=f"breaker open: {exc}")
+                logs.emit(
+                    logs.provider_log,
+                    "provider_call",
+                    logging.WARNING,
+                    family=family,
+                    method=method,
+                    path=path,
+                    intent_id=tracked,
+                    attempt=attempts,
+                    verdict="breaker_open",
+                    status=None,
+                    latency_ms=0.0,
+                    idempotency_key=key,
+                )
                 raise ProviderUnavailable(
                     family,
                     ambiguous=ambiguous,
@@ -279,10 +314,26 @@ class ResilientClient:
             if tracked is not None:
                 self.store.note_attempt(tracked)
             attempts += 1
+            sent_at = self.clock()
             outcome = await self._attempt(
                 breaker, method=method, path=path, json=json, headers=headers, params=params
             )
             last_error = outcome.error
+            logs.emit(
+                logs.provider_log,
+                "provider_call",
+                logging.INFO if outcome.verdict is Verdict.SUCCESS else logging.WARNING,
+                family=family,
+                method=method,
+                path=path,
+                intent_id=tracked,
+                attempt=attempts,
+                verdict=outcome.verdict.value,
+                status=None if outcome.response is None else outcome.response.status_code,
+                latency_ms=round((self.clock() - sent_at) * 1000, 3),
+                idempotency_key=key,
+                error=None if outcome.verdict is Verdict.SUCCESS else outcome.error,
+            )
             self.observer.attempt(family, outcome.verdict)
             if outcome.verdict is Verdict.SUCCESS:
                 assert outcome.response is not None

@@ -40,16 +40,6 @@ class Money:
 
 
 @dataclass(frozen=True, slots=True)
-class Authorization:
-    provider_order_id: str
-    merchant_order_id: str
-    amount: Money
-    status: str  # canonical: pending, authorized, captured, refunded, canceled, expired, declined
-    captured: int = 0
-    refunded: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class Capture:
     provider_id: str
     provider_order_id: str
@@ -63,6 +53,19 @@ class Refund:
     provider_order_id: str
     amount: Money
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    provider_order_id: str
+    merchant_order_id: str
+    amount: Money
+    status: str  # canonical: pending, authorized, captured, refunded, canceled, expired, declined
+    captured: int = 0
+    refunded: int = 0
+    # Each money movement, oldest first, when the provider lists them (empty when it does not).
+    captures: tuple[Capture, ...] = ()
+    refunds: tuple[Refund, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +128,7 @@ class ProviderEvent:
     provider_order_id: str | None
     at: datetime
     raw: dict[str, object]
+    # What the event says, in canonical terms, when it carries a full snapshot (None: thin):
+    order: Authorization | None = None  # the order as it stood after the event
+    provider_checkout_id: str | None = None  # the checkout the event (or its order) is about
+    checkout_status: str | None = None  # canonical: open, completed, declined, expired

@@ -29,6 +29,7 @@ class ErpState(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     CANCELED = "canceled"
+    EXPIRED = "expired"  # the authorization lapsed at the provider before anything shipped
     REJECTED = "rejected"  # the provider refused the checkout
 
 
@@ -105,6 +106,8 @@ CREATE TABLE IF NOT EXISTS erp_holds (
     reference TEXT
 );
 CREATE INDEX IF NOT EXISTS erp_holds_open ON erp_holds (resolved_at, id);
+CREATE INDEX IF NOT EXISTS erp_orders_by_provider_order ON erp_orders (provider_order_id);
+CREATE INDEX IF NOT EXISTS erp_orders_by_provider_checkout ON erp_orders (provider_checkout_id);
 """
 
 _ORDER_COLUMNS = (
@@ -165,6 +168,26 @@ class OrderBook:
     def get(self, merchant_order_id: str) -> ErpOrder:
         with self._lock:
             return self._order(merchant_order_id)
+
+    def find(
+        self, *, provider_order_id: str | None = None, provider_checkout_id: str | None = None
+    ) -> ErpOrder | None:
+        """The order that provider order (else that checkout) belongs to, if the ERP has it."""
+        with self._lock:
+            for column, value in (
+                ("provider_order_id", provider_order_id),
+                ("provider_checkout_id", provider_checkout_id),
+            ):
+                if value is None:
+                    continue
+                row = self._db.execute(
+                    f"SELECT merchant_order_id FROM erp_orders WHERE {column} = ? "  # noqa: S608
+                    "ORDER BY created_at LIMIT 1",
+                    (value,),
+                ).fetchone()
+                if row is not None:
+                    return self._order(str(row[0]))
+        return None
 
     def update(self, merchant_order_id: str, at: str, **changes: Any) -> ErpOrder:
         unknown = set(changes) - _UPDATABLE

@@ -1,6 +1,8 @@
 """The webhook receiver: verify, store raw, answer fast; process later from the inbox.
 
-`create_receiver(inbox, secrets)` is a Starlette app with one route, `POST /webhooks`:
+`create_receiver(inbox, secrets)` is a Starlette app with one route, `POST /webhooks`
+(`webhook_endpoint` is the same endpoint for mounting elsewhere: the order-to-cash service
+serves it at `POST /webhooks/provider`):
 
 1. Verify (Standard Webhooks): `webhook-id`, `webhook-timestamp` and `webhook-signature` must
    all be present; the timestamp must be within `tolerance_s` (default 300 s, the reference
@@ -20,9 +22,11 @@
    signed it, so retrying cannot fix it. It is stored and, on processing, quarantined
    (`failed`, never retried) for a human to look at.
 
-`process_pending(inbox)` (the service's background task calls it in a loop) parses each
-queued body into a canonical `ProviderEvent` and folds it into `order_state` with
-`Inbox.apply` (never backwards). Unknown event types are recorded and marked processed.
+`process_pending(inbox)` parses each queued body into a canonical `ProviderEvent` and folds
+it into `order_state` with `Inbox.apply` (never backwards). Unknown event types are recorded
+and marked processed. `aprocess_pending(inbox, on_event)` does the same around an async
+handler: the order-to-cash service's event worker runs it in a loop to move ERP orders and
+post the ledger from provider events.
 
 `poll_events(fetch_page, inbox)` walks the provider's `GET /v1/events` (newest first) through
 an injected `fetch_page(cursor) -> (events, next_cursor)` and accepts every event into the same
@@ -50,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from integration.adapters.sandbank import EVENT_KIND
+from integration.adapters.sandbank import EVENT_KIND, event_facts
 from integration.inbox import Applied, Inbox, RawEvent
 from integration.model import ProviderEvent
 
@@ -175,17 +179,15 @@ def problem(status: int, code: str, title: str, detail: str) -> Response:
     )
 
 
-def create_receiver(
+def webhook_endpoint(
     inbox: Inbox,
-    secrets: str | Sequence[str],
+    verifier: Verifier,
     *,
-    clock: Callable[[], datetime] | None = None,
-    tolerance_s: int = DEFAULT_TOLERANCE_S,
     max_body: int = DEFAULT_MAX_BODY,
-    path: str = "/webhooks",
-) -> Starlette:
-    """The receiving app: `POST {path}` verifies, stores raw and answers 204."""
-    verifier = Verifier(secrets, clock=clock, tolerance_s=tolerance_s)
+    on_accepted: Callable[[str, bool], None] | None = None,
+) -> Callable[[Request], Awaitable[Response]]:
+    """The receiving endpoint (verify, store raw, 204), to mount on any route.
+    `on_accepted(webhook_id, new)` runs after the row is committed (e.g. to wake a worker)."""
 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
@@ -202,7 +204,7 @@ def create_receiver(
             return problem(400, rejected.code, rejected.title, rejected.detail)
         kept = {k: v for k, v in headers.items() if k not in _UNSTORED_HEADERS}
         try:
-            await run_in_threadpool(inbox.accept, webhook_id, kept, body, "webhook")
+            new = await run_in_threadpool(inbox.accept, webhook_id, kept, body, "webhook")
         except sqlite3.Error as exc:
             log.exception("webhook %s not stored", webhook_id)
             response = problem(
@@ -210,8 +212,25 @@ def create_receiver(
             )
             response.headers["retry-after"] = "5"
             return response
+        if on_accepted is not None:
+            on_accepted(webhook_id, new)
         return Response(status_code=204)
 
+    return receive
+
+
+def create_receiver(
+    inbox: Inbox,
+    secrets: str | Sequence[str],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    max_body: int = DEFAULT_MAX_BODY,
+    path: str = "/webhooks",
+) -> Starlette:
+    """The receiving app: `POST {path}` verifies, stores raw and answers 204."""
+    verifier = Verifier(secrets, clock=clock, tolerance_s=tolerance_s)
+    receive = webhook_endpoint(inbox, verifier, max_body=max_body)
     app = Starlette(routes=[Route(path, receive, methods=["POST"])])
     app.state.inbox = inbox
     app.state.verifier = verifier
@@ -246,6 +265,7 @@ def to_provider_event(payload: object) -> ProviderEvent:
     elif isinstance(data, dict):
         order_id = data.get("order_id")  # e.g. checkout.completed names the order it made
     raw: dict[str, object] = {str(k): v for k, v in payload.items()}
+    order, checkout_id, checkout_status = event_facts(raw)
     return ProviderEvent(
         provider_event_id=event_id,
         # the adapter's table; any other type is None: recorded, applied to order state if it
@@ -254,6 +274,9 @@ def to_provider_event(payload: object) -> ProviderEvent:
         provider_order_id=order_id if isinstance(order_id, str) and order_id else None,
         at=at,
         raw=raw,
+        order=order,
+        provider_checkout_id=checkout_id,
+        checkout_status=checkout_status,
     )
 
 
@@ -291,6 +314,36 @@ def process_pending(
                 applied = inbox.apply(event)
                 if on_event is not None:
                     on_event(event, applied)
+                inbox.mark_processed(raw.id)
+        except Exception as exc:
+            log.exception("raw event %s failed; will retry", raw.webhook_id)
+            inbox.mark_failed(raw.id, f"{type(exc).__name__}: {exc}")
+    return handled
+
+
+async def aprocess_pending(
+    inbox: Inbox,
+    on_event: Callable[[ProviderEvent], Awaitable[None]],
+    limit: int = 100,
+) -> int:
+    """`process_pending` for an async handler (the order-to-cash service's ERP and ledger
+    update, which takes the order's lock). The handler runs first and must be idempotent;
+    then `inbox.apply` and `mark_processed` commit together. A crash in between replays the
+    row, so the handler sees it again (at least once); a handler error fails the row for a
+    retry with backoff."""
+    handled = 0
+    for raw in await run_in_threadpool(inbox.next_batch, limit):
+        handled += 1
+        try:
+            event = parse(raw)
+        except UnparseableEvent as exc:
+            log.error("raw event %s quarantined: %s", raw.webhook_id, exc)
+            inbox.mark_failed(raw.id, f"unparseable: {exc}", retry=False)
+            continue
+        try:
+            await on_event(event)
+            with inbox.transaction():
+                inbox.apply(event)
                 inbox.mark_processed(raw.id)
         except Exception as exc:
             log.exception("raw event %s failed; will retry", raw.webhook_id)

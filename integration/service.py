@@ -20,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from integration import logs
 from integration.adapters.base import (
     AuthorizationStatus,
     Buyer,
@@ -40,16 +42,36 @@ from integration.adapters.base import (
     ProviderAdapter,
 )
 from integration.client import ProviderRejected, ProviderUnavailable, ResilientClient
+from integration.inbox import Inbox
 from integration.ledger import Ledger, Posting
 from integration.metrics import CONTENT_TYPE, Metrics
-from integration.model import Capture, EventKind, Money, Refund
+from integration.model import (
+    Authorization,
+    Capture,
+    EventKind,
+    Money,
+    ProviderEvent,
+    Refund,
+)
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
+from integration.receiver import DEFAULT_TOLERANCE_S, Verifier, aprocess_pending, webhook_endpoint
 
 log = logging.getLogger("sandbank.integration")
 
 PROBLEM = "application/problem+json"
 SHIPPABLE = frozenset({ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED})
 REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
+# ERP states whose amounts follow the provider's figures (events only ever raise them).
+MONEY_STATES = frozenset(
+    {
+        ErpState.AUTHORIZED,
+        ErpState.PARTIALLY_SHIPPED,
+        ErpState.SHIPPED,
+        ErpState.PARTIALLY_REFUNDED,
+        ErpState.REFUNDED,
+    }
+)
+WEBHOOK_PATH = "/webhooks/provider"
 BUYER_FIELDS = ("tax_id", "domain", "annual_revenue", "years_in_business", "external_id")
 
 
@@ -191,14 +213,118 @@ class OrderToCash:
                 current = self.book.holds(hold.merchant_order_id, open_only=True)
                 if all(h.id != hold.id for h in current):
                     continue  # resolved meanwhile
-                try:
-                    outcome = await self._run(hold, resuming=True)
-                except (OrderProblem, ProviderRejected) as exc:
-                    log.warning("hold %s of %s ended: %s", hold.id, hold.merchant_order_id, exc)
-                    done += 1
-                    continue
-                done += outcome.hold is None
+                done += await self._drive(hold)
         return done
+
+    async def _drive(self, hold: Hold) -> bool:
+        """Run an open hold again (the order's lock held); True when it ended."""
+        with logs.bound(logs.correlation_id() or hold.intent_id):
+            try:
+                outcome = await self._run(hold, resuming=True)
+            except (OrderProblem, ProviderRejected) as exc:
+                log.warning("hold %s of %s ended: %s", hold.id, hold.merchant_order_id, exc)
+                return True
+            return outcome.hold is None
+
+    # --- provider events (webhooks, polled events) ---------------------------------------------
+    async def apply_event(self, event: ProviderEvent) -> str:
+        """Fold one provider event into the ERP order and the ledger. Idempotent (events come
+        at least once, in any order), and it never moves an order backwards.
+
+        - The ledger gets every capture and refund the event's order snapshot lists, each
+          posted by its provider id: what the service already posted from its own API call
+          (same id) is not posted again.
+        - An order with held work is not changed from the event's figures: the event drives
+          the hold now, with the same key (the provider replays what it did), so a hold and
+          an event can never both count the same money.
+        - Otherwise the order follows the provider: the buyer's answer (awaiting_buyer ->
+          authorized / rejected), amounts only growing (shipped, refunded), a release
+          (canceled) or a lapse (expired) of an authorization nothing was shipped against.
+
+        Returns what happened: unknown_order, ignored, held, unchanged or updated."""
+        snapshot = event.order
+        found = self.book.find(
+            provider_order_id=event.provider_order_id
+            or (snapshot.provider_order_id if snapshot else None),
+            provider_checkout_id=event.provider_checkout_id,
+        )
+        if found is None:
+            if event.provider_order_id or event.provider_checkout_id:
+                log.info("event %s is about no ERP order; recorded only", event.provider_event_id)
+                return "unknown_order"
+            return "ignored"
+        async with self._lock(found.merchant_order_id):
+            order = self.book.get(found.merchant_order_id)
+            if snapshot is not None:
+                self._post_movements(snapshot)
+            held = self.book.holds(order.merchant_order_id, open_only=True)
+            if held:
+                for hold in held:
+                    await self._drive(hold)
+                return "held"
+            return self._follow(order, event)
+
+    async def process_events(self, inbox: Inbox, limit: int = 100) -> int:
+        """Apply up to `limit` queued inbox events (`apply_event`), each under its own
+        correlation id (the provider's event id), and log one line per event."""
+
+        async def handle(event: ProviderEvent) -> None:
+            with logs.bound(event.provider_event_id):
+                outcome = await self.apply_event(event)
+                logs.emit(
+                    log,
+                    "provider_event",
+                    event_id=event.provider_event_id,
+                    type=event.raw.get("type"),
+                    provider_order_id=event.provider_order_id,
+                    outcome=outcome,
+                )
+
+        return await aprocess_pending(inbox, handle, limit)
+
+    def _post_movements(self, snapshot: Authorization) -> None:
+        for capture in snapshot.captures:
+            money = capture.amount
+            self.ledger.post(
+                EventKind.CAPTURED,
+                {"gross": money.amount},
+                money.currency,
+                capture.provider_id,
+                at=capture.at,
+            )
+        for refund in snapshot.refunds:
+            money = refund.amount
+            self.ledger.post(
+                EventKind.REFUNDED,
+                {"gross": money.amount, "fee": 0},
+                money.currency,
+                refund.provider_id,
+                at=refund.at,
+            )
+
+    def _follow(self, order: ErpOrder, event: ProviderEvent) -> str:
+        """Move an order with no held work to what the event says (never backwards)."""
+        changes: dict[str, Any] = {}
+        state = _buyer_answer(order, event, changes)
+        granted = order.erp_state is ErpState.AWAITING_BUYER and state is ErpState.AUTHORIZED
+        snapshot = event.order
+        if snapshot is not None and state in MONEY_STATES:
+            state = _followed_figures(order, snapshot, changes)
+        if state is not order.erp_state:
+            changes["erp_state"] = state
+        if snapshot is not None and state in (ErpState.CANCELED, ErpState.EXPIRED):
+            kind = EventKind.CANCELED if state is ErpState.CANCELED else EventKind.EXPIRED
+            self.ledger.post(
+                kind, {"gross": 0}, order.currency, snapshot.provider_order_id, at=event.at
+            )
+        if not changes:
+            return "unchanged"
+        updated = self.book.update(order.merchant_order_id, self._now(), **changes)
+        if granted:
+            self._approved(updated)
+        if state is not order.erp_state and not (granted and state is ErpState.AUTHORIZED):
+            self.metrics.order_entered(state)
+        return "updated"
 
     # --- views --------------------------------------------------------------------------------
     def view(self, order: ErpOrder) -> dict[str, Any]:
@@ -351,6 +477,7 @@ class OrderToCash:
         money = Money(int(hold.detail["amount"]), order.currency)
         capture = hold.kind is HoldKind.CAPTURE_PENDING
         already = False
+        auth: Authorization | None = None
         if resuming:
             # Read first: did an earlier (ambiguous) attempt of this intent already happen?
             auth = await self.adapter.get_authorization(order.provider_order_id)
@@ -372,8 +499,14 @@ class OrderToCash:
             if not already:
                 self._refused(hold, exc)
                 raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
-            # The provider shows it done but no longer replays the key: settle from the read.
-            reference, at = f"{order.provider_order_id}:{hold.intent_id}", self.clock()
+            # The provider shows it done but no longer replays the key: settle from the read,
+            # on the provider's id for it when the read lists one no other hold has claimed
+            # (the id an event about it posts under too).
+            assert auth is not None
+            reference, at = self._unclaimed(order, auth, money, capture=capture) or (
+                f"{order.provider_order_id}:{hold.intent_id}",
+                self.clock(),
+            )
         else:
             reference, at = done.provider_id, done.at
         kind = EventKind.CAPTURED if capture else EventKind.REFUNDED
@@ -395,6 +528,17 @@ class OrderToCash:
             and state is not order.erp_state
         ):
             self.metrics.order_entered(state)
+
+    def _unclaimed(
+        self, order: ErpOrder, auth: Authorization, money: Money, *, capture: bool
+    ) -> tuple[str, datetime] | None:
+        """The oldest capture (refund) of `money` no hold of the order names as its reference."""
+        claimed = {h.reference for h in self.book.holds(order.merchant_order_id) if h.reference}
+        movements: tuple[Capture | Refund, ...] = auth.captures if capture else auth.refunds
+        for movement in movements:
+            if movement.amount == money and movement.provider_id not in claimed:
+                return movement.provider_id, movement.at
+        return None
 
     async def _cancel(self, hold: Hold, *, resuming: bool) -> None:
         order = self.book.get(hold.merchant_order_id)
@@ -432,6 +576,45 @@ class OrderToCash:
 
 
 # --- parsing and derived state ---------------------------------------------------------------
+def _buyer_answer(order: ErpOrder, event: ProviderEvent, changes: dict[str, Any]) -> ErpState:
+    """The state an order awaiting its buyer moves to on this event (others keep theirs)."""
+    if order.erp_state is not ErpState.AWAITING_BUYER:
+        return order.erp_state
+    if event.checkout_status == CheckoutStatus.COMPLETED and event.provider_order_id:
+        changes["provider_order_id"] = event.provider_order_id
+        return ErpState.AUTHORIZED
+    if event.checkout_status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
+        return ErpState.REJECTED
+    snapshot = event.order
+    if snapshot is None:
+        return order.erp_state
+    changes["provider_order_id"] = snapshot.provider_order_id
+    if snapshot.status == AuthorizationStatus.DECLINED:
+        return ErpState.REJECTED
+    if snapshot.status == AuthorizationStatus.PENDING:
+        return order.erp_state  # in review: the buyer's answer is not final yet
+    # Any other status means credit was granted; events arrive in any order, so a later status
+    # (captured, canceled, expired) may be the first one seen. The figures then carry it on.
+    return ErpState.AUTHORIZED
+
+
+def _followed_figures(
+    order: ErpOrder, snapshot: Authorization, changes: dict[str, Any]
+) -> ErpState:
+    """Amounts only grow to the provider's; a release or lapse with nothing shipped ends it."""
+    shipped = max(order.shipped, snapshot.captured)
+    refunded = max(order.refunded, snapshot.refunded)
+    if shipped != order.shipped:
+        changes["shipped"] = shipped
+    if refunded != order.refunded:
+        changes["refunded"] = refunded
+    if shipped == 0 and snapshot.status == AuthorizationStatus.CANCELED:
+        return ErpState.CANCELED
+    if shipped == 0 and snapshot.status == AuthorizationStatus.EXPIRED:
+        return ErpState.EXPIRED
+    return _derived(order.amount, shipped, refunded)
+
+
 def _derived(amount: int, shipped: int, refunded: int) -> ErpState:
     if refunded > 0:
         return ErpState.REFUNDED if refunded >= shipped else ErpState.PARTIALLY_REFUNDED
@@ -556,6 +739,52 @@ def _posting_json(posting: Posting) -> dict[str, Any]:
 
 
 # --- the HTTP service -------------------------------------------------------------------------
+def _background(
+    service: OrderToCash,
+    resume_every_s: float | None,
+    inbox: Inbox | None,
+    process_every_s: float | None,
+    wake: asyncio.Event,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The lifespan: the resumer and the event worker run while the service does."""
+
+    async def resumer(every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await service.resume()
+            except Exception:
+                log.exception("the resumer failed; trying again in %ss", every_s)
+
+    async def event_worker(box: Inbox, every_s: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every_s)
+            wake.clear()
+            try:
+                await service.process_events(box)
+            except Exception:
+                log.exception("the event worker failed; trying again in %ss", every_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks = []
+        if resume_every_s is not None:
+            tasks.append(asyncio.create_task(resumer(resume_every_s)))
+        if inbox is not None and process_every_s is not None:
+            tasks.append(asyncio.create_task(event_worker(inbox, process_every_s)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
+
+
 def problem(status: int, code: str, detail: str) -> JSONResponse:
     titles = {404: "Not found", 409: "Conflict", 422: "Unprocessable", 502: "Provider refused"}
     body = {
@@ -568,8 +797,31 @@ def problem(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def create_service_app(service: OrderToCash, *, resume_every_s: float | None = 30.0) -> Starlette:
-    """The order-to-cash API; `resume_every_s` (None: off) paces the background resumer."""
+def create_service_app(
+    service: OrderToCash,
+    *,
+    resume_every_s: float | None = 30.0,
+    inbox: Inbox | None = None,
+    webhook_secrets: str | Sequence[str] = (),
+    process_every_s: float | None = 1.0,
+    webhook_clock: Callable[[], datetime] | None = None,
+    webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
+    correlation_ids: Callable[[], str] | None = None,
+) -> Starlette:
+    """The order-to-cash API.
+
+    `resume_every_s` (None: off) paces the background resumer. With an `inbox`, the event
+    worker folds provider events into the ERP and the ledger (`OrderToCash.process_events`)
+    every `process_every_s` (None: off; tests call it) and at once after each new delivery;
+    with `webhook_secrets` too, `POST /webhooks/provider` receives Standard Webhooks into that
+    inbox (verified on `webhook_clock`, default the service's clock). `correlation_ids` makes
+    the ids of requests that bring no `X-Correlation-Id` (default: random, from the OS).
+    """
+    new_correlation_id = correlation_ids or logs.random_ids()
+    wake = asyncio.Event()
+    secrets = [webhook_secrets] if isinstance(webhook_secrets, str) else list(webhook_secrets)
+    if secrets and inbox is None:
+        raise ValueError("webhook secrets need an inbox to receive into")
 
     def answer(outcome: Outcome, created: bool = False) -> JSONResponse:
         body = service.view(outcome.order)
@@ -618,41 +870,38 @@ def create_service_app(service: OrderToCash, *, resume_every_s: float | None = 3
         status = int(getattr(exc, "status_code", 500))
         return problem(status, "not_found" if status == 404 else "http_error", str(exc))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None if resume_every_s is None else asyncio.create_task(resumer())
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    def delivered(webhook_id: str, new: bool) -> None:
+        if new:
+            wake.set()
 
-    async def resumer() -> None:
-        assert resume_every_s is not None
-        while True:
-            await asyncio.sleep(resume_every_s)
-            try:
-                await service.resume()
-            except Exception:
-                log.exception("the resumer failed; trying again in %ss", resume_every_s)
-
-    return Starlette(
-        routes=[
-            Route("/orders", place, methods=["POST"]),
-            Route("/orders/{order_id}", get, methods=["GET"]),
-            Route("/orders/{order_id}/ship", ship, methods=["POST"]),
-            Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
-            Route("/orders/{order_id}/refund", refund, methods=["POST"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
+    routes = [
+        Route("/orders", place, methods=["POST"]),
+        Route("/orders/{order_id}", get, methods=["GET"]),
+        Route("/orders/{order_id}/ship", ship, methods=["POST"]),
+        Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
+        Route("/orders/{order_id}/refund", refund, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if secrets:
+        assert inbox is not None
+        verifier = Verifier(
+            secrets, clock=webhook_clock or service.clock, tolerance_s=webhook_tolerance_s
+        )
+        receive = webhook_endpoint(inbox, verifier, on_accepted=delivered)
+        routes.append(Route(WEBHOOK_PATH, receive, methods=["POST"]))
+    app = Starlette(
+        routes=routes,
         exception_handlers={OrderProblem: on_problem, HTTPException: on_http},
-        lifespan=lifespan,
+        # Outermost of the user middleware: the id is bound before any endpoint runs.
+        middleware=[Middleware(logs.CorrelationMiddleware, new_id=new_correlation_id)],
+        lifespan=_background(service, resume_every_s, inbox, process_every_s, wake),
     )
+    app.state.inbox = inbox
+    return app
 
 
 __all__ = [
+    "WEBHOOK_PATH",
     "InvalidOrder",
     "InvalidTransition",
     "OrderNotFound",

@@ -311,26 +311,81 @@ def _authorization(data: Mapping[str, Any]) -> Authorization:
     if status not in ORDER_STATUS:
         raise ProviderDataError(f"unknown order status {status!r}")
     merchant = data.get("merchant_order_id")
+    order_id = _str(data, "id")
     return Authorization(
-        provider_order_id=_str(data, "id"),
+        provider_order_id=order_id,
         merchant_order_id=merchant if isinstance(merchant, str) else "",
         amount=_money(data),
         status=ORDER_STATUS[status],
         captured=_int(data, "captured_amount"),
         refunded=_int(data, "refunded_amount"),
+        captures=tuple(_capture(c, order_id) for c in _optional_list(data, "captures")),
+        refunds=tuple(_refund(r, order_id) for r in _optional_list(data, "refunds")),
     )
+
+
+def _capture(data: Mapping[str, Any], order_id: str) -> Capture:
+    return Capture(
+        provider_id=_str(data, "id"),
+        provider_order_id=order_id,
+        amount=_money(data),
+        at=_time(data, "created_at"),
+    )
+
+
+def _refund(data: Mapping[str, Any], order_id: str) -> Refund:
+    return Refund(
+        provider_id=_str(data, "id"),
+        provider_order_id=order_id,
+        amount=_money(data),
+        at=_time(data, "created_at"),
+    )
+
+
+def _optional_list(data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    return [] if data.get(key) is None else _list(data, key)
 
 
 def _event(raw: Mapping[str, Any]) -> ProviderEvent:
     object_id = raw.get("object_id")
     is_order = raw.get("object_type") == "order" and isinstance(object_id, str)
+    order, checkout_id, checkout_status = event_facts(raw)
     return ProviderEvent(
         provider_event_id=_str(raw, "id"),
         kind=EVENT_KIND.get(_str(raw, "type")),
         provider_order_id=object_id if is_order else None,
         at=_time(raw, "created_at"),
         raw=dict(raw),
+        order=order,
+        provider_checkout_id=checkout_id,
+        checkout_status=checkout_status,
     )
+
+
+def event_facts(
+    payload: Mapping[str, Any],
+) -> tuple[Authorization | None, str | None, str | None]:
+    """(order snapshot, checkout id, canonical checkout status) of an event body, each None
+    when the event does not carry it (another object, a thin payload, an unknown status)."""
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        return None, None, None
+    if payload.get("object_type") == "order":
+        try:
+            order = _authorization(data)
+        except (ProviderDataError, TypeError, ValueError):
+            return None, None, None
+        checkout_id = data.get("checkout_id")
+        return order, checkout_id if isinstance(checkout_id, str) else None, None
+    if payload.get("object_type") == "checkout":
+        checkout_id = payload.get("object_id")
+        status = CHECKOUT_STATUS.get(str(data.get("status")))
+        return (
+            None,
+            checkout_id if isinstance(checkout_id, str) and checkout_id else None,
+            None if status is None else status.value,
+        )
+    return None, None, None
 
 
 def _money(data: Mapping[str, Any]) -> Money:
@@ -381,4 +436,4 @@ def _next_cursor(page: Mapping[str, Any]) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-__all__ = ["SandbankAdapter"]
+__all__ = ["SandbankAdapter", "event_facts"]
