@@ -118,6 +118,16 @@ class WebhookTxMixin:
                 (account_id, d.id, d.endpoint_id, d.event_id, d.status, due, created_us, data),
             )
 
+    def save_delivery_data(
+        self, account_id: str, delivery_id: str, status: str, due_us: int | None, data: str
+    ) -> None:
+        """`save_delivery` of an existing row, its document already made (and its lease let go)."""
+        self.c.execute(
+            "UPDATE webhook_deliveries SET status = ?, due_us = ?, lease_us = NULL, data = ? "
+            "WHERE id = ? AND account_id = ?",
+            (status, due_us, data, delivery_id, account_id),
+        )
+
     def delivery(self, account_id: str, delivery_id: str) -> tuple[Delivery, int | None] | None:
         """The delivery and its lease (wall-clock µs), if any."""
         row = self.c.execute(
@@ -131,6 +141,46 @@ class WebhookTxMixin:
             "UPDATE webhook_deliveries SET lease_us = ? WHERE id = ? AND account_id = ?",
             (until_us, delivery_id, account_id),
         )
+
+    def attempt_inputs(
+        self, ids: list[str]
+    ) -> list[tuple[str, str, str, int | None, str | None, str | None]]:
+        """What the dispatcher needs to claim and send each delivery, in one read: (account,
+        delivery id, its data, its lease, its endpoint's data, its event's data); a missing
+        endpoint or event reads None."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = self.c.execute(
+            "SELECT d.account_id, d.id, d.data, d.lease_us, e.data, ev.data "  # noqa: S608 - marks only
+            "FROM webhook_deliveries d "
+            "LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.account_id = d.account_id "
+            "LEFT JOIN events ev ON ev.id = d.event_id AND ev.account_id = d.account_id "
+            f"WHERE d.id IN ({marks})",
+            ids,
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def claim_delivery(
+        self, account_id: str, delivery_id: str, data: str, wall_us: int, until_us: int
+    ) -> bool:
+        """Lease a delivery for an attempt if it is as the caller read it (`data`) and no live
+        lease holds it; True when this caller has it."""
+        return bool(
+            self.c.execute(
+                "UPDATE webhook_deliveries SET lease_us = ? WHERE id = ? AND account_id = ? "
+                "AND status = 'pending' AND (lease_us IS NULL OR lease_us < ?) AND data = ?",
+                (until_us, delivery_id, account_id, wall_us, data),
+            ).rowcount
+        )
+
+    def endpoint_data(self, account_id: str, endpoint_id: str) -> str | None:
+        """An endpoint's stored document, unparsed (callers cache the parse by its text)."""
+        row = self.c.execute(
+            "SELECT data FROM webhook_endpoints WHERE id = ? AND account_id = ?",
+            (endpoint_id, account_id),
+        ).fetchone()
+        return str(row[0]) if row else None
 
     def leased_deliveries(self, wall_us: int, account_id: str | None) -> int:
         """Pending deliveries some process is sending right now (their lease holds)."""

@@ -11,7 +11,14 @@
 - An attempt's time on the account clock is its scheduled time, so advancing an account's clock
   by three days and flushing runs three days of retries, each at its own time, in milliseconds.
 - HTTP happens outside any transaction, with a bounded number in flight; a slow receiver holds
-  only its own attempts.
+  only its own attempts (an endpoint's slot is taken from claim to answer).
+- Writes are few and short, since the API's commits wait for the same lock: a round reads what
+  its attempts need, then leases them all in one transaction; finished attempts are recorded a
+  batch per transaction, their documents made before the lock is taken. Only an attempt that
+  changes its endpoint (starts or stops it failing, disables it) is recorded in an account
+  transaction of its own.
+- Without an injected httpx transport, attempts go through `webhooks.http`, a lean keep-alive
+  HTTP/1.1 client (httpx cost more CPU per attempt than the rest of the delivery).
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from simulator.clock import WallClock, to_us
 from simulator.domain import webhooks as wh
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
-from simulator.webhooks import signing
+from simulator.webhooks import http, signing
 from simulator.webhooks.safety import HostPolicy
+from simulator.webhooks.service import Prepared, changes_endpoint, settle
 
 log = logging.getLogger("sandbank.webhooks")
 LEASE = timedelta(seconds=60)
@@ -41,6 +49,8 @@ POLL_S = 0.2
 DEBOUNCE_S = 0.003
 EXCERPT = 500
 STALE_BY = timedelta(minutes=10)
+RECORD_DELAY_S = 0.002  # finished attempts gather this long into one write transaction
+ENDPOINT_CACHE = 1000
 
 
 class Dispatcher:
@@ -63,6 +73,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, str] = {}  # delivery -> account
+        self._answered: set[str] = set()  # in flight, HTTP over, record on the way
         self._per_endpoint: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -73,6 +84,11 @@ class Dispatcher:
         # dispatcher commits each at once instead, so it holds the write lock only briefly.
         self.group_commits = True
         self.sent = 0
+        self._endpoints: dict[str, wh.WebhookEndpoint] = {}  # stored text -> parsed
+        self._records: list[tuple[Prepared, AttemptPlan, SendResult, Any]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._lean: http.Client | None = None  # without an injected transport
+        self._allowed: dict[str, bool] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
     def client(self) -> httpx.AsyncClient:
@@ -98,9 +114,16 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._recorder is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recorder
+            self._recorder = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._lean is not None:
+            await self._lean.aclose()
+            self._lean = None
 
     def release_leases(self) -> int:
         """For a server that is the only process on its database: attempts cut off by the
@@ -173,43 +196,126 @@ class Dispatcher:
             await asyncio.gather(*tasks)
         return len(tasks)
 
-    async def _claim(self, rows: list[tuple[str, str, str]]) -> list[tuple[Any, Any]]:
-        """Lease the rows, an account transaction each, all in one group commit; the attempts
-        start once the leases are committed (so two workers never send one attempt)."""
+    async def _claim(
+        self, rows: list[tuple[str, str, str]]
+    ) -> list[tuple[tuple[str, str, str], Prepared]]:
+        """Lease the rows in one write transaction; the attempts start once the leases are
+        committed (so two workers never send one attempt). What the attempts need is read
+        before, outside the write lock; a lease is taken only on a row still as it was read."""
         wall = self.wall.now()
-        lease_until, wall_us = wall + LEASE, to_us(wall)
-        by_account: dict[str, list[tuple[str, str, str]]] = {}
-        for row in rows:
-            by_account.setdefault(row[0], []).append(row)
-        claimed: list[tuple[Any, Any]] = []
-        commits = []
-        for account_id, group in by_account.items():
-            try:
-                with self._scope(account_id) as (ctx, committed):
-                    if committed is not None:
-                        commits.append(committed)
-                    for row in group:
-                        p = self.webhooks.prepare_attempt(ctx, row[1], lease_until, wall_us)
-                        if p is None:
-                            self._release(row)
-                        else:
-                            claimed.append((row, p))
-            except Exception:
-                log.exception("claiming deliveries of %s failed", account_id)
-                for row in group:
-                    self._release(row)
-                claimed = [c for c in claimed if c[0][0] != account_id]
+        lease_until, wall_us = to_us(wall + LEASE), to_us(wall)
+        candidates, failed = self._prepare(rows, wall_us)
+        if not candidates and not failed:
+            return []
+        claimed: list[tuple[tuple[str, str, str], Prepared]] = []
         try:
-            await asyncio.gather(*commits)
+            with self._writing() as (tx, committed):
+                for account_id, d, data in failed:
+                    if tx.claim_delivery(account_id, d.id, data, wall_us, lease_until):
+                        tx.save_delivery(account_id, d, to_us(d.created_at))
+                for row, prepared, data in candidates:
+                    if tx.claim_delivery(row[0], row[1], data, wall_us, lease_until):
+                        claimed.append((row, prepared))
+                    else:
+                        self._release(row)
+            if committed is not None:
+                await committed
         except Exception:
             log.exception("committing webhook leases failed")
-            for row, _ in claimed:
+            for row, _, _ in candidates:
                 self._release(row)
             return []
         return claimed
 
+    def _prepare(
+        self, rows: list[tuple[str, str, str]], wall_us: int
+    ) -> tuple[
+        list[tuple[tuple[str, str, str], Prepared, str]], list[tuple[str, wh.Delivery, str]]
+    ]:
+        """Read (without the write lock) what the rows' attempts need: the rows to claim, with
+        their stored text, and those with nowhere to go (marked failed). Rows neither are
+        released at once."""
+        try:
+            with self.store.read() as tx:
+                inputs = tx.attempt_inputs([row[1] for row in rows])
+                accounts = {a: tx.account(a) for a in {row[0] for row in rows}}
+        except Exception:
+            log.exception("reading deliveries to claim failed")
+            for row in rows:
+                self._release(row)
+            return [], []
+        failed: list[tuple[str, wh.Delivery, str]] = []
+        candidates: list[tuple[tuple[str, str, str], Prepared, str]] = []
+        found = {i[1]: i for i in inputs}
+        for row in rows:  # in the order they fell due
+            if row[1] not in found:  # gone meanwhile (an account reset)
+                self._release(row)
+                continue
+            account_id, _, data, lease, endpoint_data, event_data = found[row[1]]
+            account = accounts.get(account_id)
+            d = wh.Delivery.model_validate_json(data)
+            if (
+                account is None
+                or d.status != "pending"
+                or d.next_attempt_at is None
+                or (lease is not None and lease >= wall_us)
+            ):
+                self._release(row)
+                continue
+            endpoint = self._endpoint(endpoint_data)
+            if endpoint is None or event_data is None or endpoint.status != "enabled":
+                d.status = "failed"
+                failed.append((account_id, d, data))
+                self._release(row)
+                continue
+            prepared = Prepared(
+                account_id=account_id,
+                delivery=d,
+                endpoint=endpoint,
+                event=Event.model_validate_json(event_data),
+                n=len(d.attempts) + 1,
+                at=d.next_attempt_at,
+                seed=account.seed,
+                timeout_ms=account.settings.webhook_timeout_ms,
+                schedule=tuple(account.settings.webhook_schedule_s),
+            )
+            candidates.append((row, prepared, data))
+        return candidates, failed
+
+    def _endpoint(self, data: str | None) -> wh.WebhookEndpoint | None:
+        """An endpoint from its stored text, parsed once per version (never mutated here)."""
+        if data is None:
+            return None
+        endpoint = self._endpoints.get(data)
+        if endpoint is None:
+            if len(self._endpoints) > ENDPOINT_CACHE:
+                self._endpoints.clear()
+            endpoint = self._endpoints[data] = wh.WebhookEndpoint.model_validate_json(data)
+        return endpoint
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[tuple[Any, Awaitable[None] | None]]:
+        """A write transaction; the second value, when not None, is the group commit to await
+        (in the API's process the dispatcher's writes join the API's group commit)."""
+        if self.group_commits:
+            with self.store.grouped() as pair:
+                yield pair
+            return
+        with self.store.transaction() as tx:
+            yield tx, None
+
     def _release(self, row: tuple[str, str, str]) -> None:
+        """The delivery is no longer in flight (recorded, or never sent)."""
+        self._sent_to(row)
         self._in_flight.pop(row[1], None)
+        self._answered.discard(row[1])
+
+    def _sent_to(self, row: tuple[str, str, str]) -> None:
+        """The attempt's HTTP is over: its endpoint's slot is free (its record may still be
+        on the way; the lease and `_in_flight` keep the delivery from being taken again)."""
+        if row[1] not in self._in_flight or row[1] in self._answered:
+            return
+        self._answered.add(row[1])
         left = self._per_endpoint.get(row[2], 1) - 1
         if left > 0:
             self._per_endpoint[row[2]] = left
@@ -246,11 +352,11 @@ class Dispatcher:
             await asyncio.sleep(0.005)
         return waited
 
-    async def _guarded(self, row: tuple[str, str, str], prepared: Any) -> None:
+    async def _guarded(self, row: tuple[str, str, str], prepared: Prepared) -> None:
         """One claimed attempt, sent and recorded; never raises."""
         try:
             async with self._slots:
-                await self._attempt(row[0], row[1], prepared)
+                await self._attempt(row, prepared)
         except Exception:
             log.exception("webhook attempt for %s failed", row[1])
         finally:
@@ -258,18 +364,93 @@ class Dispatcher:
             self._wake.set()  # a slot is free: more may be waiting
 
     # --- one attempt -------------------------------------------------------------------------
-    async def _attempt(self, account_id: str, delivery_id: str, prepared: Any) -> None:
+    async def _attempt(self, row: tuple[str, str, str], prepared: Prepared) -> None:
         plan: AttemptPlan = self._plan(prepared)
-        result = await self._send(plan)
-        for _ in range(plan.copies):  # the duplicate quirk: the same message again
-            await self._send(plan)
-        with self._scope(account_id) as (ctx, committed):
-            self.webhooks.record_attempt(ctx, delivery_id, plan, result)
-        if committed is not None:
-            await committed
+        try:
+            result = await self._send(plan)
+            for _ in range(plan.copies):  # the duplicate quirk: the same message again
+                await self._send(plan)
+        finally:
+            self._sent_to(row)
+            self._wake.set()  # its endpoint may take another attempt
+        done = asyncio.get_running_loop().create_future()
+        self._records.append((prepared, plan, result, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_soon())
+        await done
         self.sent += 1
 
-    def _plan(self, p: Any) -> AttemptPlan:
+    async def _record_soon(self) -> None:
+        """Record the attempts that finished meanwhile, a batch per write transaction."""
+        while self._records:
+            await asyncio.sleep(RECORD_DELAY_S)
+            batch, self._records = self._records, []
+            try:
+                await self._record(batch)
+            except Exception as exc:
+                log.exception("recording webhook attempts failed")
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _record(self, batch: list[tuple[Prepared, AttemptPlan, SendResult, Any]]) -> None:
+        """Attempts that change no endpoint are written in one transaction; the others (an
+        endpoint starting or stopping to fail, or disabled) each in its account's transaction,
+        after, in their order. Once one attempt of an endpoint takes the second way, the later
+        ones of that endpoint in the batch do too, so each sees the endpoint as it was left.
+        The documents are made before the write lock is taken, from the endpoints as read
+        then; if one changed meanwhile, the batch is worked out again under the lock."""
+        keys = {(p.account_id, p.delivery.endpoint_id) for p, *_ in batch}
+        with self.store.read() as tx:
+            before = {key: tx.endpoint_data(*key) for key in keys}
+        fast, slow = self._settle(batch, before)
+        with self._writing() as (tx, committed):
+            now = {key: tx.endpoint_data(*key) for key in keys}
+            if now != before:
+                fast, slow = self._settle(batch, now)
+            for account_id, delivery_id, status, due, data in fast:
+                tx.save_delivery_data(account_id, delivery_id, status, due, data)
+        if committed is not None:
+            await committed
+        for p, plan, result in slow:
+            with self._scope(p.account_id) as (ctx, committed):
+                self.webhooks.record_attempt(ctx, p.delivery.id, plan, result)
+            if committed is not None:
+                await committed
+
+    def _settle(
+        self,
+        batch: list[tuple[Prepared, AttemptPlan, SendResult, Any]],
+        endpoints: dict[tuple[str, str], str | None],
+    ) -> tuple[
+        list[tuple[str, str, str, int | None, str]],
+        list[tuple[Prepared, AttemptPlan, SendResult]],
+    ]:
+        """(the rows to write for the attempts that change no endpoint, the other attempts)"""
+        fast: list[tuple[str, str, str, int | None, str]] = []
+        slow: list[tuple[Prepared, AttemptPlan, SendResult]] = []
+        slow_endpoints: set[tuple[str, str]] = set()
+        for p, plan, result, _ in batch:
+            key = (p.account_id, p.delivery.endpoint_id)
+            endpoint = self._endpoint(endpoints[key])
+            if key in slow_endpoints or changes_endpoint(endpoint, plan, result):
+                slow_endpoints.add(key)
+                slow.append((p, plan, result))
+                continue
+            d = p.delivery.model_copy()
+            d.attempts = [*d.attempts]
+            settle(d, endpoint, plan, result, p)
+            due = None  # as `save_delivery` computes it
+            if d.next_attempt_at is not None and d.status == "pending":
+                due = int(d.next_attempt_at.timestamp() * 1_000_000)
+            fast.append((p.account_id, d.id, d.status, due, d.model_dump_json()))
+        return fast, slow
+
+    def _plan(self, p: Prepared) -> AttemptPlan:
         """Headers and body of this attempt, quirks applied with the attempt's own dice."""
         endpoint: wh.WebhookEndpoint = p.endpoint
         dice = SeededRng(f"webhook\x00{p.delivery.id}\x00{p.n}", p.seed)
@@ -316,10 +497,37 @@ class Dispatcher:
             n=p.n,
         )
 
+    def _allows(self, url: str) -> bool:
+        allowed = self._allowed.get(url)
+        if allowed is None:
+            if len(self._allowed) > ENDPOINT_CACHE:
+                self._allowed.clear()
+            allowed = self._allowed[url] = self.policy.allows(url)
+        return allowed
+
     async def _send(self, plan: AttemptPlan) -> SendResult:
         started = time.perf_counter()
-        if not self.policy.allows(plan.url):
+        if not self._allows(plan.url):
             return SendResult(None, None, 0.0, "connection_error", None, "host not allowed")
+        if self.transport is not None:
+            return await self._send_httpx(plan, started)
+        if self._lean is None:
+            self._lean = http.Client()
+        try:
+            response = await self._lean.post(plan.url, plan.headers, plan.body, plan.timeout_s)
+        except TimeoutError:
+            return SendResult(None, None, _ms(started), "timeout", None, "timed out")
+        except http.HttpError as exc:
+            return SendResult(None, None, _ms(started), "connection_error", None, str(exc))
+        return _result(
+            response.status,
+            response.text(EXCERPT),
+            response.headers.get("retry-after", ""),
+            started,
+        )
+
+    async def _send_httpx(self, plan: AttemptPlan, started: float) -> SendResult:
+        """Through httpx, when a transport was injected (tests' receivers)."""
         try:
             response = await self.client().post(
                 plan.url, content=plan.body, headers=plan.headers, timeout=plan.timeout_s
@@ -328,20 +536,26 @@ class Dispatcher:
             return SendResult(None, None, _ms(started), "timeout", None, "timed out")
         except httpx.HTTPError as exc:
             return SendResult(None, None, _ms(started), "connection_error", None, str(exc))
-        status = response.status_code
-        excerpt = response.text[:EXCERPT]
-        retry_after = response.headers.get("retry-after", "")
-        outcome: wh.Outcome = (
-            "succeeded" if 200 <= status < 300 else "gone" if status == 410 else "failed"
+        return _result(
+            response.status_code,
+            response.text[:EXCERPT],
+            response.headers.get("retry-after", ""),
+            started,
         )
-        return SendResult(
-            status,
-            excerpt,
-            _ms(started),
-            outcome,
-            int(retry_after) if retry_after.isdigit() else None,
-            None,
-        )
+
+
+def _result(status: int, excerpt: str, retry_after: str, started: float) -> SendResult:
+    outcome: wh.Outcome = (
+        "succeeded" if 200 <= status < 300 else "gone" if status == 410 else "failed"
+    )
+    return SendResult(
+        status,
+        excerpt,
+        _ms(started),
+        outcome,
+        int(retry_after) if retry_after.isdigit() else None,
+        None,
+    )
 
 
 def _ms(started: float) -> float:

@@ -4,7 +4,9 @@ Deliveries then never compete with the API for its event loop or its core: the A
 only writes deliveries with their events; this process finds them due (polling every few
 milliseconds), sends them and records the attempts, through the same SQLite file (WAL lets it
 read while the API writes; writes take turns). Leases keep it and any in-process `flush` from
-sending one attempt twice. It ends with its parent, even when the parent is SIGKILLed.
+sending one attempt twice. It ends with its parent, even when the parent is SIGKILLed. It runs
+at a lower CPU priority (`NICE`): under API load the API's process comes first, and a backlog
+drains as soon as the load eases.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from simulator.settings import Settings
 log = logging.getLogger("sandbank.webhooks")
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.005
+# Deliveries are background work: the API's process comes first when both want the CPU, and
+# this one takes what is left (a burst's backlog drains as soon as the API load eases).
+NICE = 10
 
 
 def _die_with_parent() -> None:
@@ -35,6 +40,8 @@ def _die_with_parent() -> None:
 
 def main(settings: Settings, parent_pid: int, log_level: str) -> None:
     _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
