@@ -127,6 +127,59 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)"
     )
 
+    # The connection options, after `clock show|advance` (where people type them).
+    remote = _OneLineErrors(add_help=False)
+    remote.add_argument(
+        "--url",
+        default=os.environ.get("SANDBANK_URL", "http://127.0.0.1:8080"),
+        help="the simulator (or SANDBANK_URL; default http://127.0.0.1:8080)",
+    )
+    remote.add_argument(
+        "--admin-token",
+        default=os.environ.get("SANDBANK_ADMIN_TOKEN"),
+        help="control-plane token (or SANDBANK_ADMIN_TOKEN; default: the one `sandbank serve` "
+        "kept in --data-dir)",
+    )
+    remote.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SANDBANK_DATA_DIR", ".sandbank")),
+        help="where `sandbank serve` keeps its admin token (or SANDBANK_DATA_DIR; default "
+        ".sandbank)",
+    )
+    remote.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the answer (default 300: a long advance runs every job due)",
+    )
+    clock = sub.add_parser(
+        "clock",
+        help="read or advance an account's clock on a running simulator",
+        description="Read or advance an account's virtual clock through a running simulator's "
+        "control plane. Prints the clock as one line: ACCOUNT NOW running|frozen.",
+    )
+    clock_sub = clock.add_subparsers(
+        dest="clock_command", metavar="COMMAND", required=True, parser_class=_OneLineErrors
+    )
+    show = clock_sub.add_parser(
+        "show",
+        parents=[remote],
+        help="print the account's clock",
+        description="Print the account's clock: ACCOUNT NOW running|frozen.",
+    )
+    show.add_argument("account", metavar="ACCOUNT", help="account id (acct_...)")
+    advance = clock_sub.add_parser(
+        "advance",
+        parents=[remote],
+        help="move the account's clock forward, running everything that falls due",
+        description="Move the account's clock forward by a duration (30d, 1h30m, 90s, 250ms) "
+        "or to an RFC 3339 time (2027-01-01T00:00:00Z), running everything that falls due on "
+        "the way, in time order; then print the clock: ACCOUNT NOW running|frozen.",
+    )
+    advance.add_argument("account", metavar="ACCOUNT", help="account id (acct_...)")
+    advance.add_argument("by", metavar="DURATION|TIME", help="e.g. 30d, 1h30m, or an RFC 3339 time")
+
     integration = sub.add_parser(
         "integration",
         help="the reference integration (serve, reconcile)",
@@ -301,6 +354,96 @@ def webhooks_check(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _admin_token(args: argparse.Namespace) -> str | None:
+    if args.admin_token:
+        return str(args.admin_token)
+    kept = args.data_dir / "admin_token"
+    try:
+        return kept.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _clock_request(args: argparse.Namespace) -> tuple[str, str, dict[str, str] | None]:
+    """(method, path, body) of the control-plane call; raises ValueError for a bad argument."""
+    from datetime import datetime
+
+    from simulator.clock import parse_duration
+    from simulator.domain.errors import InvalidDuration
+
+    account = args.account.strip()
+    if not account or "/" in account:
+        raise ValueError(f"{args.account!r} is not an account id")
+    path = f"/_sandbox/accounts/{account}/clock"
+    if args.clock_command == "show":
+        return "GET", path, None
+    when = args.by.strip()
+    if "T" in when.upper() and "-" in when:  # an RFC 3339 time: advance to it
+        try:
+            moment = datetime.fromisoformat(when.replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"{when!r} is not an RFC 3339 time") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"{when!r} needs a UTC offset (e.g. Z or +02:00)")
+        return "POST", f"{path}/advance", {"to": moment.isoformat()}
+    try:
+        parse_duration(when)
+    except InvalidDuration as exc:
+        raise ValueError(exc.detail) from None
+    return "POST", f"{path}/advance", {"by": when}
+
+
+def clock_command(args: argparse.Namespace) -> int:
+    """`sandbank clock show|advance`: one line on stdout, or one line on stderr and exit 1
+    (2 for a bad argument); never a traceback."""
+    import httpx
+
+    def error(message: str, status: int = 1) -> int:
+        print(f"sandbank: error: {message}", file=sys.stderr)
+        return status
+
+    try:
+        method, path, body = _clock_request(args)
+    except ValueError as exc:
+        return error(str(exc), 2)
+    token = _admin_token(args)
+    if token is None:
+        return error(
+            "no admin token: pass --admin-token, set SANDBANK_ADMIN_TOKEN, or point --data-dir "
+            "at the server's data directory"
+        )
+    url = args.url.rstrip("/")
+    try:
+        r = httpx.request(
+            method,
+            url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=args.timeout,
+        )
+    except httpx.TimeoutException:
+        return error(f"{url} did not answer within {args.timeout:g}s")
+    except (httpx.HTTPError, ValueError) as exc:  # refused, DNS, bad URL, ...
+        return error(f"cannot reach the simulator at {url} ({exc or type(exc).__name__})")
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if r.status_code != 200 or not isinstance(data, dict):
+        if r.status_code == 401:
+            return error(f"{url} refused the admin token (--admin-token / SANDBANK_ADMIN_TOKEN)")
+        detail = (data.get("detail") or data.get("title")) if isinstance(data, dict) else None
+        text = " ".join(str(detail or r.text[:200] or r.reason_phrase).split())
+        return error(f"{r.status_code}: {text}")
+    try:
+        now, frozen = str(data["now"]), bool(data["frozen"])
+    except KeyError:
+        return error(f"{url} answered {r.status_code} without a clock: is it a Sandbank server?")
+    now = now.replace("+00:00", "Z")
+    print(f"{data.get('account_id', args.account)} {now} {'frozen' if frozen else 'running'}")
+    return 0
+
+
 def integration(argv: list[str]) -> int:
     try:
         from integration import cli
@@ -323,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         return contract(args)
     if args.command == "webhooks":
         return webhooks_check(args)
+    if args.command == "clock":
+        return clock_command(args)
     parser.print_help()
     return 2
 
