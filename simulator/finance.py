@@ -256,6 +256,7 @@ class FinanceService:
         currency: str,
         fee: int = 0,
         batch_date: date | None = None,
+        schedule: bool = True,
     ) -> SettlementLine:
         line = SettlementLine(
             id=ctx.new_id("sln"),
@@ -270,7 +271,8 @@ class FinanceService:
             created_at=ctx.now,
         )
         ctx.tx.save_finance(ctx.aid, LINE, line, ref=order_id, status="unsettled")
-        self._schedule_batch(ctx, line.batch_date)
+        if schedule:
+            self._schedule_batch(ctx, line.batch_date)
         return line
 
     def _schedule_batch(self, ctx: Ctx, day: date) -> None:
@@ -288,6 +290,10 @@ class FinanceService:
         ]
         for currency in sorted({line.currency for line in pending}):
             lines = [line for line in pending if line.currency == currency]
+            # A deficit carried forward waits for the currency's next real movement; alone,
+            # it would make an empty settlement every business day.
+            if all(line.type == "carry_forward" for line in lines):
+                continue
             self._settle(ctx, day, currency, lines)
 
     def _settle(self, ctx: Ctx, day: date, currency: str, lines: list[SettlementLine]) -> None:
@@ -338,7 +344,14 @@ class FinanceService:
                 created_at=ctx.now,
             )
         return self._add_line(
-            ctx, "carry_forward", None, settlement_id, gross=net, currency=currency, batch_date=day
+            ctx,
+            "carry_forward",
+            None,
+            settlement_id,
+            gross=net,
+            currency=currency,
+            batch_date=day,
+            schedule=False,  # it joins the next batch that has movements of its own
         )
 
     def job_payout(self, ctx: Ctx, ref: str) -> None:

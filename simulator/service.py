@@ -20,6 +20,7 @@ from simulator import API_VERSION
 from simulator.clock import WallClock, from_us, to_us, virtual_now
 from simulator.domain import decisions
 from simulator.domain.errors import (
+    AmountExceedsRefundable,
     ClockWouldGoBackwards,
     Conflict,
     CurrencyMismatch,
@@ -53,6 +54,7 @@ from simulator.store.base import Page, SavedResponse, Store, Tx
 # it still fits (an overflow there would be a 500 on the next request).
 CLOCK_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
 Presenter = Callable[[Entity], dict[str, Any]]
+EVENT_BATCH = 1000
 
 
 @dataclass
@@ -149,13 +151,18 @@ class ProviderService:
         """The outbox (and its deliveries) and the advanced RNG counter go into the same
         transaction."""
         account = ctx.account
-        for event in ctx.events:
-            ctx.tx.add_event(account.id, event)
-        if ctx.events and self.on_events is not None:
-            self.on_events(ctx)
+        self._write_events(ctx)
         if ctx.rng.counter != account.rng_counter:
             account.rng_counter = ctx.rng.counter
             ctx.tx.save_account(account)
+
+    def _write_events(self, ctx: Ctx) -> None:
+        """Write the context's events (and their deliveries) into its transaction."""
+        for event in ctx.events:
+            ctx.tx.add_event(ctx.aid, event)
+        if ctx.events and self.on_events is not None:
+            self.on_events(ctx)
+        ctx.events.clear()
 
     @contextmanager
     def scope_for(self, kind: Literal["checkout", "order"], object_id: str) -> Iterator[Ctx]:
@@ -199,6 +206,10 @@ class ProviderService:
             return
         real_now = ctx.now
         while (job := ctx.tx.pop_due(ctx.aid, until_us)) is not None:
+            if len(ctx.events) >= EVENT_BATCH:
+                # A long advance writes its events as it goes, not all at the end: memory
+                # stays flat (same transaction, same order).
+                self._write_events(ctx)
             ctx.now = from_us(job.due_us)
             handler = self._jobs.get(job.kind)
             if handler is not None:
@@ -637,9 +648,17 @@ class ProviderService:
         order = self.get_order(ctx, order_id)
         if currency is not None:
             check_currency(currency)
+        # Money a dispute holds (open or lost) is already on its way back to the buyer.
+        disputed = self.finance.disputed_amount(ctx, order.id) if order.refundable_amount else 0
+        refundable = order.refundable_amount - disputed
+        if disputed and (refundable <= 0 or (amount is not None and amount > refundable)):
+            raise AmountExceedsRefundable(
+                f"{'nothing' if refundable <= 0 else refundable} is left to refund: "
+                f"{disputed} of what was captured is disputed"
+            )
         refund = Refund(
             id=ctx.rng.id("ref"),
-            amount=order.refundable_amount if amount is None else amount,
+            amount=refundable if amount is None else amount,
             currency=currency or order.currency,
             reason=reason,
             created_at=ctx.now,

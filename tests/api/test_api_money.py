@@ -519,3 +519,30 @@ def test_the_account_dump_includes_money_objects(api: Api, account: Account) -> 
     assert kinds == {"line": 2, "settlement": 1, "dispute": 1}
     (stored,) = [o for o in dumped["orders"] if o["id"] == order["id"]]
     assert stored["repayments"][0]["behaviour"] == "on_time"  # the plan, visible here only
+
+
+def test_a_refund_cannot_take_back_money_a_dispute_holds(api: Api, account: Account) -> None:
+    order = captured(api, account, 10_000)
+    dispute(api, order["id"], amount=6_000)
+    url = f"/v1/orders/{order['id']}/refunds"
+    too_much = api.post(url, headers=account.headers, json={"amount": 4_001})
+    assert too_much.status_code == 422
+    assert too_much.json()["code"] == "amount_exceeds_refundable"
+    assert "6000 of what was captured is disputed" in too_much.json()["detail"]
+    rest = ok(api.post(url, headers=account.headers, json={}), 201)
+    assert rest["amount"] == 4_000
+    assert api.post(url, headers=account.headers, json={}).status_code == 422
+
+
+def test_a_carried_deficit_waits_for_the_next_movement_without_empty_payouts(
+    api: Api, account: Account
+) -> None:
+    order = captured(api, account, 50_000)
+    api.advance(account, "2d")
+    ok(api.post(f"/v1/orders/{order['id']}/refunds", headers=account.headers, json={}), 201)
+    api.advance(account, "20d")  # three weeks with nothing but the deficit
+    assert [s["amount"] for s in settlements(api, account)] == [50_000 - 1_450, 0]
+    captured(api, account, 90_000)
+    api.advance(account, "1d")
+    latest = settlements(api, account)[-1]
+    assert latest["amount"] == 90_000 - 2_610 - 50_000

@@ -357,12 +357,6 @@ def gives_back(state: State, order: Order) -> int:
     return order.refunded_amount + disputed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported): a refund is accepted while a dispute holds the same money, "
-    "so the merchant is debited twice; ProviderService.refund does not subtract "
-    "FinanceService.disputed_amount from what is refundable",
-)
 def test_a_refund_cannot_take_back_money_a_dispute_already_took() -> None:
     book = Book(1, {"discount_fee_bps": dict(DEFAULT_FEE_BPS)})
     try:
