@@ -546,3 +546,18 @@ def test_a_carried_deficit_waits_for_the_next_movement_without_empty_payouts(
     api.advance(account, "1d")
     latest = settlements(api, account)[-1]
     assert latest["amount"] == 90_000 - 2_610 - 50_000
+
+
+def test_advancing_to_the_same_instant_twice_runs_everything_once(
+    api: Api, account: Account
+) -> None:
+    captured(api, account, 10_000)
+    target = {"to": "2026-04-15T00:00:00Z"}
+    url = f"/_sandbox/accounts/{account.id}/clock/advance"
+    first = ok(api.post(url, headers=ADMIN, json=target))
+    events = api.events(account)
+    again = ok(api.post(url, headers=ADMIN, json=target))
+    assert first["now"] == again["now"] == "2026-04-15T00:00:00Z"
+    assert api.events(account) == events
+    assert [e["type"] for e in events].count("buyer.payment.succeeded") == 1
+    assert len(settlements(api, account)) == 1
