@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
@@ -15,7 +15,7 @@ from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
 from simulator.clock import parse_duration
 from simulator.domain.errors import ValidationFailed
-from simulator.domain.models import Account, AccountSettings
+from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
 from simulator.domain.money import CURRENCIES
 
 
@@ -24,13 +24,7 @@ class Strict(BaseModel):
 
 
 def _default_fees() -> dict[s.Terms, int]:
-    return {
-        "net30": 290,
-        "net60": 350,
-        "installments_3": 350,
-        "installments_6": 400,
-        "installments_12": 450,
-    }
+    return cast("dict[s.Terms, int]", dict(DEFAULT_FEE_BPS))
 
 
 class AccountSettingsIn(Strict):

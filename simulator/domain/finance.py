@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Literal
 
 from simulator.domain.errors import InvalidAmount
 from simulator.domain.models import BuyerBehaviour, Entity
@@ -25,15 +23,6 @@ TERM_DAYS: dict[str, tuple[int, ...]] = {
     "installments_6": tuple(30 * (i + 1) for i in range(6)),
     "installments_12": tuple(30 * (i + 1) for i in range(12)),
 }
-# The merchant discount fee per term, in basis points of the captured amount (per account).
-DEFAULT_FEE_BPS: dict[str, int] = {
-    "net30": 290,
-    "net60": 350,
-    "installments_3": 350,
-    "installments_6": 400,
-    "installments_12": 450,
-}
-
 _BEHAVIOUR_TAG = re.compile(r"^(pays_on_time|pays_late|defaults)$")
 
 
@@ -211,11 +200,3 @@ class DriftInjection(Entity):
     order_id: str | None
     detail: str
     created_at: datetime
-
-
-class FinanceState(Entity):
-    """Per-account finance state kept with the account: drift switches and the lines a
-    `late_line` drift holds back for the next report."""
-
-    drift: DriftSettings = Field(default_factory=DriftSettings)
-    held_back: list[dict[str, Any]] = Field(default_factory=list)

@@ -34,6 +34,16 @@ class LineItem(Entity):
     unit_amount: int = 0
 
 
+# The merchant discount fee per term, in basis points of the captured amount (per account).
+DEFAULT_FEE_BPS: dict[str, int] = {
+    "net30": 290,
+    "net60": 350,
+    "installments_3": 350,
+    "installments_6": 400,
+    "installments_12": 450,
+}
+
+
 class AccountSettings(Entity):
     """Per-account knobs. Durations are seconds on the account's clock."""
 
@@ -52,15 +62,7 @@ class AccountSettings(Entity):
     # Settlements: batches of each business day are paid out this many business days later,
     # minus the merchant discount fee per term (basis points of the captured amount).
     settlement_delay_days: int = 2
-    discount_fee_bps: dict[str, int] = Field(
-        default_factory=lambda: {
-            "net30": 290,
-            "net60": 350,
-            "installments_3": 350,
-            "installments_6": 400,
-            "installments_12": 450,
-        }
-    )
+    discount_fee_bps: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_FEE_BPS))
     # Buyer repayment behaviour when no magic value decides (seeded dice per repayment).
     late_probability: float = 0.0
     default_probability: float = 0.0

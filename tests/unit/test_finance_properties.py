@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from simulator.clock import ManualClock
 from simulator.domain.errors import SandbankError
 from simulator.domain.finance import (
-    DEFAULT_FEE_BPS,
     TERM_DAYS,
     Dispute,
     Settlement,
@@ -29,7 +28,7 @@ from simulator.domain.finance import (
     midnight,
     split_installments,
 )
-from simulator.domain.models import Order
+from simulator.domain.models import DEFAULT_FEE_BPS, Order
 from simulator.service import Ctx, ProviderService
 
 START = datetime.fromisoformat("2026-03-06T15:30:00+00:00")  # a Friday afternoon
