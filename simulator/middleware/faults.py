@@ -41,6 +41,10 @@ _STATUS_TEXT = {
 }
 
 
+# Set by an after-phase fault: the real response (held back) was an idempotent replay.
+REPLAYED_KEY = "sandbank.replayed"
+
+
 class OperationIndex:
     """(method, path) -> operationId, for matching rules and labelling the journal."""
 
@@ -134,7 +138,7 @@ class FaultMiddleware:
                     latency_ms=round((time.perf_counter() - started) * 1000, 3),
                     idempotency_key=key,
                     attempt=attempt,
-                    replayed=replayed,
+                    replayed=replayed or bool(scope.get(REPLAYED_KEY)),
                     fault=scope.get("sandbank.log", {}).get("fault"),
                 )
             )
@@ -248,6 +252,8 @@ class FaultMiddleware:
             return
         captured = _Captured()
         await self.app(scope, receive, captured.send)
+        # The journal says what the operation did, whatever the fault makes of its answer.
+        scope[REPLAYED_KEY] = (b"idempotent-replayed", b"true") in captured.start["headers"]
         if effect.type == "latency":
             await asyncio.sleep(engine.latency_ms(effect, dice) / 1000)
             await captured.replay(send)

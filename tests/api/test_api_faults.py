@@ -100,6 +100,32 @@ def test_status_fault_after_commits_and_an_idempotent_retry_replays_the_result(
     assert len(captured) == 1
 
 
+def test_the_journal_says_a_retry_replayed_even_when_an_after_fault_spoiled_its_answer(
+    api: Api, account: Account, approved_order: Any
+) -> None:
+    order = approved_order()
+    add_fault(
+        api,
+        account=account.id,
+        match={"operation": "createCapture"},
+        effect={"type": "status", "status": 500},
+        phase="after",
+        times=3,
+    )
+    headers = {**account.headers, "Idempotency-Key": "ship-after-3"}
+    url = f"/v1/orders/{order['id']}/captures"
+    statuses = [api.post(url, headers=headers, json={"amount": 10_000}).status_code for _ in "1234"]
+    assert statuses == [500, 500, 500, 201]
+    entries = journal(api, account, operation="createCapture")[::-1]  # oldest first
+    assert [(e["status"], e["replayed"]) for e in entries] == [
+        (500, False),
+        (500, True),
+        (500, True),
+        (201, True),
+    ]
+    assert api.order(account, order["id"])["captured_amount"] == 10_000
+
+
 def test_reset_without_a_socket_surfaces_as_a_connection_fault(api: Api, account: Account) -> None:
     add_fault(api, account=account.id, match={"operation": "listOrders"}, effect={"type": "reset"})
     with pytest.raises(ConnectionFault):
