@@ -3,33 +3,50 @@
 sandbank integration serve --provider-url URL --api-key KEY [--db PATH] [--host H] [--port P]
                            [--webhook-secret whsec_... (repeatable)] [--resume-every S]
                            [--process-every S] [--log-level info]
-sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH]
+sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--since YYYY-MM-DD]
+                               [--limit N] [--metrics-file PATH]
 
 `serve` logs JSON lines on stderr (`integration.logs`): one per request, one per provider
 attempt, each with its correlation id. With `--webhook-secret` (the secret the provider gave
 when the endpoint was registered; twice during a rotation) it receives the provider's webhooks
 at `POST /webhooks/provider` into the inbox (same SQLite file) and folds them into the ERP
 orders and the ledger.
+
+`reconcile` reads the provider's latest settlements (each report's lines) and disputes, posts
+the disputes, fees and payouts into the ledger of `--db` (idempotent), reconciles the report
+lines against the ledger (`integration.settlements`) and prints one line per discrepancy and a
+summary. Exit status: 0 nothing found, 1 discrepancies found, 2 an error (one line on stderr:
+bad input, the database missing, the provider down or refusing).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from integration import logs
 from integration.adapters import ConfigError, ProviderAdapter, make_adapter
+from integration.adapters.sandbank import ProviderDataError
+from integration.client import ProviderRejected, ProviderUnavailable
+from integration.gl_mapping import GlMappingError
 from integration.inbox import Inbox
-from integration.ledger import Ledger
+from integration.ledger import Ledger, LedgerError
+from integration.metrics import Metrics
 from integration.orders import OrderBook
 from integration.service import OrderToCash, create_service_app
+from integration.settlements import run_reconciliation
 from integration.store import IntegrationStore
 
-NO_SETTLEMENTS = "no settlements yet: the provider has no settlement API (issue: time and money)"
+# A reconcile run is interactive: give up on an unreachable provider within seconds.
+RECONCILE_RETRY = {"max_attempts": 3, "max_total_s": 5.0}
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -87,16 +104,64 @@ def _parser() -> argparse.ArgumentParser:
     )
     reconcile = sub.add_parser("reconcile", help="reconcile the provider's settlements")
     _provider_args(reconcile)
+    reconcile.add_argument(
+        "--since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="only settlements whose batch (business day) is on or after this date",
+    )
+    reconcile.add_argument(
+        "--limit",
+        type=_positive,
+        default=31,
+        metavar="N",
+        help="at most the N newest settlements (default 31)",
+    )
+    reconcile.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's Prometheus metrics (mismatch rate, settlement lag, disputed "
+        "ratio) to this file, e.g. for node_exporter's textfile collector",
+    )
     return p
 
 
-def _adapter(args: argparse.Namespace, store: IntegrationStore) -> ProviderAdapter:
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+def _adapter(
+    args: argparse.Namespace,
+    store: IntegrationStore,
+    *,
+    retry: dict[str, Any] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ProviderAdapter:
     config: dict[str, Any] = {
         "provider": "sandbank",
         "base_url": args.provider_url,
         "api_key": args.api_key,
     }
-    return make_adapter(config, store=store)
+    if retry is not None:
+        config["retry"] = retry
+    return make_adapter(config, store=store, transport=transport)
 
 
 def _fail(message: str) -> int:
@@ -157,25 +222,60 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def reconcile(args: argparse.Namespace) -> int:
+async def run_reconcile(
+    args: argparse.Namespace, *, transport: httpx.AsyncBaseTransport | None = None
+) -> int:
+    """`sandbank integration reconcile` (async, so tests can run it on their own loop;
+    `transport` replaces the network, as in tests)."""
+    if not args.provider_url.startswith(("http://", "https://")):
+        return _fail(f"--provider-url must be an http(s) URL, got {args.provider_url!r}")
+    db = Path(args.db)
+    if not db.is_file():
+        return _fail(f"--db {args.db}: no such file (the integration's database: run `serve`)")
     store = IntegrationStore(":memory:", new_key=lambda: uuid.uuid4().hex)
     try:
-        adapter = _adapter(args, store)
+        adapter = _adapter(args, store, retry=RECONCILE_RETRY, transport=transport)
     except ConfigError as exc:
-        return _fail(str(exc))
-    finally:
         store.close()
-    if not callable(getattr(adapter, "list_settlements", None)):
-        sys.stdout.write(NO_SETTLEMENTS + "\n")
-        return 0
-    return _fail("settlement reconciliation through the CLI is not implemented yet")
+        return _fail(str(exc))
+    metrics = Metrics()
+    try:
+        ledger = Ledger.sqlite(db)
+    except (GlMappingError, LedgerError, OSError) as exc:
+        store.close()
+        return _fail(f"the ledger cannot be opened: {exc}")
+    book = OrderBook(db)
+    try:
+        run = await run_reconciliation(
+            adapter, ledger, book, since=args.since, limit=args.limit, metrics=metrics
+        )
+    except ProviderUnavailable as exc:
+        return _fail(f"the provider cannot be reached at {args.provider_url}: {exc}")
+    except ProviderRejected as exc:
+        return _fail(f"the provider refused: {exc}")
+    except (ProviderDataError, LedgerError, ValueError) as exc:
+        return _fail(f"the settlements cannot be reconciled: {exc}")
+    finally:
+        client = getattr(adapter, "client", None)
+        if client is not None:
+            await client.aclose()
+        book.close()
+        ledger.close()
+        store.close()
+    sys.stdout.write(run.render_text() + "\n")
+    if args.metrics_file:
+        try:
+            Path(args.metrics_file).write_bytes(metrics.render())
+        except OSError as exc:
+            return _fail(f"--metrics-file {args.metrics_file}: {exc.strerror or exc}")
+    return 0 if run.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return reconcile(args)
+    return asyncio.run(run_reconcile(args))
 
 
-__all__ = ["NO_SETTLEMENTS", "main"]
+__all__ = ["RECONCILE_RETRY", "main", "parse_args", "run_reconcile"]

@@ -84,6 +84,22 @@ class Posting:
     terms: str | None = None
     reverses: str | None = None  # set on a reversal: the posting it cancels
     replaces: str | None = None  # set on a correction: the (reversed) posting it stands in for
+    # The provider's order the money belongs to, when there is one (reconciliation matches
+    # settlement lines to postings by it); not part of the idempotency key.
+    order_id: str | None = None
+    # The figures the posting was made from (`gross`, `fee`, `net`, `tax`, as given), sorted.
+    figures: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def gross(self) -> int:
+        """The event's gross figure (from `figures`; else the posting's total, i.e. its
+        debits, which is the gross for every event the default mapping posts)."""
+        given = dict(self.figures)
+        if "gross" in given:
+            return given["gross"]
+        if "net" in given:
+            return given["net"] + given.get("fee", 0)
+        return sum(leg.debit for leg in self.legs)
 
     @property
     def idempotency_key(self) -> str:
@@ -225,7 +241,9 @@ CREATE TABLE IF NOT EXISTS postings (
     memo       TEXT NOT NULL,
     terms      TEXT,
     reverses   TEXT UNIQUE REFERENCES postings (id),
-    replaces   TEXT REFERENCES postings (id)
+    replaces   TEXT REFERENCES postings (id),
+    order_id   TEXT,
+    figures    TEXT
 );
 CREATE INDEX IF NOT EXISTS postings_by_reference ON postings (reference, event_kind);
 CREATE TABLE IF NOT EXISTS legs (
@@ -247,8 +265,15 @@ CREATE TRIGGER IF NOT EXISTS legs_append_only_delete BEFORE DELETE ON legs
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
 
-_COLUMNS = "id, at, event_kind, reference, currency, memo, terms, reverses, replaces"
-_Row = tuple[str, str, str, str, str, str, str | None, str | None, str | None]
+_COLUMNS = (
+    "id, at, event_kind, reference, currency, memo, terms, reverses, replaces, order_id, figures"
+)
+_Row = tuple[
+    str, str, str, str, str, str, str | None, str | None, str | None, str | None, str | None
+]
+_PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
+# Columns added after the first release: (name, declaration), added to older files on open.
+_ADDED_COLUMNS = (("order_id", "TEXT"), ("figures", "TEXT"))
 
 
 class SqliteLedgerStore:
@@ -260,6 +285,10 @@ class SqliteLedgerStore:
         self._db = connect(path)
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(postings)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in present:  # a file written before the column existed
+                self._db.execute(f"ALTER TABLE postings ADD COLUMN {name} {declaration}")
 
     def append(self, postings: Sequence[Posting]) -> None:
         for posting in postings:
@@ -269,7 +298,7 @@ class SqliteLedgerStore:
             try:
                 for p in postings:
                     self._db.execute(
-                        f"INSERT INTO postings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 -- constant column list, values bound
+                        f"INSERT INTO postings ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608 -- constant column list, values bound
                         (
                             p.id,
                             p.at.isoformat(),
@@ -280,6 +309,8 @@ class SqliteLedgerStore:
                             p.terms,
                             p.reverses,
                             p.replaces,
+                            p.order_id,
+                            json.dumps(dict(p.figures), sort_keys=True) if p.figures else None,
                         ),
                     )
                     self._db.executemany(
@@ -381,6 +412,8 @@ class SqliteLedgerStore:
                 terms=row[6],
                 reverses=row[7],
                 replaces=row[8],
+                order_id=row[9],
+                figures=tuple(sorted(json.loads(row[10]).items())) if row[10] else (),
             )
             for row in rows
         ]
@@ -427,8 +460,10 @@ class Ledger:
         *,
         at: datetime,
         terms: str | None = None,
+        order_id: str | None = None,
     ) -> Posting | None:
-        """Post `event_kind` for `reference` (the provider's id(s) the event is about).
+        """Post `event_kind` for `reference` (the provider's id(s) the event is about), for
+        the provider's order `order_id` when the money belongs to one.
 
         Idempotent: if `(event_kind, reference)` was posted before, the posting recorded for it
         (its correction, if it was corrected) is returned and nothing is written. Returns None
@@ -449,6 +484,7 @@ class Ledger:
             at=at,
             terms=terms,
             replaces=None,
+            order_id=order_id,
         )
         if posting is None:
             return None
@@ -488,6 +524,7 @@ class Ledger:
             at=at,
             terms=terms if terms is not None else original.terms,
             replaces=original.id,
+            order_id=original.order_id,
         )
         existing = self.store.reversal_of(posting_id)
         batch = [] if existing is not None else [self._reversal(original, reason, at)]
@@ -534,6 +571,7 @@ class Ledger:
         at: datetime,
         terms: str | None,
         replaces: str | None,
+        order_id: str | None = None,
     ) -> Posting | None:
         if not _is_currency(currency):
             raise InvalidEntry(f"{currency!r} is not an ISO 4217 code")
@@ -563,6 +601,8 @@ class Ledger:
             memo=self.mapping.rule(event_kind).memo,
             terms=terms,
             replaces=replaces,
+            order_id=order_id,
+            figures=tuple(sorted(figures.items())),
         )
         return _with_id(draft)
 
@@ -580,6 +620,8 @@ class Ledger:
             memo=reason,
             terms=original.terms,
             reverses=original.id,
+            order_id=original.order_id,
+            figures=original.figures,
         )
         return _with_id(draft)
 

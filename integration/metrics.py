@@ -14,8 +14,10 @@ TYPE but no sample: no made-up zero.
     sandbank_integration_breaker_state{family}          gauge      0 closed, 1 half-open, 2 open
     sandbank_integration_holds_open{kind}               gauge      held provider work, by kind
     sandbank_integration_reconciliation_mismatch_rate   gauge      of the last reconciliation
-    sandbank_integration_settlement_lag_seconds         histogram  capture -> settlement
+    sandbank_integration_settlement_lag_seconds         histogram  capture -> payout
     sandbank_integration_disputed_ratio                 gauge      disputed / captured orders
+
+The last three are recorded by a reconciliation run (`integration.settlements`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ APPROVAL_BUCKETS = (1.0, 5.0, 15.0, MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, 4 * H
 # A capture settles (is paid out) in hours to weeks.
 SETTLEMENT_BUCKETS = (HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 3 * DAY, 5 * DAY, 7 * DAY, 14 * DAY)
 
-NOT_YET = " No sample until the provider exposes {what} (issue 5: time and money)."
+NOT_YET = " No sample until a reconciliation has run."
 
 
 class Metrics:
@@ -79,8 +81,9 @@ class Metrics:
         )
         self.settlement_lag_seconds = Histogram(
             f"{PREFIX}_settlement_lag_seconds",
-            "Seconds from a capture to the provider's settlement of it. Empty (count 0) until "
-            "the provider exposes settlements (issue 5: time and money).",
+            "Seconds from a capture to the payout of the settlement that carries it, one "
+            "observation per capture line of each paid settlement a reconciliation reads. "
+            "Empty (count 0) until a reconciliation has run.",
             buckets=SETTLEMENT_BUCKETS,
             registry=self.registry,
         )
@@ -88,6 +91,7 @@ class Metrics:
         self._book: OrderBook | None = None
         self._mismatch_rate: float | None = None
         self._disputed_ratio: float | None = None
+        self._lagged: set[str] = set()  # settlements whose lags were observed
         self.registry.register(_ScrapeTime(self))
 
     # --- wiring ------------------------------------------------------------------------------
@@ -124,6 +128,15 @@ class Metrics:
 
     def observe_settlement_lag(self, seconds: float) -> None:
         self.settlement_lag_seconds.observe(max(seconds, 0.0))
+
+    def observe_settlement_lags(self, settlement_id: str, seconds: Iterable[float]) -> None:
+        """The lags of one paid settlement's captures, once per settlement (a second
+        reconciliation that reads it again observes nothing)."""
+        if settlement_id in self._lagged:
+            return
+        self._lagged.add(settlement_id)
+        for value in seconds:
+            self.observe_settlement_lag(value)
 
     def record_disputes(self, disputed: int, captured: int) -> None:
         """Orders disputed among those captured (nothing is recorded for no captured order)."""
@@ -181,7 +194,8 @@ class _ScrapeTime:
             ),
             GaugeMetricFamily(
                 f"{PREFIX}_disputed_ratio",
-                "Disputed orders / captured orders." + NOT_YET.format(what="disputes"),
+                "Disputed orders / captured orders (ERP orders with a shipment), as of the last "
+                "reconciliation." + NOT_YET,
             ),
         )
 

@@ -7,7 +7,7 @@ Money is integer minor units plus an ISO 4217 currency, always.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -79,7 +79,9 @@ class LineKind(StrEnum):
     CAPTURE = "capture"
     REFUND = "refund"
     FEE = "fee"
-    DISPUTE = "dispute"
+    DISPUTE = "dispute"  # a dispute's debit (negative) or, when it is won, its reversal
+    # A deficit moved from one payout to the next (a pair of lines that cancel out; no order).
+    CARRY_FORWARD = "carry_forward"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class SettlementLine:
     gross: int
     fee: int
     currency: str
+    source_id: str | None = None  # the provider's id of the movement (capture, refund, dispute)
+    at: datetime | None = None  # when that movement happened
 
     @property
     def net(self) -> int:
@@ -103,11 +107,20 @@ class SettlementLine:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
+    """A payout. `payout`, `gross` and `fees` are the provider's headline figures (the truth
+    of what is paid); `lines` are the lines as its report gives them (empty in a listing), each
+    with `settlement_id` = this settlement, the one it was reported in."""
+
     provider_id: str
     currency: str
-    payout: int  # the sum of the lines' net, in minor units
+    payout: int  # the sum of the (true) lines' net, in minor units
     paid_at: datetime | None
     lines: tuple[SettlementLine, ...] = field(default_factory=tuple)
+    status: str = "pending"  # canonical: pending, paid
+    batch: date | None = None  # the business day whose movements it pays out
+    payout_date: date | None = None  # when it is (to be) paid
+    gross: int = 0
+    fees: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,8 @@ class Dispute:
     amount: Money
     status: str  # open, won, lost, accepted
     reason: str
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None  # when it was won, lost or accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +147,4 @@ class ProviderEvent:
     order: Authorization | None = None  # the order as it stood after the event
     provider_checkout_id: str | None = None  # the checkout the event (or its order) is about
     checkout_status: str | None = None  # canonical: open, completed, declined, expired
+    settlement: Settlement | None = None  # a payout event's settlement (without its lines)

@@ -169,6 +169,14 @@ class OrderBook:
         with self._lock:
             return self._order(merchant_order_id)
 
+    def orders(self) -> list[ErpOrder]:
+        """Every ERP order, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT merchant_order_id FROM erp_orders ORDER BY created_at, merchant_order_id"
+            ).fetchall()
+            return [self._order(str(row[0])) for row in rows]
+
     def find(
         self, *, provider_order_id: str | None = None, provider_checkout_id: str | None = None
     ) -> ErpOrder | None:

@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from integration.adapters.sandbank import EVENT_KIND, event_facts
+from integration.adapters.sandbank import EVENT_KIND, event_facts, event_settlement
 from integration.inbox import Applied, Inbox, RawEvent
 from integration.model import ProviderEvent
 
@@ -277,6 +277,7 @@ def to_provider_event(payload: object) -> ProviderEvent:
         order=order,
         provider_checkout_id=checkout_id,
         checkout_status=checkout_status,
+        settlement=event_settlement(raw),
     )
 
 

@@ -55,6 +55,7 @@ from integration.model import (
 )
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
 from integration.receiver import DEFAULT_TOLERANCE_S, Verifier, aprocess_pending, webhook_endpoint
+from integration.settlements import post_payouts
 
 log = logging.getLogger("sandbank.integration")
 
@@ -241,7 +242,15 @@ class OrderToCash:
           authorized / rejected), amounts only growing (shipped, refunded), a release
           (canceled) or a lapse (expired) of an authorization nothing was shipped against.
 
-        Returns what happened: unknown_order, ignored, held, unchanged or updated."""
+        A paid settlement's event posts its fees and payout (by settlement id, as a
+        reconciliation run does: whichever comes first posts).
+
+        Returns what happened: posted, unknown_order, ignored, held, unchanged or updated."""
+        if event.settlement is not None:
+            if event.settlement.status != "paid":
+                return "ignored"
+            post_payouts(self.ledger, [event.settlement])
+            return "posted"
         snapshot = event.order
         found = self.book.find(
             provider_order_id=event.provider_order_id
@@ -291,6 +300,7 @@ class OrderToCash:
                 money.currency,
                 capture.provider_id,
                 at=capture.at,
+                order_id=snapshot.provider_order_id,
             )
         for refund in snapshot.refunds:
             money = refund.amount
@@ -300,6 +310,7 @@ class OrderToCash:
                 money.currency,
                 refund.provider_id,
                 at=refund.at,
+                order_id=snapshot.provider_order_id,
             )
 
     def _follow(self, order: ErpOrder, event: ProviderEvent) -> str:
@@ -511,7 +522,9 @@ class OrderToCash:
             reference, at = done.provider_id, done.at
         kind = EventKind.CAPTURED if capture else EventKind.REFUNDED
         figures = {"gross": money.amount} if capture else {"gross": money.amount, "fee": 0}
-        self.ledger.post(kind, figures, money.currency, reference, at=at)
+        self.ledger.post(
+            kind, figures, money.currency, reference, at=at, order_id=order.provider_order_id
+        )
         shipped = order.shipped + (money.amount if capture else 0)
         refunded = order.refunded + (0 if capture else money.amount)
         state = _derived(order.amount, shipped, refunded)

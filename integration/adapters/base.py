@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from integration.model import Authorization, Cancellation, Capture, Money, ProviderEvent, Refund
+from integration.model import (
+    Authorization,
+    Cancellation,
+    Capture,
+    Dispute,
+    Money,
+    ProviderEvent,
+    Refund,
+    Settlement,
+)
 
 
 class AuthorizationStatus(StrEnum):
@@ -119,3 +129,24 @@ class ProviderAdapter(Protocol):
     async def list_events(
         self, since_cursor: str | None
     ) -> tuple[Sequence[ProviderEvent], str | None]: ...
+
+    # --- money after the checkout ------------------------------------------------------------
+    async def list_settlements(
+        self, *, since: date | None = None, limit: int | None = None
+    ) -> Sequence[Settlement]:
+        """Settlements (payouts), newest first, without their lines: those whose batch is on
+        or after `since`, at most `limit` of them (None: no bound)."""
+        ...
+
+    async def get_settlement(self, provider_settlement_id: str) -> Settlement:
+        """One settlement with its lines as the provider's report gives them."""
+        ...
+
+    async def list_disputes(self) -> Sequence[Dispute]:
+        """Every dispute, newest first."""
+        ...
+
+    def settlement_batch(self, at: datetime) -> date:
+        """The batch (business day) a money movement made at `at` is paid out in: the
+        provider's settlement calendar, which is what the ledger expects lines by."""
+        ...

@@ -12,7 +12,7 @@ needed beyond pairing each amount with its currency.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,10 +27,14 @@ from integration.model import (
     Authorization,
     Cancellation,
     Capture,
+    Dispute,
     EventKind,
+    LineKind,
     Money,
     ProviderEvent,
     Refund,
+    Settlement,
+    SettlementLine,
 )
 
 # Operation families: each has its own circuit breaker.
@@ -67,6 +71,28 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
     "order.canceled": EventKind.CANCELED,
     "order.expired": EventKind.EXPIRED,
     "order.declined": EventKind.DECLINED,
+    "settlement.paid": EventKind.PAYOUT,
+}
+
+# Settlement line types -> canonical kinds: a won dispute's reversal is a dispute line too
+# (positive), as the canonical model has one kind for a dispute's money.
+LINE_KIND: Final[Mapping[str, LineKind]] = {
+    "capture": LineKind.CAPTURE,
+    "refund": LineKind.REFUND,
+    "fee": LineKind.FEE,
+    "dispute": LineKind.DISPUTE,
+    "dispute_reversal": LineKind.DISPUTE,
+    "carry_forward": LineKind.CARRY_FORWARD,
+}
+
+SETTLEMENT_STATUS: Final[Mapping[str, str]] = {"pending": "pending", "paid": "paid"}
+
+# Dispute statuses -> canonical (open, won, lost, accepted); `accepted` is Sandbank's flag.
+DISPUTE_STATUS: Final[Mapping[str, str]] = {
+    "needs_response": "open",
+    "under_review": "open",
+    "won": "won",
+    "lost": "lost",
 }
 
 # Sandbank error code -> canonical rejection code (anything else: "rejected").
@@ -259,6 +285,56 @@ class SandbankAdapter:
         events = [_event(raw) for raw in reversed(newest_first)]
         return events, (events[-1].provider_event_id if events else since_cursor)
 
+    # --- settlements and disputes -----------------------------------------------------------
+    async def list_settlements(
+        self, *, since: date | None = None, limit: int | None = None
+    ) -> list[Settlement]:
+        """Settlements newest first (Sandbank makes them in batch order, so the walk stops at
+        the first one whose batch is before `since`), without lines."""
+        found: list[Settlement] = []
+        cursor: str | None = None
+        while limit is None or len(found) < limit:
+            params: dict[str, str | int] = {"limit": PAGE}
+            if cursor:
+                params["cursor"] = cursor
+            page = await self._call(READS, "GET", "/v1/settlements", params=params)
+            for raw in _list(page, "data"):
+                settlement = _settlement(raw)
+                if since is not None and settlement.batch is not None and settlement.batch < since:
+                    return found
+                found.append(settlement)
+                if limit is not None and len(found) >= limit:
+                    return found
+            cursor = _next_cursor(page)
+            if cursor is None:
+                break
+        return found
+
+    async def get_settlement(self, provider_settlement_id: str) -> Settlement:
+        data = await self._call(READS, "GET", f"/v1/settlements/{_seg(provider_settlement_id)}")
+        return _settlement(data, with_lines=True)
+
+    async def list_disputes(self) -> list[Dispute]:
+        found: list[Dispute] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": PAGE}
+            if cursor:
+                params["cursor"] = cursor
+            page = await self._call(READS, "GET", "/v1/disputes", params=params)
+            found.extend(_dispute(d) for d in _list(page, "data"))
+            cursor = _next_cursor(page)
+            if cursor is None:
+                return found
+
+    def settlement_batch(self, at: datetime) -> date:
+        """Sandbank batches each business day's movements (UTC dates); weekend movements
+        join Monday's batch."""
+        day = at.astimezone(UTC).date()
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return day
+
     # --- plumbing --------------------------------------------------------------------------
     async def _call(
         self,
@@ -342,6 +418,79 @@ def _refund(data: Mapping[str, Any], order_id: str) -> Refund:
     )
 
 
+def _settlement(data: Mapping[str, Any], *, with_lines: bool = False) -> Settlement:
+    settlement_id = _str(data, "id")
+    status = _str(data, "status")
+    if status not in SETTLEMENT_STATUS:
+        raise ProviderDataError(f"unknown settlement status {status!r}")
+    paid_at = data.get("paid_at")
+    lines = _list(data, "lines") if with_lines else []
+    return Settlement(
+        provider_id=settlement_id,
+        currency=_str(data, "currency"),
+        payout=_int(data, "amount"),
+        paid_at=None if paid_at is None else _parse_time(paid_at, "paid_at"),
+        # A line held back from an earlier report says that report's id; it belongs to the
+        # one it is reported in (as the report file's `settlement_id` column says).
+        lines=tuple(_line(raw, settlement_id) for raw in lines),
+        status=SETTLEMENT_STATUS[status],
+        batch=_date(data, "batch_date"),
+        payout_date=_date(data, "payout_date"),
+        gross=_int(data, "gross"),
+        fees=_int(data, "fees"),
+    )
+
+
+def _line(data: Mapping[str, Any], settlement_id: str) -> SettlementLine:
+    type_ = _str(data, "type")
+    if type_ not in LINE_KIND:
+        raise ProviderDataError(f"unknown settlement line type {type_!r}")
+    order_id = data.get("order_id")
+    source_id = data.get("source_id")
+    gross, fee, net = _int(data, "gross"), _int(data, "fee"), _int(data, "net")
+    if net != gross - fee:
+        raise ProviderDataError(f"line {data.get('id')!r}: net {net} is not gross - fee")
+    return SettlementLine(
+        settlement_id=settlement_id,
+        line_id=_str(data, "id"),
+        provider_order_id=order_id if isinstance(order_id, str) and order_id else None,
+        merchant_order_id=None,  # Sandbank's lines name its own order id only
+        kind=LINE_KIND[type_],
+        gross=gross,
+        fee=fee,
+        currency=_str(data, "currency"),
+        source_id=source_id if isinstance(source_id, str) else None,
+        at=_time(data, "created_at"),
+    )
+
+
+def _dispute(data: Mapping[str, Any]) -> Dispute:
+    status = _str(data, "status")
+    if status not in DISPUTE_STATUS:
+        raise ProviderDataError(f"unknown dispute status {status!r}")
+    canonical = "accepted" if data.get("accepted") is True else DISPUTE_STATUS[status]
+    closed_at = data.get("closed_at")
+    return Dispute(
+        provider_id=_str(data, "id"),
+        provider_order_id=_str(data, "order_id"),
+        amount=_money(data),
+        status=canonical,
+        reason=_str(data, "reason"),
+        opened_at=_time(data, "created_at"),
+        closed_at=None if closed_at is None else _parse_time(closed_at, "closed_at"),
+    )
+
+
+def _date(data: Mapping[str, Any], key: str) -> date:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ProviderDataError(f"expected a date at {key!r}, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ProviderDataError(f"bad date at {key!r}: {value!r}") from exc
+
+
 def _optional_list(data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     return [] if data.get(key) is None else _list(data, key)
 
@@ -359,7 +508,19 @@ def _event(raw: Mapping[str, Any]) -> ProviderEvent:
         order=order,
         provider_checkout_id=checkout_id,
         checkout_status=checkout_status,
+        settlement=event_settlement(raw),
     )
+
+
+def event_settlement(payload: Mapping[str, Any]) -> Settlement | None:
+    """The settlement a settlement event carries (None: another object, or unreadable)."""
+    data = payload.get("data")
+    if payload.get("object_type") != "settlement" or not isinstance(data, Mapping):
+        return None
+    try:
+        return _settlement(data)
+    except (ProviderDataError, TypeError, ValueError):
+        return None
 
 
 def event_facts(
@@ -436,4 +597,4 @@ def _next_cursor(page: Mapping[str, Any]) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-__all__ = ["SandbankAdapter", "event_facts"]
+__all__ = ["SandbankAdapter", "event_facts", "event_settlement"]

@@ -221,7 +221,7 @@ def test_kpis_without_data_stay_empty_until_recorded(make_shop: Callable[..., Sh
     shop = make_shop()
     text = shop.get("/metrics").text
     assert f"# HELP {P}disputed_ratio" in text
-    assert "issue 5" in text
+    assert "No sample until a reconciliation has run" in text
     found = samples(text)
     assert value(found, "reconciliation_mismatch_rate") is None
     assert value(found, "disputed_ratio") is None

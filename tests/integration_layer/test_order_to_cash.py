@@ -21,7 +21,6 @@ from factories import ADMIN, BASE_URL, Account, Api
 
 from integration.adapters import make_adapter
 from integration.breaker import Breakers
-from integration.cli import NO_SETTLEMENTS
 from integration.cli import main as integration_main
 from integration.ledger import Ledger
 from integration.orders import OrderBook
@@ -319,12 +318,15 @@ def test_an_ambiguous_capture_left_on_hold_is_resolved_by_the_same_key(shop: Sho
 
 
 # --- the command line -----------------------------------------------------------------------------
-def test_reconcile_says_honestly_that_there_are_no_settlements(
-    capsys: pytest.CaptureFixture[str],
+def test_reconcile_without_the_integration_database_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    argv = ["integration", "reconcile", "--provider-url", BASE_URL, "--api-key", "sk_test_x"]
-    assert sandbank_main(argv) == 0
-    assert capsys.readouterr().out.strip() == NO_SETTLEMENTS
+    db = str(tmp_path / "missing.db")
+    argv = ["integration", "reconcile", "--provider-url", BASE_URL, "--api-key", "k", "--db", db]
+    assert sandbank_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("sandbank integration: error: --db ")
 
 
 def test_bad_cli_input_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
