@@ -393,7 +393,8 @@ class FinanceService:
         # Lines held back from an earlier report of this currency arrive now, one batch late.
         arriving = [x for x in state.held_back if x.currency == settlement.currency]
         if arriving:
-            report.extend(arriving)
+            # As the report tells it, the line is paid in this settlement.
+            report.extend(x.model_copy(update={"settlement_id": settlement.id}) for x in arriving)
             state.held_back = [x for x in state.held_back if x.currency != settlement.currency]
             changed = True
         settings = state.settings

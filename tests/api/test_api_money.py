@@ -461,7 +461,8 @@ def test_each_drift_kind_makes_the_report_disagree_with_the_payout_and_is_record
         api.advance(account, "1d")
         latest = settlements(api, account)[-1]
         later = settlement(api, account, latest["id"])
-        assert injected["line_id"] in [x["id"] for x in later["lines"]]
+        (arrived,) = [x for x in later["lines"] if x["id"] == injected["line_id"]]
+        assert arrived["settlement_id"] == later["id"]  # as the report file says too
 
 
 def test_a_drift_probability_of_one_hits_every_settlement(api: Api, account: Account) -> None:
