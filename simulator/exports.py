@@ -62,99 +62,99 @@ class FileSpec:
         return [c.name for c in self.columns]
 
 
-def _c(name: str, type_: ColumnType, description: str) -> Column:
+def col(name: str, type_: ColumnType, description: str) -> Column:
     return Column(name, type_, description)
 
 
-_CREATED = _c("created_at", "datetime", "When it was created (account clock)")
-_CURRENCY = _c("currency", "string", "ISO 4217 code of the row's amounts")
-_ORDER_ID = _c("order_id", "string", "The order (`ord_...`)")
+_CREATED = col("created_at", "datetime", "When it was created (account clock)")
+_CURRENCY = col("currency", "string", "ISO 4217 code of the row's amounts")
+_ORDER_ID = col("order_id", "string", "The order (`ord_...`)")
 
 FILES: dict[str, FileSpec] = {
     "orders": FileSpec(
         "One row per order, oldest first.",
         (
-            _c("id", "string", "The order (`ord_...`)"),
-            _c("status", "string", "Order status, as `GET /v1/orders/{id}` gives it"),
-            _c("buyer_id", "string", "The buyer (`buy_...`)"),
-            _c("checkout_id", "string", "The checkout that created it"),
-            _c("merchant_order_id", "string", "Your order reference (empty when not given)"),
-            _c("terms", "string", "net30, net60, installments_3, installments_6, installments_12"),
+            col("id", "string", "The order (`ord_...`)"),
+            col("status", "string", "Order status, as `GET /v1/orders/{id}` gives it"),
+            col("buyer_id", "string", "The buyer (`buy_...`)"),
+            col("checkout_id", "string", "The checkout that created it"),
+            col("merchant_order_id", "string", "Your order reference (empty when not given)"),
+            col("terms", "string", "net30, net60, installments_3, installments_6, installments_12"),
             _CURRENCY,
-            _c("amount", "integer", "Authorized amount, minor units"),
-            _c("captured_amount", "integer", "Sum of captures, minor units"),
-            _c("refunded_amount", "integer", "Sum of refunds, minor units"),
-            _c("capturable_amount", "integer", "Still capturable, minor units"),
-            _c("refundable_amount", "integer", "Captured and not refunded, minor units"),
-            _c("decision_outcome", "string", "Underwriting outcome: approved, declined, review"),
-            _c("decision_reason", "string", "Why, when the decision gave a reason"),
-            _c("line_items", "json", "Line items: [{name, sku, quantity, unit_amount}]"),
-            _c("metadata", "json", "Your metadata: {key: value}"),
+            col("amount", "integer", "Authorized amount, minor units"),
+            col("captured_amount", "integer", "Sum of captures, minor units"),
+            col("refunded_amount", "integer", "Sum of refunds, minor units"),
+            col("capturable_amount", "integer", "Still capturable, minor units"),
+            col("refundable_amount", "integer", "Captured and not refunded, minor units"),
+            col("decision_outcome", "string", "Underwriting outcome: approved, declined, review"),
+            col("decision_reason", "string", "Why, when the decision gave a reason"),
+            col("line_items", "json", "Line items: [{name, sku, quantity, unit_amount}]"),
+            col("metadata", "json", "Your metadata: {key: value}"),
             _CREATED,
-            _c("updated_at", "datetime", "Last change (account clock)"),
-            _c("authorized_at", "datetime", "When it was authorized"),
-            _c("canceled_at", "datetime", "When it was canceled"),
-            _c("authorization_expires_at", "datetime", "When the uncaptured rest lapses"),
+            col("updated_at", "datetime", "Last change (account clock)"),
+            col("authorized_at", "datetime", "When it was authorized"),
+            col("canceled_at", "datetime", "When it was canceled"),
+            col("authorization_expires_at", "datetime", "When the uncaptured rest lapses"),
         ),
     ),
     "captures": FileSpec(
         "One row per capture, oldest first.",
         (
-            _c("id", "string", "The capture (`cap_...`)"),
+            col("id", "string", "The capture (`cap_...`)"),
             _ORDER_ID,
             _CURRENCY,
-            _c("amount", "integer", "Captured amount, minor units"),
-            _c("final", "boolean", "A final capture released the uncaptured rest"),
+            col("amount", "integer", "Captured amount, minor units"),
+            col("final", "boolean", "A final capture released the uncaptured rest"),
             _CREATED,
         ),
     ),
     "refunds": FileSpec(
         "One row per refund, oldest first.",
         (
-            _c("id", "string", "The refund (`ref_...`)"),
+            col("id", "string", "The refund (`ref_...`)"),
             _ORDER_ID,
             _CURRENCY,
-            _c("amount", "integer", "Refunded amount, minor units"),
-            _c("reason", "string", "The reason given (empty when none)"),
+            col("amount", "integer", "Refunded amount, minor units"),
+            col("reason", "string", "The reason given (empty when none)"),
             _CREATED,
         ),
     ),
     "repayments": FileSpec(
         "One row per buyer repayment (installment) of a capture, oldest first.",
         (
-            _c("id", "string", "The repayment (`rpy_...`)"),
+            col("id", "string", "The repayment (`rpy_...`)"),
             _ORDER_ID,
-            _c("buyer_id", "string", "The buyer who owes it"),
-            _c("capture_id", "string", "The capture it repays"),
-            _c("terms", "string", "The order's terms"),
-            _c("installment", "integer", "1-based number of this installment"),
-            _c("installments", "integer", "How many installments the capture has"),
+            col("buyer_id", "string", "The buyer who owes it"),
+            col("capture_id", "string", "The capture it repays"),
+            col("terms", "string", "The order's terms"),
+            col("installment", "integer", "1-based number of this installment"),
+            col("installments", "integer", "How many installments the capture has"),
             _CURRENCY,
-            _c("amount", "integer", "Still owed, minor units (refunds and lost disputes cut it)"),
-            _c("original_amount", "integer", "Owed when scheduled, minor units"),
-            _c("late_fee", "integer", "Charged to the buyer for paying late, minor units"),
-            _c("status", "string", "scheduled, late, paid, defaulted or canceled"),
-            _c("due_at", "datetime", "Due date"),
-            _c("paid_at", "datetime", "When it was paid"),
-            _c("defaulted_at", "datetime", "When it defaulted"),
+            col("amount", "integer", "Still owed, minor units (refunds and lost disputes cut it)"),
+            col("original_amount", "integer", "Owed when scheduled, minor units"),
+            col("late_fee", "integer", "Charged to the buyer for paying late, minor units"),
+            col("status", "string", "scheduled, late, paid, defaulted or canceled"),
+            col("due_at", "datetime", "Due date"),
+            col("paid_at", "datetime", "When it was paid"),
+            col("defaulted_at", "datetime", "When it defaulted"),
             _CREATED,
-            _c("updated_at", "datetime", "Last change (account clock)"),
+            col("updated_at", "datetime", "Last change (account clock)"),
         ),
     ),
     "settlements": FileSpec(
         "One row per settlement (payout), oldest first.",
         (
-            _c("id", "string", "The settlement (`stl_...`)"),
-            _c("status", "string", "pending or paid"),
+            col("id", "string", "The settlement (`stl_...`)"),
+            col("status", "string", "pending or paid"),
             _CURRENCY,
-            _c("amount", "integer", "The payout, minor units: the sum of its lines' `net`"),
-            _c("gross", "integer", "Sum of its lines' `gross`, minor units"),
-            _c("fees", "integer", "Sum of its lines' `fee`, minor units"),
-            _c("line_count", "integer", "How many lines it pays"),
-            _c("batch_date", "date", "The business day whose movements it pays out"),
-            _c("payout_date", "date", "When it is (or was) paid out"),
+            col("amount", "integer", "The payout, minor units: the sum of its lines' `net`"),
+            col("gross", "integer", "Sum of its lines' `gross`, minor units"),
+            col("fees", "integer", "Sum of its lines' `fee`, minor units"),
+            col("line_count", "integer", "How many lines it pays"),
+            col("batch_date", "date", "The business day whose movements it pays out"),
+            col("payout_date", "date", "When it is (or was) paid out"),
             _CREATED,
-            _c("paid_at", "datetime", "When it was paid"),
+            col("paid_at", "datetime", "When it was paid"),
         ),
     ),
     "settlement_lines": FileSpec(
@@ -162,49 +162,49 @@ FILES: dict[str, FileSpec] = {
         "report), grouped by settlement oldest first in the settlement's order, then the "
         "lines not yet settled, oldest first.",
         (
-            _c("id", "string", "The line (`sln_...`)"),
-            _c("settlement_id", "string", "The settlement that pays it (empty: not yet settled)"),
-            _c("type", "string", "capture, refund, fee, dispute, dispute_reversal, carry_forward"),
-            _c("order_id", "string", "The order the money belongs to (empty for carry_forward)"),
-            _c("source_id", "string", "The capture, refund, dispute or settlement behind it"),
+            col("id", "string", "The line (`sln_...`)"),
+            col("settlement_id", "string", "The settlement that pays it (empty: not yet settled)"),
+            col("type", "string", "capture, refund, fee, dispute, dispute_reversal, carry_forward"),
+            col("order_id", "string", "The order the money belongs to (empty for carry_forward)"),
+            col("source_id", "string", "The capture, refund, dispute or settlement behind it"),
             _CURRENCY,
-            _c("gross", "integer", "Minor units; negative for debits"),
-            _c("fee", "integer", "The merchant discount fee, minor units"),
-            _c("net", "integer", "gross - fee, minor units"),
-            _c("batch_date", "date", "The business day whose batch it belongs to"),
+            col("gross", "integer", "Minor units; negative for debits"),
+            col("fee", "integer", "The merchant discount fee, minor units"),
+            col("net", "integer", "gross - fee, minor units"),
+            col("batch_date", "date", "The business day whose batch it belongs to"),
             _CREATED,
         ),
     ),
     "disputes": FileSpec(
         "One row per dispute, oldest first.",
         (
-            _c("id", "string", "The dispute (`dp_...`)"),
+            col("id", "string", "The dispute (`dp_...`)"),
             _ORDER_ID,
-            _c("buyer_id", "string", "The buyer who disputed"),
+            col("buyer_id", "string", "The buyer who disputed"),
             _CURRENCY,
-            _c("amount", "integer", "Disputed amount, minor units"),
-            _c("reason", "string", "The buyer's reason"),
-            _c("status", "string", "needs_response, under_review, won or lost"),
-            _c("accepted", "boolean", "The merchant accepted it"),
-            _c("evidence", "json", "The evidence submitted: {name: text}, or null"),
-            _c("evidence_submitted_at", "datetime", "When evidence was submitted"),
-            _c("respond_by", "datetime", "The deadline for a response"),
-            _c("decides_at", "datetime", "When submitted evidence is decided"),
-            _c("closed_at", "datetime", "When it was won or lost"),
+            col("amount", "integer", "Disputed amount, minor units"),
+            col("reason", "string", "The buyer's reason"),
+            col("status", "string", "needs_response, under_review, won or lost"),
+            col("accepted", "boolean", "The merchant accepted it"),
+            col("evidence", "json", "The evidence submitted: {name: text}, or null"),
+            col("evidence_submitted_at", "datetime", "When evidence was submitted"),
+            col("respond_by", "datetime", "The deadline for a response"),
+            col("decides_at", "datetime", "When submitted evidence is decided"),
+            col("closed_at", "datetime", "When it was won or lost"),
             _CREATED,
-            _c("updated_at", "datetime", "Last change (account clock)"),
+            col("updated_at", "datetime", "Last change (account clock)"),
         ),
     ),
     "events": FileSpec(
         "One row per event (the webhook outbox), oldest first.",
         (
-            _c("id", "string", "The event (`evt_...`)"),
-            _c("type", "string", "Event type, e.g. `order.captured`"),
-            _c("object_type", "string", "The kind of object in `data`"),
-            _c("object_id", "string", "The object's id"),
-            _c("api_version", "string", "API version of `data`"),
+            col("id", "string", "The event (`evt_...`)"),
+            col("type", "string", "Event type, e.g. `order.captured`"),
+            col("object_type", "string", "The kind of object in `data`"),
+            col("object_id", "string", "The object's id"),
+            col("api_version", "string", "API version of `data`"),
             _CREATED,
-            _c("data", "json", "The object as it was when the event happened"),
+            col("data", "json", "The object as it was when the event happened"),
         ),
     ),
 }
@@ -310,14 +310,14 @@ def _refund_row(pair: tuple[str, Refund]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Source:
+class Rows:
     """A file's rows: the objects, and how one becomes a row."""
 
     items: list[Any]
     row: Callable[[Any], dict[str, Any]]
 
 
-def _sources(tx: Tx, aid: str) -> dict[str, _Source]:
+def _sources(tx: Tx, aid: str) -> dict[str, Rows]:
     orders = _orders(tx, aid)
     # Captures, refunds and repayments live in their order; a stable sort by creation keeps
     # ties (a frozen clock) in order, then position, order.
@@ -337,14 +337,14 @@ def _sources(tx: Tx, aid: str) -> dict[str, _Source]:
         return lambda obj: {name: getattr(obj, name) for name in names}
 
     return {
-        "orders": _Source(orders, _order_row),
-        "captures": _Source(captures, _capture_row),
-        "refunds": _Source(refunds, _refund_row),
-        "repayments": _Source(repayments, by_names("repayments")),
-        "settlements": _Source(settlements, by_names("settlements")),
-        "settlement_lines": _Source(lines, by_names("settlement_lines")),
-        "disputes": _Source(tx.finance_all(Dispute, aid, DISPUTE_KIND), by_names("disputes")),
-        "events": _Source(_events(tx, aid), by_names("events")),
+        "orders": Rows(orders, _order_row),
+        "captures": Rows(captures, _capture_row),
+        "refunds": Rows(refunds, _refund_row),
+        "repayments": Rows(repayments, by_names("repayments")),
+        "settlements": Rows(settlements, by_names("settlements")),
+        "settlement_lines": Rows(lines, by_names("settlement_lines")),
+        "disputes": Rows(tx.finance_all(Dispute, aid, DISPUTE_KIND), by_names("disputes")),
+        "events": Rows(_events(tx, aid), by_names("events")),
     }
 
 
@@ -375,7 +375,7 @@ def _csv_value(value: Any, type_: ColumnType) -> str:
     return str(_json_value(value, type_))
 
 
-def _rows(spec: FileSpec, source: _Source) -> Iterator[list[tuple[Column, Any]]]:
+def _rows(spec: FileSpec, source: Rows) -> Iterator[list[tuple[Column, Any]]]:
     for item in source.items:
         row = source.row(item)
         if list(row) != spec.names:  # pragma: no cover - a builder out of step with FILES
@@ -383,7 +383,7 @@ def _rows(spec: FileSpec, source: _Source) -> Iterator[list[tuple[Column, Any]]]
         yield [(column, row[column.name]) for column in spec.columns]
 
 
-def encode(spec: FileSpec, source: _Source, fmt: ExportFormat) -> tuple[bytes, int]:
+def encode(spec: FileSpec, source: Rows, fmt: ExportFormat) -> tuple[bytes, int]:
     """The file's bytes and its row count."""
     count = 0
     if fmt == "jsonl":

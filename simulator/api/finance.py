@@ -3,35 +3,43 @@
 
 from __future__ import annotations
 
-import csv
-import io
+from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import ACCOUNT_KEY, parse, path_id, query, run, service_of
-from simulator.domain.finance import Dispute, Settlement
+from simulator.domain.finance import Dispute, Settlement, SettlementLine
+from simulator.exports import MEDIA, FileSpec, Rows, col, encode
 from simulator.service import Ctx
 
-# The settlement report's columns, in order (CSV header and JSON-lines keys alike).
-REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("settlement_id", "The settlement (payout) the line is paid in"),
-    ("line_id", "The line's id (`sln_...`), stable across downloads"),
-    ("type", "capture, refund, fee, dispute, dispute_reversal or carry_forward"),
-    ("order_id", "The order the money belongs to (empty for carry_forward)"),
-    ("source_id", "The capture, refund, dispute or settlement that made the line"),
-    ("currency", "ISO 4217 code"),
-    ("gross", "Minor units; negative for debits"),
-    ("fee", "The merchant discount fee, minor units"),
-    ("net", "gross - fee, minor units; the lines' net sums to the payout"),
-    ("batch_date", "The business day whose batch the line belongs to (YYYY-MM-DD)"),
-    ("created_at", "When the movement happened on the account clock (RFC 3339, UTC)"),
+# The settlement report: one row per line as the report tells it, oldest first.
+REPORT = FileSpec(
+    "A settlement's lines",
+    (
+        col("settlement_id", "string", "The settlement (payout) the line is paid in"),
+        col("line_id", "string", "The line's id (`sln_...`), stable across downloads"),
+        col("type", "string", "capture, refund, fee, dispute, dispute_reversal or carry_forward"),
+        col("order_id", "string", "The order the money belongs to (null for carry_forward)"),
+        col("source_id", "string", "The capture, refund, dispute or settlement behind it"),
+        col("currency", "string", "ISO 4217 code"),
+        col("gross", "integer", "Minor units; negative for debits"),
+        col("fee", "integer", "The merchant discount fee, minor units"),
+        col("net", "integer", "gross - fee, minor units; the lines' net sums to the payout"),
+        col("batch_date", "date", "The business day whose batch the line belongs to"),
+        col("created_at", "datetime", "When the movement happened (account clock)"),
+    ),
 )
-CSV_MEDIA = "text/csv"
-JSONL_MEDIA = "application/x-ndjson"
+
+
+def _report_row(line: SettlementLine) -> dict[str, Any]:
+    return {
+        "settlement_id": line.settlement_id,
+        "line_id": line.id,
+        **{name: getattr(line, name) for name in REPORT.names[2:]},
+    }
 
 
 async def get_buyer(request: Request) -> Response:
@@ -73,32 +81,10 @@ async def get_settlement_report(request: Request) -> Response:
     q = query(request, s.ReportQuery)
     with service_of(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
         settlement = service_of(request).finance.get_settlement(ctx, path_id(request))
-    rows = [
-        {
-            "settlement_id": settlement.id,
-            "line_id": line.id,
-            "type": line.type,
-            "order_id": line.order_id or "",
-            "source_id": line.source_id,
-            "currency": line.currency,
-            "gross": line.gross,
-            "fee": line.fee,
-            "net": line.net,
-            "batch_date": line.batch_date.isoformat(),
-            "created_at": line.created_at.isoformat().replace("+00:00", "Z"),
-        }
-        for line in settlement.report_lines
-    ]
+    data, _ = encode(REPORT, Rows(settlement.report_lines, _report_row), q.format)
     name = f"{settlement.id}.{q.format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if q.format == "jsonl":
-        body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-        return Response(body, 200, media_type=JSONL_MEDIA, headers=headers)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[c for c, _ in REPORT_COLUMNS], lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(out.getvalue(), 200, media_type=CSV_MEDIA, headers=headers)
+    return Response(data, 200, media_type=MEDIA[q.format], headers=headers)
 
 
 async def list_disputes(request: Request) -> Response:
@@ -154,10 +140,10 @@ _READ = (401, 404, 422)
 _WRITE = (400, 401, 404, 409, 413, 415, 422)
 _REPORT_DESCRIPTION = (
     "The settlement's lines as a file, one row per line, with these columns:\n\n"
-    + "\n".join(f"- `{c}`: {d}" for c, d in REPORT_COLUMNS)
-    + "\n\nCSV has a header row and CRLF line ends; JSON lines have the same keys, with "
-    "integers as JSON numbers. Reconcile against your ledger: the lines' `net` sums to the "
-    "settlement's `amount`."
+    + "\n".join(f"- `{c.name}` ({c.type}): {c.description}" for c in REPORT.columns)
+    + "\n\nCSV has a header row and CRLF line ends, and a null is an empty field; JSON lines "
+    "have the same keys, with integers as JSON numbers. Reconcile against your ledger: the "
+    "lines' `net` sums to the settlement's `amount`."
 )
 
 OPERATIONS: list[Op] = [
@@ -193,7 +179,7 @@ OPERATIONS: list[Op] = [
         errors=_READ,
         tag="Settlements",
         description=_REPORT_DESCRIPTION,
-        file_media=(CSV_MEDIA, JSONL_MEDIA),
+        file_media=(MEDIA["csv"], MEDIA["jsonl"]),
     ),
     Op(
         "listDisputes",
