@@ -2,7 +2,7 @@
 
 sandbank integration serve --provider-url URL --api-key KEY [--db PATH] [--host H] [--port P]
                            [--webhook-secret whsec_... (repeatable)] [--resume-every S]
-                           [--process-every S] [--log-level info]
+                           [--process-every S] [--poll-every S] [--log-level info]
 sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--since YYYY-MM-DD]
                                [--limit N] [--metrics-file PATH]
 
@@ -10,7 +10,11 @@ sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--s
 attempt, each with its correlation id. With `--webhook-secret` (the secret the provider gave
 when the endpoint was registered; twice during a rotation) it receives the provider's webhooks
 at `POST /webhooks/provider` into the inbox (same SQLite file) and folds them into the ERP
-orders and the ledger.
+orders and the ledger. The events poller reads the provider's `GET /v1/events` into the same
+inbox at start and every `--poll-every` seconds (default 30; 0 turns it off), from where the
+last poll stopped (the cursor is kept in the database): what no webhook brought still
+arrives, and an event both delivered and polled is processed once. Without a webhook secret
+the poller is the only way events arrive.
 
 `reconcile` reads the provider's latest settlements (each report's lines) and disputes, posts
 the disputes, fees and payouts into the ledger of `--db` (idempotent), reconciles the report
@@ -97,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between runs of the event worker (default 1; also woken by deliveries)",
     )
     serve.add_argument(
+        "--poll-every",
+        type=float,
+        default=30.0,
+        help="seconds between polls of the provider's event list (default 30; 0: off)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -178,6 +188,8 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("--resume-every must be positive")
     if args.process_every <= 0:
         return _fail("--process-every must be positive")
+    if args.poll_every < 0:
+        return _fail("--poll-every must be positive (or 0: no polling)")
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)
@@ -197,6 +209,7 @@ def serve(args: argparse.Namespace) -> int:
             inbox=inbox,
             webhook_secrets=list(args.webhook_secret),
             process_every_s=float(args.process_every),
+            poll_every_s=float(args.poll_every) or None,
         )
     except Exception as exc:  # a malformed webhook secret (standardwebhooks' own errors)
         for closable in (inbox, ledger, book, store):

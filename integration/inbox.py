@@ -19,6 +19,10 @@ One SQLite file (stdlib `sqlite3`, WAL, `synchronous=FULL`), or `:memory:` for t
     One processor at a time is assumed (the service's background task); two would only do
     duplicate, harmless work.
 
+`cursors` — where a poller of the provider's event list stopped (`name` -> `value`, e.g. the
+newest event id accepted), so a restart reads on from there. `set_cursor` joins an open
+`transaction()`, so the events a poll accepts and the cursor past them commit together.
+
 `order_state` — the normalized state of each provider order, from the order snapshots the
 events carry (`data` of an event whose `object_type` is "order").
   NEVER BACKWARDS: webhooks arrive at least once and in any order, so a snapshot replaces the
@@ -106,6 +110,11 @@ CREATE TABLE IF NOT EXISTS raw_events (
     next_attempt_at TEXT
 );
 CREATE INDEX IF NOT EXISTS raw_events_pending ON raw_events (status, next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS cursors (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS order_state (
     provider_order_id TEXT    PRIMARY KEY,
     status            TEXT    NOT NULL,
@@ -357,6 +366,22 @@ class Inbox:
                 (webhook_id,),
             ).fetchone()
         return None if row is None else _raw(row)
+
+    # --- poll cursors -------------------------------------------------------------------------
+    def cursor(self, name: str) -> str | None:
+        """The stored cursor `name`, or None (never polled)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (name, value, _iso(self.clock())),
+            )
 
     # --- order state --------------------------------------------------------------------------
     def apply(self, event: ProviderEvent) -> Applied:

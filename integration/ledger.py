@@ -153,6 +153,7 @@ class LedgerStore(Protocol):
     def postings(
         self, *, reference: str | None = None, event_kind: PostingKind | None = None
     ) -> list[Posting]: ...
+    def order_postings(self, order_id: str, references: Sequence[str] = ()) -> list[Posting]: ...
     def balance(self, account: str, currency: str) -> int: ...
     def trial_balance(self, currency: str) -> dict[str, int]: ...
     def currencies(self) -> list[str]: ...
@@ -210,6 +211,11 @@ class MemoryLedgerStore:
                 if (reference is None or p.reference == reference)
                 and (event_kind is None or p.event_kind == event_kind)
             ]
+
+    def order_postings(self, order_id: str, references: Sequence[str] = ()) -> list[Posting]:
+        refs = set(references)
+        with self._lock:
+            return [p for p in self._postings if p.order_id == order_id or p.reference in refs]
 
     def balance(self, account: str, currency: str) -> int:
         return self._balances.get((currency, account), 0)
@@ -289,6 +295,7 @@ class SqliteLedgerStore:
         for name, declaration in _ADDED_COLUMNS:
             if name not in present:  # a file written before the column existed
                 self._db.execute(f"ALTER TABLE postings ADD COLUMN {name} {declaration}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS postings_by_order ON postings (order_id)")
 
     def append(self, postings: Sequence[Posting]) -> None:
         for posting in postings:
@@ -355,6 +362,12 @@ class SqliteLedgerStore:
             params.append(str(event_kind))
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self._select(f"{where} ORDER BY seq", tuple(params))
+
+    def order_postings(self, order_id: str, references: Sequence[str] = ()) -> list[Posting]:
+        return self._select(
+            "WHERE order_id = ? OR reference IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            (order_id, json.dumps(list(references))),
+        )
 
     def balance(self, account: str, currency: str) -> int:
         with self._lock:
@@ -547,6 +560,12 @@ class Ledger:
     ) -> list[Posting]:
         """Postings in the order they were written, optionally filtered."""
         return self.store.postings(reference=reference, event_kind=event_kind)
+
+    def order_postings(self, order_id: str, references: Sequence[str] = ()) -> list[Posting]:
+        """Every posting of the provider's order `order_id` (its `order_id`), and those whose
+        reference is one of `references` (e.g. written before postings carried an order), in
+        the order they were written."""
+        return self.store.order_postings(order_id, references)
 
     def balance(self, account: str, currency: str) -> int:
         """Debits minus credits on `account` in `currency`, in minor units."""

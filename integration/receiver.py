@@ -33,6 +33,12 @@ an injected `fetch_page(cursor) -> (events, next_cursor)` and accepts every even
 inbox with `source='poll'`; the event id is the `webhook-id`, so an event both delivered and
 polled is stored once. This module does no HTTP itself. The caller bounds the walk (e.g.
 `created_gte` in its fetch function, or `max_pages`).
+
+`apoll_since(list_events, inbox)` is the poller the order-to-cash service runs: it asks an
+adapter's `list_events(cursor)` for the events after the cursor stored in the inbox
+(`POLL_CURSOR`; None at first: everything), accepts them oldest first with `source='poll'`
+and moves the cursor past them in the same inbox transaction, so a restart reads on from
+where the last poll stopped and a crash mid-poll re-reads (deduped) rather than skips.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ DEFAULT_MAX_BODY = 1024 * 1024  # Standard Webhooks payloads are small (~20 kB)
 _UNSTORED_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 Page = tuple[list[dict[str, object]], str | None]
+# The inbox cursor of the provider's event list (its newest event accepted by a poll).
+POLL_CURSOR: Final = "provider_events"
 
 
 class WebhookRejected(Exception):
@@ -354,8 +362,12 @@ async def aprocess_pending(
 
 # --- polling --------------------------------------------------------------------------------------
 def _accept_page(inbox: Inbox, events: Iterable[dict[str, object]]) -> int:
+    return _accept_oldest_first(inbox, reversed(list(events)))  # a page is newest first
+
+
+def _accept_oldest_first(inbox: Inbox, events: Iterable[Mapping[str, object]]) -> int:
     new = 0
-    for event in reversed(list(events)):  # a page is newest first; queue oldest first
+    for event in events:
         event_id = event.get("id")
         if not isinstance(event_id, str) or not event_id:
             log.warning("polled event without an id skipped")
@@ -398,3 +410,29 @@ async def apoll_events(
         pages += 1
         if cursor is None or (max_pages is not None and pages >= max_pages):
             return new
+
+
+def _accept_polled(
+    inbox: Inbox, events: Sequence[Mapping[str, object]], name: str, after: str | None
+) -> int:
+    with inbox.transaction():
+        new = _accept_oldest_first(inbox, events)
+        if after is not None and after != inbox.cursor(name):
+            inbox.set_cursor(name, after)
+    return new
+
+
+async def apoll_since(
+    list_events: Callable[[str | None], Awaitable[tuple[Sequence[ProviderEvent], str | None]]],
+    inbox: Inbox,
+    *,
+    name: str = POLL_CURSOR,
+) -> int:
+    """One poll: the events after the inbox's cursor `name` (`list_events(cursor)` returns
+    them oldest first with the cursor to pass next time, as `ProviderAdapter.list_events`
+    does) into the inbox, and the cursor moved past them in the same transaction. Returns
+    how many events were new (a webhook may have brought the others already)."""
+    cursor = await run_in_threadpool(inbox.cursor, name)
+    events, after = await list_events(cursor)
+    bodies = [event.raw for event in events]
+    return await run_in_threadpool(_accept_polled, inbox, bodies, name, after)

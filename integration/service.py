@@ -11,8 +11,10 @@ id, hence the same Idempotency-Key. An ambiguous capture or refund is resolved b
 provider's order first and by that same-key retry, never by a request under a new key.
 
 `create_service_app` puts it behind a small Starlette API (errors as application/problem+json)
-with a background resumer in the lifespan, and Prometheus text at `GET /metrics`
-(`integration.metrics`: approval velocity, orders by state, retries, breakers, open holds).
+with a background resumer, an events poller and an event worker in the lifespan, and
+Prometheus text at `GET /metrics` (`integration.metrics`: approval velocity, orders by state,
+retries, breakers, open holds). Provider events come by webhook, by the poller, or both
+(one inbox row per event id); `GET /orders/{id}` shows every ledger posting of the order.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -54,7 +56,13 @@ from integration.model import (
     Refund,
 )
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
-from integration.receiver import DEFAULT_TOLERANCE_S, Verifier, aprocess_pending, webhook_endpoint
+from integration.receiver import (
+    DEFAULT_TOLERANCE_S,
+    Verifier,
+    apoll_since,
+    aprocess_pending,
+    webhook_endpoint,
+)
 from integration.settlements import post_payouts
 
 log = logging.getLogger("sandbank.integration")
@@ -291,6 +299,18 @@ class OrderToCash:
 
         return await aprocess_pending(inbox, handle, limit)
 
+    async def poll_events(self, inbox: Inbox) -> int:
+        """Read the provider's events after the inbox's poll cursor into the inbox (the events
+        poller: catches what no webhook brought) and move the cursor. Returns how many were
+        new; `process_events` folds them in like delivered ones (one row per event id, so an
+        event both delivered and polled is processed once)."""
+        # Its provider calls and log line share one id (the poll's start, by the service clock).
+        with logs.bound(logs.correlation_id() or f"poll_{self.clock():%Y%m%dT%H%M%S%f}"):
+            new = await apoll_since(self.adapter.list_events, inbox)
+            if new:
+                logs.emit(log, "provider_events_polled", new=new)
+        return new
+
     def _post_movements(self, snapshot: Authorization) -> None:
         for capture in snapshot.captures:
             money = capture.amount
@@ -325,9 +345,8 @@ class OrderToCash:
             changes["erp_state"] = state
         if snapshot is not None and state in (ErpState.CANCELED, ErpState.EXPIRED):
             kind = EventKind.CANCELED if state is ErpState.CANCELED else EventKind.EXPIRED
-            self.ledger.post(
-                kind, {"gross": 0}, order.currency, snapshot.provider_order_id, at=event.at
-            )
+            oid = snapshot.provider_order_id
+            self.ledger.post(kind, {"gross": 0}, order.currency, oid, at=event.at, order_id=oid)
         if not changes:
             return "unchanged"
         updated = self.book.update(order.merchant_order_id, self._now(), **changes)
@@ -340,13 +359,6 @@ class OrderToCash:
     # --- views --------------------------------------------------------------------------------
     def view(self, order: ErpOrder) -> dict[str, Any]:
         holds = self.book.holds(order.merchant_order_id)
-        postings: list[Posting] = []
-        seen: set[str] = set()
-        for ref in [h.reference for h in holds if h.reference]:
-            for p in self.ledger.postings(reference=ref):
-                if p.id not in seen:
-                    seen.add(p.id)
-                    postings.append(p)
         return {
             "merchant_order_id": order.merchant_order_id,
             "amount": order.amount,
@@ -358,8 +370,20 @@ class OrderToCash:
             "provider_order_id": order.provider_order_id,
             "checkout_url": order.checkout_url,
             "holds": [_hold_json(h) for h in holds],
-            "ledger": [_posting_json(p) for p in postings],
+            "ledger": [_posting_json(p) for p in self._postings(order, holds)],
         }
+
+    def _postings(self, order: ErpOrder, holds: Sequence[Hold]) -> list[Posting]:
+        """Every posting of the order, in the order written: those made for its provider order
+        (by the service, from events or by a reconciliation run: captures, refunds, disputes,
+        their reversals) and, from before postings carried an order, those under a reference
+        one of its holds recorded. A settlement's fees and payout belong to no one order."""
+        references = [h.reference for h in holds if h.reference]
+        if order.provider_order_id is None:
+            found = {p.id: p for ref in references for p in self.ledger.postings(reference=ref)}
+            return list(found.values())
+        references.append(order.provider_order_id)  # a release or a lapse is posted under it
+        return self.ledger.order_postings(order.provider_order_id, references)
 
     # --- internals ----------------------------------------------------------------------------
     def _lock(self, merchant_order_id: str) -> asyncio.Lock:
@@ -565,9 +589,8 @@ class OrderToCash:
                 self._refused(hold, exc)
                 raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
             at = self.clock()
-        self.ledger.post(
-            EventKind.CANCELED, {"gross": 0}, order.currency, order.provider_order_id, at=at
-        )
+        oid = order.provider_order_id
+        self.ledger.post(EventKind.CANCELED, {"gross": 0}, order.currency, oid, at=at, order_id=oid)
         if self.book.resolve_hold(
             hold.id,
             "canceled",
@@ -752,22 +775,40 @@ def _posting_json(posting: Posting) -> dict[str, Any]:
 
 
 # --- the HTTP service -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Loops:
+    """What runs in the background, and how often (None: not at all)."""
+
+    resume_every_s: float | None
+    inbox: Inbox | None
+    process_every_s: float | None
+    poll_every_s: float | None
+    sleep: Callable[[float], Awaitable[None]]
+
+
 def _background(
-    service: OrderToCash,
-    resume_every_s: float | None,
-    inbox: Inbox | None,
-    process_every_s: float | None,
-    wake: asyncio.Event,
+    service: OrderToCash, loops: _Loops, wake: asyncio.Event
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """The lifespan: the resumer and the event worker run while the service does."""
+    """The lifespan: the resumer, the events poller and the event worker run while the
+    service does."""
+    sleep = loops.sleep
 
     async def resumer(every_s: float) -> None:
         while True:
-            await asyncio.sleep(every_s)
+            await sleep(every_s)
             try:
                 await service.resume()
             except Exception:
                 log.exception("the resumer failed; trying again in %ss", every_s)
+
+    async def poller(box: Inbox, every_s: float) -> None:
+        while True:  # at once on start: what was missed while the service was down
+            try:
+                if await service.poll_events(box):
+                    wake.set()
+            except Exception:
+                log.exception("the events poller failed; trying again in %ss", every_s)
+            await sleep(every_s)
 
     async def event_worker(box: Inbox, every_s: float) -> None:
         while True:
@@ -782,10 +823,12 @@ def _background(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = []
-        if resume_every_s is not None:
-            tasks.append(asyncio.create_task(resumer(resume_every_s)))
-        if inbox is not None and process_every_s is not None:
-            tasks.append(asyncio.create_task(event_worker(inbox, process_every_s)))
+        if loops.resume_every_s is not None:
+            tasks.append(asyncio.create_task(resumer(loops.resume_every_s)))
+        if loops.inbox is not None and loops.poll_every_s is not None:
+            tasks.append(asyncio.create_task(poller(loops.inbox, loops.poll_every_s)))
+        if loops.inbox is not None and loops.process_every_s is not None:
+            tasks.append(asyncio.create_task(event_worker(loops.inbox, loops.process_every_s)))
         try:
             yield
         finally:
@@ -817,24 +860,33 @@ def create_service_app(
     inbox: Inbox | None = None,
     webhook_secrets: str | Sequence[str] = (),
     process_every_s: float | None = 1.0,
+    poll_every_s: float | None = None,
     webhook_clock: Callable[[], datetime] | None = None,
     webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
     correlation_ids: Callable[[], str] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Starlette:
     """The order-to-cash API.
 
     `resume_every_s` (None: off) paces the background resumer. With an `inbox`, the event
     worker folds provider events into the ERP and the ledger (`OrderToCash.process_events`)
-    every `process_every_s` (None: off; tests call it) and at once after each new delivery;
-    with `webhook_secrets` too, `POST /webhooks/provider` receives Standard Webhooks into that
-    inbox (verified on `webhook_clock`, default the service's clock). `correlation_ids` makes
-    the ids of requests that bring no `X-Correlation-Id` (default: random, from the OS).
+    every `process_every_s` (None: off; tests call it) and at once after each new delivery
+    or poll that brought something new; with `webhook_secrets` too, `POST /webhooks/provider`
+    receives Standard Webhooks into that inbox (verified on `webhook_clock`, default the
+    service's clock). `poll_every_s` (None: off) runs the events poller
+    (`OrderToCash.poll_events`) at start and then every so often: it reads the provider's
+    event list after the inbox's stored cursor into the same inbox, so an event no webhook
+    brought still arrives, and one both delivered and polled is processed once. The resumer
+    and the poller wait with `sleep`. `correlation_ids` makes the ids of requests that bring
+    no `X-Correlation-Id` (default: random, from the OS).
     """
     new_correlation_id = correlation_ids or logs.random_ids()
     wake = asyncio.Event()
     secrets = [webhook_secrets] if isinstance(webhook_secrets, str) else list(webhook_secrets)
     if secrets and inbox is None:
         raise ValueError("webhook secrets need an inbox to receive into")
+    if poll_every_s is not None and inbox is None:
+        raise ValueError("the events poller needs an inbox to poll into")
 
     def answer(outcome: Outcome, created: bool = False) -> JSONResponse:
         body = service.view(outcome.order)
@@ -907,7 +959,11 @@ def create_service_app(
         exception_handlers={OrderProblem: on_problem, HTTPException: on_http},
         # Outermost of the user middleware: the id is bound before any endpoint runs.
         middleware=[Middleware(logs.CorrelationMiddleware, new_id=new_correlation_id)],
-        lifespan=_background(service, resume_every_s, inbox, process_every_s, wake),
+        lifespan=_background(
+            service,
+            _Loops(resume_every_s, inbox, process_every_s, poll_every_s, sleep),
+            wake,
+        ),
     )
     app.state.inbox = inbox
     return app

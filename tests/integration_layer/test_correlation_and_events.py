@@ -14,114 +14,59 @@ import asyncio
 import itertools
 import json
 import logging
-import random
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from factories import ADMIN, BASE_URL, START, Account, Api, build_app
-from starlette.applications import Starlette
+from factories import ADMIN, BASE_URL, START, Api, build_app
+from shop_harness import LateBound, Shop, order_body
 
-from integration.adapters import make_adapter
-from integration.breaker import Breakers
 from integration.cli import main as integration_main
 from integration.client import ProviderRejected
-from integration.inbox import Inbox
-from integration.ledger import Ledger
 from integration.logs import JsonFormatter, bound
 from integration.model import EventKind
-from integration.orders import ErpState, OrderBook
-from integration.service import WEBHOOK_PATH, OrderToCash, create_service_app
-from integration.store import IntegrationStore
+from integration.orders import ErpState
+from integration.service import WEBHOOK_PATH, create_service_app
 from simulator.clock import ManualClock
 
-T = TypeVar("T")
 HOOK = f"http://127.0.0.1:9{WEBHOOK_PATH}"
 CAPTURED = EventKind.CAPTURED
 
 
-class Erp:
-    """The order-to-cash service with its inbox, wired both ways to an in-process simulator."""
+class Erp(Shop):
+    """The harness's service with its inbox, wired both ways to a simulator of its own that
+    delivers its webhooks to the service (`hooks.target`), on the simulator's wall clock."""
 
     def __init__(self, tmp_path: Path, **account_settings: Any) -> None:
-        self.wall = ManualClock(START)
-        self.target: Starlette | None = None
-        sim = build_app(clock=self.wall, webhook_transport=httpx.ASGITransport(app=self.forward))
-        self.api = Api(sim, self.wall)
-        self.account: Account = self.api.new_account(seed=7, **account_settings)
-        r = self.api.post("/v1/webhook_endpoints", headers=self.account.headers, json={"url": HOOK})
+        self.sim_clock = ManualClock(START)
+        self.hooks = LateBound()
+        sim = build_app(clock=self.sim_clock, webhook_transport=httpx.ASGITransport(app=self.hooks))
+        api = Api(sim, self.sim_clock)
+        account = api.new_account(seed=7, **account_settings)
+        r = api.post("/v1/webhook_endpoints", headers=account.headers, json={"url": HOOK})
         assert r.status_code == 201, r.text
         self.endpoint = dict(r.json())
-
-        self.t = 100.0
-        rng = random.Random(3)
-        db = tmp_path / "integration.db"
-        self.store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
-        self.adapter = make_adapter(
-            {
-                "provider": "sandbank",
-                "base_url": BASE_URL,
-                "api_key": self.account.api_key,
-                "retry": {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3},
-            },
-            store=self.store,
-            clock=lambda: self.t,
-            sleep=self.sleep,
-            random=lambda: 0.5,
-            breakers=Breakers(lambda: self.t, failure_threshold=50, cooldown_s=30.0),
-            transport=httpx.ASGITransport(app=sim),  # type: ignore[arg-type]
-        )
-        self.book = OrderBook(db)
-        self.ledger = Ledger.sqlite(db)
-        self.inbox = Inbox(db, clock=self.wall.now)
-        self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=self.wall.now)
         ids = itertools.count(1)
-        self.app = create_service_app(
-            self.service,
-            resume_every_s=None,
-            inbox=self.inbox,
+        super().__init__(
+            api,
+            sim,
+            account,
+            tmp_path / "integration.db",
+            wall=self.sim_clock.now,
+            retry={"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3},
+            inbox=True,
             webhook_secrets=self.endpoint["secret"],
-            process_every_s=None,
             correlation_ids=lambda: f"cor_test_{next(ids)}",
         )
-        self.target = self.app
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://erp.test"
-        )
-
-    async def forward(self, scope: Any, receive: Any, send: Any) -> None:
-        assert self.target is not None
-        await self.target(scope, receive, send)
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        result: T = self.api.loop.run_until_complete(coro)
-        return result
-
-    def post(self, url: str, body: Any = None, **headers: str) -> httpx.Response:
-        return self.run(self.http.post(url, json=body, headers=headers))
-
-    def get(self, url: str) -> httpx.Response:
-        return self.run(self.http.get(url))
+        self.hooks.target = self.app
 
     def flush(self) -> int:
         """Deliver every due webhook to the service; the number of attempts made."""
         r = self.api.post("/_sandbox/webhooks/flush", headers=ADMIN, json={})
         assert r.status_code == 200, r.text
         return int(r.json()["attempts"])
-
-    def process(self) -> int:
-        return self.run(self.service.process_events(self.inbox, limit=1000))
-
-    def fault(self, **rule: Any) -> None:
-        r = self.api.post(
-            "/_sandbox/faults", headers=ADMIN, json={"account": self.account.id, **rule}
-        )
-        assert r.status_code == 201, r.text
 
     def quirks(self, **q: Any) -> None:
         r = self.api.put(
@@ -134,26 +79,12 @@ class Erp:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    def provider(self, path: str, body: Any) -> dict[str, Any]:
-        """A call straight to the provider, as another system (a dashboard) would make it."""
-        r = self.api.post(path, headers=self.account.headers, json=body)
-        assert r.status_code in (200, 201), r.text
-        return dict(r.json())
-
     def captured_postings(self) -> list[str]:
         return [p.reference for p in self.ledger.postings(event_kind=CAPTURED)]
 
-    def balanced(self) -> bool:
-        return all(
-            sum(self.ledger.trial_balance(c).values()) == 0 for c in self.ledger.currencies()
-        )
-
     def close(self) -> None:
-        self.run(self.http.aclose())
-        self.run(self.adapter.client.aclose())  # type: ignore[attr-defined]
+        super().close()
         self.api.close()
-        for closable in (self.inbox, self.ledger, self.book, self.store):
-            closable.close()
 
 
 @pytest.fixture
@@ -161,18 +92,6 @@ def erp(tmp_path: Path) -> Iterator[Erp]:
     e = Erp(tmp_path)
     yield e
     e.close()
-
-
-def order_body(merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
-    return {
-        "merchant_order_id": merchant_order_id,
-        "amount": amount,
-        "currency": "USD",
-        "buyer": {"legal_name": "Acme Supply Co", "email": "ap+approve@acme.test"},
-        "line_items": [{"name": "Pallet of widgets", "quantity": 2, "unit_amount": amount // 2}],
-        "return_url": "https://shop.test/return",
-        "cancel_url": "https://shop.test/cancel",
-    }
 
 
 def lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[dict[str, Any]]:
@@ -462,7 +381,7 @@ def test_the_event_worker_in_the_lifespan_is_woken_by_a_delivery(erp: Erp) -> No
         webhook_secrets=erp.endpoint["secret"],
         process_every_s=60.0,  # far longer than the test: only the wake-up can explain it
     )
-    erp.target = app
+    erp.hooks.target = app
     placed = erp.place("SO-11")
     erp.api.approve(placed["provider_checkout_id"])
 

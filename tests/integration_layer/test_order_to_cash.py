@@ -1,129 +1,31 @@
-"""Order-to-cash against the real simulator, in-process.
+"""Order-to-cash against the real simulator, in-process (the harness: `shop_harness.Shop`).
 
-The service's API is driven through `httpx.ASGITransport`; the service talks to the simulator
-through another one. Faults come from the simulator's control plane; time is a manual clock the
-injected sleep advances (nothing really sleeps); the resumer is called by hand.
+Faults come from the simulator's control plane; time is a manual clock the injected sleep
+advances (nothing really sleeps); the resumer is called by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from factories import ADMIN, BASE_URL, Account, Api
+from factories import ADMIN, BASE_URL
+from shop_harness import Shop, balanced, order_body
 
-from integration.adapters import make_adapter
-from integration.breaker import Breakers
 from integration.cli import main as integration_main
-from integration.ledger import Ledger
-from integration.orders import OrderBook
-from integration.service import OrderToCash, create_service_app
-from integration.store import IntegrationStore
-from simulator.app import SandbankApp
+from integration.service import create_service_app
 from simulator.cli import main as sandbank_main
 
-T = TypeVar("T")
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class MonotonicClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@dataclass
-class RecordingSleep:
-    clock: MonotonicClock
-    calls: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.clock.t += seconds
-
-
-@dataclass
-class Shop:
-    """The order-to-cash service, its API client and what it is built on."""
-
-    api: Api
-    account: Account
-    service: OrderToCash
-    ledger: Ledger
-    book: OrderBook
-    store: IntegrationStore
-    clock: MonotonicClock
-    http: httpx.AsyncClient
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        result: T = self.api.loop.run_until_complete(coro)
-        return result
-
-    def post(self, url: str, body: Any = None) -> httpx.Response:
-        return self.run(self.http.post(url, json=body))
-
-    def get(self, url: str) -> httpx.Response:
-        return self.run(self.http.get(url))
-
-    def resume(self) -> int:
-        return self.run(self.service.resume())
+RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}
 
 
 @pytest.fixture
-def shop(api: Api, app: SandbankApp, account: Account, tmp_path: Path) -> Iterator[Shop]:
-    clock = MonotonicClock()
-    rng = random.Random(3)
-    db = tmp_path / "integration.db"
-    store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
-    adapter = make_adapter(
-        {
-            "provider": "sandbank",
-            "base_url": BASE_URL,
-            "api_key": account.api_key,
-            "retry": {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0},
-        },
-        store=store,
-        clock=clock,
-        sleep=RecordingSleep(clock),
-        random=lambda: 0.5,
-        breakers=Breakers(clock, failure_threshold=50, cooldown_s=30.0),
-        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-    )
-    book = OrderBook(db)
-    ledger = Ledger.sqlite(db)
-    service = OrderToCash(adapter, book, ledger, clock=lambda: NOW)
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_service_app(service, resume_every_s=None)),
-        base_url="http://shop.test",
-    )
-    s = Shop(api, account, service, ledger, book, store, clock, http)
-    yield s
-    s.run(http.aclose())
-    s.run(adapter.client.aclose())  # type: ignore[attr-defined]
-    ledger.close()
-    book.close()
-    store.close()
-
-
-def order_body(merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
-    return {
-        "merchant_order_id": merchant_order_id,
-        "amount": amount,
-        "currency": "USD",
-        "buyer": {"legal_name": "Acme Supply Co", "email": "ap+approve@acme.test"},
-        "line_items": [{"name": "Pallet of widgets", "quantity": 2, "unit_amount": amount // 2}],
-        "return_url": "https://shop.test/return",
-        "cancel_url": "https://shop.test/cancel",
-    }
+def shop(new_shop: Callable[..., Shop]) -> Shop:
+    return new_shop(retry=RETRY)
 
 
 def place_and_approve(shop: Shop, merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
@@ -134,18 +36,6 @@ def place_and_approve(shop: Shop, merchant_order_id: str, amount: int = 100_000)
     got = shop.get(f"/orders/{merchant_order_id}").json()
     assert got["erp_state"] == "authorized"
     return dict(got)
-
-
-def journal(shop: Shop, **params: Any) -> list[dict[str, Any]]:
-    r = shop.api.get(
-        "/_sandbox/requests", headers=ADMIN, params={"account": shop.account.id, **params}
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["data"])
-
-
-def balanced(ledger: Ledger) -> bool:
-    return all(sum(ledger.trial_balance(c).values()) == 0 for c in ledger.currencies())
 
 
 def assert_problem(r: httpx.Response, status: int, code: str) -> None:
@@ -247,7 +137,7 @@ def test_an_outage_holds_the_order_and_the_resumer_completes_it(shop: Shop) -> N
     assert so3 is not None
     sent = [
         e
-        for e in journal(shop, operation="createCheckout")
+        for e in shop.journal(operation="createCheckout")
         if e["idempotency_key"] != up.idempotency_key
     ]
     assert {e["idempotency_key"] for e in sent} == {so3.idempotency_key}
@@ -311,7 +201,7 @@ def test_an_ambiguous_capture_left_on_hold_is_resolved_by_the_same_key(shop: Sho
     got = shop.get("/orders/SO-5").json()
     assert (got["erp_state"], got["shipped_amount"]) == ("partially_shipped", 25_000)
     assert got["provider"]["captured_amount"] == 25_000
-    sent = journal(shop, operation="createCapture")
+    sent = shop.journal(operation="createCapture")
     assert len({e["idempotency_key"] for e in sent}) == 1
     assert [p["event_kind"] for p in got["ledger"]] == ["captured"]
     assert balanced(shop.ledger)

@@ -8,32 +8,25 @@ control plane, and its `injected` record is what each finding is checked against
 
 from __future__ import annotations
 
-import random
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from factories import ADMIN, BASE_URL, Account, Api
+import shop_harness
+from factories import ADMIN, BASE_URL
 from prometheus_client.parser import text_string_to_metric_families
+from shop_harness import order_body
 
-from integration.adapters import make_adapter
-from integration.breaker import Breakers
 from integration.cli import parse_args, run_reconcile
 from integration.ledger import Ledger, trial_balances
 from integration.model import EventKind
-from integration.orders import OrderBook
 from integration.reconcile import DiscrepancyKind
-from integration.service import OrderToCash, create_service_app
 from integration.settlements import ReconciliationRun, run_reconciliation
-from integration.store import IntegrationStore
-from simulator.app import SandbankApp
 
-T = TypeVar("T")
 K = DiscrepancyKind
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # a Sunday: its lines join Monday's batch
 RECEIVABLE = "1210 Receivable - Credit provider"
@@ -50,28 +43,12 @@ FINDING = {
 }
 
 
-@dataclass
-class Shop:
-    api: Api
-    app: SandbankApp
-    account: Account
-    service: OrderToCash
-    ledger: Ledger
-    book: OrderBook
-    db: Path
-    http: httpx.AsyncClient
-    closers: list[Callable[[], Any]] = field(default_factory=list)
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        result: T = self.api.loop.run_until_complete(coro)
-        return result
-
-    def post(self, url: str, body: Any = None) -> httpx.Response:
-        return self.run(self.http.post(url, json=body))
+class Shop(shop_harness.Shop):
+    """The harness's service, with the steps of a trading week and of a reconciliation."""
 
     def place_and_ship(self, merchant_order_id: str, ship: int, amount: int = 100_000) -> str:
         """Place, approve (net 30) and ship `ship`; the provider's order id."""
-        r = self.post("/orders", order_body(merchant_order_id, amount))
+        r = self.post("/orders", order_body(merchant_order_id, amount, line_items=False))
         assert r.status_code == 201, r.text
         self.api.approve(r.json()["provider_checkout_id"])
         return self.ship(merchant_order_id, ship)
@@ -119,54 +96,13 @@ class Shop:
     def cli(self, *args: str) -> int:
         argv = ["reconcile", "--provider-url", BASE_URL, "--api-key", self.account.api_key]
         argv += ["--db", str(self.db), *args]
-        transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=self.sim)  # type: ignore[arg-type]
         return self.run(run_reconcile(parse_args(argv), transport=transport))
 
 
-def order_body(merchant_order_id: str, amount: int) -> dict[str, Any]:
-    return {
-        "merchant_order_id": merchant_order_id,
-        "amount": amount,
-        "currency": "USD",
-        "buyer": {"legal_name": "Acme Supply Co", "email": "ap+approve@acme.test"},
-        "return_url": "https://shop.test/return",
-        "cancel_url": "https://shop.test/cancel",
-    }
-
-
 @pytest.fixture
-def shop(api: Api, app: SandbankApp, account: Account, tmp_path: Path) -> Iterator[Shop]:
-    rng = random.Random(5)
-    db = tmp_path / "integration.db"
-    store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
-    monotonic = [100.0]
-
-    async def sleep(seconds: float) -> None:
-        monotonic[0] += seconds
-
-    adapter = make_adapter(
-        {"provider": "sandbank", "base_url": BASE_URL, "api_key": account.api_key},
-        store=store,
-        clock=lambda: monotonic[0],
-        sleep=sleep,
-        random=lambda: 0.5,
-        breakers=Breakers(lambda: monotonic[0], failure_threshold=50, cooldown_s=30.0),
-        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-    )
-    book = OrderBook(db)
-    ledger = Ledger.sqlite(db)
-    service = OrderToCash(adapter, book, ledger, clock=lambda: NOW)
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_service_app(service, resume_every_s=None)),
-        base_url="http://shop.test",
-    )
-    s = Shop(api, app, account, service, ledger, book, db, http)
-    yield s
-    s.run(http.aclose())
-    s.run(adapter.client.aclose())  # type: ignore[attr-defined]
-    ledger.close()
-    book.close()
-    store.close()
+def shop(new_shop: Callable[..., Shop]) -> Shop:
+    return new_shop(Shop, wall=lambda: NOW, key_seed=5)
 
 
 def trade(shop: Shop) -> dict[str, str]:
