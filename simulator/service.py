@@ -109,8 +109,8 @@ class ProviderService:
         self.wall = wall
         self.present = present
         self.public_url = public_url.rstrip("/")
-        # Called with each committing context that wrote events (the webhook fan-out: its
-        # deliveries are written in the same transaction as the events).
+        # Called with each committing context that wrote events (webhooks: it wakes the
+        # dispatcher, which fans the committed events out into deliveries).
         self.on_events: Callable[[Ctx], None] | None = None
         self.finance = FinanceService(self)
 
@@ -148,7 +148,7 @@ class ProviderService:
         return ctx
 
     def _close(self, ctx: Ctx) -> None:
-        """The outbox (and its deliveries) and the advanced RNG counter go into the same
+        """The outbox (the events) and the advanced RNG counter go into the same
         transaction."""
         account = ctx.account
         self._write_events(ctx)
@@ -157,7 +157,7 @@ class ProviderService:
             ctx.tx.save_account(account)
 
     def _write_events(self, ctx: Ctx) -> None:
-        """Write the context's events (and their deliveries) into its transaction."""
+        """Write the context's events (the outbox) into its transaction."""
         for event in ctx.events:
             ctx.tx.add_event(ctx.aid, event)
         if ctx.events and self.on_events is not None:

@@ -31,8 +31,8 @@ from simulator.store.base import Job, Page, SavedResponse
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
+from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTxMixin
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
-from simulator.store.webhooks import WEBHOOK_TABLES, WebhookTxMixin
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,6 +78,8 @@ MIGRATIONS: list[str] = [
     WEBHOOK_MIGRATION,
     # 3: repayments, settlements, disputes, drift records, exports
     FINANCE_MIGRATION,
+    # 4: the webhook fan-out cursor
+    FANOUT_MIGRATION,
 ]
 
 _OBJECT_TABLES = (

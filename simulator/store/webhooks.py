@@ -1,8 +1,12 @@
-"""Webhook endpoints and deliveries in SQLite (mixed into `SqliteTx`; migration 2).
+"""Webhook endpoints and deliveries in SQLite (mixed into `SqliteTx`; migrations 2 and 4).
 
 A delivery row keeps what the dispatcher needs to find work without loading JSON: its status,
 when it is due on its account's clock (`due_us`), and a lease on the wall clock (`lease_us`)
 that a worker takes before sending.
+
+The fan-out cursor (`meta` row `webhook_fanout_seq`, migration 4) is the `events.seq` up to
+which committed events have been fanned out into deliveries; it moves in the transaction that
+inserts them (see `simulator.webhooks.fanout`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from simulator.clock import to_us
 from simulator.domain.models import Event
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
 
@@ -26,11 +31,19 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (due_us) WHERE status 
 CREATE INDEX webhook_deliveries_by_account ON webhook_deliveries (account_id, seq);
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq);
 """
-# Every API write that makes events writes its deliveries too, so each index here costs every
-# such request: the due index holds pending rows only, and deliveries of one event are found
-# through their account or endpoint.
+# Deliveries are written by the dispatcher's fan-out (not in the API's transactions), but under
+# the same write lock the API's commits wait for: the due index holds pending rows only, and
+# deliveries of one event are found through their account or endpoint.
 
 WEBHOOK_TABLES = ("webhook_endpoints", "webhook_deliveries")
+FANOUT_KEY = "webhook_fanout_seq"
+# 4: the fan-out cursor. A database made before it had every event's deliveries written with
+# the event, so its cursor starts after the last event there is.
+FANOUT_MIGRATION = """
+-- 4: the webhook fan-out cursor (events.seq fanned out so far)
+INSERT OR IGNORE INTO meta (key, value)
+SELECT 'webhook_fanout_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events
+"""
 
 
 class WebhookTxMixin:
@@ -85,7 +98,7 @@ class WebhookTxMixin:
 
     # --- deliveries ----------------------------------------------------------------------------
     def insert_delivery(self, account_id: str, d: Delivery, created_us: int) -> None:
-        """A new delivery (the fan-out): one INSERT, no lookup first."""
+        """A new delivery (a replay): one INSERT, no lookup first."""
         due = int(d.next_attempt_at.timestamp() * 1_000_000) if d.next_attempt_at else None
         self.c.execute(
             "INSERT INTO webhook_deliveries (account_id, id, endpoint_id, event_id, status, "
@@ -260,6 +273,84 @@ class WebhookTxMixin:
             (*args, limit),
         ).fetchall()
         return [(int(r[0]), Delivery.model_validate_json(r[1])) for r in rows]
+
+    # --- the fan-out (simulator.webhooks.fanout) ----------------------------------------------
+    def fanout_cursor(self) -> int:
+        row = self.c.execute("SELECT value FROM meta WHERE key = ?", (FANOUT_KEY,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_fanout_cursor(self, seq: int) -> None:
+        self.c.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (FANOUT_KEY, str(seq)),
+        )
+
+    def webhook_endpoint_texts(self, account_id: str) -> list[str]:
+        """The account's endpoints as stored (unparsed), oldest first."""
+        rows = self.c.execute(
+            "SELECT data FROM webhook_endpoints WHERE account_id = ? ORDER BY seq", (account_id,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def last_event_seq(self) -> int:
+        row = self.c.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def fanout_backlog(self, after: int) -> tuple[int, int, bool]:
+        """(the cursor, the last event's seq, whether an event after both `after` and the
+        cursor belongs to an account with an endpoint), in one statement (one snapshot), without
+        the write lock: the dispatcher's cheap look before it takes the lock to fan out. Only
+        rows after `after` are read (the dispatcher passes what it already looked at)."""
+        row = self.c.execute(
+            "WITH c AS (SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta "
+            "WHERE key = ?), 0), ?) AS s) "
+            "SELECT (SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)),"
+            " (SELECT COALESCE(MAX(seq), 0) FROM events), "
+            "EXISTS (SELECT 1 FROM events e, c WHERE e.seq > c.s "
+            "AND e.account_id IN (SELECT account_id FROM webhook_endpoints))",
+            (FANOUT_KEY, after, FANOUT_KEY),
+        ).fetchone()
+        return int(row[0]), int(row[1]), bool(row[2])
+
+    def events_to_fan_out(
+        self, after: int, until: int, limit: int
+    ) -> list[tuple[int, str, str, str, str]]:
+        """(seq, account, event id, type, created_at) of the events in (after, until] of the
+        accounts that have an endpoint, in seq order. Read through the account index, so the
+        events of accounts without endpoints cost nothing however many there are."""
+        rows = self.c.execute(
+            "SELECT seq, account_id, id, type, json_extract(data, '$.created_at') "
+            "FROM events INDEXED BY events_by_account "
+            "WHERE account_id IN (SELECT account_id FROM webhook_endpoints) "
+            "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, until, limit),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def insert_fanned_out(self, rows: list[tuple[str, Delivery]]) -> None:
+        """New deliveries of the fan-out, (account, delivery) each. A delivery id is derived
+        from its event and endpoint, so one that exists already is this very delivery: it is
+        left as it is (the fan-out never makes a delivery twice)."""
+        self.c.executemany(
+            "INSERT OR IGNORE INTO webhook_deliveries (account_id, id, endpoint_id, event_id, "
+            "status, due_us, created_us, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    account_id,
+                    d.id,
+                    d.endpoint_id,
+                    d.event_id,
+                    d.status,
+                    int(d.next_attempt_at.timestamp() * 1_000_000)
+                    if d.next_attempt_at is not None and d.status == "pending"
+                    else None,
+                    to_us(d.created_at),
+                    d.model_dump_json(),
+                )
+                for account_id, d in rows
+            ],
+        )
 
     # --- events ------------------------------------------------------------------------------
     def event(self, account_id: str, event_id: str) -> Event | None:

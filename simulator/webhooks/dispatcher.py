@@ -1,22 +1,28 @@
-"""The dispatcher: delivers committed deliveries when they fall due on their account's clock.
+"""The dispatcher: fans committed events out into deliveries, and delivers them when they fall
+due on their account's clock.
 
-- It reads only what is committed (deliveries are written with their event, in the operation's
-  transaction), so a crash between commit and delivery loses nothing; a claim (a lease on the
-  wall clock) keeps two workers from sending the same attempt, and an attempt cut off by a
-  crash is sent again after the lease (at once when a single-worker server restarts, since
-  any lease it finds is a dead process's): at-least-once.
-- In a server it runs as a background task, woken on every commit that made a delivery, and
+- Each round first fans out the events committed since the last (`webhooks.fanout`: the API
+  writes only events; the deliveries are made here, in a write transaction of their own that
+  moves a durable cursor). A cheap read without the write lock comes first, so events of
+  accounts without endpoints cost no write at all.
+- It reads only what is committed, so a crash between commit and delivery loses nothing; a
+  claim (a lease on the wall clock) keeps two workers from sending the same attempt, and an
+  attempt cut off by a crash is sent again after the lease (at once when a single-worker
+  server restarts, since any lease it finds is a dead process's): at-least-once.
+- In a server it runs as a background task, woken on every commit that wrote events, and
   polls a few times a second for retries falling due. `flush()` delivers everything due now and
   returns when nothing is left: the control plane's flush, and in-process tests.
 - An attempt's time on the account clock is its scheduled time, so advancing an account's clock
   by three days and flushing runs three days of retries, each at its own time, in milliseconds.
 - HTTP happens outside any transaction, with a bounded number in flight; a slow receiver holds
   only its own attempts (an endpoint's slot is taken from claim to answer).
-- Writes are few and short, since the API's commits wait for the same lock: a round reads what
-  its attempts need, then leases them all in one transaction; finished attempts are recorded a
-  batch per transaction, their documents made before the lock is taken. Only an attempt that
-  changes its endpoint (starts or stops it failing, disables it) is recorded in an account
-  transaction of its own.
+- Writes are few and short, since the API's commits wait for the same lock (and a waiting
+  commit sleeps a millisecond or more): a fan-out batch (at most `FANOUT_BATCH` events) is
+  worked out before the lock is taken and written in one short transaction; a round reads
+  what its attempts need, then leases them all in one transaction; finished attempts are
+  recorded a batch per transaction, their documents made before the lock is taken. Only an
+  attempt that changes its endpoint (starts or stops it failing, disables it) is recorded in
+  an account transaction of its own.
 - Without an injected httpx transport, attempts go through `webhooks.http`, a lean keep-alive
   HTTP/1.1 client (httpx cost more CPU per attempt than the rest of the delivery).
 """
@@ -38,7 +44,7 @@ from simulator.clock import WallClock, to_us
 from simulator.domain import webhooks as wh
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
-from simulator.webhooks import http, signing
+from simulator.webhooks import fanout, http, signing
 from simulator.webhooks.safety import HostPolicy
 from simulator.webhooks.service import Prepared, changes_endpoint, settle
 
@@ -51,6 +57,12 @@ EXCERPT = 500
 STALE_BY = timedelta(minutes=10)
 RECORD_DELAY_S = 0.002  # finished attempts gather this long into one write transaction
 ENDPOINT_CACHE = 1000
+# Events of accounts without endpoints need no fan-out, but the durable cursor is moved past
+# them once this many have gathered, so that a restarted dispatcher's first look stays short.
+CURSOR_LAG = 10_000
+# Events fanned out per write transaction: the API's writes wait while the dispatcher holds
+# the lock, so each hold stays around a millisecond (a backlog goes in many short turns).
+FANOUT_BATCH = 64
 
 
 class Dispatcher:
@@ -89,6 +101,9 @@ class Dispatcher:
         self._recorder: asyncio.Task[None] | None = None
         self._lean: http.Client | None = None  # without an injected transport
         self._allowed: dict[str, bool] = {}
+        # Events up to this seq were fanned out, or needed nothing when looked at (their
+        # account had no endpoint then, and any endpoint made since fanned them out first).
+        self._looked = 0
 
     # --- lifecycle --------------------------------------------------------------------------
     def client(self) -> httpx.AsyncClient:
@@ -186,7 +201,44 @@ class Dispatcher:
                 break
         return picked
 
+    async def _fan_out(self) -> int:
+        """Fan out a batch of the events committed since the last look, if any of their
+        accounts has an endpoint (`webhooks.fanout`); the deliveries made. The batch is worked
+        out from reads, then written in a short write transaction if nothing it depends on
+        changed meanwhile (else worked out again under the lock). Never raises."""
+        try:
+            with self.store.read() as tx:
+                cursor, top, wanted = tx.fanout_backlog(self._looked)
+                if not wanted and top - cursor < CURSOR_LAG:
+                    self._looked = max(self._looked, top)
+                    return 0
+                batch = fanout.plan(tx, after=self._looked, limit=FANOUT_BATCH)
+            if batch is None:
+                return 0
+            if not batch.deliveries and not batch.changed and batch.until - cursor < CURSOR_LAG:
+                # Nothing to write: events no endpoint wants (an endpoint changed later fans
+                # them out first, against the same endpoints, to the same nothing).
+                self._looked = max(self._looked, batch.until)
+                return 0
+            with self._writing() as (tx, committed):
+                if not fanout.apply(tx, batch):
+                    batch = fanout.plan(tx, after=self._looked, limit=FANOUT_BATCH)
+                    if batch is not None:
+                        fanout.write(tx, batch)
+            if committed is not None:
+                await committed
+        except Exception:
+            log.exception("webhook fan-out failed")
+            return 0
+        if batch is None:
+            return 0
+        self._looked = max(self._looked, batch.until)
+        if batch.more:
+            self._wake.set()  # the rest in the next round
+        return len(batch.deliveries)
+
     async def _round(self, account: str | None, *, wait: bool) -> int:
+        await self._fan_out()
         rows = self._due(account)
         if not rows:
             return 0
@@ -323,8 +375,12 @@ class Dispatcher:
             self._per_endpoint.pop(row[2], None)
 
     async def flush(self, account: str | None = None, max_rounds: int = 10_000) -> int:
-        """Deliver everything due now (retries falling due on the way included); returns the
-        number of attempts made."""
+        """Fan out every event committed so far, then deliver everything due now (retries
+        falling due on the way included); returns the number of attempts made."""
+        with self._writing() as (tx, committed):
+            fanout.fan_out(tx)
+        if committed is not None:
+            await committed
         made = 0
         for _ in range(max_rounds):
             # attempts of this account (or any) that the background task already started

@@ -1,6 +1,8 @@
-"""Webhook operations: endpoints (create, list, get, update, delete, rotate), the fan-out of
-committed events into deliveries, each attempt's preparation and record, recovery, replay and
-quirks. Every method works inside the provider's account transaction (`ProviderService.scope`).
+"""Webhook operations: endpoints (create, list, get, update, delete, rotate), each attempt's
+preparation and record, recovery, replay and quirks. Every method works inside the provider's
+account transaction (`ProviderService.scope`). The fan-out of committed events into deliveries
+is the dispatcher's (`simulator.webhooks.fanout`): an API write only writes its events and
+wakes it; every change to an endpoint fans out what is pending first.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from simulator.clock import to_us
 from simulator.domain import webhooks as wh
@@ -16,7 +18,7 @@ from simulator.domain.errors import NotFound, WebhookUrlRefused
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
 from simulator.service import Ctx, ProviderService
-from simulator.webhooks import signing
+from simulator.webhooks import fanout, signing
 from simulator.webhooks.safety import HostPolicy
 
 BODY_KEPT = 64 * 1024  # request bodies kept in the delivery log
@@ -40,11 +42,10 @@ class Prepared:
 
 
 def delivery_id(ctx: Ctx) -> str:
-    """A `whd_` id from the account's RNG (one draw, as any id: same seed and requests, same
-    ids) that sorts in the order the account makes them: the RNG counter as 7 base-62 digits,
-    then 13 characters of the draw. Every fan-out inserts one per delivery; in order, each goes
-    to the end of the id index instead of a random page of it, which made that insert (and the
-    API's commit) several times cheaper."""
+    """A replay's `whd_` id, from the account's RNG (one draw, as any id: same seed and
+    requests, same ids) that sorts in the order the account makes them: the RNG counter as 7
+    base-62 digits, then 13 characters of the draw. (The fan-out's ids are
+    `fanout.delivery_id`: a function of event and endpoint.)"""
     n = ctx.rng.counter
     digits = []
     for _ in range(COUNTER_DIGITS):
@@ -121,7 +122,20 @@ class WebhookService:
         self.provider = provider
         self.policy = policy
         self.wake = wake
-        provider.on_events = self.fan_out
+        # An API write only wakes the dispatcher, which fans its events out from the outbox.
+        provider.on_events = self._events_written
+
+    def _events_written(self, ctx: Ctx) -> None:
+        self.wake()
+
+    def fan_out_pending(self, ctx: Ctx) -> int:
+        """Fan out every committed event not yet fanned out, in this transaction: done before
+        any change to an endpoint, so that each event reaches the endpoints as they were when
+        it was written (see `simulator.webhooks.fanout`)."""
+        made = fanout.fan_out(cast("fanout.FanoutTx", ctx.tx))
+        if made:
+            self.wake()
+        return made
 
     # --- endpoints ---------------------------------------------------------------------------
     def _check_url(self, url: str, path: str = "body.url") -> None:
@@ -133,6 +147,7 @@ class WebhookService:
         self, ctx: Ctx, *, url: str, enabled_events: list[str], description: str | None
     ) -> wh.WebhookEndpoint:
         self._check_url(url)
+        self.fan_out_pending(ctx)  # the events before it are not its own
         endpoint = wh.WebhookEndpoint(
             id=ctx.new_id("we"),
             url=url,
@@ -157,6 +172,7 @@ class WebhookService:
     def update_endpoint(
         self, ctx: Ctx, endpoint_id: str, changes: dict[str, Any]
     ) -> wh.WebhookEndpoint:
+        self.fan_out_pending(ctx)
         endpoint = self.get_endpoint(ctx, endpoint_id)
         if changes.get("url") is not None:
             self._check_url(changes["url"])
@@ -175,6 +191,7 @@ class WebhookService:
         return endpoint
 
     def delete_endpoint(self, ctx: Ctx, endpoint_id: str) -> wh.WebhookEndpoint:
+        self.fan_out_pending(ctx)
         endpoint = self.get_endpoint(ctx, endpoint_id)
         ctx.tx.delete_webhook_endpoint(ctx.aid, endpoint_id)
         return endpoint
@@ -190,6 +207,7 @@ class WebhookService:
         return endpoint
 
     def set_quirks(self, ctx: Ctx, endpoint_id: str, quirks: wh.Quirks) -> wh.WebhookEndpoint:
+        self.fan_out_pending(ctx)  # the events before it keep the quirks they were made under
         endpoint = self.get_endpoint(ctx, endpoint_id)
         endpoint.quirks = quirks
         endpoint.dropped = 0
@@ -228,32 +246,16 @@ class WebhookService:
         event = ctx.tx.event(ctx.aid, event_id)
         if event is None:
             raise NotFound("event", event_id)
-        made = self._deliveries_for(ctx, event, ctx.now, quirks=False)
+        made = self._deliveries_for(ctx, event, ctx.now)
         self.wake()
         return made
 
-    # --- the fan-out (in the transaction that wrote the events) -------------------------
-    def fan_out(self, ctx: Ctx) -> None:
-        endpoints = ctx.tx.webhook_endpoints(ctx.aid)
-        if not endpoints:
-            return
-        made = False
-        for event in ctx.events:
-            made |= bool(self._deliveries_for(ctx, event, event.created_at, endpoints=endpoints))
-        if made:
-            self.wake()
-
-    def _deliveries_for(
-        self,
-        ctx: Ctx,
-        event: Event,
-        at: datetime,
-        *,
-        endpoints: list[wh.WebhookEndpoint] | None = None,
-        quirks: bool = True,
-    ) -> list[wh.Delivery]:
+    # --- replay --------------------------------------------------------------------------
+    def _deliveries_for(self, ctx: Ctx, event: Event, at: datetime) -> list[wh.Delivery]:
+        """A replay's deliveries: one per endpoint that wants the event now, due at `at`, with
+        ids from the account's RNG, no schedule quirks."""
         made = []
-        for endpoint in endpoints if endpoints is not None else ctx.tx.webhook_endpoints(ctx.aid):
+        for endpoint in ctx.tx.webhook_endpoints(ctx.aid):
             if not endpoint.wants(event.type):
                 continue
             delivery = wh.Delivery(
@@ -264,37 +266,9 @@ class WebhookService:
                 next_attempt_at=at,
                 created_at=at,
             )
-            if quirks:
-                self._schedule_quirks(ctx, endpoint, delivery)
             ctx.tx.insert_delivery(ctx.aid, delivery, to_us(at))
             made.append(delivery)
         return made
-
-    @staticmethod
-    def _schedule_quirks(ctx: Ctx, endpoint: wh.WebhookEndpoint, d: wh.Delivery) -> None:
-        """drop, delay and reorder act on the first attempt's time; drawn per delivery."""
-        q = endpoint.quirks
-        if q.drop is None and q.delay is None and q.reorder is None:
-            return
-        dice = SeededRng(f"webhook-schedule\x00{d.id}", ctx.account.seed)
-        if q.drop is not None:
-            first = q.drop.first is not None and endpoint.dropped < q.drop.first
-            if first or (q.drop.probability is not None and dice.random() < q.drop.probability):
-                endpoint.dropped += 1
-                ctx.tx.save_webhook_endpoint(ctx.aid, endpoint)
-                d.status = "dropped"
-                d.next_attempt_at = None
-                return
-        assert d.next_attempt_at is not None
-        extra_ms = 0
-        if q.delay is not None:
-            if q.delay.ms is not None:
-                extra_ms += q.delay.ms
-            else:
-                extra_ms += dice.randint(q.delay.min_ms, max(q.delay.min_ms, q.delay.max_ms or 0))
-        if q.reorder is not None:  # held, then released in a shuffled order within the window
-            extra_ms += dice.randint(0, q.reorder.window_ms)
-        d.next_attempt_at += timedelta(milliseconds=extra_ms)
 
     # --- attempts (recorded by the dispatcher, outside any HTTP) ---------------------------------
     def record_attempt(self, ctx: Ctx, delivery_id: str, plan: Any, result: Any) -> None:
@@ -339,6 +313,9 @@ class WebhookService:
         )
 
     def _disable(self, ctx: Ctx, endpoint: wh.WebhookEndpoint, reason: str, at: datetime) -> None:
+        # The events written before it keep their deliveries to it (they fail, as they did).
+        if self.fan_out_pending(ctx):
+            endpoint = ctx.tx.webhook_endpoint(ctx.aid, endpoint.id) or endpoint  # `dropped`
         endpoint.status = "disabled"
         endpoint.disabled_reason = reason
         endpoint.updated_at = at

@@ -1,12 +1,12 @@
 """The dispatcher in a process of its own (what `sandbank serve` runs on a database file).
 
 Deliveries then never compete with the API for its event loop or its core: the API process
-only writes deliveries with their events; this process finds them due (polling every few
-milliseconds), sends them and records the attempts, through the same SQLite file (WAL lets it
-read while the API writes; writes take turns). Leases keep it and any in-process `flush` from
-sending one attempt twice. It ends with its parent, even when the parent is SIGKILLed. It runs
-at a lower CPU priority (`NICE`): under API load the API's process comes first, and a backlog
-drains as soon as the load eases.
+only writes events; this process fans them out into deliveries, finds those due (polling every
+few milliseconds), sends them and records the attempts, through the same SQLite file (WAL lets
+it read while the API writes; writes take turns, each of this process's short). Leases keep
+it and any in-process `flush` from sending one attempt twice. It ends with its parent, even
+when the parent is SIGKILLed. It runs at a lower CPU priority (`NICE`): under API load the
+API's process comes first, and a backlog drains as soon as the load eases.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +19,18 @@ import pytest
 import standardwebhooks
 from factories import (
     ADMIN,
+    ADMIN_TOKEN,
+    BASE_URL,
     Account,
     Api,
     build_app,
     checkout_body,
+    deterministic_entropy,
 )
 
-from simulator.app import SandbankApp
+from simulator.app import SandbankApp, create_app
 from simulator.clock import ManualClock
+from simulator.settings import Settings
 from simulator.webhooks.dispatcher import PER_ENDPOINT
 
 HOOK = "http://127.0.0.1:9/hook"
@@ -124,8 +129,8 @@ def test_a_committed_event_is_delivered_signed_as_the_event_api_shows_it(
     ep = endpoint(hooks, acct)
     assert ep["secret"].startswith("whsec_")
     buyer = new_buyer(hooks, acct)
-    # Written with the event, in the same transaction: pending before anything is sent.
-    assert [d["status"] for d in deliveries(hooks, acct)] == ["pending"]
+    # The API wrote only the event: the dispatcher fans it out (here: the flush does).
+    assert deliveries(hooks, acct) == []
     assert flush(hooks) == 1
     (request,) = receiver.seen
     payload = verify(ep["secret"], request)
@@ -642,3 +647,148 @@ def test_the_background_dispatcher_skips_an_endpoint_that_has_all_its_slots(
         assert len(served) == 1
     finally:
         api.close()
+
+
+# --- the fan-out from the outbox ------------------------------------------------------------------
+def test_an_endpoint_gets_only_the_events_written_after_it(
+    hooks: Api, acct: Account, receiver: Receiver
+) -> None:
+    """The events are fanned out later (here at the flush), yet against the endpoints as they
+    were when each was written."""
+    before = new_buyer(hooks, acct, "Before Co")
+    endpoint(hooks, acct)
+    after = new_buyer(hooks, acct, "After Co")
+    flush(hooks)
+    assert [b["data"]["id"] for b in receiver.bodies()] == [after["id"]]
+    assert before["id"] != after["id"]
+
+
+def test_quirks_and_status_changes_apply_to_the_events_written_after_them(
+    hooks: Api, acct: Account, receiver: Receiver
+) -> None:
+    ep = endpoint(hooks, acct)
+    first = new_buyer(hooks, acct, "First Co")
+    quirks(hooks, ep["id"], drop={"first": 1})  # not the first event's: it came before
+    new_buyer(hooks, acct, "Dropped Co")
+    r = hooks.patch(
+        f"/v1/webhook_endpoints/{ep['id']}", headers=acct.headers, json={"status": "disabled"}
+    )
+    assert r.status_code == 200, r.text
+    new_buyer(hooks, acct, "Nobody Co")  # written while disabled: no delivery at all
+    r = hooks.patch(
+        f"/v1/webhook_endpoints/{ep['id']}", headers=acct.headers, json={"status": "enabled"}
+    )
+    assert r.status_code == 200, r.text
+    last = new_buyer(hooks, acct, "Last Co")
+    flush(hooks)
+    assert [b["data"]["id"] for b in receiver.bodies()] == [first["id"], last["id"]]
+    statuses = {d["status"] for d in deliveries(hooks, acct)}
+    assert sorted(d["status"] for d in deliveries(hooks, acct)) == [
+        "dropped",
+        "succeeded",
+        "succeeded",
+    ], statuses
+
+
+def _fanned_out(flush_each: bool) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, bytes]]]:
+    """The deliveries an account's requests make (ids, statuses, due times), and what the
+    receiver then gets, when the fan-out runs after each request or once at the end."""
+    wall = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    receiver = Receiver()
+    api = Api(build(receiver, wall), wall)
+    try:
+        account = api.new_account(seed=21)
+        ep = endpoint(api, account)
+        quirks(
+            api,
+            ep["id"],
+            drop={"probability": 0.3},
+            delay={"min_ms": 1000, "max_ms": 60_000},
+            reorder={"window_ms": 5000},
+            duplicate={"probability": 0.5},
+            stale_timestamp={"probability": 0.3},
+        )
+        for i in range(8):
+            new_buyer(api, account, f"Buyer {i}")
+            if flush_each:
+                assert flush(api) == 0  # fanned out; every first attempt is still delayed
+        api.post("/v1/checkouts", headers=account.headers, json=checkout_body())
+        assert flush(api) == 0
+        made = [
+            (d["id"], d["event_id"], d["status"], d["next_attempt_at"])
+            for d in reversed(deliveries(api, account))
+        ]
+        api.advance(account, "2m")
+        flush(api)
+        sent = [
+            (r.headers["webhook-id"], r.headers["webhook-signature"], r.content)
+            for r in receiver.seen
+        ]
+        return made, sent
+    finally:
+        api.close()
+
+
+def test_when_the_fan_out_runs_changes_no_delivery_id_quirk_or_signature() -> None:
+    each, once = _fanned_out(flush_each=True), _fanned_out(flush_each=False)
+    made, sent = once
+    assert len(sent) > 5
+    assert len(made) == 10  # 8 buyers, then a checkout with its own buyer
+    assert {status for *_, status, _ in made} == {"pending", "dropped"}
+    assert each == once
+
+
+def test_events_written_before_a_restart_are_fanned_out_after_it(
+    tmp_path: Path, receiver: Receiver, wall: ManualClock
+) -> None:
+    """The outbox is durable: events committed by a process that never fanned them out (it
+    stopped first) are delivered by the next one, once."""
+
+    def app() -> SandbankApp:
+        return create_app(
+            Settings(
+                db=str(tmp_path / "sandbank.db"),
+                data_dir=tmp_path,
+                admin_token=ADMIN_TOKEN,
+                seed=1,
+                public_url=BASE_URL,
+            ),
+            wall_clock=wall,
+            entropy=deterministic_entropy(),
+            webhook_transport=httpx.MockTransport(receiver),
+        )
+
+    first = Api(app(), wall)
+    account = first.new_account(seed=3)
+    endpoint(first, account)
+    made = [new_buyer(first, account, f"Buyer {i}")["id"] for i in range(3)]
+    first.app.state.store.close()
+    first.close()
+    assert receiver.seen == []
+    second = Api(app(), wall)
+    try:
+        assert flush(second) == 3
+        assert flush(second) == 0
+        assert [b["data"]["id"] for b in receiver.bodies()] == made
+        assert len(deliveries(second, account)) == 3
+    finally:
+        second.app.state.store.close()
+        second.close()
+
+
+def test_a_reset_account_gets_its_new_events_and_none_of_the_old(
+    hooks: Api, acct: Account, receiver: Receiver
+) -> None:
+    endpoint(hooks, acct)
+    new_buyer(hooks, acct, "Old Co")
+    flush(hooks)
+    new_buyer(hooks, acct, "Unsent Co")  # wiped by the reset before it is fanned out
+    r = hooks.post(f"/_sandbox/accounts/{acct.id}/reset", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    endpoint(hooks, acct)
+    fresh = new_buyer(hooks, acct, "Fresh Co")
+    flush(hooks)
+    names = [b["data"]["legal_name"] for b in receiver.bodies()]
+    assert names == ["Old Co", "Fresh Co"]
+    assert receiver.bodies()[-1]["data"]["id"] == fresh["id"]
+    assert [d["status"] for d in deliveries(hooks, acct)] == ["succeeded"]

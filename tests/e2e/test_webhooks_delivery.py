@@ -3,6 +3,7 @@ receiver in this test process (127.0.0.1 only) that verifies every request with 
 `standardwebhooks` package.
 
 - The background dispatcher delivers by itself, in real time, without a flush.
+- The API writes only the event; the dispatcher fans it out into deliveries from the outbox.
 - Deliveries are durable: pending retries survive SIGKILL and resume where they left off
   (attempt numbers continue); a delivery committed but not yet attempted survives too; an
   attempt cut off by SIGKILL mid-flight is sent again by the restarted server (at-least-once;
@@ -385,7 +386,8 @@ def test_a_delivery_committed_but_not_yet_attempted_survives_sigkill(
         _buyer(api, 1)
         events = _events(api)
     (event_id,) = events
-    (pending,) = _deliveries(first, account)
+    # the dispatcher fans the committed event out within milliseconds
+    (pending,) = _eventually(lambda: _deliveries(first, account), 5.0, "the event fanned out")
     assert (pending["event_id"], pending["status"], pending["attempts"]) == (
         event_id,
         "pending",
