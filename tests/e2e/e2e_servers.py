@@ -24,49 +24,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Server:
-    """One `sandbank serve --data-dir DATA_DIR --port PORT ... EXTRA` process."""
+class Process:
+    """One `python -m simulator.cli ARGS` process on 127.0.0.1:PORT, its output to `log`,
+    ready when `health_path` answers 200; stopped by its pid only."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path, extra: Sequence[str] = ()) -> None:
+    health_path = "/_sandbox/health"
+    name = "server"
+
+    def __init__(self, args: Sequence[str], port: int, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        cmd = [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            *extra,
-        ]
         self.log = log
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.demo_key = ""  # the demo account's key, for tests that read it from the banner
         with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "simulator.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def ready(self, response: httpx.Response) -> bool:
+        return response.status_code == 200
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.output()}")
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                r = httpx.get(f"{self.url}/_sandbox/health", timeout=1.0)
-                if r.status_code == 200 and r.json()["status"] == "ok":
+                if self.ready(httpx.get(f"{self.url}{self.health_path}", timeout=1.0)):
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        pytest.fail(f"server not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
+        pytest.fail(f"{self.name} not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
 
     def kill(self) -> None:
         """SIGKILL this process only (by pid), and reap it."""
@@ -83,3 +78,29 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+
+class Server(Process):
+    """One `sandbank serve --data-dir DATA_DIR --port PORT ... EXTRA` process."""
+
+    def __init__(self, data_dir: Path, port: int, log: Path, extra: Sequence[str] = ()) -> None:
+        super().__init__(
+            [
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            port,
+            log,
+        )
+        self.demo_key = ""  # the demo account's key, for tests that read it from the banner
+
+    def ready(self, response: httpx.Response) -> bool:
+        return response.status_code == 200 and response.json()["status"] == "ok"

@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, free_port
+from e2e_servers import Process, Server, free_port
 
 from integration.adapters import make_adapter
 from integration.breaker import Breakers
@@ -357,56 +353,23 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
 
 
 # --- the process run: `sandbank integration serve`, webhooks and logs ---------------------------
-class IntegrationProcess:
+class IntegrationProcess(Process):
     """`sandbank integration serve ...` on 127.0.0.1, its JSON log to a file, stopped by pid."""
 
+    health_path = "/metrics"
+    name = "integration"
+
     def __init__(self, port: int, log: Path, args: list[str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        cmd = [
-            sys.executable,
-            "-m",
-            "simulator.cli",
-            "integration",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *args,
-        ]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        super().__init__(
+            ["integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args], port, log
+        )
 
     def lines(self) -> list[dict[str, Any]]:
         out = []
-        for line in self.log.read_text(errors="replace").splitlines():
+        for line in self.output().splitlines():
             if line.startswith("{"):
                 out.append(json.loads(line))
         return out
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"integration exited {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/metrics", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"integration not up within {WAIT_S}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
 
 def wait_for(what: str, check: Callable[[], bool]) -> None:
