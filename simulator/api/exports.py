@@ -77,11 +77,7 @@ async def list_exports(request: Request) -> Response:
 
     def op(ctx: Ctx) -> s.ListOut[ExportOut]:
         page = exports.list_exports(ctx, limit=q.limit, cursor=q.cursor)
-        return s.ListOut[ExportOut](
-            data=[ExportOut.of(x) for x in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, ExportOut.of)
 
     return await run(request, op)
 

@@ -59,11 +59,7 @@ async def list_settlements(request: Request) -> Response:
         page = ctx.tx.finance_page(
             Settlement, ctx.aid, "settlement", status=q.status, limit=q.limit, cursor=q.cursor
         )
-        return s.ListOut[s.SettlementSummaryOut](
-            data=[s.SettlementSummaryOut.of(x) for x in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, s.SettlementSummaryOut.of)
 
     return await run(request, op)
 
@@ -100,11 +96,7 @@ async def list_disputes(request: Request) -> Response:
             limit=q.limit,
             cursor=q.cursor,
         )
-        return s.ListOut[s.DisputeOut](
-            data=[s.DisputeOut.of(x) for x in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, s.DisputeOut.of)
 
     return await run(request, op)
 

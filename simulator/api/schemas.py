@@ -5,6 +5,7 @@ validated and what is published cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -35,6 +36,7 @@ from simulator.domain.models import (
 )
 from simulator.domain.money import CURRENCIES, MAX_AMOUNT
 from simulator.service import Prequalification
+from simulator.store.base import Page
 from simulator.store.cursor import CURSOR_PATTERN
 
 # Patterns spell their character classes out: `\s` means different things to Python and to
@@ -453,6 +455,7 @@ class EventOut(BaseModel):
 
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ListOut(BaseModel, Generic[T]):
@@ -460,6 +463,16 @@ class ListOut(BaseModel, Generic[T]):
     data: list[T]
     has_more: bool
     next_cursor: str | None
+
+
+def listed(page: Page[Any], of: Callable[[Any], M]) -> ListOut[M]:
+    """One page of objects as a list response, each object shown by `of`."""
+    out: ListOut[M] = ListOut[Any](
+        data=[of(item) for item in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+    return out
 
 
 class FieldError(BaseModel):

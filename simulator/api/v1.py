@@ -30,11 +30,7 @@ async def list_buyers(request: Request) -> Response:
         page = service_of(request).list_buyers(
             ctx, external_id=q.external_id, limit=q.limit, cursor=q.cursor
         )
-        return s.ListOut[s.BuyerOut](
-            data=[s.BuyerOut.of(b) for b in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, s.BuyerOut.of)
 
     return await run(request, op)
 
@@ -115,11 +111,7 @@ async def list_orders(request: Request) -> Response:
             limit=q.limit,
             cursor=q.cursor,
         )
-        return s.ListOut[s.OrderOut](
-            data=[s.OrderOut.of(o) for o in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, s.OrderOut.of)
 
     return await run(request, op)
 

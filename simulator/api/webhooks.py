@@ -112,11 +112,7 @@ async def list_events(request: Request) -> Response:
             limit=q.limit,
             cursor=q.cursor,
         )
-        return s.ListOut[s.EventOut](
-            data=[s.EventOut.of(e) for e in page.items],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
+        return s.listed(page, s.EventOut.of)
 
     return await run(request, op)
 
