@@ -4,12 +4,14 @@ to a file (a full pipe can never stall it), a health wait, and stopping by pid o
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class Banner:
+    """What `sandbank serve` prints for a new user."""
+
+    url: str
+    demo_key: str
+    admin_token: str
 
 
 class Process:
@@ -104,3 +115,34 @@ class Server(Process):
 
     def ready(self, response: httpx.Response) -> bool:
         return response.status_code == 200 and response.json()["status"] == "ok"
+
+    def banner(self) -> Banner:
+        text = self.output()
+        url = re.search(r"^Sandbank \S+ on (http://\S+)$", text, re.M)
+        key = re.search(r"demo account \S+\s+API key: (\S+)$", text, re.M)
+        token = re.search(r"admin token: (\S+)$", text, re.M)
+        assert url, f"startup output lacks the URL:\n{text}"
+        assert key, f"startup output lacks the demo API key:\n{text}"
+        assert token, f"startup output lacks the admin token:\n{text}"
+        return Banner(url.group(1), key.group(1), token.group(1))
+
+
+StartServer = Callable[..., Server]
+
+
+def starting(log_dir: Path) -> Iterator[StartServer]:
+    """`start(data_dir, port, *extra)`: a healthy server; every one started is killed (by
+    pid) when the generator closes. The body of the `start_server` fixture."""
+    started: list[Server] = []
+
+    def start(data_dir: Path, port: int, *extra: str) -> Server:
+        server = Server(data_dir, port, log_dir / f"server-{len(started)}.log", list(extra))
+        started.append(server)
+        server.wait_healthy()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.kill()

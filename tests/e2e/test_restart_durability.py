@@ -5,8 +5,6 @@ idempotent retries must replay; the API key, the admin token and the demo key mu
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,44 +23,6 @@ BUYER = {
     "years_in_business": 7,
     "external_id": "ext-durable-1",
 }
-
-
-@dataclass
-class Banner:
-    url: str
-    demo_key: str
-    admin_token: str
-
-
-class Server(e2e_servers.Server):
-    """`sandbank serve`, which also prints the banner a new user reads."""
-
-    def banner(self) -> Banner:
-        text = self.output()
-        url = re.search(r"^Sandbank \S+ on (http://\S+)$", text, re.M)
-        key = re.search(r"demo account \S+\s+API key: (\S+)$", text, re.M)
-        token = re.search(r"admin token: (\S+)$", text, re.M)
-        assert url, f"startup output lacks the URL:\n{text}"
-        assert key, f"startup output lacks the demo API key:\n{text}"
-        assert token, f"startup output lacks the admin token:\n{text}"
-        return Banner(url.group(1), key.group(1), token.group(1))
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Server] = []
-
-    def _start(data_dir: Path, port: int, *extra: str) -> Server:
-        server = Server(data_dir, port, tmp_path / f"server-{len(started)}.log", list(extra))
-        started.append(server)
-        server.wait_healthy()
-        return server
-
-    try:
-        yield _start
-    finally:
-        for server in started:
-            server.kill()
 
 
 def _client(base: str, token: str) -> httpx.Client:
@@ -92,10 +52,12 @@ class Posted:
     content: bytes
 
 
-def test_acknowledged_writes_survive_sigkill_and_restart(start: Any, tmp_path: Path) -> None:
+def test_acknowledged_writes_survive_sigkill_and_restart(
+    start_server: e2e_servers.StartServer, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     port = e2e_servers.free_port()
-    first = start(data_dir, port, "--admin-token", ADMIN)
+    first = start_server(data_dir, port, "--admin-token", ADMIN)
     banner = first.banner()
     assert banner.url == f"http://127.0.0.1:{port}"
     assert banner.admin_token == ADMIN
@@ -160,7 +122,7 @@ def test_acknowledged_writes_survive_sigkill_and_restart(start: Any, tmp_path: P
 
     first.kill()  # SIGKILL right after the last acknowledgement: no graceful shutdown
 
-    second = start(data_dir, port, "--admin-token", ADMIN)
+    second = start_server(data_dir, port, "--admin-token", ADMIN)
     again = second.banner()
     assert again == banner  # same URL, same admin token, same demo key (kept in the data dir)
 
@@ -208,17 +170,17 @@ def test_acknowledged_writes_survive_sigkill_and_restart(start: Any, tmp_path: P
 
 
 def test_generated_admin_token_and_demo_key_are_kept_in_the_data_dir(
-    start: Any, tmp_path: Path
+    start_server: e2e_servers.StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
     port = e2e_servers.free_port()
-    first = start(data_dir, port)
+    first = start_server(data_dir, port)
     banner = first.banner()
     assert banner.admin_token.startswith("sbadm_")
     assert (data_dir / "admin_token").read_text().strip() == banner.admin_token
     first.kill()
 
-    second = start(data_dir, port)
+    second = start_server(data_dir, port)
     assert second.banner() == banner
     with _client(second.url, banner.admin_token) as admin:
         assert admin.get("/_sandbox/accounts").status_code == 200

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, free_port
+from e2e_servers import Server, StartServer, free_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 pytestmark = pytest.mark.slow
@@ -146,20 +146,8 @@ def receiver() -> Iterator[Receiver]:
 
 # --- sandbank serve -----------------------------------------------------------------------------
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[[Path, int], Server]]:
-    started: list[Server] = []
-
-    def _start(data_dir: Path, port: int) -> Server:
-        server = Server(data_dir, port, tmp_path / f"server-{len(started)}.log", SERVE_ARGS)
-        started.append(server)
-        server.wait_healthy()
-        return server
-
-    try:
-        yield _start
-    finally:
-        for server in started:
-            server.kill()
+def start(start_server: StartServer) -> Callable[[Path, int], Server]:
+    return lambda data_dir, port: start_server(data_dir, port, *SERVE_ARGS)
 
 
 # --- helpers ------------------------------------------------------------------------------------
