@@ -165,7 +165,7 @@ FILES: dict[str, FileSpec] = {
             col("id", "string", "The line (`sln_...`)"),
             col("settlement_id", "string", "The settlement that pays it (empty: not yet settled)"),
             col("type", "string", "capture, refund, fee, dispute, dispute_reversal, carry_forward"),
-            col("order_id", "string", "The order the money belongs to (empty for carry_forward)"),
+            col("order_id", "string", "The order the money belongs to (null for carry_forward)"),
             col("source_id", "string", "The capture, refund, dispute or settlement behind it"),
             _CURRENCY,
             col("gross", "integer", "Minor units; negative for debits"),

@@ -12,24 +12,17 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import ACCOUNT_KEY, parse, path_id, query, run, service_of
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
-from simulator.exports import MEDIA, FileSpec, Rows, col, encode
+from simulator.exports import FILES, MEDIA, FileSpec, Rows, col, encode
 from simulator.service import Ctx
 
-# The settlement report: one row per line as the report tells it, oldest first.
+# The settlement report: one row per line as the report tells it, oldest first. Its columns
+# after the two ids are the exports' `settlement_lines` columns, so the two never drift apart.
 REPORT = FileSpec(
     "A settlement's lines",
     (
         col("settlement_id", "string", "The settlement (payout) the line is paid in"),
         col("line_id", "string", "The line's id (`sln_...`), stable across downloads"),
-        col("type", "string", "capture, refund, fee, dispute, dispute_reversal or carry_forward"),
-        col("order_id", "string", "The order the money belongs to (null for carry_forward)"),
-        col("source_id", "string", "The capture, refund, dispute or settlement behind it"),
-        col("currency", "string", "ISO 4217 code"),
-        col("gross", "integer", "Minor units; negative for debits"),
-        col("fee", "integer", "The merchant discount fee, minor units"),
-        col("net", "integer", "gross - fee, minor units; the lines' net sums to the payout"),
-        col("batch_date", "date", "The business day whose batch the line belongs to"),
-        col("created_at", "datetime", "When the movement happened (account clock)"),
+        *(c for c in FILES["settlement_lines"].columns if c.name not in {"id", "settlement_id"}),
     ),
 )
 
