@@ -297,6 +297,16 @@ def parse(raw: RawEvent) -> ProviderEvent:
     return to_provider_event(payload)
 
 
+def _parsed_or_quarantined(inbox: Inbox, raw: RawEvent) -> ProviderEvent | None:
+    """The raw event parsed; an unparseable body is quarantined (failed, no retry): None."""
+    try:
+        return parse(raw)
+    except UnparseableEvent as exc:
+        log.error("raw event %s quarantined: %s", raw.webhook_id, exc)
+        inbox.mark_failed(raw.id, f"unparseable: {exc}", retry=False)
+        return None
+
+
 def process_pending(
     inbox: Inbox,
     limit: int = 100,
@@ -312,11 +322,8 @@ def process_pending(
     handled = 0
     for raw in inbox.next_batch(limit):
         handled += 1
-        try:
-            event = parse(raw)
-        except UnparseableEvent as exc:
-            log.error("raw event %s quarantined: %s", raw.webhook_id, exc)
-            inbox.mark_failed(raw.id, f"unparseable: {exc}", retry=False)
+        event = _parsed_or_quarantined(inbox, raw)
+        if event is None:
             continue
         try:
             with inbox.transaction():
@@ -343,11 +350,8 @@ async def aprocess_pending(
     handled = 0
     for raw in await run_in_threadpool(inbox.next_batch, limit):
         handled += 1
-        try:
-            event = parse(raw)
-        except UnparseableEvent as exc:
-            log.error("raw event %s quarantined: %s", raw.webhook_id, exc)
-            inbox.mark_failed(raw.id, f"unparseable: {exc}", retry=False)
+        event = _parsed_or_quarantined(inbox, raw)
+        if event is None:
             continue
         try:
             await on_event(event)
