@@ -268,7 +268,7 @@ class Probe(Strict):
     tolerance: Tolerance = Field(
         description="scalar: equal; [lo, hi]: inclusive range; longer list: one of"
     )
-    phases: list[Literal["before", "after"]] = Field(default_factory=lambda: ["before", "after"])
+    phases: list[Literal["before", "after"]] = ["before", "after"]
 
     @model_validator(mode="after")
     def _one_source(self) -> Probe:
@@ -331,6 +331,18 @@ class IntegrationOptions(Strict):
     poll_every: float = Field(2.0, ge=0, le=600, description="wall seconds; 0: no poller")
 
 
+def standard_hypothesis() -> SteadyState:
+    """The steady state every scenario assumes unless it writes its own."""
+    return SteadyState(
+        title="The provider is up, the ERP answers and holds no provider work",
+        probes=[
+            Probe(name="provider_healthy", get="provider:/_sandbox/health", tolerance=200),
+            Probe(name="erp_metrics_up", get="integration:/metrics", tolerance=200),
+            Probe(name="no_open_holds", metric="sandbank_integration_holds_open", tolerance=0),
+        ],
+    )
+
+
 class Scenario(Strict):
     title: str = Field(min_length=1)
     failure_mode: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -345,7 +357,7 @@ class Scenario(Strict):
     )
     workload: Workload
     timeline: list[Step] = Field(default_factory=list)
-    steady_state: SteadyState
+    steady_state: SteadyState = Field(default_factory=standard_hypothesis)
     invariants: list[str] = Field(default_factory=lambda: ["all"])
     slos: list[Slo] = Field(default_factory=list)
     integration: IntegrationOptions = IntegrationOptions()

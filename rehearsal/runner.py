@@ -451,8 +451,9 @@ class Runner:
                 )
 
         while True:
+            # The clock runs on past `end` while the shop still has steps (recovery lasts
+            # until the work is done, within the wall budget).
             target = int((time.monotonic() - run.wall0) * s.speed * 1000) + jumped
-            target = min(target, end)
             # Timeline steps that fell due, each at its exact time on the account clock.
             while next_timeline < len(steps) and steps[next_timeline][1].at <= target:
                 due = steps[next_timeline][1]
@@ -490,7 +491,7 @@ class Runner:
                 last_calls = await self._sample(run, shop, last_calls)
                 next_sample = run.at_ms + sample_every
             self._report(run, "recovery" if recovered else "method")
-            if run.at_ms >= end and not queue:
+            if run.at_ms >= end and not queue and not in_flight:
                 break
             if run.at_ms >= end and time.monotonic() - run.wall0 > self._wall_budget(end):
                 break  # steps still deferred: they stay undone and the checks say so
