@@ -65,7 +65,10 @@ TICK_S = 0.2  # wall seconds between clock moves
 DRAIN_TIMEOUT_S = 60.0  # wall bound for held work to drain after recovery
 CATCH_UP_TIMEOUT_S = 30.0  # wall bound for the ERP to process the provider's events
 MAX_IN_FLIGHT = 16
-RETRY_MS = 5_000  # account clock between tries of a step the ERP cannot take yet  # shop requests in flight at once
+# Between tries of a step the ERP cannot take yet: 5 s of account clock, and at least half a
+# second of wall time (at high speed, what the integration waits for runs on the wall clock).
+RETRY_MS = 5_000
+RETRY_WALL_S = 0.5  # shop requests in flight at once
 
 
 class RunnerError(Exception):
@@ -139,6 +142,7 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     secrets: list[inv.Secret] = field(default_factory=list)
     dead_port: DeadPort | None = None
+    receiver_down: bool = False
     receiver_url: str = ""
     restart_at: int | None = None  # a killed integration comes back at this account time
     recovered_wall: float | None = None  # time.time() when the faults were cleared
@@ -435,7 +439,7 @@ class Runner:
                 finally:
                     state.busy = False
             if outcome == DEFER:
-                retry_at = run.at_ms + RETRY_MS
+                retry_at = run.at_ms + max(RETRY_MS, int(s.speed * RETRY_WALL_S * 1000))
                 heapq.heappush(queue, (retry_at, step.at_ms, state.planned.merchant_order_id))
                 return
             state.outcomes.append((step.kind, outcome))
@@ -636,8 +640,10 @@ class Runner:
                 run.dead_port = DeadPort()
             url = f"http://127.0.0.1:{run.dead_port.port}/webhooks/provider"
             await self._v1(run, "PATCH", path, {"url": url})
+            run.receiver_down = True
             return f"webhooks to {url} (refused)"
         await self._v1(run, "PATCH", path, {"url": run.receiver_url})
+        run.receiver_down = False
         return "webhooks to the integration again"
 
     async def _rotate(self, run: Run, step: Step) -> str:
@@ -702,7 +708,7 @@ class Runner:
         """End of the method: every fault cleared, the receiver and the integration back."""
         await self._ok(run.admin.delete("/_sandbox/faults", params={"account": run.account}))
         detail = "faults cleared"
-        if run.dead_port is not None:
+        if run.receiver_down:
             await self._receiver(run, "start")
             detail += "; receiver back"
         if run.restart_at is not None:
