@@ -68,7 +68,10 @@ from integration.settlements import post_payouts
 log = logging.getLogger("sandbank.integration")
 
 PROBLEM = "application/problem+json"
-SHIPPABLE = frozenset({ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED})
+# A partial refund does not end the shipping: the provider captures the rest after a refund.
+SHIPPABLE = frozenset(
+    {ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED, ErpState.PARTIALLY_REFUNDED}
+)
 REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
 # ERP states whose amounts follow the provider's figures (events only ever raise them).
 MONEY_STATES = frozenset(
@@ -81,6 +84,10 @@ MONEY_STATES = frozenset(
     }
 )
 WEBHOOK_PATH = "/webhooks/provider"
+_ENDED = {
+    AuthorizationStatus.EXPIRED: ErpState.EXPIRED,
+    AuthorizationStatus.CANCELED: ErpState.CANCELED,
+}
 BUYER_FIELDS = ("tax_id", "domain", "annual_revenue", "years_in_business", "external_id")
 
 
@@ -532,7 +539,10 @@ class OrderToCash:
                 )
         except ProviderRejected as exc:
             if not already:
-                self._refused(hold, exc)
+                # Refused because the authorization ended meanwhile (lapsed or released while
+                # the work was held): the order ends with it, as the event said.
+                ended = _ENDED.get(auth.status) if auth is not None and not order.shipped else None
+                self._refused(hold, exc, **({"erp_state": ended} if ended else {}))
                 raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
             # The provider shows it done but no longer replays the key: settle from the read,
             # on the provider's id for it when the read lists one no other hold has claimed

@@ -250,3 +250,33 @@ def test_the_background_resumer_in_the_lifespan_completes_held_work(shop: Shop) 
     shop.run(serve_a_while())
     assert shop.book.get("SO-6").erp_state == "awaiting_buyer"
     assert shop.book.holds("SO-6", open_only=True) == []
+
+
+# --- found by the rehearsals (scenarios/) ------------------------------------------------------
+def test_the_rest_of_an_order_ships_after_a_partial_refund(shop: Shop) -> None:
+    """baseline: the provider captures after a refund, so the ERP must let the rest ship."""
+    place_and_approve(shop, "SO-R")
+    assert shop.post("/orders/SO-R/ship", {"amount": 50_000}).status_code == 200
+    assert shop.post("/orders/SO-R/refund", {"amount": 10_000}).status_code == 200
+    rest = shop.post("/orders/SO-R/ship", {"amount": 50_000})
+    assert rest.status_code == 200, rest.text
+    got = shop.get("/orders/SO-R").json()
+    assert (got["shipped_amount"], got["refunded_amount"]) == (100_000, 10_000)
+    assert got["provider"]["captured_amount"] == 100_000
+    assert_problem(shop.post("/orders/SO-R/ship", {"amount": 1}), 422, "validation_failed")
+
+
+def test_a_held_shipment_on_a_lapsed_authorization_ends_the_order_expired(shop: Shop) -> None:
+    """authorization-lapse: captures down for a month, the authorization lapses; the resumer's
+    refused capture must leave the ERP order expired, as at the provider, not authorized."""
+    place_and_approve(shop, "SO-L")
+    shop.fault(match={"operation": "createCapture"}, effect={"type": "status", "status": 503})
+    held = shop.post("/orders/SO-L/ship", {"amount": 100_000})
+    assert held.status_code == 202, held.text
+    shop.api.advance(shop.account, "31d")
+    shop.clear_faults()
+    shop.resume()
+    got = shop.get("/orders/SO-L").json()
+    assert got["provider"]["status"] == "expired"
+    assert got["erp_state"] == "expired"
+    assert all(h["resolved_at"] is not None for h in got["holds"])
