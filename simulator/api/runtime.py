@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from simulator.api import problems
 from simulator.domain.errors import (
+    BadRequest,
     IdempotencyKeyReused,
     MalformedJson,
     PayloadTooLarge,
@@ -56,7 +57,8 @@ async def read_body(scope: MutableMapping[str, Any], receive: Any) -> bytes:
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            # The client left before its body was complete: never run an operation on a part.
+            raise BadRequest("the client disconnected before the request body was complete")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
