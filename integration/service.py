@@ -84,7 +84,7 @@ MONEY_STATES = frozenset(
     }
 )
 WEBHOOK_PATH = "/webhooks/provider"
-_ENDED = {
+_ENDED: dict[str, ErpState] = {
     AuthorizationStatus.EXPIRED: ErpState.EXPIRED,
     AuthorizationStatus.CANCELED: ErpState.CANCELED,
 }

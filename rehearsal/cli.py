@@ -165,7 +165,7 @@ def cmd_validate(files: Sequence[str]) -> int:
 
 
 def _invalid(source: str, scenario: Scenario | None, error: str) -> RunResult:
-    from rehearsal.result import ScenarioInfo  # noqa: PLC0415
+    from rehearsal.result import ScenarioInfo
 
     return RunResult(
         scenario=ScenarioInfo(
@@ -193,13 +193,13 @@ def write_reports(result: RunResult, report_dir: Path | None, junit: Path | None
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "report.json").write_text(result.model_dump_json(indent=2) + "\n")
         try:
-            from rehearsal.reports.html import write_html  # noqa: PLC0415 - optional view
+            from rehearsal.reports.html import write_html
         except ImportError:
             pass
         else:
             write_html(result, report_dir / "report.html")
     if junit is not None:
-        from rehearsal.reports.junit import write_junit  # noqa: PLC0415 - optional view
+        from rehearsal.reports.junit import write_junit
 
         junit.parent.mkdir(parents=True, exist_ok=True)
         write_junit([result], junit)
@@ -207,9 +207,9 @@ def write_reports(result: RunResult, report_dir: Path | None, junit: Path | None
 
 def print_summary(result: RunResult) -> None:
     try:
-        from rich.console import Console  # noqa: PLC0415
+        from rich.console import Console
 
-        from rehearsal.reports.terminal import render_terminal  # noqa: PLC0415
+        from rehearsal.reports.terminal import render_terminal
     except ImportError:
         _plain_summary(result)
     else:
@@ -227,7 +227,7 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
     """A rich progress bar (phase, orders, holds, errors) and its update callback."""
     if quiet or not sys.stderr.isatty():
         return None, None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
         TextColumn("[bold]{task.fields[phase]:<20}"),
@@ -243,7 +243,7 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
     )
 
     def update(p: dict[str, Any]) -> None:
-        from rehearsal.model import format_ms  # noqa: PLC0415
+        from rehearsal.model import format_ms
 
         bar.update(
             task,
@@ -261,7 +261,7 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rehearsal.runner import Options, Runner  # noqa: PLC0415 - heavy; only `run` needs it
+    from rehearsal.runner import Options, Runner
 
     scenario: Scenario | None = None
     try:

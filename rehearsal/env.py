@@ -120,7 +120,7 @@ class Simulator:
     process: Process | None = None
 
     @classmethod
-    def start(cls, workdir: Path, admin_token: str = "sbadm_rehearsal") -> Simulator:
+    def start(cls, workdir: Path, admin_token: str = "sbadm_rehearsal") -> Simulator:  # noqa: S107 - a loopback-only throwaway simulator's token
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--no-demo"]

@@ -57,7 +57,7 @@ from rehearsal.result import (
 )
 from rehearsal.shop import DEFER, DONE, ERROR, HELD, REFUSED, OrderState, Shop
 from rehearsal.slos import Point, judge, parse_prometheus, percentile
-from rehearsal.timeline import Window, phase_of, windows
+from rehearsal.timeline import phase_of, windows
 from rehearsal.workload import Step as ShopStep
 from rehearsal.workload import plan
 
@@ -408,15 +408,15 @@ class Runner:
         )
         run.at_ms = at_ms
 
-    async def _method(self, run: Run, shop: Shop, orders: dict[str, OrderState]) -> None:
+    async def _method(  # noqa: PLR0915 - one loop: the clock, the timeline and the shop, in order
+        self, run: Run, shop: Shop, orders: dict[str, OrderState]
+    ) -> None:
         """The method and the recovery: timeline, clock and shop steps, tick by tick."""
         s = self.scenario
         steps = sorted(enumerate(s.timeline), key=lambda p: (p[1].at, p[0]))
         queue: list[tuple[int, int, str]] = []  # (due at_ms, seq, order id): each order's head
-        seq = 0
         for moid, state in orders.items():
-            heapq.heappush(queue, (state.planned.steps[0].at_ms, seq, moid))
-            seq += 1
+            heapq.heappush(queue, (state.planned.steps[0].at_ms, 0, moid))
         last_step = max((st.at_ms for p in self.plan for st in p.steps), default=0)
         recovery_start = max(s.duration, 0)
         end = max(s.duration, last_step) + s.recovery
@@ -781,7 +781,7 @@ class Runner:
                 CheckResult(
                     kind="probe",
                     name=probe.name,
-                    phase=phase,  # type: ignore[arg-type]
+                    phase=phase,
                     status="errored" if error else ("passed" if ok else "failed"),
                     expected=f"tolerance {json.dumps(probe.tolerance)}",
                     observed=error or json.dumps(value),
@@ -866,7 +866,7 @@ class Runner:
                 }
                 for m, st in orders.items()
                 if st.next_step < len(st.planned.steps)
-            ],  # fmt: skip
+            ],
         )
 
     def _points(self, run: Run, shop: Shop, obs: inv.Observation) -> dict[str, list[Point]]:

@@ -62,7 +62,7 @@ class Shop:
         self.calls: list[Call] = []
         self._n = 0
 
-    async def _send(
+    async def _send(  # noqa: PLR0917 - the request's own parts, in the order they are read
         self, route: str, order: str, at_ms: int, method: str, path: str, body: Any = None
     ) -> tuple[httpx.Response | None, Exception | None, Call]:
         self._n += 1

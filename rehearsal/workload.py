@@ -155,7 +155,7 @@ def plan(scenario: Scenario) -> list[PlannedOrder]:
     return orders
 
 
-def _parts(
+def _parts(  # noqa: PLR0917 - a private helper of plan(), called once
     moid: str, amount: int, parts: int, first: int, every: int, rng: random.Random
 ) -> list[Step]:
     cuts = sorted(rng.sample(range(1, amount // 100), parts - 1)) if amount // 100 > parts else []

@@ -72,7 +72,8 @@ def test_the_scenario_passes_against_the_reference_integration(
     assert {c.name for c in result.invariants} >= {"no_order_lost", "holds_resolved"}
     assert all(c.status != "skipped" for c in result.invariants)
     assert result.figures["orders_placed"] > 0
-    assert result.samples and result.actions_sha256
+    assert result.samples
+    assert result.actions_sha256
 
 
 def test_the_same_seed_gives_the_same_journal_and_verdicts(results: dict[str, RunResult]) -> None:
@@ -90,7 +91,8 @@ def test_injected_trouble_shows_in_the_report(results: dict[str, RunResult]) -> 
     assert results["settlement-drift"].figures["drift_injected"] == 4
     assert results["settlement-drift"].figures["reconciliation_findings"] == 4
     crash = [t.action for t in results["integration-crash"].timeline]
-    assert "kill_integration" in crash and "restart_integration" in crash
+    assert "kill_integration" in crash
+    assert "restart_integration" in crash
 
 
 FAILING = """\
@@ -120,7 +122,8 @@ def test_the_cli_exits_1_on_a_failed_check_and_prints_the_replay(tmp_path: Path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"replay with: sandbank scenario run {scenario} --seed 9" in done.stderr
     saved = RunResult.model_validate_json((report / "report.json").read_text())
-    assert saved.status == "deviated" and saved.seed == 9
+    assert saved.status == "deviated"
+    assert saved.seed == 9
     assert [c.status for c in saved.slos] == ["failed"]
 
 
@@ -137,4 +140,5 @@ def test_the_cli_exits_2_on_an_invalid_scenario(tmp_path: Path) -> None:
         [sys.executable, "-m", "simulator.cli", "scenario", "run", "no-such-scenario"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert unknown.returncode == 2 and "no such scenario" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "no such scenario" in unknown.stderr

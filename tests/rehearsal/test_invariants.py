@@ -44,12 +44,12 @@ def capture(ref: str, amount: int) -> dict[str, Any]:
 
 
 def refund(ref: str, amount: int) -> dict[str, Any]:
-    return posting(
-        "refunded", ref, [("4100 Sales returns", amount, 0), (RECEIVABLE, 0, amount)]
-    )
+    return posting("refunded", ref, [("4100 Sales returns", amount, 0), (RECEIVABLE, 0, amount)])
 
 
-def signed(body: str, secret: str = SECRET, stamp: int = WALL_TS, msg: str = "evt_1") -> dict[str, str]:
+def signed(
+    body: str, secret: str = SECRET, stamp: int = WALL_TS, msg: str = "evt_1"
+) -> dict[str, str]:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     digest = hmac.new(key, f"{msg}.{stamp}.{body}".encode(), hashlib.sha256).digest()
     return {
@@ -96,17 +96,29 @@ def healthy() -> Observation:
                 "holds": [],
                 "ledger": [
                     capture("cap_2", 5000),
-                    posting("dispute_opened", "dsp_1", [(DISPUTED, 5000, 0), (RECEIVABLE, 0, 5000)]),
+                    posting(
+                        "dispute_opened", "dsp_1", [(DISPUTED, 5000, 0), (RECEIVABLE, 0, 5000)]
+                    ),
                     posting("dispute_won", "dsp_1", [(RECEIVABLE, 5000, 0), (DISPUTED, 0, 5000)]),
                 ],
             },
         },
         provider_orders=[
-            {"id": "ord_1", "merchant_order_id": "SO-1", "status": "partially_refunded",
-             "captured_amount": 10000, "refunded_amount": 2000},
-            {"id": "ord_2", "merchant_order_id": "SO-2", "status": "captured",
-             "captured_amount": 5000, "refunded_amount": 0},
-        ],  # fmt: skip
+            {
+                "id": "ord_1",
+                "merchant_order_id": "SO-1",
+                "status": "partially_refunded",
+                "captured_amount": 10000,
+                "refunded_amount": 2000,
+            },
+            {
+                "id": "ord_2",
+                "merchant_order_id": "SO-2",
+                "status": "captured",
+                "captured_amount": 5000,
+                "refunded_amount": 0,
+            },
+        ],
         disputes=[{"id": "dsp_1", "order_id": "ord_2", "amount": 5000, "status": "won"}],
         events=[{"id": "evt_1"}, {"id": "evt_2"}],
         event_log=[

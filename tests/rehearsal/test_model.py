@@ -38,7 +38,8 @@ def test_a_valid_scenario_parses_with_durations_in_milliseconds() -> None:
     assert s.duration == 30 * 60_000
     assert [step.at for step in s.timeline] == [300_000, 600_000]
     assert s.timeline[0].action == "preset"
-    assert s.timeline[0].preset is not None and s.timeline[0].preset.name == "total-outage"
+    assert s.timeline[0].preset is not None
+    assert s.timeline[0].preset.name == "total-outage"
     assert [p.name for p in s.steady_state.probes] == [
         "provider_healthy",
         "erp_metrics_up",
@@ -98,7 +99,7 @@ def test_durations_round_trip() -> None:
     assert parse_ms("T+250ms") == 250
     assert format_ms(parse_ms("31d1h")) == "31d1h"
     for bad in ("", "10", "5 m", "1h-", True, -1):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="duration"):
             parse_ms(bad)
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from rehearsal.invariants import Observation
 from rehearsal.model import Scenario, Slo, parse
 from rehearsal.runner import held_completions, next_monday_9, tolerance_met
-from rehearsal.invariants import Observation
 from rehearsal.slos import Point, histogram, judge, parse_prometheus, percentile
 from rehearsal.timeline import phase_of, windows
 from rehearsal.workload import buyers, plan
@@ -79,7 +79,9 @@ def test_the_clock_starts_on_the_next_monday_at_nine() -> None:
 
     t0 = next_monday_9(datetime(2026, 12, 6, 0, 32, tzinfo=UTC))  # a Sunday
     assert t0 == datetime(2026, 12, 7, 9, tzinfo=UTC)
-    assert next_monday_9(datetime(2026, 12, 7, 10, tzinfo=UTC)) == datetime(2026, 12, 14, 9, tzinfo=UTC)
+    assert next_monday_9(datetime(2026, 12, 7, 10, tzinfo=UTC)) == datetime(
+        2026, 12, 14, 9, tzinfo=UTC
+    )
 
 
 # --- SLOs --------------------------------------------------------------------------------------
@@ -89,11 +91,14 @@ def slo(metric: str, threshold: str) -> Slo:
 
 def test_a_latency_slo_filters_by_tags_and_judges_p99() -> None:
     points = {
-        "erp_latency_ms": [Point(float(v), {"route": "place", "phase": "during"}) for v in range(1, 101)]
+        "erp_latency_ms": [
+            Point(float(v), {"route": "place", "phase": "during"}) for v in range(1, 101)
+        ]
         + [Point(20_000.0, {"route": "ship", "phase": "during"})] * 3
     }
     ok = judge(slo("erp_latency_ms{route:place,phase:during}", "p(99) < 1000"), points, [])
-    assert ok.status == "passed" and "over 100 samples" in ok.observed
+    assert ok.status == "passed"
+    assert "over 100 samples" in ok.observed
     bad = judge(slo("erp_latency_ms{phase:during}", "p(99) < 1000"), points, [])
     assert bad.status == "failed"
 
@@ -126,13 +131,16 @@ sandbank_integration_holds_open{kind="refund_pending"} 1.0
 def test_prometheus_histograms_answer_quantiles_from_their_buckets() -> None:
     samples = parse_prometheus(PROM)
     hist = histogram(samples, "sandbank_integration_held_seconds", {})
-    assert hist is not None and hist.count == 10
+    assert hist is not None
+    assert hist.count == 10
     assert hist.quantile(0.5) == pytest.approx(1 + 4 * (5 - 2) / 6)
     assert hist.quantile(0.99) == 5.0  # in the +Inf bucket: its lower bound
     got = judge(slo("prom:sandbank_integration_held_seconds", "p(50) < 2"), {}, samples)
     assert got.status == "failed"
     assert judge(slo("prom:sandbank_integration_holds_open", "value == 4"), {}, samples).passed
-    one = judge(slo("prom:sandbank_integration_holds_open{kind:refund_pending}", "value == 1"), {}, samples)
+    one = judge(
+        slo("prom:sandbank_integration_holds_open{kind:refund_pending}", "value == 1"), {}, samples
+    )
     assert one.passed
 
 
@@ -196,14 +204,18 @@ def test_a_plan_follows_the_rate_and_its_steps_add_up() -> None:
         assert refunded < shipped or refunded == 0
         assert [s.at_ms for s in order.steps] == sorted(s.at_ms for s in order.steps)
         assert order.steps[0].kind == "place"
-        assert order.amount % 100 == 0 and 50_000 <= order.amount <= 400_000
+        assert order.amount % 100 == 0
+        assert 50_000 <= order.amount <= 400_000
 
 
 def test_buyers_read_like_businesses() -> None:
     pool = buyers(7, 5)
     assert pool == buyers(7, 5)
     for b in pool:
-        assert b.email.startswith("ap+approve@") and b.email.endswith(b.domain)
+        assert b.email.startswith("ap+approve@")
+        assert b.email.endswith(b.domain)
         assert len(b.tax_id.replace("-", "")) == 9
-        assert b.annual_revenue > 0 and 1 <= b.years_in_business <= 60
-        assert b.legal_name and b.address
+        assert b.annual_revenue > 0
+        assert 1 <= b.years_in_business <= 60
+        assert b.legal_name
+        assert b.address
