@@ -55,6 +55,7 @@ import httpx
 
 from integration import logs
 from integration.breaker import Breaker, BreakerOpen, Breakers
+from integration.errors import IntegrationError
 from integration.retry import Backoff, Transport, Verdict, classify, retry_after_s
 from integration.store import IntegrationStore, IntentStatus
 
@@ -62,7 +63,7 @@ MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-class ProviderError(Exception):
+class ProviderError(IntegrationError):
     """Root of what a provider call raises."""
 
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from integration.db import connect
+from integration.errors import IntegrationError
 
 
 class IntentStatus(StrEnum):
@@ -37,11 +38,11 @@ class IntentStatus(StrEnum):
     AMBIGUOUS = "ambiguous"
 
 
-class IntentConflict(Exception):
+class IntentConflict(IntegrationError):
     """The intent id is already recorded with another operation, target or request."""
 
 
-class UnknownIntent(KeyError):
+class UnknownIntent(IntegrationError, KeyError):
     """No intent has that id."""
 
 

@@ -35,13 +35,14 @@ from integration.adapters.base import (
 from integration.adapters.sandbank import IN_FLIGHT_CODES, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
+from integration.errors import IntegrationError
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
 PROVIDERS = ("sandbank",)
 
 
-class ConfigError(ValueError):
+class ConfigError(IntegrationError, ValueError):
     """The provider configuration cannot be used (one line, naming the key)."""
 
 
