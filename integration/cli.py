@@ -39,13 +39,14 @@ import httpx
 from integration import logs
 from integration.adapters import ConfigError, ProviderAdapter, make_adapter
 from integration.adapters.sandbank import ProviderDataError
+from integration.app import create_service_app
 from integration.client import ProviderRejected, ProviderUnavailable
 from integration.gl_mapping import GlMappingError
 from integration.inbox import Inbox
 from integration.ledger import Ledger, LedgerError
 from integration.metrics import Metrics
 from integration.orders import OrderBook
-from integration.service import OrderToCash, create_service_app
+from integration.ordertocash import OrderToCash
 from integration.settlements import run_reconciliation
 from integration.store import IntegrationStore
 

@@ -34,13 +34,14 @@ import pytest
 from e2e_servers import Process, Server, free_port
 
 from integration.adapters import make_adapter
+from integration.app import WEBHOOK_PATH, create_service_app
 from integration.breaker import Breakers
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.model import EventKind
 from integration.orders import ErpState, OrderBook
+from integration.ordertocash import OrderToCash
 from integration.receiver import apoll_events
-from integration.service import WEBHOOK_PATH, OrderToCash, create_service_app
 from integration.store import IntegrationStore
 
 pytestmark = pytest.mark.slow

@@ -22,11 +22,12 @@ from factories import ADMIN, BASE_URL, Account, Api
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from integration.adapters import make_adapter
+from integration.app import create_service_app
 from integration.breaker import Breakers
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.orders import OrderBook
-from integration.service import OrderToCash, create_service_app
+from integration.ordertocash import OrderToCash
 from integration.store import IntegrationStore
 
 T = TypeVar("T")
