@@ -49,6 +49,7 @@ from integration.orders import OrderBook
 from integration.ordertocash import OrderToCash
 from integration.settlements import run_reconciliation
 from integration.store import IntegrationStore
+from integration.wallclock import utc_now
 
 # A reconcile run is interactive: give up on an unreachable provider within seconds.
 RECONCILE_RETRY = {"max_attempts": 3, "max_total_s": 5.0}
@@ -172,7 +173,7 @@ def _adapter(
     }
     if retry is not None:
         config["retry"] = retry
-    return make_adapter(config, store=store, transport=transport)
+    return make_adapter(config, store=store, now=utc_now, transport=transport)
 
 
 def _fail(message: str) -> int:
@@ -194,7 +195,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)
-    store = IntegrationStore(db, new_key=lambda: uuid.uuid4().hex)
+    store = IntegrationStore(db, new_key=lambda: uuid.uuid4().hex, now=utc_now)
     try:
         adapter = _adapter(args, store)
     except ConfigError as exc:
@@ -202,10 +203,10 @@ def serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     book = OrderBook(db)
     ledger = Ledger.sqlite(db)
-    inbox = Inbox(db)
+    inbox = Inbox(db, clock=utc_now)
     try:
         app = create_service_app(
-            OrderToCash(adapter, book, ledger),
+            OrderToCash(adapter, book, ledger, clock=utc_now),
             resume_every_s=float(args.resume_every),
             inbox=inbox,
             webhook_secrets=list(args.webhook_secret),
@@ -246,7 +247,7 @@ async def run_reconcile(
     db = Path(args.db)
     if not db.is_file():
         return _fail(f"--db {args.db}: no such file (the integration's database: run `serve`)")
-    store = IntegrationStore(":memory:", new_key=lambda: uuid.uuid4().hex)
+    store = IntegrationStore(":memory:", new_key=lambda: uuid.uuid4().hex, now=utc_now)
     try:
         adapter = _adapter(args, store, retry=RECONCILE_RETRY, transport=transport)
     except ConfigError as exc:

@@ -48,7 +48,7 @@ import json as jsonlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -187,7 +187,7 @@ class ResilientClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         correlation_header: str = "X-Correlation-Id",
-        now: Callable[[], datetime] | None = None,
+        now: Callable[[], datetime],
         in_flight_codes: Collection[str] = (),
         observer: CallObserver | None = None,
     ) -> None:
@@ -203,7 +203,7 @@ class ResilientClient:
         self.correlation_header = correlation_header
         self.in_flight_codes = frozenset(in_flight_codes)
         self.observer: CallObserver = observer or _Unobserved()
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},

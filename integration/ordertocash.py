@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from integration import erp, logs
@@ -66,17 +66,14 @@ class Outcome:
     hold: Hold | None  # the hold left open (degraded mode), None when the work completed
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OrderToCash:
     def __init__(
         self,
         adapter: ProviderAdapter,
         book: OrderBook,
         ledger: Ledger,
-        clock: Callable[[], datetime] = _utc_now,
+        *,
+        clock: Callable[[], datetime],
         metrics: Metrics | None = None,
     ) -> None:
         self.adapter = adapter

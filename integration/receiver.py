@@ -97,14 +97,14 @@ class Verifier:
         self,
         secrets: str | Sequence[str],
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime],
         tolerance_s: int = DEFAULT_TOLERANCE_S,
     ) -> None:
         keys = [secrets] if isinstance(secrets, str) else list(secrets)
         if not keys:
             raise ValueError("at least one webhook secret is required")
         self.webhooks = [Webhook(key) for key in keys]  # raises on a malformed secret
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         self.tolerance_s = tolerance_s
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
@@ -222,7 +222,7 @@ def create_receiver(
     inbox: Inbox,
     secrets: str | Sequence[str],
     *,
-    clock: Callable[[], datetime] | None = None,
+    clock: Callable[[], datetime],
     tolerance_s: int = DEFAULT_TOLERANCE_S,
     max_body: int = DEFAULT_MAX_BODY,
     path: str = "/webhooks",

@@ -100,10 +100,6 @@ def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class IntegrationStore:
     """The intents table on one SQLite file. Safe to share between threads (one lock)."""
 
@@ -112,7 +108,7 @@ class IntegrationStore:
         path: str | Path,
         *,
         new_key: Callable[[], str],
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime],
     ) -> None:
         self._new_key = new_key
         self._now = now

@@ -43,6 +43,7 @@ from integration.orders import ErpState, OrderBook
 from integration.ordertocash import OrderToCash
 from integration.receiver import apoll_events
 from integration.store import IntegrationStore
+from integration.wallclock import utc_now
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +159,9 @@ class Shop:
         self.t = 1_000.0
         rng = random.Random(11)
         db = tmp_path / "integration.db"
-        self.store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
+        self.store = IntegrationStore(
+            db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}", now=utc_now
+        )
         self.adapter = make_adapter(
             {
                 "provider": "sandbank",
@@ -168,6 +171,7 @@ class Shop:
                 "retry": {"base_s": 0.2, "max_wait_s": 10, "max_attempts": 3, "max_total_s": 30},
             },
             store=self.store,
+            now=utc_now,
             clock=lambda: self.t,
             sleep=self.sleep,
             random=random.Random(5).random,
@@ -175,8 +179,8 @@ class Shop:
         )
         self.book = OrderBook(db)
         self.ledger = Ledger.sqlite(db)
-        self.inbox = Inbox(db)
-        self.service = OrderToCash(self.adapter, self.book, self.ledger)
+        self.inbox = Inbox(db, clock=utc_now)
+        self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=utc_now)
         app = create_service_app(self.service, resume_every_s=None)
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://shop.test"

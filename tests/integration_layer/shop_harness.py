@@ -63,7 +63,9 @@ class Shop:
         self.monotonic = 100.0
         self.sleeps: list[float] = []
         rng = random.Random(key_seed)
-        self.store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
+        self.store = IntegrationStore(
+            db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}", now=wall
+        )
         config: dict[str, Any] = {
             "provider": "sandbank",
             "base_url": BASE_URL,
@@ -74,6 +76,7 @@ class Shop:
         self.adapter = make_adapter(
             config,
             store=self.store,
+            now=wall,
             clock=lambda: self.monotonic,
             sleep=self.sleep,
             random=lambda: 0.5,

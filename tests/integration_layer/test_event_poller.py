@@ -162,7 +162,7 @@ def test_a_restarted_service_polls_on_from_the_stored_cursor(
     assert cursor == seen[-1]["id"]
     shop.provider(f"/v1/orders/{oid}/captures", {"amount": 100_000})  # while it is down
     shop.close()
-    with Inbox(shop.db) as reopened:
+    with Inbox(shop.db, clock=shop.wall) as reopened:
         assert reopened.cursor(POLL_CURSOR) == cursor  # on disk, not in memory
 
     restarted: Shop = new_shop(inbox=True, db=shop.db)
