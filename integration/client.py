@@ -57,7 +57,7 @@ from integration import logs
 from integration.breaker import Breaker, BreakerOpen, Breakers
 from integration.errors import IntegrationError
 from integration.retry import Backoff, Transport, Verdict, classify, retry_after_s
-from integration.store import IntegrationStore, IntentStatus
+from integration.store import IntegrationStore, Intent, IntentStatus
 
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -221,7 +221,7 @@ class ResilientClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def call(  # noqa: PLR0915 - the attempt loop reads best top to bottom in one place
+    async def call(
         self,
         family: str,
         method: str,
@@ -254,34 +254,15 @@ class ResilientClient:
             key = intent.idempotency_key
             # An intent left ambiguous by an earlier call (or process) stays so until settled.
             ambiguous = intent.status is IntentStatus.AMBIGUOUS
-            if intent.status is IntentStatus.SUCCEEDED and intent.result is not None:
-                logs.emit(
-                    logs.provider_log,
-                    "provider_call",
-                    family=family,
-                    method=method,
-                    path=path,
-                    intent_id=tracked,
-                    attempt=0,
-                    verdict="from_store",
-                    status=int(intent.result["status"]),
-                    latency_ms=0.0,
-                    idempotency_key=key,
-                )
-                return ProviderResponse(
-                    status=int(intent.result["status"]),
-                    body=intent.result["body"],
-                    idempotency_key=key,
-                    replayed=True,
-                    from_store=True,
-                )
-            if intent.status is IntentStatus.FAILED and intent.result is not None:
-                raise _rejection(int(intent.result["status"]), intent.result["body"], {})
+            settled = _settled_answer(intent, _CallLog(family, method, path, tracked, key))
+            if settled is not None:
+                return settled
             headers[IDEMPOTENCY_HEADER] = key
         cid = correlation_id or logs.correlation_id() or tracked or intent_id
         if cid:
             headers[self.correlation_header] = cid
 
+        trace = _CallLog(family, method, path, tracked, key)
         breaker = self.breakers[family]
         started = self.clock()
         attempts = 0
@@ -291,20 +272,7 @@ class ResilientClient:
                 breaker.before_call()
             except BreakerOpen as exc:
                 self._unsettled(tracked, ambiguous=ambiguous, error=f"breaker open: {exc}")
-                logs.emit(
-                    logs.provider_log,
-                    "provider_call",
-                    logging.WARNING,
-                    family=family,
-                    method=method,
-                    path=path,
-                    intent_id=tracked,
-                    attempt=attempts,
-                    verdict="breaker_open",
-                    status=None,
-                    latency_ms=0.0,
-                    idempotency_key=key,
-                )
+                trace.emit(attempts, "breaker_open", level=logging.WARNING)
                 raise ProviderUnavailable(
                     family,
                     ambiguous=ambiguous,
@@ -320,37 +288,13 @@ class ResilientClient:
                 breaker, method=method, path=path, json=json, headers=headers, params=params
             )
             last_error = outcome.error
-            logs.emit(
-                logs.provider_log,
-                "provider_call",
-                logging.INFO if outcome.verdict is Verdict.SUCCESS else logging.WARNING,
-                family=family,
-                method=method,
-                path=path,
-                intent_id=tracked,
-                attempt=attempts,
-                verdict=outcome.verdict.value,
-                status=None if outcome.response is None else outcome.response.status_code,
-                latency_ms=round((self.clock() - sent_at) * 1000, 3),
-                idempotency_key=key,
-                error=None if outcome.verdict is Verdict.SUCCESS else outcome.error,
-            )
+            trace.attempted(attempts, outcome, self.clock() - sent_at)
             self.observer.attempt(family, outcome.verdict)
             if outcome.verdict is Verdict.SUCCESS:
                 assert outcome.response is not None
                 return self._succeeded(tracked, key, outcome, attempts)
             if outcome.verdict is Verdict.FINAL:
-                assert outcome.response is not None
-                status = outcome.response.status_code
-                body = None if outcome.body is _UNREADABLE else outcome.body
-                if tracked is not None:
-                    self.store.settle(
-                        tracked,
-                        IntentStatus.FAILED,
-                        result={"status": status, "body": body},
-                        error=outcome.error,
-                    )
-                raise _rejection(status, body, outcome.response.headers)
+                raise self._refused(tracked, outcome)
             ambiguous = ambiguous or outcome.verdict is Verdict.RETRY_AMBIGUOUS
             after = (
                 None
@@ -437,6 +381,20 @@ class ResilientClient:
             attempts=attempts,
         )
 
+    def _refused(self, intent_id: str | None, outcome: _Attempt) -> ProviderRejected:
+        """A final answer: the intent settles `failed` (with the answer, to repeat it)."""
+        assert outcome.response is not None
+        status = outcome.response.status_code
+        body = None if outcome.body is _UNREADABLE else outcome.body
+        if intent_id is not None:
+            self.store.settle(
+                intent_id,
+                IntentStatus.FAILED,
+                result={"status": status, "body": body},
+                error=outcome.error,
+            )
+        return _rejection(status, body, outcome.response.headers)
+
     def _unsettled(self, intent_id: str | None, *, ambiguous: bool, error: str) -> None:
         if intent_id is None:
             return
@@ -447,7 +405,76 @@ class ResilientClient:
         self.store.settle(intent_id, status, error=error)
 
 
+@dataclass(frozen=True, slots=True)
+class _CallLog:
+    """The one JSON line per attempt (or answer without one) of a call, in
+    `sandbank.integration.provider`: what is fixed for the call, and `emit` for each line."""
+
+    family: str
+    method: str
+    path: str
+    intent_id: str | None
+    idempotency_key: str | None
+
+    def emit(
+        self,
+        attempt: int,
+        verdict: str,
+        status: int | None = None,
+        latency_s: float = 0.0,
+        level: int = logging.INFO,
+        **extra: Any,
+    ) -> None:
+        logs.emit(
+            logs.provider_log,
+            "provider_call",
+            level,
+            family=self.family,
+            method=self.method,
+            path=self.path,
+            intent_id=self.intent_id,
+            attempt=attempt,
+            verdict=verdict,
+            status=status,
+            latency_ms=round(latency_s * 1000, 3),
+            idempotency_key=self.idempotency_key,
+            **extra,
+        )
+
+    def attempted(self, attempt: int, outcome: _Attempt, latency_s: float) -> None:
+        ok = outcome.verdict is Verdict.SUCCESS
+        self.emit(
+            attempt,
+            outcome.verdict.value,
+            None if outcome.response is None else outcome.response.status_code,
+            latency_s,
+            logging.INFO if ok else logging.WARNING,
+            error=None if ok else outcome.error,
+        )
+
+
 _UNREADABLE: Any = object()
+
+
+def _settled_answer(intent: Intent, trace: _CallLog) -> ProviderResponse | None:
+    """The answer of an intent settled earlier, without a request (a key the provider has
+    expired must never be re-sent): its stored success, or its final refusal raised again.
+    None: the intent is still open, so the call goes to the provider."""
+    if intent.result is None:
+        return None
+    status = int(intent.result["status"])
+    if intent.status is IntentStatus.SUCCEEDED:
+        trace.emit(0, "from_store", status)
+        return ProviderResponse(
+            status=status,
+            body=intent.result["body"],
+            idempotency_key=intent.idempotency_key,
+            replayed=True,
+            from_store=True,
+        )
+    if intent.status is IntentStatus.FAILED:
+        raise _rejection(status, intent.result["body"], {})
+    return None
 
 
 def _decode(response: httpx.Response) -> Any:
