@@ -2,6 +2,12 @@
 which actions an order allows, the state its amounts put it in, and how an event moves an
 order that has no held work (never backwards). `integration.ordertocash` applies them; nothing
 here does I/O.
+
+Shipping follows the provider, which allows a capture of the authorized remainder after a
+partial refund: an order ships whatever of its amount is not shipped yet in any state below
+that allows it, refunds in between included. `refunded` is final only once everything is
+shipped and everything shipped is refunded; before that the order is `partially_refunded`
+(it may still ship the rest), as the provider's own order is.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from integration.adapters.base import AuthorizationStatus, CheckoutStatus
 from integration.model import Authorization, ProviderEvent
 from integration.orders import ErpOrder, ErpState
 
-SHIPPABLE = frozenset({ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED})
+SHIPPABLE = frozenset(
+    {ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED, ErpState.PARTIALLY_REFUNDED}
+)
 REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
 CANCELABLE = frozenset({ErpState.AUTHORIZED})
 # ERP states whose amounts follow the provider's figures (events only ever raise them).
@@ -30,7 +38,8 @@ MONEY_STATES = frozenset(
 def derived(amount: int, shipped: int, refunded: int) -> ErpState:
     """The state an order's figures put it in (shipped and refunded of its amount)."""
     if refunded > 0:
-        return ErpState.REFUNDED if refunded >= shipped else ErpState.PARTIALLY_REFUNDED
+        everything_back = refunded >= shipped >= amount
+        return ErpState.REFUNDED if everything_back else ErpState.PARTIALLY_REFUNDED
     if shipped >= amount:
         return ErpState.SHIPPED
     return ErpState.PARTIALLY_SHIPPED if shipped > 0 else ErpState.AUTHORIZED
