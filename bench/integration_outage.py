@@ -2,11 +2,13 @@
 
 Starts a real `sandbank serve` and a real `sandbank integration serve` on 127.0.0.1 (both
 stopped by pid at the end), applies a fault preset to a fresh account (default `total-outage`:
-every /v1 request 503 with Retry-After: 30; `--refuse` stops the simulator instead, so every
-call is a refused connection), then places `--orders` orders one after another through
-`POST /orders` and prints the status codes and the latency percentiles the shop saw.
+every /v1 request 503 with Retry-After: 30; `--hang`: every /v1 request hangs; `--refuse`
+stops the simulator instead, so every call is a refused connection), then places `--orders`
+orders one after another through `POST /orders` and prints the status codes and the latency
+percentiles the shop saw.
 
-    .venv/bin/python bench/integration_outage.py [--orders 40] [--preset total-outage] [--refuse]
+    .venv/bin/python bench/integration_outage.py [--orders 40] [--preset total-outage | --hang
+        | --refuse]
         [--extra "--budget-ms 800"]
 
 Bounded in count (`--orders`) and in time (`--max-seconds`, default 300). The issue's target:
@@ -92,6 +94,7 @@ def main() -> int:
     p.add_argument("--orders", type=int, default=40)
     p.add_argument("--preset", default="total-outage")
     p.add_argument("--refuse", action="store_true", help="stop the simulator (refused connects)")
+    p.add_argument("--hang", action="store_true", help="every /v1 request hangs (60 s at most)")
     p.add_argument("--extra", default="", help="more `integration serve` arguments")
     p.add_argument("--max-seconds", type=float, default=300.0)
     args = p.parse_args()
@@ -120,6 +123,9 @@ def main() -> int:
         procs.append(erp)
         if args.refuse:
             stop(sim)
+        elif args.hang:
+            rule = {"match": {"path": "/v1/*"}, "effect": {"type": "hang", "max_ms": 60_000}}
+            admin.post("/_sandbox/faults", json={"account": account, **rule}).raise_for_status()
         else:
             admin.post(
                 f"/_sandbox/faults/presets/{args.preset}", json={"account": account}
@@ -134,7 +140,13 @@ def main() -> int:
                 t0 = time.perf_counter()
                 statuses[shop.post("/orders", json=order(i)).status_code] += 1
                 latencies.append(time.perf_counter() - t0)
-        what = "refused connections" if args.refuse else f"preset {args.preset}"
+        what = (
+            "refused connections"
+            if args.refuse
+            else "hanging requests"
+            if args.hang
+            else f"preset {args.preset}"
+        )
         print(f"POST /orders x{len(latencies)} during {what}: statuses {dict(statuses)}")
         print(
             "latency s: "

@@ -9,15 +9,21 @@ application/problem+json (`integration.problems`); the background loops
     POST /orders/{id}/refund          {"amount": minor units}      200, or 202 held
     POST /orders/{id}/cancel                                       200, or 202 held
     GET  /metrics                     Prometheus text (`integration.metrics`)
+    GET  /status                      JSON: open holds, breakers, provider, request outcomes
     POST /webhooks/provider           Standard Webhooks into the inbox (with secrets)
 
 A 202 carries the open hold as `pending`: the provider could not be reached in time, the work
-is owed and the resumer finishes it with the same idempotency key.
+is owed and the resumer finishes it with the same idempotency key. "In time" is the request's
+budget (`request_budget_s`, `integration.deadline`): all provider calls of one shop request
+share it, so the shop hears back within about that long however the provider fails (refused
+connections, 503s with long Retry-After, hanging requests), and an open breaker answers at once.
+Every shop request is counted by route and outcome, and timed (`integration.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,8 +34,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from integration import logs
+from integration import deadline, logs
 from integration.bodies import AmountIn, PlaceOrderIn, parse
+from integration.errors import Problem
 from integration.inbox import Inbox
 from integration.loops import Loops, lifespan
 from integration.metrics import CONTENT_TYPE
@@ -39,6 +46,9 @@ from integration.receiver import DEFAULT_TOLERANCE_S, Verifier, webhook_endpoint
 from integration.views import hold_json
 
 WEBHOOK_PATH = "/webhooks/provider"
+# How a shop request ended, by the problem's status (any other 4xx: rejected).
+OUTCOMES = {502: "refused", 503: "unavailable"}
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_service_app(
@@ -53,6 +63,8 @@ def create_service_app(
     webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
     correlation_ids: Callable[[], str] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    request_budget_s: float | None = 0.8,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> Starlette:
     """The order-to-cash API.
 
@@ -66,7 +78,9 @@ def create_service_app(
     event list after the inbox's stored cursor into the same inbox, so an event no webhook
     brought still arrives, and one both delivered and polled is processed once. The resumer
     and the poller wait with `sleep`. `correlation_ids` makes the ids of requests that bring
-    no `X-Correlation-Id` (default: random, from the OS).
+    no `X-Correlation-Id` (default: random, from the OS). `request_budget_s` (None: no limit
+    but the client's retry rules) bounds the provider calls of each shop request; `timer`
+    (seconds, monotonic) times the answers for the metrics.
     """
     new_correlation_id = correlation_ids or logs.random_ids()
     wake = asyncio.Event()
@@ -101,20 +115,48 @@ def create_service_app(
     async def get(request: Request) -> JSONResponse:
         return JSONResponse(await service.get_order(request.path_params["order_id"]))
 
+    def shop(route: str, handler: Endpoint) -> Endpoint:
+        """A shop-facing endpoint: under the request budget, counted and timed."""
+
+        async def endpoint(request: Request) -> Response:
+            started = timer()
+            outcome = "error"
+            try:
+                with deadline.within(request_budget_s):
+                    response = await handler(request)
+                outcome = "held" if response.status_code == 202 else "ok"
+                return response
+            except Problem as exc:
+                outcome = OUTCOMES.get(exc.status, "rejected")
+                raise
+            finally:
+                service.metrics.request_answered(route, outcome, timer() - started)
+
+        return endpoint
+
     async def metrics(request: Request) -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(service.metrics.status())
 
     def delivered(webhook_id: str, new: bool) -> None:
         if new:
             wake.set()
 
     routes = [
-        Route("/orders", place, methods=["POST"]),
-        Route("/orders/{order_id}", get, methods=["GET"]),
-        Route("/orders/{order_id}/ship", ship, methods=["POST"]),
-        Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
-        Route("/orders/{order_id}/refund", refund, methods=["POST"]),
+        Route(path, shop(f"{method} {path}", handler), methods=[method])
+        for method, path, handler in (
+            ("POST", "/orders", place),
+            ("GET", "/orders/{order_id}", get),
+            ("POST", "/orders/{order_id}/ship", ship),
+            ("POST", "/orders/{order_id}/cancel", cancel),
+            ("POST", "/orders/{order_id}/refund", refund),
+        )
+    ]
+    routes += [
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/status", status, methods=["GET"]),
     ]
     if secrets:
         assert inbox is not None

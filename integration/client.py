@@ -24,6 +24,10 @@ One `ResilientClient.call` is one logical operation, made of as many attempts as
   concurrent duplicate of the same intent) is waited out like an ambiguous failure, never taken
   as a final refusal.
 - **Timeouts** on every attempt (`timeout`, seconds, httpx's connect/read/write/pool).
+- **Time budget**: under `integration.deadline.within(s)` (the shop's request, a drive of held
+  work) all attempts of all calls share `s` seconds: an attempt's timeout is cut to what is
+  left, no attempt starts once it is spent, and a wait that would outlast it ends the call
+  (`ProviderUnavailable`, verdict `out_of_time` in the log when nothing was left to try).
 - **Correlation and logs**: every attempt carries `X-Correlation-Id`: the call's
   `correlation_id`, else the one bound to the context (`integration.logs`: the service's
   request, the event being processed), else the intent id. Each attempt writes one JSON line
@@ -53,12 +57,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from integration import logs
+from integration import deadline, logs
 from integration.breaker import Breaker, BreakerOpen, Breakers
 from integration.errors import IntegrationError
 from integration.retry import Backoff, Transport, Verdict, classify, retry_after_s
 from integration.store import IntegrationStore, Intent, IntentStatus
 
+OUT_OF_TIME = "the time budget of the work is spent"
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -200,6 +205,7 @@ class ResilientClient:
         self.random = random
         self.breakers = breakers
         self.backoff = backoff or Backoff()
+        self.timeout = timeout
         self.correlation_header = correlation_header
         self.in_flight_codes = frozenset(in_flight_codes)
         self.observer: CallObserver = observer or _Unobserved()
@@ -239,10 +245,7 @@ class ResilientClient:
         read, `intent_id` only names the call (the correlation header).
         """
         method = method.upper()
-        headers: dict[str, str] = {}
-        key: str | None = None
-        tracked: str | None = None  # the stored intent this call settles (mutating calls only)
-        ambiguous = False  # may an attempt of this intent have reached the provider?
+        intent = None
         if method in MUTATING:
             intent = self.store.record_intent(
                 intent_id or f"adhoc:{family}:{self.store.new_key()}",
@@ -250,24 +253,27 @@ class ResilientClient:
                 f"{method} {path}",
                 json,
             )
-            tracked = intent.id
-            key = intent.idempotency_key
-            # An intent left ambiguous by an earlier call (or process) stays so until settled.
-            ambiguous = intent.status is IntentStatus.AMBIGUOUS
-            settled = _settled_answer(intent, _CallLog(family, method, path, tracked, key))
-            if settled is not None:
-                return settled
-            headers[IDEMPOTENCY_HEADER] = key
-        cid = correlation_id or logs.correlation_id() or tracked or intent_id
-        if cid:
+        tracked = None if intent is None else intent.id  # the intent this call settles
+        key = None if intent is None else intent.idempotency_key
+        trace = _CallLog(family, method, path, tracked, key)
+        if intent is not None and (settled := _settled_answer(intent, trace)) is not None:
+            return settled
+        # May an attempt of this intent have reached the provider? An intent left ambiguous by
+        # an earlier call (or process) stays so until settled.
+        ambiguous = intent is not None and intent.status is IntentStatus.AMBIGUOUS
+        headers = {} if key is None else {IDEMPOTENCY_HEADER: key}
+        if cid := correlation_id or logs.correlation_id() or tracked or intent_id:
             headers[self.correlation_header] = cid
 
-        trace = _CallLog(family, method, path, tracked, key)
         breaker = self.breakers[family]
+        budget = deadline.current()
         started = self.clock()
         attempts = 0
-        last_error = "no attempt made"
         while True:
+            left = None if budget is None else budget.remaining(self.clock())
+            if left is not None and left <= 0:
+                trace.emit(attempts, "out_of_time", level=logging.WARNING)
+                raise self._unavailable(tracked, family, ambiguous, attempts, OUT_OF_TIME)
             try:
                 breaker.before_call()
             except BreakerOpen as exc:
@@ -285,9 +291,14 @@ class ResilientClient:
             attempts += 1
             sent_at = self.clock()
             outcome = await self._attempt(
-                breaker, method=method, path=path, json=json, headers=headers, params=params
+                breaker,
+                method=method,
+                path=path,
+                json=json,
+                headers=headers,
+                params=params,
+                timeout=self.timeout if left is None else min(self.timeout, left),
             )
-            last_error = outcome.error
             trace.attempted(attempts, outcome, self.clock() - sent_at)
             self.observer.attempt(family, outcome.verdict)
             if outcome.verdict is Verdict.SUCCESS:
@@ -302,11 +313,11 @@ class ResilientClient:
                 else retry_after_s(outcome.response.headers, self._now())
             )
             wait = self.backoff.wait_s(attempts, self.random, after)
+            if budget is not None and wait >= budget.remaining(self.clock()):
+                error = f"{outcome.error}; {OUT_OF_TIME}"  # the caller holds the work
+                raise self._unavailable(tracked, family, ambiguous, attempts, error)
             if self.backoff.gives_up(attempts, self.clock() - started, wait):
-                self._unsettled(tracked, ambiguous=ambiguous, error=last_error)
-                raise ProviderUnavailable(
-                    family, ambiguous=ambiguous, attempts=attempts, last_error=last_error
-                )
+                raise self._unavailable(tracked, family, ambiguous, attempts, outcome.error)
             self.observer.retry(family)
             await self.sleep(wait)
 
@@ -320,6 +331,7 @@ class ResilientClient:
         json: Any,
         headers: Mapping[str, str],
         params: Mapping[str, str | int] | None,
+        timeout: float,
     ) -> _Attempt:
         try:
             response = await self._http.request(
@@ -328,6 +340,7 @@ class ResilientClient:
                 json=json,
                 headers=headers,
                 params=dict(params) if params else None,
+                timeout=timeout,
             )
         except Exception as exc:
             failure = transport_failure(exc)
@@ -394,6 +407,13 @@ class ResilientClient:
                 error=outcome.error,
             )
         return _rejection(status, body, outcome.response.headers)
+
+    def _unavailable(
+        self, intent_id: str | None, family: str, ambiguous: bool, attempts: int, error: str
+    ) -> ProviderUnavailable:
+        """Giving up: the intent stays open for the resumer (`_unsettled`)."""
+        self._unsettled(intent_id, ambiguous=ambiguous, error=error)
+        return ProviderUnavailable(family, ambiguous=ambiguous, attempts=attempts, last_error=error)
 
     def _unsettled(self, intent_id: str | None, *, ambiguous: bool, error: str) -> None:
         if intent_id is None:

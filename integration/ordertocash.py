@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from integration import erp, logs
+from integration import deadline, erp, logs
 from integration.adapters.base import (
     AuthorizationStatus,
     CheckoutStatus,
@@ -75,14 +75,19 @@ class OrderToCash:
         *,
         clock: Callable[[], datetime],
         metrics: Metrics | None = None,
+        drive_budget_s: float | None = 5.0,
     ) -> None:
+        """`drive_budget_s`: the time the provider calls of one drive of a held operation get
+        together (resumer, events); the work stays held when it runs out (None: no limit but
+        the client's retry rules). The shop's own requests get theirs from the app."""
         self.adapter = adapter
         self.book = book
         self.ledger = ledger
         self.clock = clock
+        self.drive_budget_s = drive_budget_s
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = metrics or Metrics()
-        self.metrics.watch_holds(book)
+        self.metrics.watch_holds(book, clock)
         client = getattr(adapter, "client", None)  # adapters on a ResilientClient report retries
         if isinstance(client, ResilientClient):
             self.metrics.watch_client(client)
@@ -169,11 +174,15 @@ class OrderToCash:
         """Run an open hold again (the order's lock held); True when it ended."""
         with logs.bound(logs.correlation_id() or hold.intent_id):
             try:
-                outcome = await self._run(hold, resuming=True)
+                with deadline.within(self.drive_budget_s):
+                    outcome = await self._run(hold, resuming=True)
             except (Problem, ProviderRejected) as exc:
                 log.warning("hold %s of %s ended: %s", hold.id, hold.merchant_order_id, exc)
-                return True
-            return outcome.hold is None
+            else:
+                if outcome.hold is not None:
+                    return False
+            self.metrics.held_work_done(hold.kind.value, hold.created_at, self.clock())
+            return True
 
     # --- provider events (webhooks, polled events) ---------------------------------------------
     async def apply_event(self, event: ProviderEvent) -> str:
@@ -216,10 +225,14 @@ class OrderToCash:
                 self._post_movements(snapshot)
             held = self.book.holds(order.merchant_order_id, open_only=True)
             if held:
-                for hold in held:
-                    await self._drive(hold)
+                ended = [await self._drive(hold) for hold in held]
+                if any(ended):
+                    self.metrics.event_applied(event.at, self.clock())
                 return "held"
-            return self._follow(order, event)
+            outcome = self._follow(order, event)
+            if outcome == "updated":
+                self.metrics.event_applied(event.at, self.clock())
+            return outcome
 
     async def process_events(self, inbox: Inbox, limit: int = 100) -> int:
         """Apply up to `limit` queued inbox events (`apply_event`), each under its own

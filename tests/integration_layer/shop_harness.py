@@ -54,6 +54,8 @@ class Shop:
         inbox: bool = False,
         webhook_secrets: str | Sequence[str] = (),
         correlation_ids: Callable[[], str] | None = None,
+        request_budget_s: float | None = 0.8,
+        drive_budget_s: float | None = 5.0,
     ) -> None:
         self.api = api
         self.sim = sim
@@ -88,7 +90,9 @@ class Shop:
         self.book = OrderBook(db)
         self.ledger = Ledger.sqlite(db)
         self.inbox: Inbox | None = Inbox(db, clock=wall) if inbox else None
-        self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=wall)
+        self.service = OrderToCash(
+            self.adapter, self.book, self.ledger, clock=wall, drive_budget_s=drive_budget_s
+        )
         self.app = create_service_app(
             self.service,
             resume_every_s=None,
@@ -96,6 +100,8 @@ class Shop:
             webhook_secrets=webhook_secrets,
             process_every_s=None,
             correlation_ids=correlation_ids,
+            request_budget_s=request_budget_s,
+            timer=lambda: self.monotonic,
         )
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://shop.test"
