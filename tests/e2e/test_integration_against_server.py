@@ -497,3 +497,69 @@ def test_the_service_process_takes_webhooks_and_one_correlation_id_spans_both_lo
     finally:
         ledger.close()
     assert erp_row(db, "SO-P1") == ("shipped", 100_000)
+
+
+def test_the_service_process_answers_held_at_once_while_the_provider_hangs(
+    server: Server, provider: Provider, tmp_path: Path
+) -> None:
+    """A total outage in its worst form (every request hangs): the shop still gets its 202
+    within the request budget, not after the client's timeouts, and after recovery the held
+    work completes, each operation once."""
+    port = free_port()
+    proc = IntegrationProcess(
+        port,
+        tmp_path / "integration.log",
+        [
+            "--provider-url",
+            server.url,
+            "--api-key",
+            provider.api_key,
+            "--db",
+            str(tmp_path / "integration.db"),
+            "--budget-ms",
+            "800",
+            "--resume-every",
+            "0.2",
+            "--breaker-cooldown",
+            "0.5",
+            "--poll-every",
+            "0",
+        ],
+    )
+    try:
+        proc.wait_healthy()
+        with httpx.Client(base_url=proc.url, timeout=60.0) as shop:
+            placed = shop.post("/orders", json=order_body("SO-H0"))
+            assert placed.status_code == 201, placed.text
+            provider.approve(placed.json()["provider_checkout_id"])
+            assert shop.get("/orders/SO-H0").json()["erp_state"] == "authorized"
+
+            provider.rule(match={"path": "/v1/*"}, effect={"type": "hang", "max_ms": 60_000})
+            answered: list[tuple[int, float]] = []
+            for n in range(1, 5):
+                started = time.monotonic()
+                r = shop.post("/orders", json=order_body(f"SO-H{n}"))
+                answered.append((r.status_code, time.monotonic() - started))
+            started = time.monotonic()
+            ship = shop.post("/orders/SO-H0/ship", json={"amount": 100_000})
+            answered.append((ship.status_code, time.monotonic() - started))
+            # Held, and long before a 10 s attempt timeout (the policy before the budget).
+            assert [status for status, _ in answered] == [202] * 5, answered
+            assert max(seconds for _, seconds in answered) < 5.0, answered
+
+            provider.clear_faults()
+            wait_for(
+                "the held work to complete",
+                lambda: shop.get("/status").json()["holds_open_total"] == 0,
+            )
+            got = shop.get("/orders/SO-H0").json()
+            assert (got["erp_state"], got["shipped_amount"]) == ("shipped", 100_000)
+            for n in range(1, 5):
+                assert shop.get(f"/orders/SO-H{n}").json()["erp_state"] == "awaiting_buyer"
+            metrics = shop.get("/metrics").text
+    finally:
+        proc.stop()
+    done = [e for e in provider.journal("createCheckout") if 200 <= (e["status"] or 0) < 300]
+    assert len(done) == len({e["idempotency_key"] for e in done}) == 5
+    assert len(provider.events("order.captured")) == 1
+    assert 'sandbank_integration_requests_total{outcome="held",route="POST /orders"} 4.0' in metrics
