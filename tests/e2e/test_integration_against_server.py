@@ -369,6 +369,16 @@ class IntegrationProcess(Process):
             ["integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args], port, log
         )
 
+    @classmethod
+    def against(
+        cls, server: Server, provider: Provider, tmp_path: Path, port: int, *args: str
+    ) -> IntegrationProcess:
+        """The service for `provider`'s account on `server`, its database and log in
+        `tmp_path`, with more `serve` arguments."""
+        db = ["--db", str(tmp_path / "integration.db")]
+        key = ["--provider-url", server.url, "--api-key", provider.api_key]
+        return cls(port, tmp_path / "integration.log", [*key, *db, *args])
+
     def lines(self) -> list[dict[str, Any]]:
         out = []
         for line in self.output().splitlines():
@@ -403,16 +413,12 @@ def test_the_service_process_takes_webhooks_and_one_correlation_id_spans_both_lo
     )
     assert r.status_code == 201, r.text
     db = tmp_path / "integration.db"
-    proc = IntegrationProcess(
+    proc = IntegrationProcess.against(
+        server,
+        provider,
+        tmp_path,
         port,
-        tmp_path / "integration.log",
-        [
-            "--provider-url",
-            server.url,
-            "--api-key",
-            provider.api_key,
-            "--db",
-            str(db),
+        *[
             "--webhook-secret",
             r.json()["secret"],
             "--resume-every",
@@ -506,16 +512,12 @@ def test_the_service_process_answers_held_at_once_while_the_provider_hangs(
     within the request budget, not after the client's timeouts, and after recovery the held
     work completes, each operation once."""
     port = free_port()
-    proc = IntegrationProcess(
+    proc = IntegrationProcess.against(
+        server,
+        provider,
+        tmp_path,
         port,
-        tmp_path / "integration.log",
-        [
-            "--provider-url",
-            server.url,
-            "--api-key",
-            provider.api_key,
-            "--db",
-            str(tmp_path / "integration.db"),
+        *[
             "--budget-ms",
             "800",
             "--resume-every",
