@@ -80,7 +80,9 @@ def main() -> int:
             f"{r.figures.get('orders_placed', 0):>6} {r.figures.get('shop_requests', 0):>8}"
         )
     met = total < args.target
-    print(f"total wall time {total:.1f} s; target < {args.target:g} s: {'met' if met else 'MISSED'}")
+    print(
+        f"total wall time {total:.1f} s; target < {args.target:g} s: {'met' if met else 'MISSED'}"
+    )
     return 0 if ok and met else 1
 
 
