@@ -198,9 +198,7 @@ class Runner:
                 await self._teardown(run)
                 result.timeline = run.timeline
                 result.samples = run.samples
-                result.actions_sha256 = hashlib.sha256(
-                    json.dumps(run.journal, sort_keys=True).encode()
-                ).hexdigest()
+                result.actions_sha256 = journal_digest(run.journal)
             if simulator is not None and self.shared_simulator is None:
                 simulator.stop()
             if tmp is not None:
@@ -930,6 +928,14 @@ class Runner:
             run.dead_port.close()
         for client in (run.admin, run.api, run.erp):
             await client.aclose()
+
+
+def journal_digest(journal: list[dict[str, Any]]) -> str:
+    """sha256 of the actions in account-clock order (their planned times, kinds, orders and
+    arguments): which wall instant sent each one, and in what order concurrent steps went out,
+    does not change it."""
+    lines = sorted(json.dumps(entry, sort_keys=True) for entry in journal)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def tolerance_met(value: Any, tolerance: Any) -> bool:

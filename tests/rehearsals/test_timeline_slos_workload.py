@@ -219,3 +219,12 @@ def test_buyers_read_like_businesses() -> None:
         assert 1 <= b.years_in_business <= 60
         assert b.legal_name
         assert b.address
+
+
+def test_the_journal_digest_ignores_the_order_steps_went_out_in() -> None:
+    from rehearsal.runner import journal_digest  # noqa: PLC0415
+
+    a = {"shop": {"at_ms": 1, "kind": "place", "order": "SO-1", "args": {}}}
+    b = {"timeline": {"at_ms": 0, "action": "preset", "args": {"name": "total-outage"}}}
+    assert journal_digest([a, b]) == journal_digest([b, a])
+    assert journal_digest([a, b]) != journal_digest([a])
