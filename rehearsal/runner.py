@@ -873,11 +873,19 @@ class Runner:
             for line in run.integration.log_lines()
             if line.get("event") == "request"
         }
-        points: dict[str, list[Point]] = {"erp_latency_ms": [], "erp_errors": []}
+        points: dict[str, list[Point]] = {
+            "erp_latency_ms": [],
+            "erp_errors": [],
+            "erp_unavailable": [],
+        }
         for call in shop.calls:
             tags = {"route": call.route, "phase": phase_of(call.at_ms, self.windows)}
-            failed = call.status is None or call.status >= 500
+            # 503 is the ERP's explicit "cannot ask the provider now, try again" (the shop
+            # does); anything else 5xx, or no answer at all, is an error.
+            unavailable = call.status == 503
+            failed = call.status is None or (call.status >= 500 and not unavailable)
             points["erp_errors"].append(Point(1.0 if failed else 0.0, tags))
+            points["erp_unavailable"].append(Point(1.0 if unavailable else 0.0, tags))
             if call.status is not None:
                 ms = access.get(call.correlation_id, call.latency_ms)
                 points["erp_latency_ms"].append(Point(ms, {**tags, "status": str(call.status)}))

@@ -7,7 +7,10 @@ A scenario writes `metric{tag:value,...}` and `agg op number` (`p(99) < 1000`, `
                                          (POST /orders, /ship, /refund, /cancel), joined to the
                                          runner's action by X-Correlation-Id; phase is before /
                                          during / after the faults on the account clock
-    erp_errors{route,phase}              1 per shop request answered 5xx or not at all, else 0
+    erp_errors{route,phase}              1 per shop request answered 500/502/504 or not at
+                                         all, else 0
+    erp_unavailable{route,phase}         1 per shop request answered 503 (the ERP's explicit
+                                         "try again later"), else 0
     held_work_completion_s{kind}         per hold still open when the provider recovered:
                                          seconds from the recovery to its resolution
     event_to_state_ms{type}              first delivery attempt of a provider event -> the ERP
