@@ -102,13 +102,17 @@ class OrderToCash:
         request = stored_request(placed)
         async with self._lock(merchant_order_id):
             try:
-                self.book.get(merchant_order_id)
+                existing = self.book.get(merchant_order_id)
             except KeyError:
-                pass
+                self.book.create(
+                    merchant_order_id, money.amount, money.currency, request, self._now()
+                )
+                self.metrics.order_entered(ErpState.PLACED)
             else:
-                raise InvalidTransition(f"order {merchant_order_id!r} exists already")
-            self.book.create(merchant_order_id, money.amount, money.currency, request, self._now())
-            self.metrics.order_entered(ErpState.PLACED)
+                # Only a crash between creating the order and opening its hold leaves it
+                # placed with no hold at all: the shop's retry finishes the placing.
+                if existing.erp_state is not ErpState.PLACED or self.book.holds(merchant_order_id):
+                    raise InvalidTransition(f"order {merchant_order_id!r} exists already")
             hold = self.book.open_hold(
                 merchant_order_id,
                 HoldKind.CREDIT_PENDING,

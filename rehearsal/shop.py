@@ -85,8 +85,11 @@ class Shop:
         return response, error, call
 
     async def read(self, order: OrderState, at_ms: int) -> dict[str, Any] | None:
+        """The ERP's view of the order; {} when the ERP has no such order; None: no answer."""
         moid = order.planned.merchant_order_id
         response, _, _ = await self._send("read", moid, at_ms, "GET", f"/orders/{moid}")
+        if response is not None and response.status_code == 404:
+            return {}
         if response is None or response.status_code != 200:
             return None
         view: dict[str, Any] = response.json()
@@ -102,9 +105,9 @@ class Shop:
             view = await self.read(order, at_ms)
             if view is None:
                 return DEFER
-            if step.kind == "place" or self._registered(view, step) > order.registered.get(
-                step.kind, 0
-            ):
+            if (step.kind == "place" and view) or self._registered(
+                view, step
+            ) > order.registered.get(step.kind, 0):
                 order.unsure = None
                 order.placed = True
                 return self._took(order, step, DONE)

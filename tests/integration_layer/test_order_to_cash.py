@@ -280,3 +280,17 @@ def test_a_held_shipment_on_a_lapsed_authorization_ends_the_order_expired(shop: 
     assert got["provider"]["status"] == "expired"
     assert got["erp_state"] == "expired"
     assert all(h["resolved_at"] is not None for h in got["holds"])
+
+
+def test_an_order_left_placed_without_its_hold_by_a_crash_is_finished_by_the_retry(
+    shop: Shop,
+) -> None:
+    """integration-crash: a kill -9 between creating the order and opening its hold left it
+    `placed` forever; the shop's retry of POST /orders now finishes the placing."""
+    body = order_body("SO-K", 100_000)
+    shop.book.create("SO-K", 100_000, "USD", {k: v for k, v in body.items() if k not in (
+        "merchant_order_id", "amount", "currency")}, "2026-03-02T09:00:00+00:00")  # fmt: skip
+    again = shop.post("/orders", body)
+    assert again.status_code == 201, again.text
+    assert again.json()["erp_state"] == "awaiting_buyer"
+    assert_problem(shop.post("/orders", body), 409, "invalid_transition")
