@@ -35,7 +35,7 @@ from simulator.domain.models import Capture, Entity, Event, Order, Refund
 from simulator.store.base import Page, Tx
 
 if TYPE_CHECKING:
-    from simulator.service import Ctx
+    from simulator.context import Ctx
 
 ExportFormat = Literal["csv", "jsonl"]
 ColumnType = Literal["string", "integer", "boolean", "datetime", "date", "json"]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
 from simulator.clock import to_us
+from simulator.context import Ctx
 from simulator.domain.errors import Conflict, InvalidAmount, NotFound
 from simulator.domain.finance import (
     DRIFT_KINDS,
@@ -48,10 +49,20 @@ from simulator.domain.finance import (
     settle,
     split_installments,
 )
-from simulator.domain.models import Capture, Entity, Order, Refund, Repayment
+from simulator.domain.models import Buyer, Capture, Checkout, Entity, Order, Refund, Repayment
 
-if TYPE_CHECKING:
-    from simulator.service import Ctx, ProviderService
+
+class Core(Protocol):
+    """What finance needs of the provider service (`ProviderService` is one): a Protocol, so
+    that finance and the service it works for do not import each other."""
+
+    def get_buyer(self, ctx: Ctx, buyer_id: str) -> Buyer: ...
+    def get_order(self, ctx: Ctx, order_id: str) -> Order: ...
+    def release(self, ctx: Ctx, buyer_id: str, amount: int) -> None: ...
+    def emit(
+        self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order | Repayment | Settlement | Dispute
+    ) -> None: ...
+
 
 LINE, SETTLEMENT, DISPUTE, DRIFT, INJECTION = (
     "line",
@@ -79,7 +90,7 @@ class DriftState(Entity):
 
 
 class FinanceService:
-    def __init__(self, core: ProviderService) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
     # --- captures and refunds (called by the core) --------------------------------------------

@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from simulator import API_VERSION
 from simulator.clock import WallClock, from_us, to_us, virtual_now
+from simulator.context import Ctx
 from simulator.domain import decisions
 from simulator.domain.errors import (
     AmountExceedsRefundable,
@@ -57,39 +58,6 @@ Presenter = Callable[[Entity], dict[str, Any]]
 EVENT_BATCH = 1000
 
 
-@dataclass
-class Ctx:
-    """The working set of one account transaction."""
-
-    tx: Tx
-    account: Account
-    rng: SeededRng
-    now: datetime
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def aid(self) -> str:
-        return self.account.id
-
-    @property
-    def now_us(self) -> int:
-        return to_us(self.now)
-
-    def new_id(self, prefix: str) -> str:
-        """The next id from the account RNG that no stored object already has.
-
-        A seed set again without a reset restarts the sequence; skipping taken ids keeps that
-        from overwriting objects (or clashing on event ids) and is itself deterministic. Until
-        then (`Account.fresh_ids`) a drawn id cannot be taken, so the lookup is skipped.
-        """
-        if self.account.fresh_ids:
-            return self.rng.id(prefix)
-        while True:
-            ident = self.rng.id(prefix)
-            if not self.tx.id_taken(ident):
-                return ident
-
-
 @dataclass(frozen=True)
 class Prequalification:
     id: str
@@ -103,15 +71,21 @@ class Prequalification:
 
 class ProviderService:
     def __init__(
-        self, store: Store, wall: WallClock, present: Presenter, *, public_url: str
+        self,
+        store: Store,
+        wall: WallClock,
+        present: Presenter,
+        *,
+        public_url: str,
+        on_events: Callable[[Ctx], None] | None = None,
     ) -> None:
         self.store = store
         self.wall = wall
         self.present = present
         self.public_url = public_url.rstrip("/")
-        # Called with each committing context that wrote events (webhooks: it wakes the
-        # dispatcher, which fans the committed events out into deliveries).
-        self.on_events: Callable[[Ctx], None] | None = None
+        # Called with each committing context that wrote events (the app wakes the webhook
+        # dispatcher with it, which fans the committed events out into deliveries).
+        self.on_events = on_events
         self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------

@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import ACCOUNT_KEY, parse, path_id, query, run, service_of
+from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.asgi import ACCOUNT_KEY
+from simulator.context import Ctx
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.exports import FILES, MEDIA, FileSpec, Rows, col, encode
-from simulator.service import Ctx
 
 # The settlement report: one row per line as the report tells it, oldest first. Its columns
 # after the two ids are the exports' `settlement_lines` columns, so the two never drift apart.

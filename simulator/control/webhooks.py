@@ -14,6 +14,7 @@ from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, query, service_of, webhooks_of
 from simulator.domain import webhooks as wh
 from simulator.domain.errors import NotFound
+from simulator.runtime import runtime_of
 from simulator.webhooks.dispatcher import Dispatcher
 
 
@@ -60,7 +61,7 @@ class Replayed(BaseModel):
 
 
 def _dispatcher(request: Request) -> Dispatcher:
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+    return runtime_of(request).dispatcher
 
 
 async def set_quirks(request: Request) -> Response:

@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from simulator.clock import to_us
+from simulator.context import Ctx
 from simulator.domain import webhooks as wh
 from simulator.domain.errors import NotFound, WebhookUrlRefused
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
-from simulator.service import Ctx, ProviderService
+from simulator.service import ProviderService
 from simulator.webhooks import fanout, signing
 from simulator.webhooks.safety import HostPolicy
 
@@ -122,11 +123,6 @@ class WebhookService:
         self.provider = provider
         self.policy = policy
         self.wake = wake
-        # An API write only wakes the dispatcher, which fans its events out from the outbox.
-        provider.on_events = self._events_written
-
-    def _events_written(self, ctx: Ctx) -> None:
-        self.wake()
 
     def fan_out_pending(self, ctx: Ctx) -> int:
         """Fan out every committed event not yet fanned out, in this transaction: done before

@@ -398,7 +398,7 @@ def test_the_journal_filters_and_clears_per_account(api: Api, account: Account) 
 
 def test_the_journal_is_a_bounded_ring(clock: ManualClock) -> None:
     app = build_app(seed=1, clock=clock)
-    app.state.journal.size = 5
+    app.runtime.journal.size = 5
     api = Api(app, clock)
     try:
         account = api.new_account(seed=1)
