@@ -50,6 +50,7 @@ from simulator.domain.finance import (
     split_installments,
 )
 from simulator.domain.models import Buyer, Capture, Checkout, Entity, Order, Refund, Repayment
+from simulator.domain.records import Page
 
 
 class Core(Protocol):
@@ -374,6 +375,13 @@ class FinanceService:
         ctx.tx.save_finance(ctx.aid, SETTLEMENT, settlement, status="paid")
         self.core.emit(ctx, "settlement.paid", settlement)
 
+    def list_settlements(
+        self, ctx: Ctx, *, status: str | None, limit: int, cursor: str | None
+    ) -> Page[Settlement]:
+        return ctx.tx.finance_page(
+            Settlement, ctx.aid, SETTLEMENT, status=status, limit=limit, cursor=cursor
+        )
+
     def get_settlement(self, ctx: Ctx, settlement_id: str) -> Settlement:
         settlement = ctx.tx.finance(Settlement, ctx.aid, SETTLEMENT, settlement_id)
         if settlement is None:
@@ -523,6 +531,19 @@ class FinanceService:
         ctx.tx.schedule(ctx.aid, to_us(dispute.respond_by), JOB_DISPUTE_DEADLINE, dispute.id)
         self.core.emit(ctx, "dispute.created", dispute)
         return dispute
+
+    def list_disputes(
+        self,
+        ctx: Ctx,
+        *,
+        status: str | None,
+        order_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Dispute]:
+        return ctx.tx.finance_page(
+            Dispute, ctx.aid, DISPUTE, status=status, ref=order_id, limit=limit, cursor=cursor
+        )
 
     def get_dispute(self, ctx: Ctx, dispute_id: str) -> Dispute:
         dispute = ctx.tx.finance(Dispute, ctx.aid, DISPUTE, dispute_id)

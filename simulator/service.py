@@ -46,10 +46,11 @@ from simulator.domain.models import (
     Review,
 )
 from simulator.domain.money import MAX_AMOUNT, check_currency
+from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.rng import SeededRng
-from simulator.store.base import Page, SavedResponse, Store, Tx
+from simulator.store.base import Store, Tx
 
 # The account clock stays far enough from datetime.max that every TTL and duration added to
 # it still fits (an overflow there would be a 500 on the next request).
@@ -139,15 +140,16 @@ class ProviderService:
         ctx.events.clear()
 
     @contextmanager
-    def scope_for(self, kind: Literal["checkout", "order"], object_id: str) -> Iterator[Ctx]:
-        """A scope for an object found by id alone (control plane, hosted page)."""
+    def scope_for(
+        self, kind: Literal["checkout", "order", "webhook_endpoint", "event"], object_id: str
+    ) -> Iterator[Ctx]:
+        """The scope of the account that holds an object found by id alone (control plane,
+        hosted page)."""
         with self.store.transaction() as tx:
-            found = (
-                tx.checkout(None, object_id) if kind == "checkout" else tx.order(None, object_id)
-            )
-        if found is None:
-            raise NotFound(kind, object_id)
-        with self.scope(found[0]) as ctx:
+            account_id = _account_of(tx, kind, object_id)
+        if account_id is None:
+            raise NotFound(kind.replace("_", " "), object_id)
+        with self.scope(account_id) as ctx:
             yield ctx
 
     def emit(
@@ -766,6 +768,15 @@ class ProviderService:
         )
         tx.save_account(account)
         return account
+
+
+def _account_of(tx: Tx, kind: str, object_id: str) -> str | None:
+    if kind == "webhook_endpoint":
+        return tx.webhook_endpoint_account(object_id)
+    if kind == "event":
+        return tx.event_account(object_id)
+    found = tx.checkout(None, object_id) if kind == "checkout" else tx.order(None, object_id)
+    return None if found is None else found[0]
 
 
 def _public_account(account: Account, now: datetime) -> dict[str, Any]:

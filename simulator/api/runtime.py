@@ -29,9 +29,9 @@ from simulator.domain.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from simulator.domain.records import SavedResponse
 from simulator.runtime import runtime_of
 from simulator.service import ProviderService
-from simulator.store.base import SavedResponse
 from simulator.webhooks.service import WebhookService
 
 M = TypeVar("M", bound=BaseModel)

@@ -35,9 +35,8 @@ from simulator.domain.models import (
     Repayment,
 )
 from simulator.domain.money import CURRENCIES, MAX_AMOUNT
+from simulator.domain.records import CURSOR_PATTERN, Page
 from simulator.service import Prequalification
-from simulator.store.base import Page
-from simulator.store.cursor import CURSOR_PATTERN
 
 # Patterns spell their character classes out: `\s` means different things to Python and to
 # the ECMA-262 regexes JSON Schema specifies, and the document must mean what the server does.

@@ -237,6 +237,22 @@ class WebhookService:
             self.wake()
         return n
 
+    def deliveries(
+        self,
+        account_id: str | None,
+        *,
+        endpoint_id: str | None,
+        event_id: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[wh.Delivery]:
+        """The delivery log across accounts (control plane), newest first."""
+        with self.provider.store.transaction() as tx:
+            rows = tx.deliveries(
+                account_id, endpoint_id=endpoint_id, event_id=event_id, status=status, limit=limit
+            )
+        return [d for _, d in rows]
+
     def replay_event(self, ctx: Ctx, event_id: str) -> list[wh.Delivery]:
         """New deliveries of a stored event, now, to every endpoint that wants its type."""
         event = ctx.tx.event(ctx.aid, event_id)
