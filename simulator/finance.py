@@ -130,7 +130,7 @@ class FinanceService:
             left -= cut
             repayment.updated_at = ctx.now
             if repayment.amount == 0:
-                repayment.status = "canceled"
+                repayment.apply("cancel", ctx.now)
         return amount - left
 
     # --- repayments ---------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class FinanceService:
         settings = ctx.account.settings
         if repayment.behaviour == "on_time":
             return self._paid(ctx, order, repayment)
-        repayment.status = "late"
+        repayment.apply("miss", ctx.now)
         ref = f"{order.id}/{repayment.id}"
         if repayment.behaviour == "late":
             repayment.late_fee = fee_for(repayment.amount, settings.late_fee_bps)
@@ -205,13 +205,13 @@ class FinanceService:
         return "buyer.payment.late"
 
     def _paid(self, ctx: Ctx, order: Order, repayment: Repayment) -> str:
-        repayment.status = "paid"
+        repayment.apply("pay", ctx.now)
         repayment.paid_at = ctx.now
         self.core.release(ctx, order.buyer_id, repayment.amount)
         return "buyer.payment.succeeded"
 
     def _defaulted(self, ctx: Ctx, order: Order, repayment: Repayment) -> str:
-        repayment.status = "defaulted"
+        repayment.apply("default", ctx.now)
         repayment.defaulted_at = ctx.now
         buyer = self.core.get_buyer(ctx, order.buyer_id)
         if buyer.credit_line.status != "suspended":
@@ -370,8 +370,7 @@ class FinanceService:
         settlement = ctx.tx.finance(Settlement, ctx.aid, SETTLEMENT, ref)
         if settlement is None or settlement.status != "pending":
             return
-        settlement.status = "paid"
-        settlement.paid_at = ctx.now
+        settlement.pay(ctx.now)
         ctx.tx.save_finance(ctx.aid, SETTLEMENT, settlement, status="paid")
         self.core.emit(ctx, "settlement.paid", settlement)
 
@@ -561,11 +560,10 @@ class FinanceService:
     def submit_evidence(self, ctx: Ctx, dispute_id: str, evidence: dict[str, str]) -> Dispute:
         dispute = self.get_dispute(ctx, dispute_id)
         self._must_need_response(dispute, "take evidence")
+        dispute.apply("submit_evidence", ctx.now)
         dispute.evidence = evidence
         dispute.evidence_submitted_at = ctx.now
-        dispute.status = "under_review"
         dispute.decides_at = ctx.now + timedelta(days=ctx.account.settings.dispute_decision_days)
-        dispute.updated_at = ctx.now
         self._save_dispute(ctx, dispute)
         ctx.tx.schedule(ctx.aid, to_us(dispute.decides_at), JOB_DISPUTE_DECIDE, dispute.id)
         self.core.emit(ctx, "dispute.updated", dispute)
@@ -579,9 +577,8 @@ class FinanceService:
         return dispute
 
     def _close_dispute(self, ctx: Ctx, dispute: Dispute, outcome: Literal["won", "lost"]) -> None:
-        dispute.status = outcome
+        dispute.apply("win" if outcome == "won" else "lose", ctx.now)
         dispute.closed_at = ctx.now
-        dispute.updated_at = ctx.now
         if outcome == "won":
             self._add_line(
                 ctx,

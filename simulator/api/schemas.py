@@ -36,6 +36,15 @@ from simulator.domain.models import (
 )
 from simulator.domain.money import CURRENCIES, MAX_AMOUNT
 from simulator.domain.records import CURSOR_PATTERN, Page
+from simulator.domain.states import (
+    CheckoutStatus,
+    CreditLineStatus,
+    DisputeStatus,
+    EndpointStatus,
+    OrderStatus,
+    RepaymentStatus,
+    SettlementStatus,
+)
 from simulator.service import Prequalification
 
 # Patterns spell their character classes out: `\s` means different things to Python and to
@@ -187,19 +196,6 @@ class BuyerListQuery(ListQuery):
     external_id: Text | None = None
 
 
-OrderStatus = Literal[
-    "pending_review",
-    "authorized",
-    "partially_captured",
-    "captured",
-    "partially_refunded",
-    "refunded",
-    "canceled",
-    "expired",
-    "declined",
-]
-
-
 class OrderListQuery(ListQuery):
     status: OrderStatus | None = None
     merchant_order_id: Text | None = None
@@ -215,7 +211,7 @@ class LineItemOut(BaseModel):
 
 
 class CreditLineOut(BaseModel):
-    status: Literal["unreviewed", "in_review", "active", "declined", "suspended"]
+    status: CreditLineStatus
     limit: int
     used: int
     available: int
@@ -276,7 +272,7 @@ class DecisionOut(BaseModel):
 class CheckoutOut(BaseModel):
     id: str
     object: Literal["checkout"] = "checkout"
-    status: Literal["open", "completed", "declined", "expired"]
+    status: CheckoutStatus
     amount: int
     currency: str
     merchant_order_id: str | None
@@ -340,7 +336,7 @@ class RepaymentOut(BaseModel):
     original_amount: int
     currency: str
     due_at: datetime
-    status: Literal["scheduled", "late", "paid", "defaulted", "canceled"]
+    status: RepaymentStatus
     late_fee: int = Field(description="Charged to the buyer when paid late; minor units.")
     paid_at: datetime | None
     defaulted_at: datetime | None
@@ -539,7 +535,7 @@ class WebhookEndpointUpdate(RequestModel):
     url: Url | None = None
     enabled_events: EnabledEvents | None = None
     description: LongText | None = None
-    status: Literal["enabled", "disabled"] | None = None
+    status: EndpointStatus | None = None
 
 
 class RotateSecret(RequestModel):
@@ -562,7 +558,7 @@ class WebhookEndpointPublic(BaseModel):
     url: str
     description: str | None
     enabled_events: list[str]
-    status: Literal["enabled", "disabled"]
+    status: EndpointStatus
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -734,7 +730,7 @@ class SettlementLineOut(BaseModel):
 class SettlementSummaryOut(BaseModel):
     id: str
     object: Literal["settlement"] = "settlement"
-    status: Literal["pending", "paid"]
+    status: SettlementStatus
     currency: str
     amount: int = Field(description="The payout: the sum of the lines' `net`, never negative.")
     gross: int
@@ -763,7 +759,7 @@ class SettlementOut(SettlementSummaryOut):
 
 
 class SettlementListQuery(ListQuery):
-    status: Literal["pending", "paid"] | None = None
+    status: SettlementStatus | None = None
 
 
 class ReportQuery(RequestModel):
@@ -779,7 +775,7 @@ class DisputeOut(BaseModel):
     amount: int
     currency: str
     reason: str
-    status: Literal["needs_response", "under_review", "won", "lost"]
+    status: DisputeStatus
     evidence: dict[str, str] | None
     evidence_submitted_at: datetime | None
     respond_by: datetime
@@ -795,7 +791,7 @@ class DisputeOut(BaseModel):
 
 
 class DisputeListQuery(ListQuery):
-    status: Literal["needs_response", "under_review", "won", "lost"] | None = None
+    status: DisputeStatus | None = None
     order_id: Text | None = None
 
 

@@ -13,6 +13,7 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, query, service_of, webhooks_of
 from simulator.domain import webhooks as wh
+from simulator.domain.states import DeliveryStatus
 from simulator.runtime import runtime_of
 from simulator.webhooks.dispatcher import Dispatcher
 
@@ -22,7 +23,7 @@ class DeliveryQuery(BaseModel):
     account: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     endpoint: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     event: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    status: Literal["pending", "succeeded", "failed", "dropped"] | None = None
+    status: DeliveryStatus | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 

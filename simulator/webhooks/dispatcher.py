@@ -324,7 +324,7 @@ class Dispatcher:
                 continue
             endpoint = self._endpoint(endpoint_data)
             if endpoint is None or event_data is None or endpoint.status != "enabled":
-                d.status = "failed"
+                d.apply("fail")
                 failed.append((account_id, d, data))
                 self._release(row)
                 continue

@@ -93,9 +93,9 @@ def settle(
     d.attempts.append(attempt)
     d.next_attempt_at = None
     if result.outcome == "succeeded":
-        d.status = "succeeded"
+        d.apply("succeed")
     elif result.outcome == "gone" or endpoint is None:
-        d.status = "failed"
+        d.apply("fail")
     else:
         schedule_retry(d, plan, result, p.schedule, p.seed)
     attempt.next_attempt_at = d.next_attempt_at
@@ -109,7 +109,7 @@ def schedule_retry(
     dice = SeededRng(f"webhook-jitter\x00{d.id}\x00{plan.n}", seed)
     delay = wh.next_delay(len(d.attempts), schedule, dice.random() * 2 - 1)
     if delay is None:
-        d.status = "failed"  # the schedule is exhausted
+        d.apply("fail")  # the schedule is exhausted
         return
     throttled = result.status == 429 or result.outcome == "timeout"
     honoured = result.retry_after_s if result.status in (429, 503) else None
@@ -178,7 +178,7 @@ class WebhookService:
         if "description" in changes:
             endpoint.description = changes["description"]
         if changes.get("status") is not None:
-            endpoint.status = changes["status"]
+            endpoint.apply("disable" if changes["status"] == "disabled" else "enable")
             endpoint.disabled_reason = "manual" if endpoint.status == "disabled" else None
             if endpoint.status == "enabled":
                 endpoint.failing_since = None
@@ -229,7 +229,7 @@ class WebhookService:
         for _, d in ctx.tx.deliveries(
             ctx.aid, endpoint_id=endpoint_id, status="failed", since_us=to_us(since), limit=10_000
         ):
-            d.status = "pending"
+            d.apply("recover")
             d.next_attempt_at = ctx.now
             ctx.tx.save_delivery(ctx.aid, d, to_us(d.created_at))
             n += 1
@@ -297,12 +297,12 @@ class WebhookService:
         d.attempts.append(attempt)
         d.next_attempt_at = None
         if result.outcome == "succeeded":
-            d.status = "succeeded"
+            d.apply("succeed")
             if endpoint is not None and endpoint.failing_since is not None:
                 endpoint.failing_since = None
                 ctx.tx.save_webhook_endpoint(account_id, endpoint)
         elif result.outcome == "gone" or endpoint is None:
-            d.status = "failed"
+            d.apply("fail")
             if endpoint is not None:
                 self._disable(ctx, endpoint, "the endpoint answered 410 Gone", plan.at)
         else:
@@ -317,7 +317,7 @@ class WebhookService:
             endpoint.failing_since = plan.at
             ctx.tx.save_webhook_endpoint(ctx.aid, endpoint)
         elif plan.at - endpoint.failing_since >= wh.DISABLE_AFTER:
-            d.status = "failed"
+            d.apply("fail")
             self._disable(ctx, endpoint, "failing for 5 days", plan.at)
             return
         schedule_retry(
@@ -328,7 +328,7 @@ class WebhookService:
         # The events written before it keep their deliveries to it (they fail, as they did).
         if self.fan_out_pending(ctx):
             endpoint = ctx.tx.webhook_endpoint(ctx.aid, endpoint.id) or endpoint  # `dropped`
-        endpoint.status = "disabled"
+        endpoint.apply("disable")
         endpoint.disabled_reason = reason
         endpoint.updated_at = at
         ctx.tx.save_webhook_endpoint(ctx.aid, endpoint)
