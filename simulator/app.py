@@ -28,10 +28,7 @@ from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, present
 from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
-from simulator.control import faults as control_faults
-from simulator.control import finance as control_finance
-from simulator.control import routes as control
-from simulator.control import webhooks as control_webhooks
+from simulator.control import operations as control
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.faults.journal import Journal
@@ -170,9 +167,6 @@ def create_app(
             Route("/_sandbox/openapi.json", _document, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
-            *routes(control_faults.OPERATIONS),
-            *routes(control_webhooks.OPERATIONS),
-            *routes(control_finance.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
