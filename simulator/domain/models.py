@@ -1,7 +1,7 @@
 """Domain entities. Plain data with the rules that belong to one object; no I/O.
 
 They are pydantic models only so the store can persist them as JSON cheaply; the public API
-shape lives in `simulator/api/schemas.py`.
+shape lives in `simulator/api/schemas/`.
 """
 
 from __future__ import annotations
