@@ -50,7 +50,7 @@ log = logging.getLogger("sandbank")
 Entropy = Callable[[int], bytes]
 
 
-def _persisted_secret(settings: Settings, store: SqliteStore, entropy: Entropy) -> str:
+def _persisted_secret(settings: Settings, entropy: Entropy) -> str:
     """The admin token: given, or generated once and kept in the data directory."""
     if settings.admin_token:
         return settings.admin_token
@@ -121,7 +121,7 @@ def create_app(
         faults.add(faults.validate(rule, "faults"), wall.now())
     journal = Journal(settings.journal_size)
     accounts = Accounts(store, service, server_seed, faults=faults, journal=journal)
-    admin_token = _persisted_secret(settings, store, entropy)
+    admin_token = _persisted_secret(settings, entropy)
     policy = HostPolicy(settings.webhook_allowed_hosts)
     webhooks = WebhookService(service, policy, wake.set)
     dispatcher = Dispatcher(

@@ -18,7 +18,6 @@ from simulator.domain.models import Entity
 # previous attempt; each delay jittered by ±20 % from the account's seeded RNG.
 DEFAULT_SCHEDULE_S: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.2
-DEFAULT_TIMEOUT_MS = 15_000
 DISABLE_AFTER = timedelta(days=5)  # an endpoint failing that long is disabled
 THROTTLE_FLOOR_S = 60  # 429 or a timeout: the next attempt no sooner than this
 
