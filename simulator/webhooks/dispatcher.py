@@ -46,7 +46,7 @@ from simulator.domain import webhooks as wh
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
 from simulator.service import ProviderService
-from simulator.store.sqlite import SqliteStore
+from simulator.store.sqlite import SqliteStore, SqliteTx
 from simulator.webhooks import fanout, http, signing
 from simulator.webhooks.safety import HostPolicy
 from simulator.webhooks.service import Prepared, WebhookService, changes_endpoint, settle
@@ -354,7 +354,7 @@ class Dispatcher:
         return endpoint
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[tuple[Any, Awaitable[None] | None]]:
+    def _writing(self) -> Iterator[tuple[SqliteTx, Awaitable[None] | None]]:
         """A write transaction; the second value, when not None, is the group commit to await
         (in the API's process the dispatcher's writes join the API's group commit)."""
         if self.group_commits:
