@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ class Settings:
     # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the
     # app's lifespan does not run a dispatcher of its own.
     webhook_process: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> str:
