@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -188,47 +187,26 @@ def _invalid(source: str, scenario: Scenario | None, error: str) -> RunResult:
     )
 
 
-def _view(module: str, name: str) -> Any:
-    """A renderer of `rehearsal.reports` (terminal, html, junit), or None while it is absent:
-    the views are optional; report.json is always written."""
-    try:
-        return getattr(importlib.import_module(f"rehearsal.reports.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def write_reports(result: RunResult, report_dir: Path | None, junit: Path | None) -> None:
-    """report.json (always, in DIR), report.html (when the renderer is there), JUnit XML."""
+    """report.json and report.html in DIR; JUnit XML at PATH (`rehearsal.reports`)."""
+    from rehearsal.reports.html import write_html
+    from rehearsal.reports.junit import write_junit
+
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "report.json").write_text(result.model_dump_json(indent=2) + "\n")
-        write_html = _view("html", "write_html")
-        if write_html is not None:
-            write_html(result, report_dir / "report.html")
+        write_html(result, report_dir / "report.html")
     if junit is not None:
-        write_junit = _view("junit", "write_junit")
-        if write_junit is None:
-            _err("--junit: the JUnit renderer (rehearsal.reports.junit) is not installed")
-            return
         junit.parent.mkdir(parents=True, exist_ok=True)
         write_junit([result], junit)
 
 
 def print_summary(result: RunResult) -> None:
-    render_terminal = _view("terminal", "render_terminal")
-    if render_terminal is None:
-        _plain_summary(result)
-        return
     from rich.console import Console
 
+    from rehearsal.reports.terminal import render_terminal
+
     render_terminal(result, Console())
-
-
-def _plain_summary(result: RunResult) -> None:
-    print(f"{result.scenario.title} [{result.scenario.name}]: {result.status.upper()}")
-    for check in result.all_checks():
-        mark = {"passed": "ok ", "failed": "FAIL", "errored": "ERR ", "skipped": "skip"}
-        print(f"  {mark[check.status]}  {check.kind:<9} {check.name}: {check.observed}")
 
 
 def _progress(quiet: bool) -> tuple[Any, Any]:
