@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Process, Server, free_port
+from e2e_servers import Server
+from servers import Process, free_port, sandbank
 
 from integration.adapters import make_adapter
 from integration.breaker import Breakers
@@ -361,7 +362,9 @@ class IntegrationProcess(Process):
 
     def __init__(self, port: int, log: Path, args: list[str]) -> None:
         super().__init__(
-            ["integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args], port, log
+            sandbank("integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args),
+            port,
+            log,
         )
 
     def lines(self) -> list[dict[str, Any]]:
