@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Process, Server, free_port
+from e2e_servers import Server
+from servers import Process, free_port, sandbank
 
 from integration.adapters import make_adapter
 from integration.app import WEBHOOK_PATH, create_service_app
@@ -366,7 +367,9 @@ class IntegrationProcess(Process):
 
     def __init__(self, port: int, log: Path, args: list[str]) -> None:
         super().__init__(
-            ["integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args], port, log
+            sandbank("integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args),
+            port,
+            log,
         )
 
     @classmethod
