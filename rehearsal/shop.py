@@ -101,13 +101,13 @@ class Shop:
         """Take `step` for `order`; the outcome says whether to move on, or try again later."""
         if step.kind in ("approve", "decline"):
             return await self._buyer(order, step, at_ms)
+        if order.unsure is step and step.kind == "place":
+            order.unsure = None  # placing again is safe: the ERP knows the merchant order id
         if order.unsure is step:
             view = await self.read(order, at_ms)
             if view is None:
                 return DEFER
-            if (step.kind == "place" and view) or self._registered(
-                view, step
-            ) > order.registered.get(step.kind, 0):
+            if self._registered(view, step) > order.registered.get(step.kind, 0):
                 order.unsure = None
                 order.placed = True
                 return self._took(order, step, DONE)
