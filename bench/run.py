@@ -8,8 +8,8 @@ and summed up in one table with the verdicts against the targets.
 3. webhook_delivery.py (a fresh simulator and a local receiver): commit -> delivery latency at
    200 events/s, the sustained delivery rate of a burst, API req/s with webhooks on vs off.
 
-harness.py holds what they share (servers, prepared data, wrk); servers.py starts and stops the
-processes, for these benchmarks and the end-to-end tests alike.
+harness.py holds what they share (servers, prepared data, wrk); `rehearsal.processes` starts and
+stops the processes, for these benchmarks, the rehearsals and the end-to-end tests alike.
 
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--threads 1]
     .venv/bin/python bench/run.py --skip-faults    # only the scenarios without fault rules
@@ -44,8 +44,9 @@ from harness import (
     write_scripts,
 )
 from profiling import profile
-from servers import NotReady
 from webhook_delivery import HookReport
+
+from rehearsal.processes import NotReady
 
 
 def stack() -> str:
