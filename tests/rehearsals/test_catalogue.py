@@ -58,13 +58,13 @@ def results(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 # What same seed, same scenario fixes, and what it cannot. Deterministic: every invariant,
-# every steady-state probe, and every SLO on a figure that does not depend on wall time (e.g.
-# `erp_errors`, the 5xx the ERP really answered). Timed (`CheckResult.timed`, decided in
-# rehearsal.slos): latencies, time to finish held work, 503s (answered when the ERP's 0.8 s
-# provider budget runs out) and requests the ERP never saw (the shop's own connections on a
-# loaded machine). They are speed targets: this shared 2-core machine under `make test` cannot
-# judge them, so here they must run but need not pass, and may differ between two runs;
-# `make bench-scenarios` and `sandbank scenario run` judge them.
+# every steady-state probe, and every SLO on a figure that does not depend on wall time
+# (`erp_errors`, the 5xx the ERP really answered; `erp_unavailable`, its 503s: it holds work its
+# 0.8 s budget cannot finish instead). Timed (`CheckResult.timed`, decided in rehearsal.slos):
+# latencies, time to finish held work, and requests the ERP never saw (the shop's own
+# connections on a loaded machine). They are speed targets: this shared 2-core machine under
+# `make test` cannot judge them, so here they must run but need not pass, and may differ
+# between two runs; `make bench-scenarios` and `sandbank scenario run` judge them.
 def _deterministic(result: RunResult) -> list[CheckResult]:
     return [c for c in result.all_checks() if not c.timed]
 
