@@ -63,6 +63,13 @@ from rehearsal.workload import plan
 
 TICK_S = 0.2  # wall seconds between clock moves
 DRAIN_TIMEOUT_S = 60.0  # wall bound for held work to drain after recovery
+# After the method's end on the account clock, the shop's deferred steps go on while they make
+# progress: the run ends once no step was taken for STALL_S of wall time, and at the latest
+# FINISH_CAP_S after the end. Measured from the end, not from the start: on a loaded machine
+# the whole run is slow, and a budget from the start would leave steps undone that only
+# needed the time (the `workload_completed` verdict must not depend on the machine's load).
+STALL_S = 60.0
+FINISH_CAP_S = 300.0
 CATCH_UP_TIMEOUT_S = 30.0  # wall bound for the ERP to process the provider's events
 MAX_IN_FLIGHT = 16  # shop requests in flight at once
 # Between tries of a step the ERP cannot take yet: 5 s of account clock, and at least half a
@@ -434,6 +441,8 @@ class Runner:
         recovered = False
         jumped = 0  # ms the timeline's clock jumps added
         run.wall0 = time.monotonic()
+        progress = [run.wall0]  # wall time the shop last took a step
+        ended: float | None = None  # wall time the account clock reached `end`
         sample_every = max(int(TICK_S * s.speed * 1000), 1)
         next_sample = 0
         last_calls = 0
@@ -451,6 +460,7 @@ class Runner:
                 heapq.heappush(queue, (retry_at, step.at_ms, state.planned.merchant_order_id))
                 return
             state.outcomes.append((step.kind, outcome))
+            progress[0] = time.monotonic()
             if outcome == HELD:
                 run.progress.held += 1
             if outcome == ERROR:
@@ -503,19 +513,17 @@ class Runner:
                 last_calls = await self._sample(run, shop, last_calls)
                 next_sample = run.at_ms + sample_every
             self._report(run, "recovery" if recovered else "method")
-            if run.at_ms >= end and not queue and not in_flight:
-                break
-            if run.at_ms >= end and time.monotonic() - run.wall0 > self._wall_budget(end):
-                break  # steps still deferred: they stay undone and the checks say so
+            if run.at_ms >= end:
+                ended = ended or time.monotonic()
+                # Done; or steps still deferred, out of time: undone, and the checks say so.
+                if (not queue and not in_flight) or stalled(ended, progress[0]):
+                    break
             await asyncio.sleep(TICK_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*in_flight, return_exceptions=True), 90)
         await self._drain(run)
         run.method_ms = run.at_ms
         run.method_wall_s = time.monotonic() - run.wall0
-
-    def _wall_budget(self, end_ms: int) -> float:
-        return end_ms / 1000 / self.scenario.speed + DRAIN_TIMEOUT_S
 
     async def _sample(self, run: Run, shop: Shop, last: int) -> int:
         calls = shop.calls[last:]
@@ -962,6 +970,13 @@ def request_points(
             ms = latency.get(call.correlation_id, call.latency_ms)
             points["erp_latency_ms"].append(Point(ms, {**tags, "status": str(call.status)}))
     return points
+
+
+def stalled(ended: float, progressed: float, now: float | None = None) -> bool:
+    """Whether the shop's deferred steps should be given up, the account clock having reached
+    the method's end at wall time `ended` and the last step taken at `progressed`."""
+    now = time.monotonic() if now is None else now
+    return now - max(ended, progressed) > STALL_S or now - ended > FINISH_CAP_S
 
 
 def journal_digest(journal: list[dict[str, Any]]) -> str:

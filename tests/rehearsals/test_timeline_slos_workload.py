@@ -9,7 +9,15 @@ import pytest
 
 from rehearsal.invariants import Observation
 from rehearsal.model import Scenario, Slo, parse
-from rehearsal.runner import held_completions, next_monday_9, request_points, tolerance_met
+from rehearsal.runner import (
+    FINISH_CAP_S,
+    STALL_S,
+    held_completions,
+    next_monday_9,
+    request_points,
+    stalled,
+    tolerance_met,
+)
 from rehearsal.shop import Call
 from rehearsal.slos import Point, histogram, judge, parse_prometheus, percentile
 from rehearsal.timeline import phase_of, windows
@@ -277,3 +285,12 @@ def test_the_journal_digest_ignores_the_order_steps_went_out_in() -> None:
     b = {"timeline": {"at_ms": 0, "action": "preset", "args": {"name": "total-outage"}}}
     assert journal_digest([a, b]) == journal_digest([b, a])
     assert journal_digest([a, b]) != journal_digest([a])
+
+
+def test_deferred_steps_go_on_after_the_end_while_the_shop_makes_progress() -> None:
+    """Measured from the method's end (wall time 100), not from the run's start: a slow run
+    still gets its time, a stalled one ends, and nothing runs on for ever."""
+    assert not stalled(100.0, 90.0, now=100.0 + STALL_S - 1)
+    assert stalled(100.0, 90.0, now=100.0 + STALL_S + 1)
+    assert not stalled(100.0, 150.0, now=150.0 + STALL_S - 1)  # a step taken at 150
+    assert stalled(100.0, 100.0 + FINISH_CAP_S, now=100.0 + FINISH_CAP_S + 1)
