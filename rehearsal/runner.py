@@ -684,8 +684,21 @@ class Runner:
         d = step.open_disputes
         assert d is not None
         page = await self._ok(run.admin.get(f"/_sandbox/accounts/{run.account}/dump"))
+        # An order disputed already (by an earlier wave) is not disputed again: the provider
+        # refuses a second dispute over what is disputed (and which orders are captured by
+        # now depends on how fast the shop got through, so the waves may pick the same one).
+        disputed = {
+            str(d.get("order_id"))
+            for group in page.get("money", [])
+            if group.get("kind") == "dispute"
+            for d in group.get("objects", [])
+        }
         candidates = sorted(
-            (o for o in page.get("orders", []) if o["captured_amount"] > o["refunded_amount"]),
+            (
+                o
+                for o in page.get("orders", [])
+                if o["captured_amount"] > o["refunded_amount"] and o["id"] not in disputed
+            ),
             key=lambda o: str(o["merchant_order_id"]),
         )
         rng = random.Random(self.scenario.seed * 1_000_003 + step.at)  # noqa: S311 - seeded pick
