@@ -29,6 +29,7 @@ from simulator.control import faults as control_faults
 from simulator.control import finance as control_finance
 from simulator.control import routes as control
 from simulator.control import webhooks as control_webhooks
+from simulator.dialects import creditkey
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.faults.journal import Journal
@@ -142,7 +143,9 @@ def create_app(
     server_seed = _server_seed(settings, store, entropy)
     accounts = Accounts(store, service, server_seed)
     admin_token = _persisted_secret(settings, store, entropy)
-    operations = OperationIndex((op.method, op.path, op.operation_id) for op in v1.OPERATIONS)
+    operations = OperationIndex(
+        (op.method, op.path, op.operation_id) for op in [*v1.OPERATIONS, *creditkey.OPERATIONS]
+    )
     faults = FaultRegistry(server_seed=server_seed, operations=operations.ids)
     for rule in settings.fault_rules:
         faults.add(faults.validate(rule, "faults"), wall.now())
@@ -157,6 +160,13 @@ def create_app(
     )
     webhooks = WebhookService(service, policy, dispatcher.wake)
     dispatcher.webhooks = webhooks
+    ck = creditkey.Dialect(
+        store,
+        service,
+        policy=policy,
+        transport=webhook_transport,
+        prefixes=settings.creditkey_prefixes,
+    )
 
     def load_account(account_id: str) -> Account | None:
         with store.transaction() as tx:
@@ -183,6 +193,7 @@ def create_app(
             Route("/_sandbox/openapi.json", _document, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
+            *ck.routes,  # Credit Key's v1 dialect and its hosted checkout
             *routes(control_faults.OPERATIONS),
             *routes(control_webhooks.OPERATIONS),
             *routes(control_finance.OPERATIONS),
@@ -200,6 +211,7 @@ def create_app(
     app.state.webhooks = webhooks
     app.state.dispatcher = dispatcher
     app.state.journal = journal
+    app.state.creditkey = ck
 
     # The pipeline, outermost first. Each layer sees what the ones above it decided.
     pipeline: list[tuple[str, Callable[[Any], Any]]] = [
@@ -210,6 +222,9 @@ def create_app(
         ),
         # 2. one JSON log line per request (after the id exists, around everything else)
         ("access_log", AccessLogMiddleware),
+        # 2b. Credit Key's dialect (/app/ecomm, /ecomm): its prefixes onto one path, CORS, its
+        #    credentials (body or query) -> account, and its error bodies for every problem after
+        ("creditkey", ck.edge),
         # 3. an unexpected exception becomes a 500 problem, never a bare page
         ("errors", ErrorBoundary),
         # 4. who is calling: account API key on /v1, admin token on /_sandbox
@@ -217,8 +232,8 @@ def create_app(
             "auth",
             lambda a: AuthMiddleware(a, account_for_key=accounts.for_key, admin_token=admin_token),
         ),
-        # 5. faults and the request journal (/v1 only): a `before` fault acts while nothing is
-        #    stored; an `after` fault lets the operation commit, then loses or spoils the reply
+        # 5. faults and the request journal (/v1 and Credit Key's): a `before` fault acts while
+        #    nothing is stored; an `after` fault lets the operation commit, then spoils the reply
         (
             "faults",
             lambda a: FaultMiddleware(

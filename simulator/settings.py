@@ -26,6 +26,9 @@ class Settings:
     # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the
     # app's lifespan does not run a dispatcher of its own.
     webhook_process: bool = False
+    # Where Credit Key's v1 API answers (`<prefix>/begin_checkout`, ...): a base URL with or
+    # without `/app` works by default.
+    creditkey_prefixes: tuple[str, ...] = ("/app/ecomm", "/ecomm")
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

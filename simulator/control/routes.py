@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -14,6 +15,7 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
 from simulator.clock import parse_duration
+from simulator.dialects.creditkey.credentials import credentials
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
 from simulator.domain.money import CURRENCIES
@@ -101,11 +103,20 @@ class ClockOut(BaseModel):
     frozen: bool
 
 
+class CreditKeyKeys(BaseModel):
+    public_key: str
+    shared_secret: str
+
+
 class AccountOut(BaseModel):
     id: str
     object: Literal["account"] = "account"
     name: str
     api_key: str
+    creditkey: CreditKeyKeys = Field(
+        description="Credentials for Credit Key's v1 dialect (`/app/ecomm/*`, `/ecomm/*`): "
+        "give them to a Credit Key SDK or plugin as its public key and shared secret."
+    )
     seed: int
     settings: dict[str, Any]
     created_at: datetime
@@ -116,6 +127,7 @@ class AccountOut(BaseModel):
             id=a.id,
             name=a.name,
             api_key=a.api_key,
+            creditkey=CreditKeyKeys(**dataclasses.asdict(credentials(a))),
             seed=a.seed,
             settings=a.settings.model_dump(),
             created_at=a.created_at,
