@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo account")
     serve.add_argument(
+        "--creditkey-prefix",
+        action="append",
+        default=None,
+        metavar="PREFIX",
+        help="where Credit Key's v1 API answers (repeatable; default /app/ecomm and /ecomm)",
+    )
+    serve.add_argument(
         "--allow-webhook-host",
         action="append",
         default=None,
@@ -100,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     contract.add_argument(
         "--export",
         action="store_true",
-        help="write contracts/openapi.yaml and contracts/sandbox.yaml from the code",
+        help="write contracts/openapi.yaml, sandbox.yaml and creditkey.yaml from the code",
     )
     contract.add_argument(
         "--check",
@@ -207,6 +214,7 @@ def _factory() -> Any:
     raw["data_dir"] = Path(raw["data_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
+    raw["creditkey_prefixes"] = tuple(raw.get("creditkey_prefixes", ("/app/ecomm", "/ecomm")))
     settings = Settings(**raw)
     _configure_logging(settings.log_level)
     return create_app(settings)
@@ -259,6 +267,7 @@ def serve(args: argparse.Namespace) -> int:
         demo_account=not args.no_demo,
         fault_rules=fault_rules,
         webhook_allowed_hosts=tuple(args.allow_webhook_host) if args.allow_webhook_host else None,
+        creditkey_prefixes=tuple(args.creditkey_prefix) if args.creditkey_prefix else None,
         # On a database file, webhooks go out from a process of their own (not the API's loop).
         webhook_process=args.db != ":memory:",
     )
@@ -294,6 +303,7 @@ def serve(args: argparse.Namespace) -> int:
             },
             "fault_rules": list(fault_rules),
             "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),
+            "creditkey_prefixes": list(settings.creditkey_prefixes),
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.state.admin_token,
@@ -308,8 +318,13 @@ def contract(args: argparse.Namespace) -> int:
 
     import contracts
     from simulator.api.docs import provider_document, sandbox_document
+    from simulator.dialects.creditkey.document import creditkey_document
 
-    docs = {contracts.PROVIDER: provider_document(), contracts.SANDBOX: sandbox_document()}
+    docs = {
+        contracts.PROVIDER: provider_document(),
+        contracts.SANDBOX: sandbox_document(),
+        contracts.CREDITKEY: creditkey_document(),
+    }
     if args.export or args.check:
         stale = []
         for path, doc in docs.items():

@@ -141,7 +141,8 @@ def _item(item: LineItem, extra: object) -> ck.ItemOut:
 
 
 def compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # Merchant data may hold numbers with fractions (Decimals here): kept as their text.
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _loads(text: str | None, default: Any) -> Any:

@@ -85,7 +85,7 @@ class ChargesIn(Lenient):
 
 
 class IsDisplayedIn(Lenient):
-    cart_items: list[CartItemIn] = Field(default_factory=list, max_length=500)
+    cart_items: Annotated[list[CartItemIn], Field(max_length=500)]
     remote_customer_id: Text | None = None
 
 
