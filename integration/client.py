@@ -175,7 +175,7 @@ class ResilientClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | None,
         *,
         store: IntegrationStore,
         clock: Callable[[], float],
@@ -205,7 +205,10 @@ class ResilientClient:
         self._now = now or (lambda: datetime.now(UTC))
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            headers={
+                "Accept": "application/json",
+                **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+            },
             timeout=httpx.Timeout(timeout),
             transport=transport,
             follow_redirects=False,
