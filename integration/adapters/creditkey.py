@@ -24,11 +24,12 @@ What Credit Key v1 gives, and what it does not:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from integration.adapters.base import AuthorizationStatus, CheckoutRef, CheckoutStatus, PlaceOrder
+from integration.adapters.sandbank import SandbankAdapter
 from integration.client import ProviderRejected, ResilientClient
 from integration.model import (
     Authorization,
@@ -252,12 +253,8 @@ class CreditKeyAdapter:
     async def list_disputes(self) -> list[Dispute]:
         return []
 
-    def settlement_batch(self, at: datetime) -> date:
-        """The business day (UTC) of a movement; weekend movements count on Monday."""
-        day = at.astimezone(UTC).date()
-        while day.weekday() >= 5:
-            day += timedelta(days=1)
-        return day
+    # Sandbank pays out the orders of both APIs in the same settlements, by one calendar.
+    settlement_batch = SandbankAdapter.settlement_batch
 
     # --- plumbing --------------------------------------------------------------------------
     async def _call(

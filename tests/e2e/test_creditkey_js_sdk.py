@@ -62,9 +62,7 @@ def _sdk(tmp: Path) -> Path:
     )
     if archive.returncode != 0:
         pytest.skip(f"cannot read creditkey-js from {MIRROR}: {archive.stderr[:200]!r}")
-    subprocess.run(
-        ["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True, timeout=60
-    )
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True, timeout=60)
     return tmp / "lib" / "index.js"
 
 
