@@ -278,7 +278,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  contract:    {settings.base_url}/openapi.yaml", flush=True)
     if demo is not None:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
-    print(f"  admin token: {app.state.admin_token}", flush=True)
+    print(f"  admin token: {app.runtime.admin_token}", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
@@ -286,7 +286,7 @@ def serve(args: argparse.Namespace) -> int:
 
     # The same server, with each connection's socket reachable by socket-level faults.
     common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
-    app.state.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
+    app.runtime.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
     if settings.webhook_process:
         from simulator.webhooks import worker
 
@@ -294,7 +294,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         uvicorn.run(app, **common)
         return 0
-    app.state.store.close()
+    app.runtime.store.close()
     os.environ[_SETTINGS_ENV] = json.dumps(
         {
             **{
@@ -306,7 +306,7 @@ def serve(args: argparse.Namespace) -> int:
             "creditkey_prefixes": list(settings.creditkey_prefixes),
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
-            "admin_token": app.state.admin_token,
+            "admin_token": app.runtime.admin_token,
         }
     )
     uvicorn.run("simulator.cli:_factory", factory=True, workers=args.workers, **common)

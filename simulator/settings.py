@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class Settings:
     # Where Credit Key's v1 API answers (`<prefix>/begin_checkout`, ...): a base URL with or
     # without `/app` works by default.
     creditkey_prefixes: tuple[str, ...] = ("/app/ecomm", "/ecomm")
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> str:

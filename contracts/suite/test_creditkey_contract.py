@@ -37,6 +37,7 @@ def _keys() -> tuple[Any, str, str] | None:
     from simulator.dialects.creditkey import credentials  # noqa: PLC0415
 
     app = target.resolve().app
+    assert app is not None  # no CONTRACT_BASE_URL: the in-process simulator
     demo = demo_account(app)
     assert demo is not None
     creds = credentials(demo)

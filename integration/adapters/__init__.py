@@ -11,8 +11,9 @@ Configuration keys (all but `provider`, `base_url` and the credentials optional)
     retry: {base_s: 0.2, factor: 2, max_wait_s: 10, max_attempts: 6, max_total_s: 30}
     breaker: {failure_threshold: 5, cooldown_s: 30}
 
-Time, chance and the transport are injected (tests pass manual ones); production takes the
-defaults: `time.monotonic`, `asyncio.sleep`, a system random source and httpx's own transport.
+Time, chance and the transport are injected (tests pass manual ones). The wall clock `now`
+(for `Retry-After` dates) is always passed in (`integration.wallclock` at the edge); the others
+default to `time.monotonic`, `asyncio.sleep`, a system random source and httpx's own transport.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,6 +40,7 @@ from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
+from integration.errors import IntegrationError
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
@@ -45,7 +48,7 @@ PROVIDERS = ("sandbank", "creditkey")
 CREDENTIALS = {"sandbank": ("api_key",), "creditkey": ("public_key", "shared_secret")}
 
 
-class ConfigError(ValueError):
+class ConfigError(IntegrationError, ValueError):
     """The provider configuration cannot be used (one line, naming the key)."""
 
 
@@ -53,6 +56,7 @@ def make_adapter(
     config: Mapping[str, Any],
     *,
     store: IntegrationStore,
+    now: Callable[[], datetime],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     random: Callable[[], float] | None = None,
@@ -91,10 +95,11 @@ def make_adapter(
         backoff=backoff,
         timeout=float(config.get("timeout_s", 10.0)),
         transport=transport,
+        now=now,
         in_flight_codes=IN_FLIGHT_CODES,
     )
     if provider == "creditkey":
-        return CreditKeyAdapter(client, config["public_key"], config["shared_secret"])
+        return CreditKeyAdapter(client, config["public_key"], config["shared_secret"], now=now)
     return SandbankAdapter(client)
 
 

@@ -24,12 +24,12 @@ What Credit Key v1 gives, and what it does not:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from integration.adapters.base import AuthorizationStatus, CheckoutRef, CheckoutStatus, PlaceOrder
-from integration.adapters.sandbank import SandbankAdapter
+from integration.adapters.sandbank import ProviderDataError, SandbankAdapter
 from integration.client import ProviderRejected, ResilientClient
 from integration.model import (
     Authorization,
@@ -67,12 +67,8 @@ REJECTION: Final[Mapping[int, str]] = {
 IN_FLIGHT_CODES: Final = frozenset({"idempotency_key_in_use"})
 
 
-class CreditKeyDataError(ValueError):
+class CreditKeyDataError(ProviderDataError):
     """Credit Key answered 200 with something this adapter cannot read."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CreditKeyAdapter:
@@ -84,8 +80,10 @@ class CreditKeyAdapter:
         public_key: str,
         shared_secret: str,
         *,
-        now: Callable[[], datetime] = _now,
+        now: Callable[[], datetime],
     ) -> None:
+        """`now`: the wall clock that dates captures, refunds and cancellations (Credit Key's
+        answers carry no time), the same one the client is given."""
         self.client = client
         self.credentials = {"public_key": public_key, "shared_secret": shared_secret}
         self.now = now

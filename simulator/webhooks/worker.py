@@ -58,7 +58,7 @@ async def _run(settings: Settings, parent_pid: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
     app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
-    dispatcher = app.state.dispatcher
+    dispatcher = app.runtime.dispatcher
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
     await dispatcher.start()
@@ -67,7 +67,7 @@ async def _run(settings: Settings, parent_pid: int) -> None:
             await asyncio.sleep(0.1)
     finally:
         await dispatcher.stop()
-        app.state.store.close()
+        app.runtime.store.close()
 
 
 def start(settings: Settings) -> Any:

@@ -512,7 +512,7 @@ def test_a_pended_application_calls_order_complete_url_once_approved(clock: Manu
         assert php.get("find_order", {"id": ck_id}).json()["status"] == "placed"
         assert php.post("complete_checkout", {"id": ck_id}).json() == {"success": False}
         api.advance(account, "3h")  # the review resolves (approved) on the account clock
-        api.loop.run_until_complete(api.app.state.creditkey.callbacks.drain())
+        api.loop.run_until_complete(api.app.runtime.creditkey.callbacks.drain())
         assert [(c.method, str(c.url)) for c in calls] == [
             ("GET", f"http://127.0.0.1:9/ck/complete?id={ck_id}")
         ]

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, free_port
+from e2e_servers import Server
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 

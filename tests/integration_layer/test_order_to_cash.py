@@ -16,8 +16,8 @@ import pytest
 from factories import ADMIN, BASE_URL
 from shop_harness import Shop, balanced, order_body
 
+from integration.app import create_service_app
 from integration.cli import main as integration_main
-from integration.service import create_service_app
 from simulator.cli import main as sandbank_main
 
 RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}

@@ -10,19 +10,20 @@ serves the checkout page creditkey-js embeds, `callbacks` calls `order_complete_
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import httpx
 from starlette.routing import BaseRoute
 
 from simulator.api.operations import routes
+from simulator.asgi import ASGIApp
 from simulator.dialects.creditkey import hosted
 from simulator.dialects.creditkey.api import OPERATIONS
 from simulator.dialects.creditkey.callbacks import CompletionCallbacks
 from simulator.dialects.creditkey.credentials import KeyIndex, credentials
 from simulator.dialects.creditkey.edge import DEFAULT_PREFIXES, CreditKeyEdge
+from simulator.domain.models import Account
 from simulator.service import ProviderService
-from simulator.store.base import Store
 from simulator.webhooks.safety import HostPolicy
 
 
@@ -31,20 +32,21 @@ class Dialect:
 
     def __init__(
         self,
-        store: Store,
+        accounts: Callable[[], Iterable[Account]],
         service: ProviderService,
         *,
         policy: HostPolicy,
         transport: httpx.AsyncBaseTransport | None = None,
         prefixes: tuple[str, ...] = DEFAULT_PREFIXES,
     ) -> None:
-        self.keys = KeyIndex(store)
+        """`accounts`: every account (`Accounts.list`), read when a public key is new."""
+        self.keys = KeyIndex(accounts)
         self.prefixes = prefixes
         self.routes: list[BaseRoute] = [*routes(OPERATIONS), *hosted.ROUTES]
         self.callbacks = CompletionCallbacks(policy, transport)
         self.callbacks.install(service)
 
-    def edge(self, app: Any) -> CreditKeyEdge:
+    def edge(self, app: ASGIApp) -> CreditKeyEdge:
         return CreditKeyEdge(app, account_for=self.keys.check, prefixes=self.prefixes)
 
 

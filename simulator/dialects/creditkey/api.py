@@ -18,13 +18,13 @@ from starlette.responses import Response
 from simulator.api import problems
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, run, service_of
+from simulator.context import Ctx
 from simulator.dialects.creditkey import orders
 from simulator.dialects.creditkey import schemas as ck
 from simulator.dialects.creditkey.money import dollars
 from simulator.domain.decisions import BusinessFacts, magic_tags
 from simulator.domain.errors import BadRequest, NotFound, ValidationFailed
 from simulator.domain.models import Checkout, Order
-from simulator.service import Ctx
 
 M = TypeVar("M", bound=BaseModel)
 PREFIX = "/app/ecomm"  # the canonical path; the edge maps every configured prefix onto it
@@ -313,14 +313,16 @@ async def refund(request: Request) -> Response:
 
 async def customer(request: Request) -> Response:
     b = body(request, ck.CustomerIn)
+    service = service_of(request)
 
     def op(ctx: Ctx) -> ck.CustomerOut:
-        buyer = ctx.tx.buyer_by_external_id(ctx.aid, b.customer_id)
-        if buyer is None:
+        # External ids are unique per account: one buyer at most.
+        found = service.list_buyers(ctx, external_id=b.customer_id, limit=1, cursor=None)
+        if not found.items:
             missing = NotFound("customer", b.customer_id)
             missing.detail = f"no customer with customer_id {b.customer_id!r}"
             raise missing
-        line = buyer.credit_line
+        line = found.items[0].credit_line
         if line.status == "active":
             return ck.CustomerOut(
                 status="approved",

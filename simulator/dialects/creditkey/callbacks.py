@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 
+from simulator.context import Ctx
 from simulator.dialects.creditkey.orders import COMPLETE_URL
-from simulator.service import Ctx, ProviderService
+from simulator.service import ProviderService
 from simulator.webhooks.safety import HostPolicy
 
 log = logging.getLogger("sandbank.creditkey")

@@ -12,10 +12,10 @@ import hashlib
 import hmac
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from simulator.domain.models import Account
-from simulator.store.base import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +44,8 @@ class KeyIndex:
     """Public key -> (account id, shared secret). Keys never change once issued, so a hit is
     cached; a miss re-reads the accounts (one made since, maybe by another worker)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, accounts: Callable[[], Iterable[Account]]) -> None:
+        self.accounts = accounts
         self._by_public: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
@@ -53,8 +53,8 @@ class KeyIndex:
         found = self._by_public.get(public_key)
         if found is not None:
             return found
-        with self._lock, self.store.transaction() as tx:
-            accounts = tx.accounts()
+        with self._lock:
+            accounts = list(self.accounts())
         for account in accounts:
             creds = credentials(account)
             self._by_public[creds.public_key] = (account.id, creds.shared_secret)

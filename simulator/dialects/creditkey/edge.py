@@ -25,11 +25,19 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY, read_body
+from simulator.asgi import (
+    ACCOUNT_KEY,
+    REQUEST_ID_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+)
 from simulator.dialects.creditkey.api import BODY, PREFIX, PUBLIC_KEY_ONLY
 from simulator.domain.errors import SandbankError
 
-ASGIApp = Callable[..., Any]
 DEFAULT_PREFIXES = ("/app/ecomm", "/ecomm")
 PROBLEM = b"application/problem+json"
 CORS = [
@@ -82,7 +90,7 @@ class CreditKeyEdge:
                 return path[len(prefix) + 1 :]
         return None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -120,7 +128,7 @@ class CreditKeyEdge:
         scope[ACCOUNT_KEY] = account
         await self.app(scope, receive, _Reshaper(scope, send).send)
 
-    async def _credentials(self, scope: dict[str, Any], receive: Any) -> tuple[str, str | None]:
+    async def _credentials(self, scope: Scope, receive: Receive) -> tuple[str, str | None]:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         found: dict[str, str] = {
             k: query[k][0] for k in ("public_key", "shared_secret") if k in query
@@ -143,7 +151,7 @@ class CreditKeyEdge:
         return found.get("public_key", ""), found.get("shared_secret")
 
     @staticmethod
-    async def _error(scope: dict[str, Any], send: Any, status: int, code: str, detail: str) -> None:
+    async def _error(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
         rid = str(scope.get(REQUEST_ID_KEY, ""))
         status = STATUS.get(status, status)
         await _send(send, status, CORS, error_body(status, code, detail, rid))
@@ -173,13 +181,13 @@ class _Reshaper:
     """Passes answers through with CORS headers; a problem+json answer is held back (it is
     small) and rewritten into Credit Key's error body and status."""
 
-    def __init__(self, scope: dict[str, Any], send: Any) -> None:
+    def __init__(self, scope: Scope, send: Send) -> None:
         self.scope = scope
         self.downstream = send
-        self.start: dict[str, Any] | None = None
+        self.start: Message | None = None
         self.chunks: list[bytes] = []
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if any(k == b"content-type" and v.startswith(PROBLEM) for k, v in headers):
@@ -219,7 +227,7 @@ class _Reshaper:
         await _send(self.downstream, STATUS.get(status, status), [*kept, *CORS], body)
 
 
-async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",

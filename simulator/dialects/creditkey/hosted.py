@@ -26,7 +26,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from simulator.api.hosted import _render  # the native page: one look for both dialects
-from simulator.api.runtime import read_body, service_of
+from simulator.api.runtime import service_of
+from simulator.asgi import read_body
 from simulator.dialects.creditkey.api import HOSTED
 from simulator.domain.decisions import TERMS
 from simulator.domain.errors import SandbankError

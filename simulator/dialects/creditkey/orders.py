@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from simulator.context import Ctx
 from simulator.dialects.creditkey import schemas as ck
 from simulator.dialects.creditkey.money import dollars
 from simulator.domain.errors import NotFound
 from simulator.domain.models import Checkout, LineItem, Order
-from simulator.service import Ctx, ProviderService
+from simulator.service import ProviderService
 
 # Metadata keys (strings; structured values as compact JSON).
 MODE = "creditkey_mode"
@@ -46,15 +47,14 @@ def find(ctx: Ctx, service: ProviderService, ck_id: str) -> tuple[Checkout, Orde
     """The checkout behind a Credit Key id and its order, if the borrower finished. A native
     order id (`ord_...`) is taken too."""
     if ck_id.startswith("ord_"):
-        found = ctx.tx.order(ctx.aid, ck_id)
-        if found is None:
-            raise NotFound("order", ck_id)
-        return service.get_checkout(ctx, found[1].checkout_id), found[1]
-    checkout = ctx.tx.checkout(ctx.aid, ck_id)
-    if checkout is None:
-        raise NotFound("order", ck_id)
-    order_id = checkout[1].order_id
-    return checkout[1], (service.get_order(ctx, order_id) if order_id else None)
+        order = service.get_order(ctx, ck_id)
+        return service.get_checkout(ctx, order.checkout_id), order
+    try:
+        checkout = service.get_checkout(ctx, ck_id)
+    except NotFound:
+        raise NotFound("order", ck_id) from None  # to Credit Key, it is the order's id
+    order_id = checkout.order_id
+    return checkout, (service.get_order(ctx, order_id) if order_id else None)
 
 
 def line_items(items: list[ck.CartItemIn]) -> tuple[list[LineItem], str]:

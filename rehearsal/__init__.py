@@ -1,0 +1,5 @@
+"""Incident rehearsals: scenarios as data (`scenarios/*.yaml`), run end to end against a real
+simulator and a real reference integration, judged by registered invariants and SLOs.
+
+Talks HTTP only to both processes: it never imports `simulator` or `integration`, so it can be
+pointed at any deployment of them (`--provider-url`, `--integration-url`)."""
