@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import html
 import json
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from simulator.api.hosted import _render  # the native page: one look for both dialects
+from simulator.api import hosted  # the native page and form: one look for both dialects
 from simulator.api.runtime import service_of
-from simulator.asgi import read_body
 from simulator.dialects.creditkey.api import HOSTED
-from simulator.domain.decisions import TERMS
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Checkout
 
@@ -60,7 +57,7 @@ def with_key(url: str, checkout: Checkout) -> str:
 
 
 def _page(checkout: Checkout, buyer: str, *, message: str = "", done: str | None = None) -> str:
-    page = _render(checkout, buyer, message)
+    page = hosted.render(checkout, buyer, message)
     back = html.escape(with_key(checkout.cancel_url, checkout))
     extra = ""
     if checkout.status == "completed" and done is None:
@@ -91,47 +88,29 @@ def _not_found() -> HTMLResponse:
 
 
 async def show(request: Request) -> Response:
-    service = service_of(request)
-    checkout_id = str(request.path_params["id"])
     if request.path_params["mode"] not in MODES:
         return _not_found()
     try:
-        with service.scope_for("checkout", checkout_id) as ctx:
-            checkout = service.get_checkout(ctx, checkout_id)
-            buyer = service.get_buyer(ctx, checkout.buyer_id).legal_name
+        checkout, buyer = hosted.load(request, str(request.path_params["id"]))
     except SandbankError:
         return _not_found()
     return HTMLResponse(_page(checkout, buyer))
 
 
 async def submit(request: Request) -> Response:
-    service = service_of(request)
-    checkout_id = str(request.path_params["id"])
     if request.path_params["mode"] not in MODES:
         return _not_found()
-    form = parse_qs((await read_body(request.scope, request.receive)).decode("utf-8", "replace"))
-    action = (form.get("action") or [""])[0]
-    terms = (form.get("terms") or ["net30"])[0]
     try:
-        with service.scope_for("checkout", checkout_id) as ctx:
-            checkout = service.get_checkout(ctx, checkout_id)
-            buyer = service.get_buyer(ctx, checkout.buyer_id).legal_name
-            if checkout.status != "open":
-                return HTMLResponse(_page(checkout, buyer), 409)
-            if action == "approve" and terms in TERMS:
-                checkout = service.approve_checkout(ctx, checkout_id, terms)
-            elif action == "decline":
-                checkout = service.decline_checkout(ctx, checkout_id)
-            else:
-                return HTMLResponse(
-                    _page(checkout, buyer, message="Choose terms and a button."), 422
-                )
-        done = _outcome(request, checkout)
+        done = await hosted.answer(request, str(request.path_params["id"]))
+        if done.refused is not None:
+            page = _page(done.checkout, done.buyer_name, message=done.message)
+            return HTMLResponse(page, done.refused)
+        target = _outcome(request, done.checkout)
     except SandbankError:
         return _not_found()
-    if done is not None and request.query_params.get("modal") != "true":
-        return RedirectResponse(done, status_code=303)
-    return HTMLResponse(_page(checkout, buyer, done=done))
+    if target is not None and request.query_params.get("modal") != "true":
+        return RedirectResponse(target, status_code=303)
+    return HTMLResponse(_page(done.checkout, done.buyer_name, done=target))
 
 
 ROUTES = [
