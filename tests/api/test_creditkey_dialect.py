@@ -488,6 +488,18 @@ def test_fault_rules_match_credit_key_operations_by_name(
     assert php.post("begin_checkout", begin_args(remote_id="SO-9")).status_code == 200
 
 
+def test_an_outage_preset_takes_the_credit_key_api_down_too(
+    api: Api, php: PhpSdk, keys: dict[str, str]
+) -> None:
+    r = api.post(
+        "/_sandbox/faults/presets/total-outage", headers=ADMIN, json={"account": keys["account"]}
+    )
+    assert r.status_code == 201, r.text
+    down = php.get("find_order", {"id": "abcdefg"})
+    assert (down.status_code, down.headers["retry-after"]) == (503, "30")
+    assert down.json()["code"] == "service_unavailable"
+
+
 def test_a_pended_application_calls_order_complete_url_once_approved(clock: ManualClock) -> None:
     calls: list[httpx.Request] = []
 

@@ -296,11 +296,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
             assert (await shop.http.get(f"/orders/{moid}")).json()["erp_state"] == "authorized"
 
         # 2. Every capture commits, then its connection is reset: only the same key learns it.
-        provider.rule(  # the `lost-response-after-capture` preset, for either API
-            match={"operation": dialect.capture, "attempt": {"eq": 1}},
-            phase="after",
-            effect={"type": "reset"},
-        )
+        provider.preset("lost-response-after-capture")  # either API's captures
         for moid in orders:
             seen[f"ship1 {moid}"] = await shop.act(moid, "ship", 60_000)
         provider.clear_faults()
@@ -326,10 +322,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         seen["refund SO-F3"] = await shop.act("SO-F3", "refund", 10_000)
 
         # 4. A total outage: work is held, not failed, and resumed with the same keys.
-        provider.rule(  # the `total-outage` preset, for either API
-            match={"path": dialect.paths},
-            effect={"type": "status", "status": 503, "retry_after_s": 30},
-        )
+        provider.preset("total-outage")  # either API
         seen["ship2 SO-F4"] = await shop.act("SO-F4", "ship", 40_000)
         seen["place SO-F7"] = await shop.place("SO-F7")
         provider.clear_faults()
