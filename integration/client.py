@@ -91,6 +91,13 @@ class ProviderRejected(ProviderError):
         self.request_id = request_id
         self.provider_code = provider_code or code
 
+    def canonical(self, code: str) -> ProviderRejected:
+        """The same rejection under an adapter's canonical `code`; the provider's own code is
+        kept in `provider_code` (for logs)."""
+        return ProviderRejected(
+            code, self.status, self.detail, request_id=self.request_id, provider_code=self.code
+        )
+
 
 class ProviderUnavailable(ProviderError):
     """The provider did not give an answer within the rules (attempts, time, open breaker).

@@ -17,6 +17,8 @@ What Credit Key v1 gives, and what it does not:
   been, so callers must take their own records for partial amounts.
 - No event feed, no webhooks, no settlement or dispute API: `list_events` is always empty (the
   service reads order state with `find_order` instead), and there is nothing to reconcile.
+- The operation families (one circuit breaker each) and the settlement calendar are the
+  native adapter's: the same provider stands behind both APIs.
 - Error bodies are not part of Credit Key's contract: rejections are classified by status
   (400 invalid request, 401 unauthorized, 404 not found).
 """
@@ -29,7 +31,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from integration.adapters.base import AuthorizationStatus, CheckoutRef, CheckoutStatus, PlaceOrder
-from integration.adapters.sandbank import ProviderDataError, SandbankAdapter
+from integration.adapters.sandbank import (
+    CANCELS,
+    CAPTURES,
+    CHECKOUTS,
+    READS,
+    REFUNDS,
+    ProviderDataError,
+    SandbankAdapter,
+)
 from integration.client import ProviderRejected, ResilientClient
 from integration.model import (
     Authorization,
@@ -43,11 +53,6 @@ from integration.model import (
 )
 
 CURRENCY: Final = "USD"
-CHECKOUTS: Final = "checkouts"
-READS: Final = "reads"
-CAPTURES: Final = "captures"
-REFUNDS: Final = "refunds"
-CANCELS: Final = "cancels"
 
 ORDER_STATUS: Final[Mapping[str, AuthorizationStatus]] = {
     "new": AuthorizationStatus.PENDING,
@@ -63,8 +68,6 @@ REJECTION: Final[Mapping[int, str]] = {
     401: "unauthorized",
     404: "not_found",
 }
-# "Another request with this Idempotency-Key is still running" (Sandbank's code, in its body).
-IN_FLIGHT_CODES: Final = frozenset({"idempotency_key_in_use"})
 
 
 class CreditKeyDataError(ProviderDataError):
@@ -275,13 +278,7 @@ class CreditKeyAdapter:
                 params={**(params or {}), **self.credentials},
             )
         except ProviderRejected as exc:
-            raise ProviderRejected(
-                REJECTION.get(exc.status, "rejected"),
-                exc.status,
-                exc.detail,
-                request_id=exc.request_id,
-                provider_code=exc.code,
-            ) from exc
+            raise exc.canonical(REJECTION.get(exc.status, "rejected")) from exc
         try:
             return response.json()
         except TypeError as exc:
