@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_servers import StartServer, free_port
+from e2e_servers import StartServer
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 
