@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +42,11 @@ class Process:
     health_path = "/_sandbox/health"
     name = "server"
 
-    def __init__(self, args: Sequence[str], port: int, log: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], port: int, log: Path, more_env: Mapping[str, str] | None = None
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
+        env.update(more_env or {})
         self.log = log
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -94,7 +97,14 @@ class Process:
 class Server(Process):
     """One `sandbank serve --data-dir DATA_DIR --port PORT ... EXTRA` process."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        log: Path,
+        extra: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(
             [
                 "serve",
@@ -110,6 +120,7 @@ class Server(Process):
             ],
             port,
             log,
+            env,
         )
         self.demo_key = ""  # the demo account's key, for tests that read it from the banner
 
@@ -135,10 +146,20 @@ def starting(log_dir: Path) -> Iterator[StartServer]:
     pid) when the generator closes. The body of the `start_server` fixture."""
     started: list[Server] = []
 
-    def start(data_dir: Path, port: int, *extra: str) -> Server:
-        server = Server(data_dir, port, log_dir / f"server-{len(started)}.log", list(extra))
+    def start(
+        data_dir: Path,
+        port: int,
+        *extra: str,
+        env: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> Server:
+        """`env`: more environment for the server; `wait` False: return before it is
+        healthy."""
+        log = log_dir / f"server-{len(started)}.log"
+        server = Server(data_dir, port, log, list(extra), env)
         started.append(server)
-        server.wait_healthy()
+        if wait:
+            server.wait_healthy()
         return server
 
     try:
