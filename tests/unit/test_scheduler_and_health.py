@@ -14,7 +14,7 @@ from factories import Account, Api
 from simulator import scheduler as scheduler_module
 from simulator.app import SandbankApp
 from simulator.clock import ManualClock, to_us
-from simulator.scheduler import LEASE_KEY, Scheduler
+from simulator.scheduler import Scheduler
 from simulator.supervisor import STALE_S, STARTUP_GRACE_S, status
 
 
@@ -125,7 +125,7 @@ def test_health_is_503_while_a_supervised_dispatcher_is_down(
 
 
 @pytest.mark.parametrize(
-    ("state", "restarts", "beat_pid", "beat_age_s", "expected"),
+    "case",  # (state, restarts, pid of the last heartbeat, its age in s, health says)
     [
         ("starting", 0, None, None, "starting"),  # first start, no heartbeat yet
         ("starting", 1, None, None, "down"),  # restarted after a crash, not yet beating
@@ -136,13 +136,9 @@ def test_health_is_503_while_a_supervised_dispatcher_is_down(
     ],
 )
 def test_a_component_is_up_only_on_a_fresh_heartbeat_of_its_current_process(
-    app: SandbankApp,
-    state: str,
-    restarts: int,
-    beat_pid: int | None,
-    beat_age_s: float | None,
-    expected: str,
+    app: SandbankApp, case: tuple[str, int, int | None, float | None, str]
 ) -> None:
+    state, restarts, beat_pid, beat_age_s, expected = case
     now = 10_000_000_000
     _record(
         app,
