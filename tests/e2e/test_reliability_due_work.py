@@ -5,7 +5,6 @@ scheduler ran the batch); an account whose clock is frozen just before midnight 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.slow
 
 ADMIN = "sbadm_e2e_due_work"
 TO_MIDNIGHT = timedelta(seconds=6)  # real seconds between the capture and the account's midnight
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
 
 
 def _captured_order_before_midnight(server: Server, sink: Sink, *, frozen: bool) -> str:

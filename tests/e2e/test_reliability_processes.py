@@ -27,13 +27,6 @@ ADMIN = "sbadm_e2e_reliability"
 ARGS = ("--admin-token", ADMIN, "--no-demo")
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
-
-
 @contextlib.contextmanager
 def _account_with_endpoint(server: Server, sink: Sink) -> Iterator[httpx.Client]:
     """A new account whose endpoint sends every event to `sink`; its API client."""
