@@ -26,12 +26,8 @@ import time
 from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-# The end-to-end suites' server process and /proc helpers, one copy for tests and bench.
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from e2e_servers import Server, free_port  # noqa: E402
-from reliability_kit import alive, descendants, wait_for  # noqa: E402
+from processes import alive, descendants, wait_for
+from servers import NotReady, Server, free_port
 
 ADMIN = "sbadm_bench_reliability"
 
@@ -88,6 +84,14 @@ def _start(data: Path, port: int, workers: int, log: Path) -> tuple[Server, floa
 
 
 def main() -> int:
+    try:
+        return _cycles()
+    except NotReady as exc:
+        print(f"bench/reliability.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cycles() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cycles", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)

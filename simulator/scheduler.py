@@ -113,7 +113,7 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
     app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
-    service = app.state.service
+    service = app.runtime.service
     owner = f"{os.getpid()}-{os.urandom(4).hex()}"
     task = asyncio.create_task(Scheduler(service, service.wall, owner).serve(True, attempt))
     try:
@@ -123,4 +123,4 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
             task.result()  # its exception ends the process (the supervisor restarts it)
     finally:
         task.cancel()
-        app.state.store.close()
+        app.runtime.store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class Settings:
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     max_connections: int = 0  # open connections; 0: the open-files limit less a margin
     max_in_flight: int = 1024  # requests in progress; past it, 503 at once
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> str:

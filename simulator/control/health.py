@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from simulator import __version__
 from simulator.api.runtime import json_response
 from simulator.clock import from_us, to_us
+from simulator.runtime import runtime_of
 from simulator.supervisor import status
 
 Status = Literal["up", "starting", "down"]
@@ -58,10 +59,11 @@ class Health(BaseModel):
     components: Components
 
 
-def _background(state: Any, name: str, now_us: int) -> Component:
-    found = status(state.store, name, now_us)
+def _background(request: Request, name: str, now_us: int) -> Component:
+    found = status(runtime_of(request).store, name, now_us)
     if found is None:  # not supervised: it runs in this process (or, in tests, not at all)
-        task = getattr(state, "due_work", None) if name == "scheduler" else None
+        # the lifespan's scheduler task (`simulator.app`), when it runs one
+        task = getattr(request.app.state, "due_work", None) if name == "scheduler" else None
         if task is not None and task.done():
             return Component(status="down", mode="in-process", detail="its task ended")
         return Component(status="up", mode="in-process")
@@ -72,19 +74,19 @@ def _background(state: Any, name: str, now_us: int) -> Component:
 
 
 async def health(request: Request) -> Response:
-    state = request.app.state
-    now_us = to_us(state.service.wall.now())
+    runtime = runtime_of(request)
+    now_us = to_us(runtime.service.wall.now())
     schema, pending = 0, None
     try:
-        schema = state.store.schema_version()
-        with state.store.read() as tx:
+        schema = runtime.store.schema_version()
+        with runtime.store.read() as tx:
             pending = tx.pending_deliveries()
         store = Component(status="up")
     except Exception as exc:  # the database failing is what this reports, not a 500
         store = Component(status="down", detail=f"{type(exc).__name__}: {exc}")
     try:
-        dispatcher = _background(state, "dispatcher", now_us)
-        scheduler = _background(state, "scheduler", now_us)
+        dispatcher = _background(request, "dispatcher", now_us)
+        scheduler = _background(request, "scheduler", now_us)
     except Exception as exc:
         dispatcher = scheduler = Component(status="down", detail=f"unreadable: {exc}")
     dispatcher.pending = pending

@@ -17,6 +17,7 @@ from simulator.control.health import Health, health
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
 from simulator.domain.money import CURRENCIES
+from simulator.runtime import runtime_of
 
 
 class Strict(BaseModel):
@@ -144,13 +145,12 @@ class Dump(BaseModel):
 async def create_account(request: Request) -> Response:
     body = await parse(request, AccountCreate, optional=True)
     settings = AccountSettings(**body.settings.model_dump()) if body.settings else None
-    account = request.app.state.accounts.create(name=body.name, seed=body.seed, settings=settings)
+    account = runtime_of(request).accounts.create(name=body.name, seed=body.seed, settings=settings)
     return json_response(AccountOut.of(account), 201)
 
 
 async def list_accounts(request: Request) -> Response:
-    with request.app.state.store.transaction() as tx:
-        accounts = tx.accounts()
+    accounts = runtime_of(request).accounts.list()
     return json_response(AccountList(data=[AccountOut.of(a) for a in accounts]))
 
 
@@ -160,18 +160,13 @@ async def get_account(request: Request) -> Response:
 
 
 async def reset_account(request: Request) -> Response:
-    with service_of(request).scope(path_id(request)) as ctx:
-        account = service_of(request).reset(ctx)
-    request.app.state.faults.reseed(account.id)
-    request.app.state.journal.clear(account.id)
+    account = runtime_of(request).accounts.reset(path_id(request))
     return json_response(AccountOut.of(account))
 
 
 async def set_seed(request: Request) -> Response:
     body = await parse(request, SeedIn)
-    with service_of(request).scope(path_id(request)) as ctx:
-        account = service_of(request).set_seed(ctx, body.seed)
-    request.app.state.faults.reseed(account.id)
+    account = runtime_of(request).accounts.set_seed(path_id(request), body.seed)
     return json_response(AccountOut.of(account))
 
 

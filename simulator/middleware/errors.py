@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from simulator.api import problems
-from simulator.api.runtime import REQUEST_ID_KEY
+from simulator.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from simulator.faults.sockets import ConnectionFault
-from simulator.middleware.request_id import ASGIApp
 
 log = logging.getLogger("sandbank.errors")
 
@@ -17,13 +15,13 @@ class ErrorBoundary:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
 
-        async def track(message: dict[str, Any]) -> None:
+        async def track(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

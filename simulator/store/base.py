@@ -6,22 +6,16 @@ from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_more: bool
-    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +24,6 @@ class Job:
     due_us: int
     kind: str
     ref: str
-
-
-@dataclass(frozen=True, slots=True)
-class SavedResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-    content_type: str
 
 
 class Tx(Protocol):
@@ -189,6 +175,10 @@ class Store(Protocol):
         """A transaction whose COMMIT may be shared with other operations of the same
         event-loop turn. Await the awaitable (it completes once committed, or raises why not)
         before acknowledging anything the operation did or read."""
+        ...
+
+    def schema_version(self) -> int:
+        """The highest migration applied to the database."""
         ...
 
     def meta(self, key: str) -> str | None: ...

@@ -27,7 +27,8 @@ import orjson
 from pydantic import BaseModel
 
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
-from simulator.store.base import Job, Page, SavedResponse
+from simulator.domain.records import Page, SavedResponse
+from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION

@@ -25,8 +25,8 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
     app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
-    dispatcher = app.state.dispatcher
-    store, wall = app.state.store, app.state.service.wall
+    dispatcher = app.runtime.dispatcher
+    store, wall = app.runtime.store, app.runtime.service.wall
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
     await dispatcher.start()

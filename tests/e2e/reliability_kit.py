@@ -1,15 +1,12 @@
-"""Helpers of the reliability suites (tests/e2e/test_reliability_*.py) and bench/reliability.py:
-a webhook sink on 127.0.0.1, health polling, and a server's process tree read from /proc."""
+"""Helpers of the reliability suites (tests/e2e/test_reliability_*.py): a webhook sink on
+127.0.0.1 and health polling (the process tree and `wait_for` live in bench/processes.py, shared
+with bench/reliability.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,16 +54,6 @@ class Sink:
         self.server.server_close()
 
 
-def wait_for(check: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Poll `check` until it holds (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(step)
-    return False
-
-
 def health(base_url: str) -> tuple[int, dict[str, Any]] | None:
     """(status code, body) of GET /_sandbox/health, or None when nothing answers."""
     try:
@@ -74,42 +61,3 @@ def health(base_url: str) -> tuple[int, dict[str, Any]] | None:
     except httpx.TransportError:
         return None
     return r.status_code, r.json()
-
-
-def descendants(pid: int) -> set[int]:
-    """Every living process below `pid` (Linux: read from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        frontier -= found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of `pids` still running (zombies count as gone)."""
-    left = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            left.add(pid)
-    return left
-
-
-def on_linux() -> bool:
-    return os.path.isdir("/proc/self")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_servers import StartServer, free_port
+from e2e_servers import StartServer
+from servers import free_port
 
 from simulator.lifecycle import raise_open_files_limit
 

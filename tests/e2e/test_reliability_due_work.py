@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_servers import Server, StartServer, free_port
-from reliability_kit import Sink, wait_for
+from e2e_servers import Server, StartServer
+from processes import wait_for
+from reliability_kit import Sink
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, StartServer, free_port
-from reliability_kit import Sink, alive, descendants, health, on_linux, wait_for
+from e2e_servers import Server, StartServer
+from processes import alive, descendants, on_linux, wait_for
+from reliability_kit import Sink, health
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,12 +19,12 @@ from simulator.supervisor import STALE_S, STARTUP_GRACE_S, status
 
 
 def _scheduler(app: SandbankApp, owner: str = "test") -> Scheduler:
-    return Scheduler(app.state.service, app.state.service.wall, owner)
+    return Scheduler(app.runtime.service, app.runtime.service.wall, owner)
 
 
 def _stored(app: SandbankApp, account: Account, event_type: str) -> list[Any]:
     """Events as stored: reading them this way runs no due work (an API call would)."""
-    with app.state.store.read() as tx:
+    with app.runtime.store.read() as tx:
         page = tx.list_events(account.id, type_=event_type, limit=100, cursor=None)
     return list(page.items)
 
@@ -84,15 +84,15 @@ def test_each_transaction_runs_a_bounded_batch_of_jobs(
         rounds += 1
         assert rounds < 50
     assert rounds >= 3
-    with app.state.store.read() as tx:
+    with app.runtime.store.read() as tx:
         left = tx.next_due(account.id)
     assert left is None or left > to_us(clock.now())  # everything due has run
 
 
 # --- health ----------------------------------------------------------------------------------
 def _record(app: SandbankApp, key: str, value: dict[str, Any]) -> None:
-    with app.state.store.transaction():
-        app.state.store.set_meta(key, orjson.dumps(value).decode())
+    with app.runtime.store.transaction():
+        app.runtime.store.set_meta(key, orjson.dumps(value).decode())
 
 
 def test_health_reports_each_component_and_in_process_work_as_up(api: Api) -> None:
@@ -148,7 +148,7 @@ def test_a_component_is_up_only_on_a_fresh_heartbeat_of_its_current_process(
     if beat_pid is not None and beat_age_s is not None:
         at = now - int(beat_age_s * 1_000_000)
         _record(app, "heartbeat:scheduler", {"pid": beat_pid, "at_us": at})
-    found = status(app.state.store, "scheduler", now)
+    found = status(app.runtime.store, "scheduler", now)
     assert found is not None
     assert found["status"] == expected
 
@@ -159,6 +159,6 @@ def test_a_first_start_that_never_beats_is_down_after_the_grace(app: SandbankApp
         "component:scheduler",
         {"pid": 7, "state": "starting", "restarts": 0, "since_us": 0, "exit_code": None},
     )
-    found = status(app.state.store, "scheduler", int((STARTUP_GRACE_S + 1) * 1_000_000))
+    found = status(app.runtime.store, "scheduler", int((STARTUP_GRACE_S + 1) * 1_000_000))
     assert found is not None
     assert found["status"] == "down"
