@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -40,6 +41,7 @@ from simulator.middleware.faults import FaultMiddleware, OperationIndex
 from simulator.middleware.idempotency import IdempotencyMiddleware
 from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
 from simulator.runtime import Runtime
+from simulator.scheduler import Scheduler
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
@@ -182,7 +184,11 @@ def create_app(
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
-        lifespan=_lifespan(dispatcher, inline=not settings.webhook_process),
+        lifespan=_lifespan(
+            dispatcher,
+            Scheduler(service, wall, f"inline-{entropy(4).hex()}"),
+            inline=not settings.webhook_process,
+        ),
     )
     app.state.runtime = runtime
 
@@ -240,18 +246,26 @@ def present_event(event: Event, thin: bool) -> dict[str, Any]:
 
 
 def _lifespan(
-    dispatcher: Dispatcher, *, inline: bool
+    dispatcher: Dispatcher, scheduler: Scheduler, *, inline: bool
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """The dispatcher runs while the server does, here or in its own process (`inline` False);
-    in-process tests, which have no lifespan, flush it instead."""
+    """The dispatcher and the scheduler run while the server does, here or in processes of
+    their own (`inline` False, `simulator.supervisor`); in-process tests, which have no
+    lifespan, flush the dispatcher and move clocks themselves instead."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        due_work = None
         if inline:
             await dispatcher.start()
+            due_work = asyncio.create_task(scheduler.serve(), name="sandbank-scheduler")
+        app.state.due_work = due_work
         try:
             yield
         finally:
+            if due_work is not None:
+                due_work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await due_work
             await dispatcher.stop()
 
     return lifespan

@@ -10,11 +10,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator import __version__
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
 from simulator.clock import parse_duration
+from simulator.control.health import Health, health
 from simulator.dialects.creditkey.credentials import credentials
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
@@ -140,12 +140,6 @@ class AccountList(BaseModel):
     data: list[AccountOut]
 
 
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-    version: str
-    schema_version: int
-
-
 class Dump(BaseModel):
     model_config = ConfigDict(extra="allow")
     account: dict[str, Any]
@@ -157,12 +151,6 @@ class Dump(BaseModel):
     money: list[dict[str, Any]] = Field(
         description="Settlement lines, settlements, disputes and drift records, grouped by "
         "kind (`line`, `settlement`, `dispute`, `drift`, `drift_injection`)."
-    )
-
-
-async def health(request: Request) -> Response:
-    return json_response(
-        Health(version=__version__, schema_version=runtime_of(request).accounts.schema_version())
     )
 
 
@@ -264,8 +252,9 @@ OPERATIONS: list[Op] = [
         "GET",
         "/_sandbox/health",
         health,
-        "Liveness and versions (no token needed)",
+        "Each component's state and versions (no token needed); 503 when one is down",
         Health,
+        also={503: "A component is down (`status` degraded); the body says which"},
         tag="Health",
     ),
     Op(
