@@ -684,14 +684,13 @@ class Runner:
         d = step.open_disputes
         assert d is not None
         page = await self._ok(run.admin.get(f"/_sandbox/accounts/{run.account}/dump"))
-        # An order disputed already (by an earlier wave) is not disputed again: the provider
-        # refuses a second dispute over what is disputed (and which orders are captured by
-        # now depends on how fast the shop got through, so the waves may pick the same one).
+        # An order already disputed is left out: the provider refuses a second dispute on it
+        # (409), and a later wave must pick fresh orders, as a real wave would.
         disputed = {
-            str(d.get("order_id"))
+            str(obj.get("order_id"))
             for group in page.get("money", [])
             if group.get("kind") == "dispute"
-            for d in group.get("objects", [])
+            for obj in group.get("objects", [])
         }
         candidates = sorted(
             (

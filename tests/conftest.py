@@ -3,13 +3,17 @@ entropy, a synchronous client over `httpx.ASGITransport`, and a ready account.
 
 Payload factories, the `Api` harness and Hypothesis strategies live in `tests/factories.py`.
 The tests that start servers as subprocesses (tests/e2e, tests/cli) use `rehearsal.processes`,
-the one such helper, shared with rehearsals and `make bench`.
+the one such helper, shared with rehearsals and `make bench`. bench/ is appended to sys.path
+here for bench/processes.py (a process tree read from /proc, shared by the reliability suites
+and bench/reliability.py); appended, so no bench module can shadow a test module.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from factories import ADMIN, START, Account, Api, build_app
@@ -17,6 +21,8 @@ from hypothesis import HealthCheck, settings
 
 from simulator.app import SandbankApp
 from simulator.clock import ManualClock
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
 
 # Property tests that go through the app do I/O: no deadline, and no complaints about
 # function-scoped fixtures (each example builds what it needs itself).
