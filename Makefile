@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint contract bench export-contract clean
+.PHONY: run test test-fast lint contract bench export-contract clean load-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## load-smoke: 20 s of load through the reference integration, steady/outage/storm/recovery
+## (what tests/load runs in `make test`); reports in .loadtest/smoke
+load-smoke: $(STAMP)
+	$(BIN)/sandbank load run smoke --out .loadtest/smoke $(LOAD_ARGS)
