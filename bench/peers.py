@@ -159,7 +159,9 @@ def bench(args: argparse.Namespace) -> int:
         with (
             simulator(tmp / "data", tmp / "sim.log") as sim,
             bench_app("bare_app.py", tmp / "bare.log") as bare,
-            any_answer([sys.executable, str(BENCH / "starlette_app.py")], tmp / "starlette.log") as plain,
+            any_answer(
+                [sys.executable, str(BENCH / "starlette_app.py")], tmp / "starlette.log"
+            ) as plain,
             prism_server(prism, tmp) as mock,
         ):
             peers = [
