@@ -41,10 +41,12 @@ contract: $(STAMP)
 export-contract: $(STAMP)
 	$(BIN)/sandbank contract --export
 
-## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
+## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; the side-by-side
+## table beside bare uvicorn, plain Starlette and Prism (bench/peers.py); then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 
 clean:
