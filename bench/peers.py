@@ -131,7 +131,15 @@ def scripts(tmp: Path, peer: Peer) -> tuple[Path, Path]:
     return paths
 
 
-def sandbank_peer(url: str) -> Peer:
+def baseline_server(python: str | None, tmp: Path) -> Process | _NoServer:
+    """Another tree's `sandbank serve` (its interpreter, e.g. main's .venv/bin/python): the
+    "before" of a change, measured in the same run as the "after"."""
+    if python is None:
+        return _NoServer()
+    return simulator(tmp / "baseline", tmp / "baseline.log", python=[python])
+
+
+def sandbank_peer(url: str, name: str = "sandbank") -> Peer:
     with httpx.Client(base_url=url, timeout=10.0) as c:
         key, _ = new_account(c, "peers")
         r = c.post("/v1/checkouts", json=INLINE_BODY, headers=auth(key))
@@ -140,7 +148,7 @@ def sandbank_peer(url: str) -> Peer:
         if c.get(f"/v1/checkouts/{ident}", headers=auth(key)).status_code != 200:
             fail("the prepared checkout cannot be read back")
         c.get("/_sandbox/accounts", headers=admin_auth()).raise_for_status()
-    return Peer("sandbank", url + "/v1/checkouts", f"{url}/v1/checkouts/{ident}", auth(key))
+    return Peer(name, url + "/v1/checkouts", f"{url}/v1/checkouts/{ident}", auth(key))
 
 
 def starlette_peer(url: str) -> Peer:
@@ -163,9 +171,11 @@ def bench(args: argparse.Namespace) -> int:
                 [sys.executable, str(BENCH / "starlette_app.py")], tmp / "starlette.log"
             ) as plain,
             prism_server(prism, tmp) as mock,
+            baseline_server(args.baseline_python, tmp) as base,
         ):
             peers = [
                 sandbank_peer(sim.url),
+                *([sandbank_peer(base.url, "baseline")] if base is not None else []),
                 Peer("bare", bare.url + "/v1/checkouts", bare.url + "/v1/checkouts/chk_1"),
                 starlette_peer(plain.url),
             ]
@@ -219,7 +229,12 @@ def report(peers: dict[str, Peer], skipped: str) -> None:
               f" {get.p99_ms:>8.2f} {errors:>8}")  # fmt: skip
     if skipped:
         print(f"prism: skipped ({skipped})")
-    sb = peers["sandbank"]
+    for name in [n for n in ("baseline", "sandbank") if n in peers]:
+        ratios(name, peers)
+
+
+def ratios(name: str, peers: dict[str, Peer]) -> None:
+    sb = peers[name]
     post, get = sb.median("post"), sb.median("get")
     checks = [
         ("POST / bare", post.rps / peers["bare"].median("post").rps, POST_VS_BARE),
@@ -228,13 +243,13 @@ def report(peers: dict[str, Peer], skipped: str) -> None:
     if "prism" in peers:
         checks.insert(0, ("POST / prism", post.rps / peers["prism"].median("post").rps,
                           POST_VS_PRISM))  # fmt: skip
-    print()
+    print(f"\n{name}:")
     for label, ratio, target in checks:
         verdict = "meets" if ratio >= target else "misses"
-        print(f"ratio sandbank {label:<16}: {ratio:6.2f}x  (target >= {target}x: {verdict})")
+        print(f"ratio {name} {label:<16}: {ratio:6.2f}x  (target >= {target}x: {verdict})")
     worst = max(post.p99_ms, get.p99_ms)
     verdict = "meets" if worst <= P99_MS else "misses"
-    print(f"sandbank p99 (POST, GET)      : {post.p99_ms:.1f} / {get.p99_ms:.1f} ms"
+    print(f"{name} p99 (POST, GET): {post.p99_ms:.1f} / {get.p99_ms:.1f} ms"
           f"  (target <= {P99_MS:.0f} ms: {verdict})")  # fmt: skip
 
 
@@ -245,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     p.add_argument("--skip-prism", action="store_true", help="leave Prism out")
+    p.add_argument(
+        "--baseline-python",
+        help="also run `sandbank serve` with this interpreter (another tree's venv) as 'baseline'",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 60:
         fail("--duration must be 1..60 seconds")
