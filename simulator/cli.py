@@ -47,7 +47,7 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, in one place
     p = _OneLineErrors(prog="sandbank", description="Sandbank: a B2B credit provider simulator.")
     p.add_argument("--version", action="version", version=f"sandbank {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
