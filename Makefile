@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean
+.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,11 +41,13 @@ contract: $(STAMP)
 export-contract: $(STAMP)
 	$(BIN)/sandbank contract --export
 
-## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
+## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; the side-by-side
+## table beside bare uvicorn, plain Starlette and Prism (bench/peers.py); then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
 ## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 	$(BIN)/python bench/reliability.py $(BENCH_RELIABILITY_ARGS)
 
@@ -56,3 +58,8 @@ bench-scenarios: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## load-smoke: 20 s of load through the reference integration, steady/outage/storm/recovery
+## (what tests/load runs in `make test`); reports in .loadtest/smoke
+load-smoke: $(STAMP)
+	$(BIN)/sandbank load run smoke --out .loadtest/smoke $(LOAD_ARGS)

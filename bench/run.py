@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="profile a POST run instead")
     p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile"], default="auto")
     p.add_argument("--top", type=int, default=15, help="profile lines to print (default 15)")
+    p.add_argument(
+        "--profile-request",
+        choices=["post", "post-inline", "get-checkout"],
+        default="post",
+        help="what --profile loads: POST with a buyer id (default), with an inline buyer, GET",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 60:
         fail("--duration must be 1..60 seconds")

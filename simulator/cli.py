@@ -47,7 +47,7 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, in one place
     p = _OneLineErrors(prog="sandbank", description="Sandbank: a B2B credit provider simulator.")
     p.add_argument("--version", action="version", version=f"sandbank {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
@@ -249,6 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     advance.add_argument("account", metavar="ACCOUNT", help="account id (acct_...)")
     advance.add_argument("by", metavar="DURATION|TIME", help="e.g. 30d, 1h30m, or an RFC 3339 time")
 
+    _load_parser(sub)
+
     integration = sub.add_parser(
         "integration",
         help="the reference integration (serve, reconcile)",
@@ -265,6 +267,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
     return p
+
+
+def _load_parser(sub: Any) -> None:
+    """`sandbank load run NAME ...` (loadtests/runner.py)."""
+    load = sub.add_parser(
+        "load",
+        help="load tests with Locust (loadtests/)",
+        description="Headless Locust load tests through fault phases; see loadtests/.",
+    )
+    load_sub = load.add_subparsers(dest="load_command", metavar="SUBCOMMAND", required=True)
+    lrun = load_sub.add_parser(
+        "run",
+        help="run one load test: simulator, order-to-cash, smoke",
+        description="Start what the test needs on 127.0.0.1 (unless URLs are given), run "
+        "Locust headless through steady/outage/storm/recovery; exit 0 when every threshold "
+        "and end check holds, 1 when one does not.",
+    )
+    lrun.add_argument("name", metavar="NAME", help="simulator, order-to-cash or smoke")
+    lrun.add_argument("--users", type=int, help="concurrent users (default per test)")
+    lrun.add_argument("--spawn-rate", type=float, help="users started per second")
+    lrun.add_argument("--time", help="length of the four phases: 60, 60s, 2m (default per test)")
+    lrun.add_argument("--workers", type=int, default=0, help="distributed: a master + N workers")
+    lrun.add_argument("--out", type=Path, help="report directory (default loadtest-NAME-TIME)")
+    lrun.add_argument("--sim-url", help="a running simulator instead of starting one")
+    lrun.add_argument("--admin-token", help="its admin token (with --sim-url)")
+    lrun.add_argument("--account", help="the account to load (with --sim-url)")
+    lrun.add_argument("--api-key", help="that account's API key (with --sim-url)")
+    lrun.add_argument("--shop-url", help="a running reference integration (with --sim-url)")
+    lrun.add_argument("--thresholds", help='JSON overriding thresholds: {"p99_ms": {"*": 500}}')
 
 
 def _configure_logging(level: str) -> None:
@@ -587,6 +618,32 @@ def integration(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def load_command(args: argparse.Namespace) -> int:
+    try:
+        from loadtests import runner
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"sandbank: error: load needs {exc.name} (pip install it)") from None
+    try:
+        opts = runner.Options(
+            name=args.name,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            seconds=runner.parse_seconds(args.time) if args.time else None,
+            workers=args.workers,
+            out=args.out,
+            sim_url=args.sim_url,
+            admin_token=args.admin_token,
+            account=args.account,
+            api_key=args.api_key,
+            shop_url=args.shop_url,
+            thresholds=args.thresholds,
+        )
+        return runner.run(opts)
+    except runner.LoadError as exc:
+        print(f"sandbank: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def scenario(argv: list[str]) -> int:
     """`sandbank scenario ...`: the only place the simulator's CLI names `rehearsal` (imported
     here, lazily; the rehearsal package never imports the simulator)."""
@@ -613,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         return webhooks_check(args)
     if args.command == "clock":
         return clock_command(args)
+    if args.command == "load":
+        return load_command(args)
     parser.print_help()
     return 2
 

@@ -160,8 +160,10 @@ class ProviderService:
         type_: str,
         obj: Buyer | Checkout | Order | WebhookEndpoint | Repayment | Settlement | Dispute,
     ) -> None:
+        # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
+        # on every write) is skipped: model_construct.
         ctx.events.append(
-            Event(
+            Event.model_construct(
                 id=ctx.new_id("evt"),
                 type=type_,
                 object_type=(

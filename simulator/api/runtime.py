@@ -5,6 +5,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -158,10 +159,14 @@ def _execute(
                 media_type=saved.content_type,
             )
     mark = len(ctx.events)
+    # A read writes nothing of its own (due jobs ran when the scope opened), so it needs no
+    # savepoint to undo: two statements fewer on the busiest path.
+    undo = ctx.tx.savepoint() if request.method != "GET" else contextlib.nullcontext()
     try:
-        with ctx.tx.savepoint():
+        with undo:
             result = operation(ctx)
-        body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
+        # Straight to JSON bytes in pydantic's serializer: no intermediate dict.
+        body, code, media = result.__pydantic_serializer__.to_json(result), status, JSON
     except SandbankError as err:
         del ctx.events[mark:]
         rid = request_id(request)

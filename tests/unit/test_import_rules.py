@@ -4,7 +4,8 @@
 - simulator/api, simulator/control and simulator/dialects (other APIs' edges, Credit Key's)
   never import simulator.store (they call services);
 - integration never imports simulator (it talks HTTP only);
-- rehearsal (the scenario runner) imports neither simulator nor integration.
+- rehearsal (the scenario runner) imports neither simulator nor integration;
+- loadtests (the Locust load tests) neither.
 
 Every import counts: inside functions and `if TYPE_CHECKING:` blocks too.
 """
@@ -44,6 +45,11 @@ RULES = (
         "rehearsal",
         forbidden=("simulator", "integration"),
         why="scenarios drive both over HTTP only",
+    ),
+    Rule(
+        "loadtests",
+        forbidden=("simulator", "integration"),
+        why="load tests drive both over HTTP only (they start them as processes)",
     ),
 )
 
