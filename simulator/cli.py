@@ -75,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a host webhooks may be delivered to besides loopback (repeatable; '*' for any)",
     )
     serve.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=None,
+        help="scenario run directories the console lists (default DATA_DIR/reports)",
+    )
+    serve.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -205,6 +216,7 @@ def _factory() -> Any:
 
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
+    raw["reports_dir"] = Path(raw["reports_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
     settings = Settings(**raw)
@@ -231,10 +243,6 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from simulator.app import create_app, demo_account
-
     if args.workers < 1:
         raise SystemExit("sandbank: error: --workers must be at least 1")
     if args.workers > 1 and args.db == ":memory:":
@@ -261,7 +269,18 @@ def serve(args: argparse.Namespace) -> int:
         webhook_allowed_hosts=tuple(args.allow_webhook_host) if args.allow_webhook_host else None,
         # On a database file, webhooks go out from a process of their own (not the API's loop).
         webhook_process=args.db != ":memory:",
+        reports_dir=args.reports_dir,
+        metrics=not args.no_metrics,
     )
+    if settings.metrics and (settings.webhook_process or args.workers > 1):
+        # Several processes count: set before prometheus_client is first imported (below).
+        from simulator.metrics_dir import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
+    import uvicorn
+
+    from simulator.app import create_app, demo_account
+
     _configure_logging(settings.log_level)
     app = create_app(settings)  # also migrates the database and creates the demo account once
     demo = demo_account(app)
@@ -270,6 +289,10 @@ def serve(args: argparse.Namespace) -> int:
     if demo is not None:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
     print(f"  admin token: {app.runtime.admin_token}", flush=True)
+    if settings.console_on:
+        print(f"  console:     {settings.base_url}/_sandbox/console", flush=True)
+    if settings.metrics:
+        print(f"  metrics:     {settings.base_url}/metrics", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
@@ -297,6 +320,9 @@ def serve(args: argparse.Namespace) -> int:
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.runtime.admin_token,
+            "console": settings.console_on,  # a token generated above must not turn it on
+            "reports_dir": str(settings.reports_path),
+            "metrics": settings.metrics,
         }
     )
     uvicorn.run("simulator.cli:_factory", factory=True, workers=args.workers, **common)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from simulator.accounts import Accounts
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
+from simulator.metrics import Metrics
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
@@ -31,6 +32,7 @@ class Runtime:
     journal: Journal
     webhooks: WebhookService
     dispatcher: Dispatcher
+    metrics: Metrics | None  # None with `--no-metrics`
 
 
 def runtime_of(request: Request) -> Runtime:

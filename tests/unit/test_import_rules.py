@@ -1,7 +1,8 @@
 """The layers' import rules, checked on the source (ast, no imports run):
 
 - simulator/domain imports nothing of the app: the standard library, pydantic and itself only;
-- simulator/api and simulator/control never import simulator.store (they call services);
+- simulator/api, simulator/control and simulator/console never import simulator.store (they
+  call services);
 - integration never imports simulator (it talks HTTP only);
 - rehearsal (the scenario runner) imports neither simulator nor integration.
 
@@ -37,6 +38,7 @@ RULES = (
     ),
     Rule("simulator.api", forbidden=("simulator.store",), why="endpoints call services"),
     Rule("simulator.control", forbidden=("simulator.store",), why="endpoints call services"),
+    Rule("simulator.console", forbidden=("simulator.store",), why="pages call services"),
     Rule("integration", forbidden=("simulator",), why="the integration talks HTTP only"),
     Rule(
         "rehearsal",
@@ -129,6 +131,7 @@ def test_the_source_keeps_the_import_rules() -> None:
             "if TYPE_CHECKING:\n"
             "    from simulator.store import Tx\n",
         ),
+        ("simulator/console/x.py", "from simulator.store.stats import stored_counts"),
         ("integration/x.py", "from simulator.domain import money"),
         ("integration/sub/x.py", "import simulator"),
         ("rehearsal/x.py", "import integration.client"),
