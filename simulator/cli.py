@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         help="scenario run directories the console lists (default DATA_DIR/reports)",
     )
     serve.add_argument(
+        "--no-console",
+        action="store_true",
+        help="no /_sandbox/console even with an admin token (it is on only when a token is given)",
+    )
+    serve.add_argument(
         "--no-metrics",
         action="store_true",
         help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
@@ -271,6 +276,7 @@ def serve(args: argparse.Namespace) -> int:
         webhook_process=args.db != ":memory:",
         reports_dir=args.reports_dir,
         metrics=not args.no_metrics,
+        console=False if args.no_console else None,
     )
     if settings.metrics and (settings.webhook_process or args.workers > 1):
         # Several processes count: set before prometheus_client is first imported (below).

@@ -2,7 +2,9 @@
 
 The journal tells `Live.publish` of every entry (one call per /v1 request; with no browser
 watching, an empty loop). Each open stream has a bounded queue: a browser that cannot keep up
-loses entries (counted, and said in the stream) rather than growing the server's memory. A
+loses entries (counted, and said in the stream as a `dropped` event) rather than growing the
+server's memory. Entries go out in batches, one SSE message (a JSON array) per `BATCH_S` at
+most, so a busy server writes a few messages a second to each browser, not one per request. A
 stream ends after `STREAM_S` (the browser's EventSource reconnects by itself and resumes after
 the last `id` it saw), so no connection is held forever.
 """
@@ -18,7 +20,8 @@ import orjson
 
 from simulator.faults.journal import Entry, Journal, RequestFilter
 
-QUEUE_SIZE = 1000
+QUEUE_SIZE = 5000
+BATCH_S = 0.1
 KEEPALIVE_S = 15.0
 STREAM_S = 300.0
 BACKFILL = 100  # entries sent when a stream opens
@@ -45,40 +48,53 @@ class LiveFilter:
         return str(e.status) == self.status
 
 
+class _Queue(asyncio.Queue[Entry]):
+    dropped = 0
+
+
 class Live:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._queues: list[asyncio.Queue[Entry]] = []
-        self.dropped = 0
+        self._queues: list[_Queue] = []
 
     def publish(self, entry: Entry) -> None:
         for queue in self._queues:
             try:
                 queue.put_nowait(entry)
             except asyncio.QueueFull:
-                self.dropped += 1
+                queue.dropped += 1
 
     async def stream(self, flt: LiveFilter, after: int) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[Entry] = asyncio.Queue(QUEUE_SIZE)
+        queue = _Queue(QUEUE_SIZE)
         self._queues.append(queue)
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             recent = self.journal.find(RequestFilter(), BACKFILL * 10)
             backfill = [e for e in reversed(recent) if e.seq > after and flt.holds(e)]
-            for entry in backfill[-BACKFILL:]:
-                yield _event(entry)
+            if backfill:
+                yield _message(backfill[-BACKFILL:])
             ends = time.monotonic() + STREAM_S
             while (left := ends - time.monotonic()) > 0:
                 try:
-                    entry = await asyncio.wait_for(queue.get(), min(KEEPALIVE_S, left))
+                    first = await asyncio.wait_for(queue.get(), min(KEEPALIVE_S, left))
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if entry.seq > after and flt.holds(entry):
-                    yield _event(entry)
+                await asyncio.sleep(BATCH_S)  # let a burst gather into one message
+                batch = [first]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                if queue.dropped:
+                    yield b"event: dropped\ndata: %d\n\n" % queue.dropped
+                    queue.dropped = 0
+                keep = [e for e in batch if e.seq > after and flt.holds(e)]
+                if keep:
+                    yield _message(keep)
         finally:
             self._queues.remove(queue)
 
 
-def _event(entry: Entry) -> bytes:
-    return b"id: %d\ndata: %s\n\n" % (entry.seq, orjson.dumps(entry.public()))
+def _message(entries: list[Entry]) -> bytes:
+    """One SSE message: the entries as a JSON array, with the last one's seq as its id."""
+    data = orjson.dumps([e.public() for e in entries])
+    return b"id: %d\ndata: %s\n\n" % (entries[-1].seq, data)

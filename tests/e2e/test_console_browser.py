@@ -38,11 +38,14 @@ ARGS = [
 WAIT_MS = 10_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"no Chromium at {CHROMIUM}: `make browser` installs Debian's chromium (needs root "
-    "and apt); or point SANDBANK_CHROMIUM at one",
-)
+pytestmark = [
+    pytest.mark.slow,  # ~15 s: a server, its webhook process and a browser start
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM}: `make browser` installs Debian's chromium (needs "
+        "root and apt); or point SANDBANK_CHROMIUM at one",
+    ),
+]
 
 
 @pytest.fixture

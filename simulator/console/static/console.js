@@ -58,10 +58,15 @@
       source = new EventSource(base + "/traffic/stream?" + params.toString());
       source.onopen = () => { state.textContent = "live"; };
       source.onerror = () => { state.textContent = "reconnecting…"; };
-      source.onmessage = (msg) => {
-        tbody.insertBefore(journalRow(JSON.parse(msg.data)), tbody.firstChild);
+      source.onmessage = (msg) => {  // a batch: the entries, oldest first
+        const rows = document.createDocumentFragment();
+        for (const e of JSON.parse(msg.data)) rows.insertBefore(journalRow(e), rows.firstChild);
+        tbody.insertBefore(rows, tbody.firstChild);
         while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
       };
+      source.addEventListener("dropped", (msg) => {
+        state.textContent = "live (" + msg.data + " entries dropped: this page fell behind)";
+      });
     }
     form.addEventListener("change", connect);
     form.addEventListener("submit", (ev) => { ev.preventDefault(); connect(); });
