@@ -58,6 +58,10 @@ from integration.settlements import post_payouts
 from integration.views import order_view
 
 log = logging.getLogger("sandbank.integration")
+_ENDED: dict[str, ErpState] = {
+    AuthorizationStatus.EXPIRED: ErpState.EXPIRED,
+    AuthorizationStatus.CANCELED: ErpState.CANCELED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +102,17 @@ class OrderToCash:
         request = stored_request(placed)
         async with self._lock(merchant_order_id):
             try:
-                self.book.get(merchant_order_id)
+                existing = self.book.get(merchant_order_id)
             except KeyError:
-                pass
+                self.book.create(
+                    merchant_order_id, money.amount, money.currency, request, self._now()
+                )
+                self.metrics.order_entered(ErpState.PLACED)
             else:
-                raise InvalidTransition(f"order {merchant_order_id!r} exists already")
-            self.book.create(merchant_order_id, money.amount, money.currency, request, self._now())
-            self.metrics.order_entered(ErpState.PLACED)
+                # Only a crash between creating the order and opening its hold leaves it
+                # placed with no hold at all: the shop's retry finishes the placing.
+                if existing.erp_state is not ErpState.PLACED or self.book.holds(merchant_order_id):
+                    raise InvalidTransition(f"order {merchant_order_id!r} exists already")
             hold = self.book.open_hold(
                 merchant_order_id,
                 HoldKind.CREDIT_PENDING,
@@ -476,7 +484,10 @@ class OrderToCash:
                 )
         except ProviderRejected as exc:
             if not already:
-                self._refused(hold, exc)
+                # Refused because the authorization ended meanwhile (lapsed or released while
+                # the work was held): the order ends with it, as the event said.
+                ended = _ENDED.get(auth.status) if auth is not None and not order.shipped else None
+                self._refused(hold, exc, **({"erp_state": ended} if ended else {}))
                 raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
             # The provider shows it done but no longer replays the key: settle from the read,
             # on the provider's id for it when the read lists one no other hold has claimed

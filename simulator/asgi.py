@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.domain.errors import PayloadTooLarge
+from simulator.domain.errors import BadRequest, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,7 +48,8 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            # The client left before its body was complete: never run an operation on a part.
+            raise BadRequest("the client disconnected before the request body was complete")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:

@@ -203,6 +203,14 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     integration.add_argument("integration_argv", nargs=argparse.REMAINDER)
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="incident rehearsals (run, list, validate)",
+        description="Incident rehearsals: see `sandbank scenario --help`.",
+        add_help=False,
+    )
+    scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
     return p
 
 
@@ -486,10 +494,22 @@ def integration(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def scenario(argv: list[str]) -> int:
+    """`sandbank scenario ...`: the only place the simulator's CLI names `rehearsal` (imported
+    here, lazily; the rehearsal package never imports the simulator)."""
+    try:
+        from rehearsal import cli
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"sandbank: error: scenario needs {exc.name} (pip install it)") from None
+    return cli.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["integration"]:  # its own parser owns everything after the word
         return integration(argv[1:])
+    if argv[:1] == ["scenario"]:  # likewise
+        return scenario(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -19,7 +19,16 @@ from typing import Any
 import orjson
 
 from simulator.api import problems
-from simulator.asgi import ACCOUNT_KEY, REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
+from simulator.asgi import (
+    ACCOUNT_KEY,
+    REQUEST_ID_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+)
 from simulator.clock import WallClock, virtual_now
 from simulator.domain.errors import Forbidden, SandbankError, ValidationFailed
 from simulator.domain.models import Account
@@ -244,6 +253,9 @@ class FaultMiddleware:
         assert dice is not None  # a rule was chosen, so the dice were thrown
         if rule.phase == "before":
             if effect.type == "latency":
+                # The request arrived whole, then the provider is slow: read the body first, so
+                # a client that gives up during the wait does not leave a cut body behind.
+                await read_body(scope, receive)
                 await asyncio.sleep(engine.latency_ms(effect, dice) / 1000)
                 await self.app(scope, receive, send)
                 return
