@@ -73,6 +73,8 @@ class Live:
             backfill = [e for e in reversed(recent) if e.seq > after and flt.holds(e)]
             if backfill:
                 yield _message(backfill[-BACKFILL:])
+            if recent:  # what the backfill covered is not sent again from the queue
+                after = max(after, recent[0].seq)
             ends = time.monotonic() + STREAM_S
             while (left := ends - time.monotonic()) > 0:
                 try:

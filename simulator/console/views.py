@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 import orjson
 from jinja2 import Environment, PackageLoader
@@ -177,11 +177,12 @@ class Console:
                 ok = False
             except ValueError as err:
                 message, ok = str(err), False
-            response = RedirectResponse(back, 303)
-            if act is self.logout:
+            if act == self.logout:
+                response = RedirectResponse(f"{PATH}/login", 303)
                 response.delete_cookie(SESSION_COOKIE, path=PATH)
                 return response
-            _flash(response, message, ok)
+            response = RedirectResponse(back, 303)
+            _flash(response, request, message, ok)
             return response
 
         return handler
@@ -205,11 +206,14 @@ class Console:
     # --- login -------------------------------------------------------------------------------
     async def login_form(self, request: Request) -> Response:
         nonce = request.cookies.get(LOGIN_COOKIE) or self.sessions.new_login_nonce()
+        error = _read_flash(request)
         html = self.env.get_template("login.html").render(
-            base=PATH, csrf=self.sessions.login_csrf_for(nonce), error=_read_flash(request)
+            base=PATH, csrf=self.sessions.login_csrf_for(nonce), error=error
         )
         response = HTMLResponse(html, headers=SECURITY_HEADERS)
         _cookie(response, request, LOGIN_COOKIE, nonce, 600)
+        if error is not None:
+            response.delete_cookie(FLASH_COOKIE, path=PATH)
         return response
 
     async def login(self, request: Request) -> Response:
@@ -223,7 +227,7 @@ class Console:
             return _forbidden()
         response = RedirectResponse(f"{PATH}/login", 303)
         if not self.sessions.token_matches(form.get("token", "")):
-            _flash(response, "that is not the admin token", False)
+            _flash(response, request, "that is not the admin token", False)
             return response
         response = RedirectResponse(f"{PATH}/", 303)
         _cookie(response, request, SESSION_COOKIE, self.sessions.new_session(), TTL_S)
@@ -245,7 +249,6 @@ class Console:
             backlog=sum(counts.backlog.values()),
             counts=counts,
             metrics_on=self.metrics is not None,
-            pipeline=self.rt.settings,
         )
 
     async def charts(self, request: Request, cookie: str) -> Response:
@@ -545,12 +548,12 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
     )
 
 
-def _flash(response: Response, message: str, ok: bool) -> None:
+def _flash(response: Response, request: Request, message: str, ok: bool) -> None:
+    """The one-line outcome of an action, for the next page (a cookie, not the URL, so that
+    no link can put words on the page)."""
     text = ("ok:" if ok else "error:") + message[:500]
     encoded = base64.urlsafe_b64encode(text.encode()).decode()
-    response.set_cookie(
-        FLASH_COOKIE, encoded, max_age=60, path=PATH, httponly=True, samesite="strict"
-    )
+    _cookie(response, request, FLASH_COOKIE, encoded, 60)
 
 
 def _read_flash(request: Request) -> dict[str, Any] | None:
@@ -617,7 +620,3 @@ def _quirks(endpoint: Any) -> str:
         name if value is True else f"{name}({orjson.dumps(value).decode()})"
         for name, value in data.items()
     )
-
-
-def console_path(*parts: str) -> str:
-    return PATH + "/" + "/".join(quote(p, safe="") for p in parts)

@@ -138,6 +138,13 @@ def test_the_session_cookie_is_httponly_strict_and_never_the_token(api: Api) -> 
     assert ADMIN_TOKEN not in cookie
 
 
+def test_signing_out_forgets_the_session(browser: Browser) -> None:
+    r = browser.post(f"{C}/logout", {"csrf": browser.csrf(), "back": f"{C}/accounts"})
+    assert r.headers["location"] == f"{C}/login"
+    assert "sandbank_console" not in browser.cookies
+    assert browser.get(f"{C}/accounts").status_code == 303
+
+
 def test_a_forged_session_cookie_is_refused(api: Api) -> None:
     b = Browser(api)
     b.cookies["sandbank_console"] = "1772355600.00ff.deadbeef"
@@ -372,6 +379,32 @@ def test_a_stream_sends_entries_as_they_are_recorded_and_forgets_its_queue_when_
     assert event.startswith(b"id: 3\ndata: ")
     assert [e["status"] for e in orjson.loads(event.split(b"data: ")[1])] == [503, 500]
     assert hub._queues == []
+
+
+def test_a_stream_that_falls_behind_drops_entries_and_says_how_many(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "BATCH_S", 0.0)
+    monkeypatch.setattr(live, "QUEUE_SIZE", 2)
+    journal = Journal(10)
+    hub = live.Live(journal)
+    journal.listeners.append(hub.publish)
+
+    async def scenario() -> list[bytes]:
+        stream = hub.stream(live.LiveFilter(), 0)
+        await anext(stream)
+        for _ in range(5):  # in the journal (the backfill), and in the queue: 2 kept, 3 dropped
+            journal.record(_entry(journal, 200))
+        got = [await anext(stream), await anext(stream)]
+        journal.record(_entry(journal, 201))
+        got.append(await anext(stream))
+        await stream.aclose()
+        return got
+
+    backfill, dropped, new = asyncio.run(scenario())
+    assert [e["seq"] for e in orjson.loads(backfill.split(b"data: ")[1])] == [1, 2, 3, 4, 5]
+    assert dropped == b"event: dropped\ndata: 3\n\n"
+    assert [e["seq"] for e in orjson.loads(new.split(b"data: ")[1])] == [6]  # none twice
 
 
 def _entry(journal: Journal, status: int) -> Entry:
