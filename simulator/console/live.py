@@ -98,5 +98,7 @@ class Live:
 
 def _message(entries: list[Entry]) -> bytes:
     """One SSE message: the entries as a JSON array, with the last one's seq as its id."""
-    data = orjson.dumps([e.public() for e in entries])
+    # orjson writes the dataclasses itself (as `Entry.public` reads, `at` in RFC 3339 with Z),
+    # several times faster than building the dicts first.
+    data = orjson.dumps(entries, option=orjson.OPT_UTC_Z)
     return b"id: %d\ndata: %s\n\n" % (entries[-1].seq, data)
