@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke
+.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/sandbank serve $(ARGS)
 
-## test: the whole suite (unit, API, contract, end-to-end)
-test: $(STAMP)
+## browser: Debian's chromium for the console's browser tests (tests/e2e/test_console_browser.py).
+## Idempotent; without root or apt it says why and the tests skip (Playwright's own browser
+## download is never used).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make browser: not root, cannot apt-get install chromium; the browser tests will skip"; \
+	elif ! command -v apt-get >/dev/null; then echo "make browser: no apt-get here; the browser tests will skip"; \
+	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+		|| echo "make browser: apt-get install chromium failed; the browser tests will skip"; fi
+
+## test: the whole suite (unit, API, contract, end-to-end, the console in headless Chromium)
+test: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
@@ -44,12 +55,14 @@ export-contract: $(STAMP)
 ## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; the side-by-side
 ## table beside bare uvicorn, plain Starlette and Prism (bench/peers.py); then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
-## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0)
+## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0); then the
+## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 	$(BIN)/python bench/reliability.py $(BENCH_RELIABILITY_ARGS)
+	$(BIN)/python bench/console.py $(BENCH_CONSOLE_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)

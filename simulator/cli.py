@@ -144,6 +144,22 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
         help="requests in progress; past it a request gets 503 at once (default 1024)",
     )
     serve.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=None,
+        help="scenario run directories the console lists (default DATA_DIR/reports)",
+    )
+    serve.add_argument(
+        "--no-console",
+        action="store_true",
+        help="no /_sandbox/console even with an admin token (it is on only when a token is given)",
+    )
+    serve.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -315,6 +331,7 @@ def _factory() -> Any:
     lifecycle.die_with_parent(int(os.environ[_PARENT_ENV]))
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
+    raw["reports_dir"] = Path(raw["reports_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
     raw["creditkey_prefixes"] = tuple(raw.get("creditkey_prefixes", ("/app/ecomm", "/ecomm")))
@@ -342,24 +359,24 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
     }
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from simulator import connections, lifecycle
-    from simulator.app import create_app, demo_account
-
+def _serve_fault_rules(args: argparse.Namespace) -> tuple[Any, ...]:
+    """Checks the worker flags and loads `--faults` (one-line errors, before anything starts)."""
     if args.workers < 1:
         raise SystemExit("sandbank: error: --workers must be at least 1")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
-    fault_rules: tuple[Any, ...] = ()
-    if args.faults is not None:
-        from simulator.faults.files import FaultFileError, load
+    if args.faults is None:
+        return ()
+    from simulator.faults.files import FaultFileError, load
 
-        try:
-            fault_rules = load(args.faults)
-        except FaultFileError as exc:
-            raise SystemExit(f"sandbank: error: {exc}") from None
+    try:
+        return tuple(load(args.faults))
+    except FaultFileError as exc:
+        raise SystemExit(f"sandbank: error: {exc}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    fault_rules = _serve_fault_rules(args)
     settings = Settings.from_env(
         host=args.host,
         port=args.port,
@@ -380,7 +397,20 @@ def serve(args: argparse.Namespace) -> int:
         keep_alive_s=args.keep_alive_timeout,
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
+        reports_dir=args.reports_dir,
+        metrics=not args.no_metrics,
+        console=False if args.no_console else None,
     )
+    if settings.metrics and (settings.webhook_process or args.workers > 1):
+        # Several processes count: set before prometheus_client is first imported (below).
+        from simulator.metrics_dir import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
+    import uvicorn
+
+    from simulator import connections, lifecycle
+    from simulator.app import create_app, demo_account
+
     _configure_logging(settings.log_level)
     # Idle connections are open files: allow as many as the system lets this user have.
     limits = connections.configure(settings, lifecycle.raise_open_files_limit())
@@ -393,6 +423,10 @@ def serve(args: argparse.Namespace) -> int:
     if demo is not None:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
     print(f"  admin token: {app.runtime.admin_token}", flush=True)
+    if settings.console_on:
+        print(f"  console:     {settings.base_url}/_sandbox/console", flush=True)
+    if settings.metrics:
+        print(f"  metrics:     {settings.base_url}/metrics", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
@@ -456,6 +490,9 @@ def _run_workers(
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.runtime.admin_token,
+            "console": settings.console_on,  # a token generated above must not turn it on
+            "reports_dir": str(settings.reports_path),
+            "metrics": settings.metrics,
         }
     )
     os.environ[_PARENT_ENV] = str(os.getpid())

@@ -87,6 +87,9 @@ class ProviderService:
         # Called with each committing context that wrote events (the app wakes the webhook
         # dispatcher with it, which fans the committed events out into deliveries).
         self.on_events = on_events
+        # Observers for the metrics (set by `create_app`): a job run, a clock advance (seconds).
+        self.on_job: Callable[[str], None] | None = None
+        self.on_advance: Callable[[float], None] | None = None
         self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------
@@ -194,6 +197,8 @@ class ProviderService:
                 # stays flat (same transaction, same order).
                 self._write_events(ctx)
             ctx.now = from_us(job.due_us)
+            if self.on_job is not None:
+                self.on_job(job.kind)
             handler = self._jobs.get(job.kind)
             if handler is not None:
                 handler(self, ctx, job.ref)
@@ -717,6 +722,8 @@ class ProviderService:
         else:
             account.clock_offset_us += to_us(target) - ctx.now_us
         ctx.tx.save_account(account)
+        if self.on_advance is not None:
+            self.on_advance((to_us(target) - ctx.now_us) / 1_000_000)
         ctx.now = target
         return target
 

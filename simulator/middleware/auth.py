@@ -10,6 +10,8 @@ from simulator.api import problems
 from simulator.asgi import ACCOUNT_KEY, REQUEST_ID_KEY, ASGIApp, Receive, Scope, Send
 
 PUBLIC_SANDBOX = ("/_sandbox/health", "/_sandbox/openapi.yaml", "/_sandbox/openapi.json")
+# The console signs its users in itself (session cookie, CSRF): see simulator/console.
+CONSOLE = "/_sandbox/console"
 
 
 def bearer(scope: Scope) -> str | None:
@@ -45,7 +47,12 @@ class AuthMiddleware:
                 )
                 return
             scope[ACCOUNT_KEY] = account
-        elif path.startswith("/_sandbox") and path not in PUBLIC_SANDBOX:
+        elif (
+            path.startswith("/_sandbox")
+            and path not in PUBLIC_SANDBOX
+            and path != CONSOLE
+            and not path.startswith(CONSOLE + "/")
+        ):
             token = bearer(scope)
             if token is None or not hmac.compare_digest(token.encode(), self.admin_token):
                 await self._deny(
