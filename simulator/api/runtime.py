@@ -140,6 +140,15 @@ def _grouped(
         return _execute(ctx, request, operation, status)
 
 
+def _json(result: BaseModel) -> bytes:
+    """The answer's JSON bytes: straight from pydantic's serializer (no intermediate dict),
+    unless the model shapes its own JSON by overriding `model_dump` (the Credit Key dialect's
+    answers write Decimal dollars as numbers)."""
+    if type(result).model_dump is BaseModel.model_dump:
+        return result.__pydantic_serializer__.to_json(result)
+    return orjson.dumps(result.model_dump(mode="json"))
+
+
 def _execute(
     ctx: Ctx, request: Request, operation: Callable[[Ctx], BaseModel], status: int
 ) -> Response:
@@ -165,8 +174,7 @@ def _execute(
     try:
         with undo:
             result = operation(ctx)
-        # Straight to JSON bytes in pydantic's serializer: no intermediate dict.
-        body, code, media = result.__pydantic_serializer__.to_json(result), status, JSON
+        body, code, media = _json(result), status, JSON
     except SandbankError as err:
         del ctx.events[mark:]
         rid = request_id(request)
