@@ -72,7 +72,7 @@ class Accounts:
     def for_key(self, api_key: str) -> str | None:
         found = self._by_key.get(api_key)
         if found is None:
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=False) as tx:
                 account = tx.account_by_key(api_key)
             if account is not None:
                 found = self._by_key[api_key] = account.id
@@ -159,7 +159,7 @@ def create_app(
     dispatcher.webhooks = webhooks
 
     def load_account(account_id: str) -> Account | None:
-        with store.transaction() as tx:
+        with store.transaction(write=False) as tx:
             return tx.account(account_id)
 
     request_ids = itertools.count(1)
@@ -167,10 +167,11 @@ def create_app(
 
     async def on_error(request: Request, exc: Exception) -> Response:
         rid = request_id(request)
-        if isinstance(exc, SandbankError):
-            return problems.from_error(exc, rid)
-        assert isinstance(exc, HTTPException)
-        return problems.from_status(exc.status_code, rid, exc.detail, dict(exc.headers or {}))
+        if isinstance(exc, HTTPException):  # Starlette's own 404 / 405
+            return problems.from_status(exc.status_code, rid, exc.detail, dict(exc.headers or {}))
+        if not isinstance(exc, SandbankError):  # anything else: Starlette's last resort
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problems.from_exception(exc, rid)
 
     app = Starlette(
         routes=[
@@ -188,7 +189,8 @@ def create_app(
             *routes(control_finance.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
-        exception_handlers={SandbankError: on_error, HTTPException: on_error},
+        # Exception: instead of Starlette's plain-text "Internal Server Error" page.
+        exception_handlers={SandbankError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=_lifespan(dispatcher, inline=not settings.webhook_process),
     )
     app.state.settings = settings
@@ -241,6 +243,8 @@ def create_app(
 
     if settings.demo_account:
         _ensure_demo(store, accounts)
+    if settings.store_lock_wait_s is not None:
+        store.serving(settings.store_lock_wait_s)  # startup done: no request blocks on a lock
     return SandbankApp(asgi, app)
 
 

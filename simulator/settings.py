@@ -26,6 +26,9 @@ class Settings:
     # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the
     # app's lifespan does not run a dispatcher of its own.
     webhook_process: bool = False
+    # Seconds a request awaits the database's write lock (off the event loop) before a 503;
+    # None: SQLite's blocking wait, for background processes that serve no requests.
+    store_lock_wait_s: float | None = 2.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

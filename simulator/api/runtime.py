@@ -20,6 +20,7 @@ from simulator.domain.errors import (
     MalformedJson,
     PayloadTooLarge,
     SandbankError,
+    StoreBusy,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -126,11 +127,11 @@ async def run(
     (`Store.grouped`); the response, whatever it says, leaves only once that COMMIT is done.
     """
     if request.method == "GET":
-        # Reads write nothing, so they gain nothing from a shared COMMIT; alone, their own
-        # transaction first commits any open group (`Store.transaction`), so what they read is
-        # committed before they answer, and they need not wait for the next turn.
-        with service_of(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
+        # Reads write nothing, so they gain nothing from a shared COMMIT; alone, in a snapshot
+        # of committed data that takes no lock (work due first: `simulator.api.guard`).
+        with service_of(request).scope(request.scope[ACCOUNT_KEY], write=False) as ctx:
             return _execute(ctx, request, operation, status)
+    await service_of(request).store.writable()  # the lock, awaited off the loop
     pending: list[Awaitable[None]] = []
     try:
         response = _grouped(request, operation, status, pending)
@@ -194,6 +195,8 @@ def _execute(
         with ctx.tx.savepoint():
             result = operation(ctx)
         body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
+    except StoreBusy:
+        raise  # not the operation's answer: never saved for a replay
     except SandbankError as err:
         del ctx.events[mark:]
         rid = request_id(request)

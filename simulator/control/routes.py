@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator import __version__
+from simulator import __version__, stepping
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
@@ -203,8 +203,9 @@ async def advance_clock(request: Request) -> Response:
             [{"path": "body", "type": "one_of", "message": "give exactly one of 'by' and 'to'"}]
         )
     by = parse_duration(body.by) if body.by is not None else None
-    with service_of(request).scope(path_id(request)) as ctx:
-        now = service_of(request).advance_clock(ctx, by=by, to=body.to)
+    # In bounded steps: other accounts' requests keep being served (`simulator.stepping`).
+    now = await stepping.advance_clock(service_of(request), path_id(request), by=by, to=body.to)
+    with service_of(request).scope(path_id(request), write=False) as ctx:
         return json_response(_clock(ctx.account.id, now, ctx.account))
 
 

@@ -136,3 +136,13 @@ class IdempotencyKeyReused(SandbankError):
 
 class Conflict(SandbankError):
     code, status, title = "conflict", 409, "Conflict"
+
+
+# --- 5xx: the simulator cannot serve it now -----------------------------------------------------
+class StoreBusy(SandbankError):
+    """The database stayed locked by other work (another worker, the dispatcher, a long
+    operation) for longer than a request may wait. Nothing was changed; retry after
+    `retry_after` seconds (sent as `Retry-After`)."""
+
+    code, status, title = "store_busy", 503, "Busy, retry shortly"
+    retry_after: ClassVar[int] = 1

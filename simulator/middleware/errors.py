@@ -1,4 +1,5 @@
-"""The last line of defence: an unexpected exception becomes a 500 problem, never a bare page."""
+"""The last line of defence: an exception becomes a problem (a 500 for a bug, a 503 for a
+database lock, the error's own for one of ours raised in a middleware), never a bare page."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from simulator.api import problems
 from simulator.api.runtime import REQUEST_ID_KEY
+from simulator.domain.errors import SandbankError
 from simulator.faults.sockets import ConnectionFault
 from simulator.middleware.request_id import ASGIApp
 
@@ -33,11 +35,10 @@ class ErrorBoundary:
             await self.app(scope, receive, track)
         except ConnectionFault:
             raise  # a fault on purpose: the in-process client sees the dead connection
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            if not isinstance(exc, SandbankError):
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:
                 raise
             rid = str(scope.get(REQUEST_ID_KEY, ""))
-            await problems.from_status(500, rid, "the simulator failed; this is a bug")(
-                scope, receive, send
-            )
+            await problems.from_exception(exc, rid)(scope, receive, send)

@@ -176,7 +176,16 @@ class Tx(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractContextManager[Tx]: ...
+    lock_wait_s: float | None  # how long `writable` waits; None: SQLite blocks instead
+
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
+        """All or nothing; `write=False`: a snapshot that waits for no writer."""
+        ...
+
+    async def writable(self) -> None:
+        """Await the write lock without blocking the event loop (or raise `StoreBusy`)."""
+        ...
+
     def read(self) -> AbstractContextManager[Tx]:
         """Committed data only, for readers that change nothing."""
         ...

@@ -57,7 +57,11 @@ def main(settings: Settings, parent_pid: int, log_level: str) -> None:
 async def _run(settings: Settings, parent_pid: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
-    app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
+    app = create_app(
+        dataclasses.replace(
+            settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
+        )
+    )
     dispatcher = app.state.dispatcher
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
