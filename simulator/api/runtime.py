@@ -14,10 +14,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator.api import problems
+from simulator.api import body, problems
 from simulator.domain.errors import (
     IdempotencyKeyReused,
-    MalformedJson,
     PayloadTooLarge,
     SandbankError,
     StoreBusy,
@@ -75,17 +74,21 @@ def _is_json(content_type: str) -> bool:
 
 
 async def parse(request: Request, model: type[M], *, optional: bool = False) -> M:
-    """Body -> model: 413 too large, 415 not JSON, 400 malformed JSON, 422 schema violations."""
+    """Body -> model: 413 too large, 415 not JSON or not UTF-8, 400 malformed JSON (or a
+    duplicate key, or U+0000 in a string), 422 schema violations."""
     raw = await read_body(request.scope, request.receive)
-    if optional and not raw.strip():
+    if optional and body.is_empty(raw):
         return model()
-    if not _is_json(request.headers.get("content-type", "")):
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
         raise UnsupportedMediaType("send the body as application/json")
+    body.check_charset(content_type)
+    body.check(raw)  # duplicate keys, U+0000 (simulator/api/body.py)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise MalformedJson("the body is not valid JSON") from None
+            raise body.malformed() from None
         raise problems.validation(exc, "body") from None
 
 

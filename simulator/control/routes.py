@@ -12,7 +12,7 @@ from starlette.responses import Response
 from simulator import __version__, stepping
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import json_response, parse, path_id, service_of
+from simulator.api.runtime import json_response, parse, path_id, query, service_of
 from simulator.clock import parse_duration
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
@@ -122,11 +122,6 @@ class AccountOut(BaseModel):
         )
 
 
-class AccountList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[AccountOut]
-
-
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
@@ -161,9 +156,10 @@ async def create_account(request: Request) -> Response:
 
 
 async def list_accounts(request: Request) -> Response:
-    with request.app.state.store.transaction() as tx:
-        accounts = tx.accounts()
-    return json_response(AccountList(data=[AccountOut.of(a) for a in accounts]))
+    q = query(request, s.ListQuery)
+    with request.app.state.store.transaction(write=False) as tx:
+        page = tx.accounts(limit=q.limit, cursor=q.cursor)
+    return json_response(s.listed(page, AccountOut.of))
 
 
 async def get_account(request: Request) -> Response:
@@ -280,9 +276,10 @@ OPERATIONS: list[Op] = [
         "GET",
         "/_sandbox/accounts",
         list_accounts,
-        "List accounts",
-        AccountList,
-        errors=(401,),
+        "List accounts, oldest first (`limit`, `cursor`: `next_cursor` of the last page)",
+        s.ListOut[AccountOut],
+        query=s.ListQuery,
+        errors=(401, 422),
         tag="Accounts",
     ),
     Op(

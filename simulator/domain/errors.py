@@ -30,6 +30,12 @@ class MalformedJson(BadRequest):
     code, title = "malformed_json", "Malformed JSON"
 
 
+class DuplicateKey(BadRequest):
+    """A JSON object that names a key twice: refused, never "the last one wins"."""
+
+    code, title = "duplicate_key", "Duplicate key in JSON"
+
+
 class PayloadTooLarge(SandbankError):
     code, status, title = "payload_too_large", 413, "Payload too large"
 

@@ -23,12 +23,14 @@ class ErrorBoundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = finished = False
 
         async def track(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
         try:
@@ -38,7 +40,9 @@ class ErrorBoundary:
         except Exception as exc:
             if not isinstance(exc, SandbankError):
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if started:
+            if finished:  # Starlette re-raises after its handler answered: logged, done
+                return
+            if started:  # half a response: the server must cut the connection
                 raise
             rid = str(scope.get(REQUEST_ID_KEY, ""))
             await problems.from_exception(exc, rid)(scope, receive, send)

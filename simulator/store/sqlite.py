@@ -59,8 +59,12 @@ commits: ContextVar[list[int] | None] = ContextVar("sandbank_commits", default=N
 
 def is_busy(exc: BaseException) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection has the lock."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in (5, 6)
+    if code is not None:
+        return code & 0xFF in (5, 6)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def busy(exc: BaseException | None = None) -> StoreBusy:
@@ -172,9 +176,17 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin):
         row = self.c.execute("SELECT data FROM accounts WHERE api_key = ?", (api_key,)).fetchone()
         return _load(Account, row[0]) if row else None
 
-    def accounts(self) -> list[Account]:
-        rows = self.c.execute("SELECT data FROM accounts ORDER BY rowid").fetchall()
-        return [_load(Account, r[0]) for r in rows]
+    def accounts(self, *, limit: int, cursor: str | None = None) -> Page[Account]:
+        """Oldest first (the demo account, made at the first start, leads), from `cursor` on."""
+        after = decode_cursor(cursor) if cursor is not None else 0
+        rows = self.c.execute(
+            "SELECT rowid, data FROM accounts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit + 1),
+        ).fetchall()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_load(Account, r[1]) for r in rows]
+        return Page(items, has_more, encode_cursor(rows[-1][0]) if has_more else None)
 
     def save_account(self, account: Account) -> None:
         data = account.model_dump_json()
