@@ -196,11 +196,16 @@ class Sample:
         self.latencies.append(seconds)
         self.statuses[status] += 1
 
+    def p99(self) -> float:
+        """Seconds (nearest rank); 0 without requests."""
+        ranked = sorted(self.latencies)
+        return ranked[min(len(ranked) - 1, int(len(ranked) * 0.99))] if ranked else 0.0
+
     def row(self) -> str:
         if not self.latencies:
             return "no requests"
         ms = sorted(x * 1000 for x in self.latencies)
-        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        p99 = self.p99() * 1000
         codes = " ".join(f"{k}:{v}" for k, v in sorted(self.statuses.items()))
         return (
             f"n={len(ms):<6} p50 {statistics.median(ms):8.1f} ms  p99 {p99:8.1f} ms  "

@@ -10,6 +10,7 @@ nothing and answered only once committed.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from simulator.domain.money import MAX_AMOUNT, check_currency
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.rng import SeededRng
-from simulator.stepping import DueWork, defers_due
+from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Page, SavedResponse, Store, Tx
 
 # The account clock stays far enough from datetime.max that every TTL and duration added to
@@ -213,7 +214,8 @@ class ProviderService:
     # --- scheduled work ---------------------------------------------------------------------
     def _run_due(self, ctx: Ctx, until_us: int, budget: int | None = None) -> bool:
         """Run every job due up to `until_us` in time order, each at its own due time; at most
-        `budget` of them when given (0: none). True when due jobs are left."""
+        `budget` of them when given (0: none), and no more once `STEP_SECONDS` have passed
+        (where a step ends changes no result). True when due jobs are left."""
         next_due = ctx.tx.next_due(ctx.aid)
         if next_due is None or next_due > until_us:
             return False
@@ -221,9 +223,12 @@ class ProviderService:
             return True
         real_now = ctx.now
         ran = 0
-        while (budget is None or ran < budget) and (
-            job := ctx.tx.pop_due(ctx.aid, until_us)
-        ) is not None:
+        limit = budget if budget is not None else -1  # -1: no limit
+        ends = time.perf_counter() + STEP_SECONDS
+        while ran != limit and (limit < 0 or ran == 0 or time.perf_counter() < ends):
+            job = ctx.tx.pop_due(ctx.aid, until_us)
+            if job is None:
+                break
             ran += 1
             ctx.ran_until_us = job.due_us
             if len(ctx.events) >= EVENT_BATCH:
@@ -814,8 +819,9 @@ class ProviderService:
         ctx.tx.save_account(account)
         return account
 
-    def dump(self, ctx: Ctx) -> dict[str, Any]:
-        return {"account": _public_account(ctx.account, ctx.now), **ctx.tx.dump(ctx.aid)}
+    def dump_head(self, ctx: Ctx) -> dict[str, Any]:
+        """The `account` part of a dump (the rest streams from the store)."""
+        return _public_account(ctx.account, ctx.now)
 
     def create_account(
         self,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from simulator import __version__, stepping
 from simulator.api import schemas as s
@@ -218,8 +218,13 @@ async def unfreeze_clock(request: Request) -> Response:
 
 
 async def dump(request: Request) -> Response:
-    with service_of(request).scope(path_id(request)) as ctx:
-        return json_response(service_of(request).dump(ctx))
+    """Streamed a page at a time: memory stays flat and other requests go on (issue #17)."""
+    service = service_of(request)
+    with service.scope(path_id(request), write=False) as ctx:
+        head = service.dump_head(ctx)
+    return StreamingResponse(
+        service.store.dump_stream(ctx.aid, head), media_type="application/json"
+    )
 
 
 async def approve_checkout(request: Request) -> Response:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -101,8 +101,6 @@ class Tx(Protocol):
     ) -> None: ...
     def expire_responses(self, account_id: str, now_us: int) -> int: ...
 
-    def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]: ...
-
     # webhooks (simulator/store/webhooks.py)
     def save_webhook_endpoint(self, account_id: str, endpoint: WebhookEndpoint) -> None: ...
     def webhook_endpoint(
@@ -194,6 +192,12 @@ class Store(Protocol):
         """A transaction whose COMMIT may be shared with other operations of the same
         event-loop turn. Await the awaitable (it completes once committed, or raises why not)
         before acknowledging anything the operation did or read."""
+        ...
+
+    def dump_stream(
+        self, account_id: str, head: dict[str, Any]
+    ) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """An account's dump as JSON bytes, a page at a time."""
         ...
 
     def meta(self, key: str) -> str | None: ...

@@ -30,17 +30,17 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel
 
 from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.store import dump
 from simulator.store.base import Job, Page, SavedResponse
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
@@ -424,32 +424,6 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin):
         )
         return cur.rowcount
 
-    # --- dump --------------------------------------------------------------------------------
-    def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]:
-        out: dict[str, list[dict[str, object]]] = {}
-        for table in ("buyers", "checkouts", "orders", "events"):
-            rows = self.c.execute(
-                f"SELECT data FROM {table} WHERE account_id = ? ORDER BY seq",  # noqa: S608 - fixed
-                (account_id,),
-            ).fetchall()
-            out[table] = [orjson.loads(r[0]) for r in rows]
-        jobs = self.c.execute(
-            "SELECT due_us, kind, ref FROM jobs WHERE account_id = ? ORDER BY due_us, seq",
-            (account_id,),
-        ).fetchall()
-        out["scheduled"] = [{"due_us": j[0], "kind": j[1], "ref": j[2]} for j in jobs]
-        # Settlement lines, settlements (with reported lines), disputes, drift state and
-        # injections, by kind, oldest first (exports are left out: they hold whole files).
-        money: dict[str, list[dict[str, object]]] = {}
-        for kind, data in self.c.execute(
-            "SELECT kind, data FROM finance_objects WHERE account_id = ? AND kind != 'export' "
-            "ORDER BY seq",
-            (account_id,),
-        ):
-            money.setdefault(kind, []).append(orjson.loads(data))
-        out["money"] = [{"kind": kind, "objects": objs} for kind, objs in sorted(money.items())]
-        return out
-
 
 class SqliteStore:
     """Implements `simulator.store.base.Store`. One connection per process, used from the
@@ -617,6 +591,14 @@ class SqliteStore:
         for waiter in waiters:
             _settle(waiter, error)
         return error
+
+    def dump_stream(
+        self, account_id: str, head: dict[str, Any]
+    ) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """The account's dump as JSON bytes, a page at a time (`simulator.store.dump`)."""
+        if self.path == ":memory:":
+            return dump.on_loop(self.conn, account_id, head)
+        return dump.from_file(self.path, account_id, head)
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
