@@ -42,10 +42,12 @@ export-contract: $(STAMP)
 	$(BIN)/sandbank contract --export
 
 ## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
-## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory)
+## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
+## unrelated requests' latency at a 2-worker start and during a dump, export, advance (contention.py)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
+	$(BIN)/python bench/contention.py $(BENCH_CONTENTION_ARGS)
 
 clean:
 	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simulator.service import ProviderService
 
-STEP_JOBS = 500  # due jobs per step at most ...
-STEP_SECONDS = 0.02  # ... and no more once this long has passed (at least one job a step)
+STEP_JOBS = 2000  # due jobs per step at most ...
+STEP_SECONDS = 0.05  # ... and no more once this long has passed (at least one job a step)
 PAUSE_S = 0.002  # between steps: the other processes' lock polls get in
 
 _defer: ContextVar[bool] = ContextVar("sandbank_defer_due", default=False)
