@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint contract bench export-contract clean
+.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 	$(BIN)/python bench/contention.py $(BENCH_CONTENTION_ARGS)
+
+## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
+## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)
+bench-scenarios: $(STAMP)
+	$(BIN)/python bench/scenarios.py $(BENCH_SCENARIOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -98,8 +98,8 @@ def _app(data_dir: Path, db: Path) -> Any:
 # --- 1. build ---------------------------------------------------------------------------------
 def build(data_dir: Path, db: Path, orders: int, *, endpoint: bool) -> dict[str, Any]:
     app = _app(data_dir, db)
-    service = app.state.service
-    account = app.state.accounts.create(
+    service = app.runtime.service
+    account = app.runtime.accounts.create(
         name="bench-advance",
         seed=7,
         settings=AccountSettings(late_probability=0.05, default_probability=0.02),
@@ -160,10 +160,10 @@ def build(data_dir: Path, db: Path, orders: int, *, endpoint: bool) -> dict[str,
     seconds = time.perf_counter() - started
     if endpoint:  # after the build: only the advance's events fan out to it
         with service.scope(account.id) as ctx:
-            app.state.webhooks.create_endpoint(
+            app.runtime.webhooks.create_endpoint(
                 ctx, url="http://127.0.0.1:9/webhooks", enabled_events=["*"], description=None
             )
-    app.state.store.close()  # checkpoints the WAL into the file
+    app.runtime.store.close()  # checkpoints the WAL into the file
     return {
         "account": account.id,
         "orders": len(order_ids),
@@ -249,7 +249,7 @@ def child(mode: str, data_dir: Path, db: Path, account: str, days: int) -> dict[
     loop.close()
     if response.status_code != 200:
         fail(f"advance answered {response.status_code}: {response.text[:500]}")
-    app.state.store.close()
+    app.runtime.store.close()
     after = _count(db, account)
     out: dict[str, Any] = {
         "mode": mode,

@@ -6,13 +6,10 @@ fixed JSON, served by uvicorn with exactly the simulator's settings (`uvicorn_op
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import orjson
-import uvicorn
-
-from simulator.cli import uvicorn_options
+from harness import serve_bench_app
 
 # About the size of the simulator's checkout response, so both send similar bytes.
 BODY = orjson.dumps(
@@ -58,12 +55,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    print(f"bare ASGI app on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, **uvicorn_options(args.host, args.port))
+    serve_bench_app(app, __doc__, "bare ASGI app")
 
 
 if __name__ == "__main__":

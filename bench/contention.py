@@ -28,12 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,13 +41,13 @@ from typing import Any
 
 import advance  # bench/advance.py: the same build of captured orders
 import httpx
+import servers  # bench/servers.py: the one subprocess helper
 
 ADMIN = advance.ADMIN
 READERS = 16
 PROBES_IN_FLIGHT = 4
 MAX_PROBES = 20_000  # per phase: bounds the probe loop in count (time is bounded by the op)
 OP_TIMEOUT = 120.0  # seconds for one heavy operation
-STARTUP_TIMEOUT = 60.0
 
 
 def fail(message: str) -> None:
@@ -66,10 +62,10 @@ def build(tmp: Path, db: Path, due_db: Path, orders: int, accounts: int) -> dict
     started = time.perf_counter()
     built = advance.build(tmp, db, orders, endpoint=False)
     app = advance._app(tmp, db)
-    service = app.state.service
+    service = app.runtime.service
     with service.scope(built["account"]) as ctx:
         big_key = ctx.account.api_key
-    small = app.state.accounts.create(name="small", seed=3, settings=None)
+    small = app.runtime.accounts.create(name="small", seed=3, settings=None)
     with service.scope(small.id) as ctx:
         buyer = service.create_buyer(
             ctx, legal_name="Small Co", email="ap+approve@small.test", annual_revenue=9_000_000
@@ -88,13 +84,13 @@ def build(tmp: Path, db: Path, due_db: Path, orders: int, accounts: int) -> dict
         order_id = service.approve_checkout(ctx, checkout.id, "net30").order_id
         service.freeze_clock(ctx, True)
     for n in range(accounts):
-        app.state.accounts.create(name=f"tenant-{n}", seed=n, settings=None)
-    app.state.store.close()
+        app.runtime.accounts.create(name=f"tenant-{n}", seed=n, settings=None)
+    app.runtime.store.close()
     shutil.copyfile(db, due_db)
     app = advance._app(tmp, db)
-    with app.state.service.scope(built["account"]) as ctx:
-        app.state.service.freeze_clock(ctx, True)
-    app.state.store.close()
+    with app.runtime.service.scope(built["account"]) as ctx:
+        app.runtime.service.freeze_clock(ctx, True)
+    app.runtime.store.close()
     return {
         "big": built["account"],
         "big_key": big_key,
@@ -108,72 +104,13 @@ def build(tmp: Path, db: Path, due_db: Path, orders: int, accounts: int) -> dict
 
 
 # --- servers ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
+class Server(servers.Server):
+    """`sandbank serve` on DB with the bench's seed and token, no demo account, N workers."""
 
     @classmethod
     def start(cls, data_dir: Path, db: Path, workers: int, log: Path) -> Server:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "simulator.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(data_dir),
-                    "--db",
-                    str(db),
-                    "--seed",
-                    "1",
-                    "--admin-token",
-                    ADMIN,
-                    "--no-demo",
-                    "--workers",
-                    str(workers),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        return cls(proc, f"http://127.0.0.1:{port}", log)
-
-    def wait_healthy(self, poll: float = 0.01) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                fail(f"the server exited: {self.log.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/_sandbox/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(poll)
-        fail(f"the server was not healthy within {STARTUP_TIMEOUT:.0f}s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        extra = ["--db", str(db), "--seed", "1", "--admin-token", ADMIN, "--no-demo"]
+        return cls(data_dir, servers.free_port(), log, [*extra, "--workers", str(workers)])
 
     def memory_kb(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the server process."""

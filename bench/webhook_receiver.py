@@ -17,15 +17,12 @@ headers and the body): verification happens off the hot path, on GET /stats.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from typing import Any
 
-import uvicorn
+from harness import serve_bench_app
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-from simulator.cli import uvicorn_options
 
 EMPTY: list[tuple[bytes, bytes]] = []
 JSON = [(b"content-type", b"application/json")]
@@ -130,12 +127,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="a fast local webhook receiver for the bench")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    print(f"webhook receiver on http://{args.host}:{args.port}/hook", flush=True)
-    uvicorn.run(app, **uvicorn_options(args.host, args.port))
+    serve_bench_app(app, "a fast local webhook receiver for the bench", "webhook receiver")
 
 
 if __name__ == "__main__":

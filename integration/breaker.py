@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from integration.errors import IntegrationError
+
 
 class State(StrEnum):
     CLOSED = "closed"
@@ -21,7 +23,7 @@ class State(StrEnum):
     HALF_OPEN = "half_open"
 
 
-class BreakerOpen(Exception):
+class BreakerOpen(IntegrationError):
     def __init__(self, family: str, retry_in_s: float) -> None:
         super().__init__(f"the provider's {family} calls are failing; retry in {retry_in_s:.1f}s")
         self.family = family

@@ -2,7 +2,9 @@
 
 sandbank integration serve --provider-url URL --api-key KEY [--db PATH] [--host H] [--port P]
                            [--webhook-secret whsec_... (repeatable)] [--resume-every S]
-                           [--process-every S] [--poll-every S] [--log-level info]
+                           [--process-every S] [--poll-every S] [--budget-ms MS]
+                           [--drive-budget-ms MS] [--breaker-failures N] [--breaker-cooldown S]
+                           [--log-level info]
 sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--since YYYY-MM-DD]
                                [--limit N] [--metrics-file PATH]
 
@@ -15,6 +17,13 @@ inbox at start and every `--poll-every` seconds (default 30; 0 turns it off), fr
 last poll stopped (the cursor is kept in the database): what no webhook brought still
 arrives, and an event both delivered and polled is processed once. Without a webhook secret
 the poller is the only way events arrive.
+
+Degraded mode: every shop request's provider calls share `--budget-ms` (default 800); when the
+provider has not answered by then the work is held (202) and the resumer (every
+`--resume-every` seconds, default 5; each hold's calls get `--drive-budget-ms`, default 5000)
+finishes it with the same idempotency key. `--breaker-failures` consecutive failures (default
+3) open a family's breaker, so later calls hold at once, until `--breaker-cooldown` seconds
+(default 10) have passed and one trial call may go.
 
 `reconcile` reads the provider's latest settlements (each report's lines) and disputes, posts
 the disputes, fees and payouts into the ledger of `--db` (idempotent), reconciles the report
@@ -39,15 +48,17 @@ import httpx
 from integration import logs
 from integration.adapters import ConfigError, ProviderAdapter, make_adapter
 from integration.adapters.sandbank import ProviderDataError
+from integration.app import create_service_app
 from integration.client import ProviderRejected, ProviderUnavailable
 from integration.gl_mapping import GlMappingError
 from integration.inbox import Inbox
 from integration.ledger import Ledger, LedgerError
 from integration.metrics import Metrics
 from integration.orders import OrderBook
-from integration.service import OrderToCash, create_service_app
+from integration.ordertocash import OrderToCash
 from integration.settlements import run_reconciliation
 from integration.store import IntegrationStore
+from integration.wallclock import utc_now
 
 # A reconcile run is interactive: give up on an unreachable provider within seconds.
 RECONCILE_RETRY = {"max_attempts": 3, "max_total_s": 5.0}
@@ -83,8 +94,33 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--resume-every",
         type=float,
-        default=30.0,
-        help="seconds between runs of the resumer of held work (default 30)",
+        default=5.0,
+        help="seconds between runs of the resumer of held work (default 5)",
+    )
+    serve.add_argument(
+        "--budget-ms",
+        type=int,
+        default=800,
+        help="time the provider calls of one shop request get together before the work is "
+        "held (202) (default 800; 0: no budget, only the retry rules)",
+    )
+    serve.add_argument(
+        "--drive-budget-ms",
+        type=int,
+        default=5000,
+        help="time the provider calls of one resumed hold get together (default 5000)",
+    )
+    serve.add_argument(
+        "--breaker-failures",
+        type=int,
+        default=3,
+        help="consecutive provider failures that open an operation family's breaker (default 3)",
+    )
+    serve.add_argument(
+        "--breaker-cooldown",
+        type=float,
+        default=10.0,
+        help="seconds an open breaker refuses calls before one trial (default 10)",
     )
     serve.add_argument(
         "--webhook-secret",
@@ -162,6 +198,7 @@ def _adapter(
     store: IntegrationStore,
     *,
     retry: dict[str, Any] | None = None,
+    breaker: dict[str, Any] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ProviderAdapter:
     config: dict[str, Any] = {
@@ -171,7 +208,9 @@ def _adapter(
     }
     if retry is not None:
         config["retry"] = retry
-    return make_adapter(config, store=store, transport=transport)
+    if breaker is not None:
+        config["breaker"] = breaker
+    return make_adapter(config, store=store, now=utc_now, transport=transport)
 
 
 def _fail(message: str) -> int:
@@ -190,26 +229,40 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("--process-every must be positive")
     if args.poll_every < 0:
         return _fail("--poll-every must be positive (or 0: no polling)")
+    if args.budget_ms < 0 or args.drive_budget_ms <= 0:
+        return _fail("--budget-ms must be positive (or 0: none), --drive-budget-ms positive")
+    if args.breaker_failures < 1 or args.breaker_cooldown <= 0:
+        return _fail("--breaker-failures must be at least 1, --breaker-cooldown positive")
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)
-    store = IntegrationStore(db, new_key=lambda: uuid.uuid4().hex)
+    store = IntegrationStore(db, new_key=lambda: uuid.uuid4().hex, now=utc_now)
     try:
-        adapter = _adapter(args, store)
+        adapter = _adapter(
+            args,
+            store,
+            breaker={
+                "failure_threshold": args.breaker_failures,
+                "cooldown_s": args.breaker_cooldown,
+            },
+        )
     except ConfigError as exc:
         store.close()
         return _fail(str(exc))
     book = OrderBook(db)
     ledger = Ledger.sqlite(db)
-    inbox = Inbox(db)
+    inbox = Inbox(db, clock=utc_now)
     try:
         app = create_service_app(
-            OrderToCash(adapter, book, ledger),
+            OrderToCash(
+                adapter, book, ledger, clock=utc_now, drive_budget_s=args.drive_budget_ms / 1000
+            ),
             resume_every_s=float(args.resume_every),
             inbox=inbox,
             webhook_secrets=list(args.webhook_secret),
             process_every_s=float(args.process_every),
             poll_every_s=float(args.poll_every) or None,
+            request_budget_s=args.budget_ms / 1000 or None,
         )
     except Exception as exc:  # a malformed webhook secret (standardwebhooks' own errors)
         for closable in (inbox, ledger, book, store):
@@ -245,7 +298,7 @@ async def run_reconcile(
     db = Path(args.db)
     if not db.is_file():
         return _fail(f"--db {args.db}: no such file (the integration's database: run `serve`)")
-    store = IntegrationStore(":memory:", new_key=lambda: uuid.uuid4().hex)
+    store = IntegrationStore(":memory:", new_key=lambda: uuid.uuid4().hex, now=utc_now)
     try:
         adapter = _adapter(args, store, retry=RECONCILE_RETRY, transport=transport)
     except ConfigError as exc:

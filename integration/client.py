@@ -24,6 +24,10 @@ One `ResilientClient.call` is one logical operation, made of as many attempts as
   concurrent duplicate of the same intent) is waited out like an ambiguous failure, never taken
   as a final refusal.
 - **Timeouts** on every attempt (`timeout`, seconds, httpx's connect/read/write/pool).
+- **Time budget**: under `integration.deadline.within(s)` (the shop's request, a drive of held
+  work) all attempts of all calls share `s` seconds: an attempt's timeout is cut to what is
+  left, no attempt starts once it is spent, and a wait that would outlast it ends the call
+  (`ProviderUnavailable`, verdict `out_of_time` in the log when nothing was left to try).
 - **Correlation and logs**: every attempt carries `X-Correlation-Id`: the call's
   `correlation_id`, else the one bound to the context (`integration.logs`: the service's
   request, the event being processed), else the intent id. Each attempt writes one JSON line
@@ -48,21 +52,23 @@ import json as jsonlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
 
-from integration import logs
+from integration import deadline, logs
 from integration.breaker import Breaker, BreakerOpen, Breakers
+from integration.errors import IntegrationError
 from integration.retry import Backoff, Transport, Verdict, classify, retry_after_s
-from integration.store import IntegrationStore, IntentStatus
+from integration.store import IntegrationStore, Intent, IntentStatus
 
+OUT_OF_TIME = "the time budget of the work is spent"
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-class ProviderError(Exception):
+class ProviderError(IntegrationError):
     """Root of what a provider call raises."""
 
 
@@ -186,7 +192,7 @@ class ResilientClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         correlation_header: str = "X-Correlation-Id",
-        now: Callable[[], datetime] | None = None,
+        now: Callable[[], datetime],
         in_flight_codes: Collection[str] = (),
         observer: CallObserver | None = None,
     ) -> None:
@@ -199,10 +205,11 @@ class ResilientClient:
         self.random = random
         self.breakers = breakers
         self.backoff = backoff or Backoff()
+        self.timeout = timeout
         self.correlation_header = correlation_header
         self.in_flight_codes = frozenset(in_flight_codes)
         self.observer: CallObserver = observer or _Unobserved()
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
@@ -220,7 +227,7 @@ class ResilientClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def call(  # noqa: PLR0915 - the attempt loop reads best top to bottom in one place
+    async def call(
         self,
         family: str,
         method: str,
@@ -238,10 +245,7 @@ class ResilientClient:
         read, `intent_id` only names the call (the correlation header).
         """
         method = method.upper()
-        headers: dict[str, str] = {}
-        key: str | None = None
-        tracked: str | None = None  # the stored intent this call settles (mutating calls only)
-        ambiguous = False  # may an attempt of this intent have reached the provider?
+        intent = None
         if method in MUTATING:
             intent = self.store.record_intent(
                 intent_id or f"adhoc:{family}:{self.store.new_key()}",
@@ -249,61 +253,32 @@ class ResilientClient:
                 f"{method} {path}",
                 json,
             )
-            tracked = intent.id
-            key = intent.idempotency_key
-            # An intent left ambiguous by an earlier call (or process) stays so until settled.
-            ambiguous = intent.status is IntentStatus.AMBIGUOUS
-            if intent.status is IntentStatus.SUCCEEDED and intent.result is not None:
-                logs.emit(
-                    logs.provider_log,
-                    "provider_call",
-                    family=family,
-                    method=method,
-                    path=path,
-                    intent_id=tracked,
-                    attempt=0,
-                    verdict="from_store",
-                    status=int(intent.result["status"]),
-                    latency_ms=0.0,
-                    idempotency_key=key,
-                )
-                return ProviderResponse(
-                    status=int(intent.result["status"]),
-                    body=intent.result["body"],
-                    idempotency_key=key,
-                    replayed=True,
-                    from_store=True,
-                )
-            if intent.status is IntentStatus.FAILED and intent.result is not None:
-                raise _rejection(int(intent.result["status"]), intent.result["body"], {})
-            headers[IDEMPOTENCY_HEADER] = key
-        cid = correlation_id or logs.correlation_id() or tracked or intent_id
-        if cid:
+        tracked = None if intent is None else intent.id  # the intent this call settles
+        key = None if intent is None else intent.idempotency_key
+        trace = _CallLog(family, method, path, tracked, key)
+        if intent is not None and (settled := _settled_answer(intent, trace)) is not None:
+            return settled
+        # May an attempt of this intent have reached the provider? An intent left ambiguous by
+        # an earlier call (or process) stays so until settled.
+        ambiguous = intent is not None and intent.status is IntentStatus.AMBIGUOUS
+        headers = {} if key is None else {IDEMPOTENCY_HEADER: key}
+        if cid := correlation_id or logs.correlation_id() or tracked or intent_id:
             headers[self.correlation_header] = cid
 
         breaker = self.breakers[family]
+        budget = deadline.current()
         started = self.clock()
         attempts = 0
-        last_error = "no attempt made"
         while True:
+            left = None if budget is None else budget.remaining(self.clock())
+            if left is not None and left <= 0:
+                trace.emit(attempts, "out_of_time", level=logging.WARNING)
+                raise self._unavailable(tracked, family, ambiguous, attempts, OUT_OF_TIME)
             try:
                 breaker.before_call()
             except BreakerOpen as exc:
                 self._unsettled(tracked, ambiguous=ambiguous, error=f"breaker open: {exc}")
-                logs.emit(
-                    logs.provider_log,
-                    "provider_call",
-                    logging.WARNING,
-                    family=family,
-                    method=method,
-                    path=path,
-                    intent_id=tracked,
-                    attempt=attempts,
-                    verdict="breaker_open",
-                    status=None,
-                    latency_ms=0.0,
-                    idempotency_key=key,
-                )
+                trace.emit(attempts, "breaker_open", level=logging.WARNING)
                 raise ProviderUnavailable(
                     family,
                     ambiguous=ambiguous,
@@ -316,40 +291,21 @@ class ResilientClient:
             attempts += 1
             sent_at = self.clock()
             outcome = await self._attempt(
-                breaker, method=method, path=path, json=json, headers=headers, params=params
-            )
-            last_error = outcome.error
-            logs.emit(
-                logs.provider_log,
-                "provider_call",
-                logging.INFO if outcome.verdict is Verdict.SUCCESS else logging.WARNING,
-                family=family,
+                breaker,
                 method=method,
                 path=path,
-                intent_id=tracked,
-                attempt=attempts,
-                verdict=outcome.verdict.value,
-                status=None if outcome.response is None else outcome.response.status_code,
-                latency_ms=round((self.clock() - sent_at) * 1000, 3),
-                idempotency_key=key,
-                error=None if outcome.verdict is Verdict.SUCCESS else outcome.error,
+                json=json,
+                headers=headers,
+                params=params,
+                timeout=self.timeout if left is None else min(self.timeout, left),
             )
+            trace.attempted(attempts, outcome, self.clock() - sent_at)
             self.observer.attempt(family, outcome.verdict)
             if outcome.verdict is Verdict.SUCCESS:
                 assert outcome.response is not None
                 return self._succeeded(tracked, key, outcome, attempts)
             if outcome.verdict is Verdict.FINAL:
-                assert outcome.response is not None
-                status = outcome.response.status_code
-                body = None if outcome.body is _UNREADABLE else outcome.body
-                if tracked is not None:
-                    self.store.settle(
-                        tracked,
-                        IntentStatus.FAILED,
-                        result={"status": status, "body": body},
-                        error=outcome.error,
-                    )
-                raise _rejection(status, body, outcome.response.headers)
+                raise self._refused(tracked, outcome)
             ambiguous = ambiguous or outcome.verdict is Verdict.RETRY_AMBIGUOUS
             after = (
                 None
@@ -357,11 +313,11 @@ class ResilientClient:
                 else retry_after_s(outcome.response.headers, self._now())
             )
             wait = self.backoff.wait_s(attempts, self.random, after)
+            if budget is not None and wait >= budget.remaining(self.clock()):
+                error = f"{outcome.error}; {OUT_OF_TIME}"  # the caller holds the work
+                raise self._unavailable(tracked, family, ambiguous, attempts, error)
             if self.backoff.gives_up(attempts, self.clock() - started, wait):
-                self._unsettled(tracked, ambiguous=ambiguous, error=last_error)
-                raise ProviderUnavailable(
-                    family, ambiguous=ambiguous, attempts=attempts, last_error=last_error
-                )
+                raise self._unavailable(tracked, family, ambiguous, attempts, outcome.error)
             self.observer.retry(family)
             await self.sleep(wait)
 
@@ -375,6 +331,7 @@ class ResilientClient:
         json: Any,
         headers: Mapping[str, str],
         params: Mapping[str, str | int] | None,
+        timeout: float,
     ) -> _Attempt:
         try:
             response = await self._http.request(
@@ -383,6 +340,7 @@ class ResilientClient:
                 json=json,
                 headers=headers,
                 params=dict(params) if params else None,
+                timeout=timeout,
             )
         except Exception as exc:
             failure = transport_failure(exc)
@@ -436,6 +394,27 @@ class ResilientClient:
             attempts=attempts,
         )
 
+    def _refused(self, intent_id: str | None, outcome: _Attempt) -> ProviderRejected:
+        """A final answer: the intent settles `failed` (with the answer, to repeat it)."""
+        assert outcome.response is not None
+        status = outcome.response.status_code
+        body = None if outcome.body is _UNREADABLE else outcome.body
+        if intent_id is not None:
+            self.store.settle(
+                intent_id,
+                IntentStatus.FAILED,
+                result={"status": status, "body": body},
+                error=outcome.error,
+            )
+        return _rejection(status, body, outcome.response.headers)
+
+    def _unavailable(
+        self, intent_id: str | None, family: str, ambiguous: bool, attempts: int, error: str
+    ) -> ProviderUnavailable:
+        """Giving up: the intent stays open for the resumer (`_unsettled`)."""
+        self._unsettled(intent_id, ambiguous=ambiguous, error=error)
+        return ProviderUnavailable(family, ambiguous=ambiguous, attempts=attempts, last_error=error)
+
     def _unsettled(self, intent_id: str | None, *, ambiguous: bool, error: str) -> None:
         if intent_id is None:
             return
@@ -446,7 +425,76 @@ class ResilientClient:
         self.store.settle(intent_id, status, error=error)
 
 
+@dataclass(frozen=True, slots=True)
+class _CallLog:
+    """The one JSON line per attempt (or answer without one) of a call, in
+    `sandbank.integration.provider`: what is fixed for the call, and `emit` for each line."""
+
+    family: str
+    method: str
+    path: str
+    intent_id: str | None
+    idempotency_key: str | None
+
+    def emit(
+        self,
+        attempt: int,
+        verdict: str,
+        status: int | None = None,
+        latency_s: float = 0.0,
+        level: int = logging.INFO,
+        **extra: Any,
+    ) -> None:
+        logs.emit(
+            logs.provider_log,
+            "provider_call",
+            level,
+            family=self.family,
+            method=self.method,
+            path=self.path,
+            intent_id=self.intent_id,
+            attempt=attempt,
+            verdict=verdict,
+            status=status,
+            latency_ms=round(latency_s * 1000, 3),
+            idempotency_key=self.idempotency_key,
+            **extra,
+        )
+
+    def attempted(self, attempt: int, outcome: _Attempt, latency_s: float) -> None:
+        ok = outcome.verdict is Verdict.SUCCESS
+        self.emit(
+            attempt,
+            outcome.verdict.value,
+            None if outcome.response is None else outcome.response.status_code,
+            latency_s,
+            logging.INFO if ok else logging.WARNING,
+            error=None if ok else outcome.error,
+        )
+
+
 _UNREADABLE: Any = object()
+
+
+def _settled_answer(intent: Intent, trace: _CallLog) -> ProviderResponse | None:
+    """The answer of an intent settled earlier, without a request (a key the provider has
+    expired must never be re-sent): its stored success, or its final refusal raised again.
+    None: the intent is still open, so the call goes to the provider."""
+    if intent.result is None:
+        return None
+    status = int(intent.result["status"])
+    if intent.status is IntentStatus.SUCCEEDED:
+        trace.emit(0, "from_store", status)
+        return ProviderResponse(
+            status=status,
+            body=intent.result["body"],
+            idempotency_key=intent.idempotency_key,
+            replayed=True,
+            from_store=True,
+        )
+    if intent.status is IntentStatus.FAILED:
+        raise _rejection(status, intent.result["body"], {})
+    return None
 
 
 def _decode(response: httpx.Response) -> Any:

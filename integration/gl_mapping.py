@@ -55,6 +55,7 @@ from pydantic import (
     model_validator,
 )
 
+from integration.errors import IntegrationError
 from integration.model import EventKind
 
 DEFAULT_MAPPING_PATH = Path(__file__).with_name("gl_mapping.yaml")
@@ -70,12 +71,12 @@ _COEFFICIENTS: dict[str, tuple[int, int]] = {"gross": (1, 0), "fee": (0, 1), "ne
 AccountName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-class GlMappingError(ValueError):
+class GlMappingError(IntegrationError, ValueError):
     """The mapping file is unreadable or invalid. The message is one line:
     `<file>: <entry>.<field>: <what is wrong>`."""
 
 
-class FigureError(ValueError):
+class FigureError(IntegrationError, ValueError):
     """The figures given for an event cannot feed its legs (missing, inconsistent, not int)."""
 
 

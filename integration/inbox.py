@@ -129,10 +129,6 @@ CREATE TABLE IF NOT EXISTS order_state (
 """
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _iso(at: datetime) -> str:
     if at.tzinfo is None:
         raise ValueError("times are timezone-aware")
@@ -235,11 +231,11 @@ class Inbox:
         self,
         path: str | Path = ":memory:",
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime],
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.path = str(path)
-        self.clock = clock or _utc_now
+        self.clock = clock
         self.max_attempts = max_attempts
         self._lock = threading.RLock()
         self._depth = 0

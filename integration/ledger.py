@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Literal, Protocol
 
 from integration.db import connect
+from integration.errors import IntegrationError
 from integration.gl_mapping import FigureError, GlMapping, load
 from integration.model import EventKind
 
@@ -39,7 +40,7 @@ REVERSAL: Literal["reversal"] = "reversal"
 PostingKind = EventKind | Literal["reversal"]
 
 
-class LedgerError(Exception):
+class LedgerError(IntegrationError):
     """Root of the ledger's errors."""
 
 

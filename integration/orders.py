@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from integration.db import connect
+from integration.errors import IntegrationError
 
 
 class ErpState(StrEnum):
@@ -40,11 +41,11 @@ class HoldKind(StrEnum):
     CANCEL_PENDING = "cancel_pending"
 
 
-class UnknownOrder(KeyError):
+class UnknownOrder(IntegrationError, KeyError):
     """No ERP order has that merchant_order_id."""
 
 
-class DuplicateOrder(ValueError):
+class DuplicateOrder(IntegrationError, ValueError):
     """An ERP order with that merchant_order_id exists already."""
 
 

@@ -13,7 +13,7 @@ serves it at `POST /webhooks/provider`):
    directly because it reads `datetime.now()` with a fixed ±5 min, so neither the clock nor
    the tolerance could be injected, and it raises `ValueError` (not its own error) on a
    malformed signature entry; the signing and the comparison are the same.
-   Anything wrong -> 400 `application/problem+json` (type/title/status/detail), nothing stored.
+   Anything wrong -> 400 `application/problem+json` (`integration.problems`), nothing stored.
 2. Store the body byte for byte (and the headers) with `Inbox.accept`, one committed SQLite
    transaction, then answer 204. A repeat of a known `webhook-id` is also 204 (accepted
    once; the provider may stop retrying). If the inbox cannot write, 503: the provider
@@ -57,17 +57,17 @@ from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from integration.adapters.sandbank import EVENT_KIND, event_facts, event_settlement
+from integration.errors import IntegrationError, Problem
 from integration.inbox import Applied, Inbox, RawEvent
 from integration.model import ProviderEvent
+from integration.problems import HANDLERS, from_error, problem
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "urn:sandbank:integration:problem:"
 DEFAULT_TOLERANCE_S = 300
 DEFAULT_MAX_BODY = 1024 * 1024  # Standard Webhooks payloads are small (~20 kB)
 # Not worth keeping next to a raw event, and not ours to persist.
@@ -78,17 +78,14 @@ Page = tuple[list[dict[str, object]], str | None]
 POLL_CURSOR: Final = "provider_events"
 
 
-class WebhookRejected(Exception):
-    """A delivery failed verification; `code` names why (the problem type's last part)."""
+class WebhookRejected(Problem):
+    """A delivery failed verification (400); `code` names why (the problem type's last part)."""
 
     def __init__(self, code: str, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.title = title
-        self.detail = detail
+        super().__init__(detail, code=code, title=title)
 
 
-class UnparseableEvent(ValueError):
+class UnparseableEvent(IntegrationError, ValueError):
     """A stored body is not a provider event; retrying will not change that."""
 
 
@@ -100,14 +97,14 @@ class Verifier:
         self,
         secrets: str | Sequence[str],
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime],
         tolerance_s: int = DEFAULT_TOLERANCE_S,
     ) -> None:
         keys = [secrets] if isinstance(secrets, str) else list(secrets)
         if not keys:
             raise ValueError("at least one webhook secret is required")
         self.webhooks = [Webhook(key) for key in keys]  # raises on a malformed secret
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         self.tolerance_s = tolerance_s
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
@@ -179,14 +176,6 @@ def _v1_signatures(header: str) -> list[bytes]:
 
 
 # --- the app ------------------------------------------------------------------------------------
-def problem(status: int, code: str, title: str, detail: str) -> Response:
-    return JSONResponse(
-        {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type=PROBLEM_JSON,
-    )
-
-
 def webhook_endpoint(
     inbox: Inbox,
     verifier: Verifier,
@@ -209,17 +198,19 @@ def webhook_endpoint(
             webhook_id = verifier.verify(body, headers)
         except WebhookRejected as rejected:
             log.warning("webhook rejected: %s", rejected.detail)
-            return problem(400, rejected.code, rejected.title, rejected.detail)
+            return from_error(rejected)
         kept = {k: v for k, v in headers.items() if k not in _UNSTORED_HEADERS}
         try:
             new = await run_in_threadpool(inbox.accept, webhook_id, kept, body, "webhook")
         except sqlite3.Error as exc:
             log.exception("webhook %s not stored", webhook_id)
-            response = problem(
-                503, "inbox_unavailable", "Inbox unavailable", f"not stored: {exc}; retry"
+            return problem(
+                503,
+                "inbox_unavailable",
+                "Inbox unavailable",
+                f"not stored: {exc}; retry",
+                {"retry-after": "5"},
             )
-            response.headers["retry-after"] = "5"
-            return response
         if on_accepted is not None:
             on_accepted(webhook_id, new)
         return Response(status_code=204)
@@ -231,7 +222,7 @@ def create_receiver(
     inbox: Inbox,
     secrets: str | Sequence[str],
     *,
-    clock: Callable[[], datetime] | None = None,
+    clock: Callable[[], datetime],
     tolerance_s: int = DEFAULT_TOLERANCE_S,
     max_body: int = DEFAULT_MAX_BODY,
     path: str = "/webhooks",
@@ -239,7 +230,7 @@ def create_receiver(
     """The receiving app: `POST {path}` verifies, stores raw and answers 204."""
     verifier = Verifier(secrets, clock=clock, tolerance_s=tolerance_s)
     receive = webhook_endpoint(inbox, verifier, max_body=max_body)
-    app = Starlette(routes=[Route(path, receive, methods=["POST"])])
+    app = Starlette(routes=[Route(path, receive, methods=["POST"])], exception_handlers=HANDLERS)
     app.state.inbox = inbox
     app.state.verifier = verifier
     return app

@@ -198,9 +198,6 @@ class Report:
         """Discrepancies per provider line in the window (a window without lines counts as 1)."""
         return len(self.discrepancies) / max(self.lines, 1)
 
-    def of_kind(self, kind: DiscrepancyKind) -> tuple[Discrepancy, ...]:
-        return tuple(d for d in self.discrepancies if d.kind is kind)
-
     def render_text(self) -> str:
         window = str(self.batch) if self.since == self.batch else f"{self.since}..{self.batch}"
         out = [
@@ -383,11 +380,11 @@ def reconcile(
     same report.
     """
     window = _Window(batch, batch if since is None else since)
-    refs = Counter(e.reference for e in ledger)
-    if dup_refs := sorted(r for r, n in refs.items() if n > 1):
-        raise ValueError(f"ledger references are not unique: {', '.join(dup_refs)}")
-    for e in ledger:
-        _check_key(f"ledger item {e.reference}", e.expected_batch, batch)
+    refs = Counter(entry.reference for entry in ledger)
+    if duplicated := sorted(r for r, n in refs.items() if n > 1):
+        raise ValueError(f"ledger references are not unique: {', '.join(duplicated)}")
+    for entry in ledger:
+        _check_key(f"ledger item {entry.reference}", entry.expected_batch, batch)
 
     arrived = _arrived(lines, window, batch_of)
     orders = _Orders.build(ledger, [*known_orders, *holds], disputes)
@@ -397,59 +394,64 @@ def reconcile(
     firsts: dict[tuple[str, str], _Line] = {}
     unknown: list[_Line] = []
     line_groups: dict[_GroupKey, list[_Line]] = defaultdict(list)
-    for x in arrived:
-        ident = (x.line.settlement_id, x.line.line_id)
+    for arrival in arrived:
+        ident = (arrival.line.settlement_id, arrival.line.line_id)
         if ident in firsts:
-            x.duplicate_of = firsts[ident]
+            arrival.duplicate_of = firsts[ident]
             continue
-        firsts[ident] = x
-        ln = x.line
-        if ln.provider_order_id is None and ln.merchant_order_id is None:
-            line_groups[(None, ln.kind)].append(x)
-        elif (order := orders.resolve(ln.provider_order_id, ln.merchant_order_id)) is None:
-            unknown.append(x)
+        firsts[ident] = arrival
+        line = arrival.line
+        if line.provider_order_id is None and line.merchant_order_id is None:
+            line_groups[(None, line.kind)].append(arrival)
+        elif (order := orders.resolve(line.provider_order_id, line.merchant_order_id)) is None:
+            unknown.append(arrival)
         else:
-            line_groups[(order, ln.kind)].append(x)
+            line_groups[(order, line.kind)].append(arrival)
 
     entry_groups: dict[_GroupKey, list[LedgerEntry]] = defaultdict(list)
-    for e in ledger:
-        entry_groups[(orders.resolve(e.provider_order_id, e.merchant_order_id), e.kind)].append(e)
+    for entry in ledger:
+        entry_groups[
+            (orders.resolve(entry.provider_order_id, entry.merchant_order_id), entry.kind)
+        ].append(entry)
 
     findings: list[_Finding] = []
     unsettled: list[tuple[LedgerEntry, MatchKey]] = []
-    for gkey in sorted(set(line_groups) | set(entry_groups), key=_group_sort_key):
+    for group_key in sorted(set(line_groups) | set(entry_groups), key=_group_sort_key):
         group = _Group(
-            gkey,
-            line_groups.get(gkey, []),
-            sorted(entry_groups.get(gkey, []), key=lambda e: (e.expected_batch, e.reference)),
+            group_key,
+            line_groups.get(group_key, []),
+            sorted(
+                entry_groups.get(group_key, []),
+                key=lambda entry: (entry.expected_batch, entry.reference),
+            ),
             claims,
         )
         unsettled += group.match(findings)
     findings += _unknown_orders(unknown)
-    for x in arrived:
-        if x.duplicate_of is not None and x.key is None:
-            x.key = x.duplicate_of.key
-            findings.append(_duplicate(x, "the same line identity again"))
+    for arrival in arrived:
+        if arrival.duplicate_of is not None and arrival.key is None:
+            arrival.key = arrival.duplicate_of.key
+            findings.append(_duplicate(arrival, "the same line identity again"))
 
     held, withholding = set(holds), claims.withholding_orders
     discrepancies = [f.discrepancy() for f in findings if window.covers(f.line.batch)]
     discrepancies += [
         Discrepancy(
             DiscrepancyKind.MISSING_AT_PROVIDER,
-            mkey,
-            Money(e.amount, e.currency),
+            match_key,
+            Money(entry.amount, entry.currency),
             None,
-            f"expected in batch {e.expected_batch}, not settled by batch {batch}",
-            reference=e.reference,
+            f"expected in batch {entry.expected_batch}, not settled by batch {batch}",
+            reference=entry.reference,
         )
-        for e, mkey in unsettled
-        if window.covers(e.expected_batch)
-        and not _is_held(e, held)
-        and not (mkey.order is not None and mkey.order in withholding)
+        for entry, match_key in unsettled
+        if window.covers(entry.expected_batch)
+        and not _is_held(entry, held)
+        and not (match_key.order is not None and match_key.order in withholding)
     ]
     discrepancies.sort(key=_discrepancy_sort_key)
 
-    window_lines = [x for x in arrived if window.covers(x.batch)]
+    window_lines = [arrival for arrival in arrived if window.covers(arrival.batch)]
     return Report(
         batch=batch,
         since=window.since,
@@ -457,7 +459,11 @@ def reconcile(
         discrepancies=tuple(discrepancies),
         totals=_totals(
             window_lines,
-            [e for e in ledger if window.covers(e.expected_batch) and not _is_held(e, held)],
+            [
+                entry
+                for entry in ledger
+                if window.covers(entry.expected_batch) and not _is_held(entry, held)
+            ],
         ),
     )
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from integration.db import connect
+from integration.errors import IntegrationError
 
 
 class IntentStatus(StrEnum):
@@ -37,11 +38,11 @@ class IntentStatus(StrEnum):
     AMBIGUOUS = "ambiguous"
 
 
-class IntentConflict(Exception):
+class IntentConflict(IntegrationError):
     """The intent id is already recorded with another operation, target or request."""
 
 
-class UnknownIntent(KeyError):
+class UnknownIntent(IntegrationError, KeyError):
     """No intent has that id."""
 
 
@@ -99,10 +100,6 @@ def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class IntegrationStore:
     """The intents table on one SQLite file. Safe to share between threads (one lock)."""
 
@@ -111,7 +108,7 @@ class IntegrationStore:
         path: str | Path,
         *,
         new_key: Callable[[], str],
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime],
     ) -> None:
         self._new_key = new_key
         self._now = now

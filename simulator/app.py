@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -20,15 +21,14 @@ from starlette.routing import Route
 
 import contracts
 from simulator import __version__
+from simulator.accounts import Accounts
 from simulator.api import hosted, problems, v1
 from simulator.api.operations import routes
 from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, present
+from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
-from simulator.control import faults as control_faults
-from simulator.control import finance as control_finance
-from simulator.control import routes as control
-from simulator.control import webhooks as control_webhooks
+from simulator.control import operations as control
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.faults.journal import Journal
@@ -38,7 +38,7 @@ from simulator.middleware.errors import ErrorBoundary
 from simulator.middleware.faults import FaultMiddleware, OperationIndex
 from simulator.middleware.idempotency import IdempotencyMiddleware
 from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
-from simulator.rng import SeededRng
+from simulator.runtime import Runtime
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
@@ -50,36 +50,7 @@ log = logging.getLogger("sandbank")
 Entropy = Callable[[int], bytes]
 
 
-class Accounts:
-    """Creates accounts with the server's seeded RNG and maps API keys to accounts (cached:
-    keys never change once issued)."""
-
-    def __init__(self, store: SqliteStore, service: ProviderService, server_seed: int) -> None:
-        self.store = store
-        self.service = service
-        self.server_seed = server_seed
-        self._by_key: dict[str, str] = {}
-
-    def create(self, *, name: str, seed: int | None, settings: AccountSettings | None) -> Account:
-        with self.store.transaction() as tx:
-            counter = int(self.store.meta("server_rng_counter") or 0)
-            rng = SeededRng("server", self.server_seed, counter)
-            account = self.service.create_account(tx, rng, name=name, seed=seed, settings=settings)
-            self.store.set_meta("server_rng_counter", str(rng.counter))
-        self._by_key[account.api_key] = account.id
-        return account
-
-    def for_key(self, api_key: str) -> str | None:
-        found = self._by_key.get(api_key)
-        if found is None:
-            with self.store.transaction(write=False) as tx:
-                account = tx.account_by_key(api_key)
-            if account is not None:
-                found = self._by_key[api_key] = account.id
-        return found
-
-
-def _persisted_secret(settings: Settings, store: SqliteStore, entropy: Entropy) -> str:
+def _persisted_secret(settings: Settings, entropy: Entropy) -> str:
     """The admin token: given, or generated once and kept in the data directory."""
     if settings.admin_token:
         return settings.admin_token
@@ -138,29 +109,42 @@ def create_app(
             Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
             Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(settings.db_path)
-    service = ProviderService(store, wall, present, public_url=settings.base_url)
+    # Built in dependency order; the dispatcher is woken by every commit that wrote events.
+    wake = asyncio.Event()
+    service = ProviderService(
+        store, wall, present, public_url=settings.base_url, on_events=lambda _ctx: wake.set()
+    )
     server_seed = _server_seed(settings, store, entropy)
-    accounts = Accounts(store, service, server_seed)
-    admin_token = _persisted_secret(settings, store, entropy)
     operations = OperationIndex((op.method, op.path, op.operation_id) for op in v1.OPERATIONS)
     faults = FaultRegistry(server_seed=server_seed, operations=operations.ids)
     for rule in settings.fault_rules:
         faults.add(faults.validate(rule, "faults"), wall.now())
     journal = Journal(settings.journal_size)
+    accounts = Accounts(store, service, server_seed, faults=faults, journal=journal)
+    admin_token = _persisted_secret(settings, entropy)
     policy = HostPolicy(settings.webhook_allowed_hosts)
+    webhooks = WebhookService(service, policy, wake.set)
     dispatcher = Dispatcher(
         service,
+        webhooks,
+        store,
         wall,
+        wake=wake,
         policy=policy,
         transport=webhook_transport,
         present_event=present_event,
     )
-    webhooks = WebhookService(service, policy, dispatcher.wake)
-    dispatcher.webhooks = webhooks
-
-    def load_account(account_id: str) -> Account | None:
-        with store.transaction(write=False) as tx:
-            return tx.account(account_id)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        service=service,
+        accounts=accounts,
+        admin_token=admin_token,
+        faults=faults,
+        journal=journal,
+        webhooks=webhooks,
+        dispatcher=dispatcher,
+    )
 
     request_ids = itertools.count(1)
     id_prefix = entropy(4).hex()
@@ -184,24 +168,13 @@ def create_app(
             Route("/_sandbox/openapi.json", _document, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
-            *routes(control_faults.OPERATIONS),
-            *routes(control_webhooks.OPERATIONS),
-            *routes(control_finance.OPERATIONS),
             *routes(control.OPERATIONS),
         ],
         # Exception: instead of Starlette's plain-text "Internal Server Error" page.
         exception_handlers={SandbankError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=_lifespan(dispatcher, inline=not settings.webhook_process),
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.service = service
-    app.state.accounts = accounts
-    app.state.admin_token = admin_token
-    app.state.faults = faults
-    app.state.webhooks = webhooks
-    app.state.dispatcher = dispatcher
-    app.state.journal = journal
+    app.state.runtime = runtime
 
     # The pipeline, outermost first. Each layer sees what the ones above it decided.
     pipeline: list[tuple[str, Callable[[Any], Any]]] = [
@@ -228,7 +201,7 @@ def create_app(
                 registry=faults,
                 journal=journal,
                 operations=operations,
-                load_account=load_account,
+                load_account=accounts.get,
                 wall_clock=wall,
             ),
         ),
@@ -239,13 +212,12 @@ def create_app(
     asgi: Any = app
     for _name, layer in reversed(pipeline):
         asgi = layer(asgi)
-    app.state.pipeline = [name for name, _ in pipeline]
 
     if settings.demo_account:
         _ensure_demo(store, accounts)
     if settings.store_lock_wait_s is not None:
         store.serving(settings.store_lock_wait_s)  # startup done: no request blocks on a lock
-    return SandbankApp(asgi, app)
+    return SandbankApp(asgi, app, runtime, [name for name, _ in pipeline])
 
 
 def present_event(event: Event, thin: bool) -> dict[str, Any]:
@@ -275,14 +247,17 @@ def _lifespan(
 
 
 class SandbankApp:
-    """The composed pipeline, exposing the Starlette app's `state` for tests and the CLI."""
+    """The composed pipeline, exposing its runtime for tests, the CLI and the webhook worker."""
 
-    def __init__(self, asgi: Any, app: Starlette) -> None:
+    def __init__(
+        self, asgi: ASGIApp, app: Starlette, runtime: Runtime, pipeline: list[str]
+    ) -> None:
         self._asgi = asgi
         self.app = app
-        self.state = app.state
+        self.runtime = runtime
+        self.pipeline = pipeline  # the layers' names, outermost first
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
 
 
@@ -302,8 +277,8 @@ def _ensure_demo(store: SqliteStore, accounts: Accounts) -> Account:
     return account
 
 
-def demo_account(app: Any) -> Account | None:
-    store: SqliteStore = app.state.store
+def demo_account(app: SandbankApp) -> Account | None:
+    store = app.runtime.store
     demo_id = store.meta("demo_account_id")
     if demo_id is None:
         return None

@@ -187,6 +187,14 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     integration.add_argument("integration_argv", nargs=argparse.REMAINDER)
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="incident rehearsals (run, list, validate)",
+        description="Incident rehearsals: see `sandbank scenario --help`.",
+        add_help=False,
+    )
+    scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
     return p
 
 
@@ -269,7 +277,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  contract:    {settings.base_url}/openapi.yaml", flush=True)
     if demo is not None:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
-    print(f"  admin token: {app.state.admin_token}", flush=True)
+    print(f"  admin token: {app.runtime.admin_token}", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
@@ -277,7 +285,7 @@ def serve(args: argparse.Namespace) -> int:
 
     # The same server, with each connection's socket reachable by socket-level faults.
     common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
-    app.state.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
+    app.runtime.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
     if settings.webhook_process:
         from simulator.webhooks import worker
 
@@ -285,7 +293,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         uvicorn.run(app, **common)
         return 0
-    app.state.store.close()
+    app.runtime.store.close()
     os.environ[_SETTINGS_ENV] = json.dumps(
         {
             **{
@@ -296,7 +304,7 @@ def serve(args: argparse.Namespace) -> int:
             "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
-            "admin_token": app.state.admin_token,
+            "admin_token": app.runtime.admin_token,
         }
     )
     uvicorn.run("simulator.cli:_factory", factory=True, workers=args.workers, **common)
@@ -454,10 +462,22 @@ def integration(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def scenario(argv: list[str]) -> int:
+    """`sandbank scenario ...`: the only place the simulator's CLI names `rehearsal` (imported
+    here, lazily; the rehearsal package never imports the simulator)."""
+    try:
+        from rehearsal import cli
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"sandbank: error: scenario needs {exc.name} (pip install it)") from None
+    return cli.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["integration"]:  # its own parser owns everything after the word
         return integration(argv[1:])
+    if argv[:1] == ["scenario"]:  # likewise
+        return scenario(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -32,10 +32,11 @@ import orjson
 from simulator.domain.errors import NotFound
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.models import Capture, Entity, Event, Order, Refund
-from simulator.store.base import Page, Tx
+from simulator.domain.records import Page
+from simulator.store.base import Tx
 
 if TYPE_CHECKING:
-    from simulator.service import Ctx
+    from simulator.context import Ctx
 
 ExportFormat = Literal["csv", "jsonl"]
 ColumnType = Literal["string", "integer", "boolean", "datetime", "date", "json"]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
 from simulator.clock import to_us
+from simulator.context import Ctx
 from simulator.domain.errors import Conflict, InvalidAmount, NotFound
 from simulator.domain.finance import (
     DRIFT_KINDS,
@@ -48,10 +49,21 @@ from simulator.domain.finance import (
     settle,
     split_installments,
 )
-from simulator.domain.models import Capture, Entity, Order, Refund, Repayment
+from simulator.domain.models import Buyer, Capture, Checkout, Entity, Order, Refund, Repayment
+from simulator.domain.records import Page
 
-if TYPE_CHECKING:
-    from simulator.service import Ctx, ProviderService
+
+class Core(Protocol):
+    """What finance needs of the provider service (`ProviderService` is one): a Protocol, so
+    that finance and the service it works for do not import each other."""
+
+    def get_buyer(self, ctx: Ctx, buyer_id: str) -> Buyer: ...
+    def get_order(self, ctx: Ctx, order_id: str) -> Order: ...
+    def release(self, ctx: Ctx, buyer_id: str, amount: int) -> None: ...
+    def emit(
+        self, ctx: Ctx, type_: str, obj: Buyer | Checkout | Order | Repayment | Settlement | Dispute
+    ) -> None: ...
+
 
 LINE, SETTLEMENT, DISPUTE, DRIFT, INJECTION = (
     "line",
@@ -79,7 +91,7 @@ class DriftState(Entity):
 
 
 class FinanceService:
-    def __init__(self, core: ProviderService) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
     # --- captures and refunds (called by the core) --------------------------------------------
@@ -118,7 +130,7 @@ class FinanceService:
             left -= cut
             repayment.updated_at = ctx.now
             if repayment.amount == 0:
-                repayment.status = "canceled"
+                repayment.apply("cancel", ctx.now)
         return amount - left
 
     # --- repayments ---------------------------------------------------------------------------
@@ -181,7 +193,7 @@ class FinanceService:
         settings = ctx.account.settings
         if repayment.behaviour == "on_time":
             return self._paid(ctx, order, repayment)
-        repayment.status = "late"
+        repayment.apply("miss", ctx.now)
         ref = f"{order.id}/{repayment.id}"
         if repayment.behaviour == "late":
             repayment.late_fee = fee_for(repayment.amount, settings.late_fee_bps)
@@ -193,13 +205,13 @@ class FinanceService:
         return "buyer.payment.late"
 
     def _paid(self, ctx: Ctx, order: Order, repayment: Repayment) -> str:
-        repayment.status = "paid"
+        repayment.apply("pay", ctx.now)
         repayment.paid_at = ctx.now
         self.core.release(ctx, order.buyer_id, repayment.amount)
         return "buyer.payment.succeeded"
 
     def _defaulted(self, ctx: Ctx, order: Order, repayment: Repayment) -> str:
-        repayment.status = "defaulted"
+        repayment.apply("default", ctx.now)
         repayment.defaulted_at = ctx.now
         buyer = self.core.get_buyer(ctx, order.buyer_id)
         if buyer.credit_line.status != "suspended":
@@ -358,10 +370,16 @@ class FinanceService:
         settlement = ctx.tx.finance(Settlement, ctx.aid, SETTLEMENT, ref)
         if settlement is None or settlement.status != "pending":
             return
-        settlement.status = "paid"
-        settlement.paid_at = ctx.now
+        settlement.pay(ctx.now)
         ctx.tx.save_finance(ctx.aid, SETTLEMENT, settlement, status="paid")
         self.core.emit(ctx, "settlement.paid", settlement)
+
+    def list_settlements(
+        self, ctx: Ctx, *, status: str | None, limit: int, cursor: str | None
+    ) -> Page[Settlement]:
+        return ctx.tx.finance_page(
+            Settlement, ctx.aid, SETTLEMENT, status=status, limit=limit, cursor=cursor
+        )
 
     def get_settlement(self, ctx: Ctx, settlement_id: str) -> Settlement:
         settlement = ctx.tx.finance(Settlement, ctx.aid, SETTLEMENT, settlement_id)
@@ -513,6 +531,19 @@ class FinanceService:
         self.core.emit(ctx, "dispute.created", dispute)
         return dispute
 
+    def list_disputes(
+        self,
+        ctx: Ctx,
+        *,
+        status: str | None,
+        order_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Dispute]:
+        return ctx.tx.finance_page(
+            Dispute, ctx.aid, DISPUTE, status=status, ref=order_id, limit=limit, cursor=cursor
+        )
+
     def get_dispute(self, ctx: Ctx, dispute_id: str) -> Dispute:
         dispute = ctx.tx.finance(Dispute, ctx.aid, DISPUTE, dispute_id)
         if dispute is None:
@@ -529,11 +560,10 @@ class FinanceService:
     def submit_evidence(self, ctx: Ctx, dispute_id: str, evidence: dict[str, str]) -> Dispute:
         dispute = self.get_dispute(ctx, dispute_id)
         self._must_need_response(dispute, "take evidence")
+        dispute.apply("submit_evidence", ctx.now)
         dispute.evidence = evidence
         dispute.evidence_submitted_at = ctx.now
-        dispute.status = "under_review"
         dispute.decides_at = ctx.now + timedelta(days=ctx.account.settings.dispute_decision_days)
-        dispute.updated_at = ctx.now
         self._save_dispute(ctx, dispute)
         ctx.tx.schedule(ctx.aid, to_us(dispute.decides_at), JOB_DISPUTE_DECIDE, dispute.id)
         self.core.emit(ctx, "dispute.updated", dispute)
@@ -547,9 +577,8 @@ class FinanceService:
         return dispute
 
     def _close_dispute(self, ctx: Ctx, dispute: Dispute, outcome: Literal["won", "lost"]) -> None:
-        dispute.status = outcome
+        dispute.apply("win" if outcome == "won" else "lose", ctx.now)
         dispute.closed_at = ctx.now
-        dispute.updated_at = ctx.now
         if outcome == "won":
             self._add_line(
                 ctx,

@@ -62,7 +62,3 @@ class SeededRng:
 
     def id(self, prefix: str) -> str:
         return f"{prefix}_{self.token()}"
-
-    def faker_seed(self) -> int:
-        """A seed for a Faker instance, so generated names and addresses follow the account seed."""
-        return self.u64()

@@ -13,12 +13,13 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from simulator import API_VERSION
 from simulator.clock import WallClock, from_us, to_us, virtual_now
+from simulator.context import Ctx
 from simulator.domain import decisions
 from simulator.domain.errors import (
     AmountExceedsRefundable,
@@ -46,52 +47,18 @@ from simulator.domain.models import (
     Review,
 )
 from simulator.domain.money import MAX_AMOUNT, check_currency
+from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.rng import SeededRng
 from simulator.stepping import STEP_SECONDS, DueWork, defers_due
-from simulator.store.base import Page, SavedResponse, Store, Tx
+from simulator.store.base import Store, Tx
 
 # The account clock stays far enough from datetime.max that every TTL and duration added to
 # it still fits (an overflow there would be a 500 on the next request).
 CLOCK_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
 Presenter = Callable[[Entity], dict[str, Any]]
 EVENT_BATCH = 1000
-
-
-@dataclass
-class Ctx:
-    """The working set of one account transaction."""
-
-    tx: Tx
-    account: Account
-    rng: SeededRng
-    now: datetime
-    events: list[Event] = field(default_factory=list)
-    due_left: bool = False  # a bounded step (`scope(step=N)`) left due work for the next one
-    ran_until_us: int | None = None  # the due time of the last job the scope ran
-
-    @property
-    def aid(self) -> str:
-        return self.account.id
-
-    @property
-    def now_us(self) -> int:
-        return to_us(self.now)
-
-    def new_id(self, prefix: str) -> str:
-        """The next id from the account RNG that no stored object already has.
-
-        A seed set again without a reset restarts the sequence; skipping taken ids keeps that
-        from overwriting objects (or clashing on event ids) and is itself deterministic. Until
-        then (`Account.fresh_ids`) a drawn id cannot be taken, so the lookup is skipped.
-        """
-        if self.account.fresh_ids:
-            return self.rng.id(prefix)
-        while True:
-            ident = self.rng.id(prefix)
-            if not self.tx.id_taken(ident):
-                return ident
 
 
 @dataclass(frozen=True)
@@ -107,15 +74,21 @@ class Prequalification:
 
 class ProviderService:
     def __init__(
-        self, store: Store, wall: WallClock, present: Presenter, *, public_url: str
+        self,
+        store: Store,
+        wall: WallClock,
+        present: Presenter,
+        *,
+        public_url: str,
+        on_events: Callable[[Ctx], None] | None = None,
     ) -> None:
         self.store = store
         self.wall = wall
         self.present = present
         self.public_url = public_url.rstrip("/")
-        # Called with each committing context that wrote events (webhooks: it wakes the
-        # dispatcher, which fans the committed events out into deliveries).
-        self.on_events: Callable[[Ctx], None] | None = None
+        # Called with each committing context that wrote events (the app wakes the webhook
+        # dispatcher with it, which fans the committed events out into deliveries).
+        self.on_events = on_events
         self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------
@@ -178,15 +151,16 @@ class ProviderService:
         ctx.events.clear()
 
     @contextmanager
-    def scope_for(self, kind: Literal["checkout", "order"], object_id: str) -> Iterator[Ctx]:
-        """A scope for an object found by id alone (control plane, hosted page)."""
+    def scope_for(
+        self, kind: Literal["checkout", "order", "webhook_endpoint", "event"], object_id: str
+    ) -> Iterator[Ctx]:
+        """The scope of the account that holds an object found by id alone (control plane,
+        hosted page)."""
         with self.store.transaction() as tx:
-            found = (
-                tx.checkout(None, object_id) if kind == "checkout" else tx.order(None, object_id)
-            )
-        if found is None:
-            raise NotFound(kind, object_id)
-        with self.scope(found[0]) as ctx:
+            account_id = _account_of(tx, kind, object_id)
+        if account_id is None:
+            raise NotFound(kind.replace("_", " "), object_id)
+        with self.scope(account_id) as ctx:
             yield ctx
 
     def emit(
@@ -843,6 +817,15 @@ class ProviderService:
         )
         tx.save_account(account)
         return account
+
+
+def _account_of(tx: Tx, kind: str, object_id: str) -> str | None:
+    if kind == "webhook_endpoint":
+        return tx.webhook_endpoint_account(object_id)
+    if kind == "event":
+        return tx.event_account(object_id)
+    found = tx.checkout(None, object_id) if kind == "checkout" else tx.order(None, object_id)
+    return None if found is None else found[0]
 
 
 def _public_account(account: Account, now: datetime) -> dict[str, Any]:

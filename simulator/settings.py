@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class Settings:
     # Seconds a request awaits the database's write lock (off the event loop) before a 503;
     # None: SQLite's blocking wait, for background processes that serve no requests.
     store_lock_wait_s: float | None = 2.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> str:

@@ -7,7 +7,8 @@ account waited (issue #17). Now an API request never runs due work inline:
 
 - `_open` of an account transaction, inside an API request (`defers_due`), raises `DueWork`
   before touching anything when work is due; the request's guard (`simulator.api.guard`)
-  then runs `catch_up` and the request again.
+  then runs `catch_up` and the request again, this time running inline the little that fell
+  due meanwhile.
 - `catch_up` runs the due jobs `STEP_JOBS` at a time, each step its own transaction, awaiting
   the write lock without blocking the loop (`Store.writable`) and pausing `PAUSE_S` between
   steps, so that other requests of this process and the other processes get their turn.
@@ -26,6 +27,8 @@ import asyncio
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from simulator.locks import commits
 
 if TYPE_CHECKING:
     from simulator.service import ProviderService
@@ -49,14 +52,14 @@ def defers_due() -> bool:
     """True inside an API request that has changed nothing yet (see `deferring`)."""
     if not _defer.get():
         return False
-    from simulator.store.sqlite import commits  # noqa: PLC0415 - the store imports us not
-
     return not commits.get()
 
 
-def deferring() -> None:
-    """From now on in this context (one request), account transactions defer due work."""
-    _defer.set(True)
+def deferring(defer: bool = True) -> None:
+    """From now on in this context (one request), account transactions defer due work (or,
+    `False`, run it inline again: right after a catch-up only what fell due since is left,
+    and on a fast clock deferring it again would chase the clock round after round)."""
+    _defer.set(defer)
 
 
 async def catch_up(service: ProviderService, account_id: str) -> None:

@@ -2,12 +2,17 @@
 entropy, a synchronous client over `httpx.ASGITransport`, and a ready account.
 
 Payload factories, the `Api` harness and Hypothesis strategies live in `tests/factories.py`.
+The tests that start servers as subprocesses (tests/e2e, tests/cli) use bench/servers.py, the one
+such helper, shared with `make bench`: bench/ is appended to sys.path here (appended, so no bench
+module can shadow a test module).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from factories import ADMIN, START, Account, Api, build_app
@@ -15,6 +20,8 @@ from hypothesis import HealthCheck, settings
 
 from simulator.app import SandbankApp
 from simulator.clock import ManualClock
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
 
 # Property tests that go through the app do I/O: no deadline, and no complaints about
 # function-scoped fixtures (each example builds what it needs itself).

@@ -77,9 +77,7 @@ def _in_process() -> Target:
     assert demo is not None, "the in-process simulator has no demo account"
 
     def reset() -> None:
-        with app.state.service.scope(demo.id) as ctx:
-            app.state.service.reset(ctx)
-        app.state.faults.reseed(demo.id)
+        app.runtime.accounts.reset(demo.id)
 
     return Target(api_key=demo.api_key, app=app, reset=reset)
 

@@ -9,8 +9,9 @@ Configuration keys (all but `provider`, `base_url` and `api_key` optional):
     retry: {base_s: 0.2, factor: 2, max_wait_s: 10, max_attempts: 6, max_total_s: 30}
     breaker: {failure_threshold: 5, cooldown_s: 30}
 
-Time, chance and the transport are injected (tests pass manual ones); production takes the
-defaults: `time.monotonic`, `asyncio.sleep`, a system random source and httpx's own transport.
+Time, chance and the transport are injected (tests pass manual ones). The wall clock `now`
+(for `Retry-After` dates) is always passed in (`integration.wallclock` at the edge); the others
+default to `time.monotonic`, `asyncio.sleep`, a system random source and httpx's own transport.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -35,13 +37,14 @@ from integration.adapters.base import (
 from integration.adapters.sandbank import IN_FLIGHT_CODES, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
+from integration.errors import IntegrationError
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
 PROVIDERS = ("sandbank",)
 
 
-class ConfigError(ValueError):
+class ConfigError(IntegrationError, ValueError):
     """The provider configuration cannot be used (one line, naming the key)."""
 
 
@@ -49,6 +52,7 @@ def make_adapter(
     config: Mapping[str, Any],
     *,
     store: IntegrationStore,
+    now: Callable[[], datetime],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     random: Callable[[], float] | None = None,
@@ -87,6 +91,7 @@ def make_adapter(
         backoff=backoff,
         timeout=float(config.get("timeout_s", 10.0)),
         transport=transport,
+        now=now,
         in_flight_codes=IN_FLIGHT_CODES,
     )
     return SandbankAdapter(client)

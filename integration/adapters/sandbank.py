@@ -23,6 +23,7 @@ from integration.adapters.base import (
     PlaceOrder,
 )
 from integration.client import ProviderRejected, ProviderResponse, ResilientClient
+from integration.errors import IntegrationError
 from integration.model import (
     Authorization,
     Cancellation,
@@ -120,7 +121,7 @@ PAGE: Final = 100
 IN_FLIGHT_CODES: Final = frozenset({"idempotency_key_in_use"})
 
 
-class ProviderDataError(ValueError):
+class ProviderDataError(IntegrationError, ValueError):
     """The provider answered 2xx with something this adapter cannot read."""
 
 

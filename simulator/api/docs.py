@@ -9,10 +9,7 @@ from pydantic import BaseModel
 from simulator import __version__
 from simulator.api import openapi, v1
 from simulator.api import schemas as s
-from simulator.control import faults as control_faults
-from simulator.control import finance as control_finance
-from simulator.control import routes as control
-from simulator.control import webhooks as control_webhooks
+from simulator.control import operations as control
 from simulator.domain.webhooks import EVENT_TYPES, event_object_type
 
 PROVIDER_DESCRIPTION = """\
@@ -200,12 +197,7 @@ def provider_document() -> dict[str, Any]:
 
 def sandbox_document() -> dict[str, Any]:
     doc = openapi.build(
-        [
-            *control.OPERATIONS,
-            *control_faults.OPERATIONS,
-            *control_webhooks.OPERATIONS,
-            *control_finance.OPERATIONS,
-        ],
+        control.OPERATIONS,
         title="Sandbank control plane",
         version=__version__,
         description=SANDBOX_DESCRIPTION,

@@ -13,8 +13,9 @@ from starlette.responses import Response
 from simulator import exports
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import ACCOUNT_KEY, parse, path_id, query, run, service_of
-from simulator.service import Ctx
+from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.asgi import ACCOUNT_KEY
+from simulator.context import Ctx
 
 BASE = "/v1/exports"
 

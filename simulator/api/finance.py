@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import ACCOUNT_KEY, parse, path_id, query, run, service_of
-from simulator.domain.finance import Dispute, Settlement, SettlementLine
+from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.asgi import ACCOUNT_KEY
+from simulator.context import Ctx
+from simulator.domain.finance import SettlementLine
 from simulator.exports import FILES, MEDIA, FileSpec, Rows, col, encode
-from simulator.service import Ctx
 
 # The settlement report: one row per line as the report tells it, oldest first. Its columns
 # after the two ids are the exports' `settlement_lines` columns, so the two never drift apart.
@@ -49,8 +50,8 @@ async def list_settlements(request: Request) -> Response:
     q = query(request, s.SettlementListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.SettlementSummaryOut]:
-        page = ctx.tx.finance_page(
-            Settlement, ctx.aid, "settlement", status=q.status, limit=q.limit, cursor=q.cursor
+        page = service_of(request).finance.list_settlements(
+            ctx, status=q.status, limit=q.limit, cursor=q.cursor
         )
         return s.listed(page, s.SettlementSummaryOut.of)
 
@@ -80,14 +81,8 @@ async def list_disputes(request: Request) -> Response:
     q = query(request, s.DisputeListQuery)
 
     def op(ctx: Ctx) -> s.ListOut[s.DisputeOut]:
-        page = ctx.tx.finance_page(
-            Dispute,
-            ctx.aid,
-            "dispute",
-            status=q.status,
-            ref=q.order_id,
-            limit=q.limit,
-            cursor=q.cursor,
+        page = service_of(request).finance.list_disputes(
+            ctx, status=q.status, order_id=q.order_id, limit=q.limit, cursor=q.cursor
         )
         return s.listed(page, s.DisputeOut.of)
 

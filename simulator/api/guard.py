@@ -2,10 +2,11 @@
 
 An attempt of the endpoint runs with due work deferred (`simulator.stepping`): when its
 account has work due, the attempt stops before changing anything (`DueWork`), the work runs in
-bounded steps, and the endpoint runs again. When the write lock is taken by another process
-and the attempt has committed nothing yet (`StoreBusy` from a transaction that did not await
-the lock), the attempt is retried after a short non-blocking sleep, within the store's lock
-wait; past it, or once something was committed, the 503 stands (Retry-After).
+bounded steps, and the endpoint runs again (running inline what fell due in between). When
+the write lock is taken by another process and the attempt has committed nothing yet
+(`StoreBusy` from a transaction that did not await the lock), the attempt is retried after a
+short non-blocking sleep, within the store's lock wait; past it, or once something was
+committed, the 503 stands (Retry-After).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.responses import Response
 from simulator import stepping
 from simulator.api.runtime import service_of
 from simulator.domain.errors import StoreBusy
-from simulator.store.sqlite import commits
+from simulator.locks import commits
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_ROUNDS = 100  # bounds the rounds (a clock finding new work due each time, a busy lock)
@@ -48,6 +49,7 @@ def guarded(endpoint: Endpoint) -> Endpoint:
                 await asyncio.sleep(_RETRY_S)
             else:
                 await stepping.catch_up(service_of(request), account)
+                stepping.deferring(False)  # what fell due since is little: inline
         raise StoreBusy("the account keeps finding new work due; retry shortly")
 
     return run

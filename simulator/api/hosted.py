@@ -8,12 +8,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from simulator.api.runtime import read_body
+from simulator.api.runtime import service_of
+from simulator.asgi import read_body
 from simulator.domain.decisions import TERMS
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Checkout
 from simulator.domain.money import Money
-from simulator.service import ProviderService
 
 TERM_LABELS = {
     "net30": "Net 30 — pay the full amount in 30 days",
@@ -82,7 +82,7 @@ def _not_found(checkout_id: str) -> HTMLResponse:
 
 
 async def show(request: Request) -> Response:
-    service: ProviderService = request.app.state.service
+    service = service_of(request)
     checkout_id = str(request.path_params["id"])
     try:
         with service.scope_for("checkout", checkout_id) as ctx:
@@ -94,7 +94,7 @@ async def show(request: Request) -> Response:
 
 
 async def submit(request: Request) -> Response:
-    service: ProviderService = request.app.state.service
+    service = service_of(request)
     checkout_id = str(request.path_params["id"])
     form = parse_qs((await read_body(request.scope, request.receive)).decode("utf-8", "replace"))
     action = (form.get("action") or [""])[0]

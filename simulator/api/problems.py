@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from simulator.domain.errors import SandbankError, StoreBusy, ValidationFailed
-from simulator.store.sqlite import busy, is_busy
+from simulator.locks import busy, is_busy
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:sandbank:problem:"

@@ -5,8 +5,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -15,57 +14,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import body, problems
+from simulator.asgi import (
+    ACCOUNT_KEY,
+    IDEMPOTENCY_KEY,
+    REQUEST_ID_KEY,
+    IdempotentRequest,
+    read_body,
+)
+from simulator.context import Ctx
 from simulator.domain.errors import (
     IdempotencyKeyReused,
-    PayloadTooLarge,
     SandbankError,
     StoreBusy,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from simulator.service import Ctx, ProviderService
-from simulator.store.base import SavedResponse
+from simulator.domain.records import SavedResponse
+from simulator.runtime import runtime_of
+from simulator.service import ProviderService
 from simulator.webhooks.service import WebhookService
 
 M = TypeVar("M", bound=BaseModel)
-MAX_BODY = 1024 * 1024
 JSON = "application/json"
-BODY_KEY = "sandbank.body"
-IDEMPOTENCY_KEY = "sandbank.idempotency"
-ACCOUNT_KEY = "sandbank.account"
-REQUEST_ID_KEY = "sandbank.request_id"
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentRequest:
-    key: str
-    fingerprint: str
-
-
-async def read_body(scope: MutableMapping[str, Any], receive: Any) -> bytes:
-    """The whole body, once; 413 past MAX_BODY (checked on Content-Length and while reading)."""
-    cached = scope.get(BODY_KEY)
-    if cached is not None:
-        return bytes(cached)
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-            raise PayloadTooLarge(f"bodies are limited to {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise PayloadTooLarge(f"bodies are limited to {MAX_BODY} bytes")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    data = b"".join(chunks)
-    scope[BODY_KEY] = data
-    return data
 
 
 def _is_json(content_type: str) -> bool:
@@ -148,13 +118,11 @@ async def run(
 
 def service_of(request: Request) -> ProviderService:
     """The app's provider service (endpoints and the control plane reach it this way)."""
-    service: ProviderService = request.app.state.service
-    return service
+    return runtime_of(request).service
 
 
 def webhooks_of(request: Request) -> WebhookService:
-    webhooks: WebhookService = request.app.state.webhooks
-    return webhooks
+    return runtime_of(request).webhooks
 
 
 def path_id(request: Request) -> str:

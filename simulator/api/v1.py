@@ -9,9 +9,9 @@ from simulator.api import exports, finance, webhooks
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.context import Ctx
 from simulator.domain.decisions import BusinessFacts
 from simulator.domain.errors import ValidationFailed
-from simulator.service import Ctx
 
 
 async def create_buyer(request: Request) -> Response:

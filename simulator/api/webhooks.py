@@ -9,7 +9,7 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of, webhooks_of
 from simulator.clock import parse_duration
-from simulator.service import Ctx
+from simulator.context import Ctx
 
 
 async def create_endpoint(request: Request) -> Response:

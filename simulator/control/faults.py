@@ -20,6 +20,7 @@ from simulator.faults.journal import Journal, RequestFilter
 from simulator.faults.models import Duration, Rule, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.faults.registry import FaultRegistry
+from simulator.runtime import runtime_of
 
 _ERRORS = (400, 401, 404, 413, 415, 422)
 
@@ -107,11 +108,11 @@ class Count(BaseModel):
 
 
 def _registry(request: Request) -> FaultRegistry:
-    return request.app.state.faults  # type: ignore[no-any-return]
+    return runtime_of(request).faults
 
 
 def _journal(request: Request) -> Journal:
-    return request.app.state.journal  # type: ignore[no-any-return]
+    return runtime_of(request).journal
 
 
 def _out(rule: Rule) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from starlette.responses import Response
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
+from simulator.context import Ctx
 from simulator.domain.finance import DISPUTE_REASONS, DriftSettings
 from simulator.domain.money import MAX_AMOUNT
 from simulator.finance import DriftState
-from simulator.service import Ctx
 
 Count = Annotated[int, Field(ge=0, le=1000)]
 Probability = Annotated[float, Field(ge=0, le=1)]

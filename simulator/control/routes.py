@@ -17,6 +17,7 @@ from simulator.clock import parse_duration
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
 from simulator.domain.money import CURRENCIES
+from simulator.runtime import runtime_of
 
 
 class Strict(BaseModel):
@@ -144,21 +145,20 @@ class Dump(BaseModel):
 
 async def health(request: Request) -> Response:
     return json_response(
-        Health(version=__version__, schema_version=request.app.state.store.schema_version())
+        Health(version=__version__, schema_version=runtime_of(request).accounts.schema_version())
     )
 
 
 async def create_account(request: Request) -> Response:
     body = await parse(request, AccountCreate, optional=True)
     settings = AccountSettings(**body.settings.model_dump()) if body.settings else None
-    account = request.app.state.accounts.create(name=body.name, seed=body.seed, settings=settings)
+    account = runtime_of(request).accounts.create(name=body.name, seed=body.seed, settings=settings)
     return json_response(AccountOut.of(account), 201)
 
 
 async def list_accounts(request: Request) -> Response:
     q = query(request, s.ListQuery)
-    with request.app.state.store.transaction(write=False) as tx:
-        page = tx.accounts(limit=q.limit, cursor=q.cursor)
+    page = runtime_of(request).accounts.list(limit=q.limit, cursor=q.cursor)
     return json_response(s.listed(page, AccountOut.of))
 
 
@@ -168,18 +168,13 @@ async def get_account(request: Request) -> Response:
 
 
 async def reset_account(request: Request) -> Response:
-    with service_of(request).scope(path_id(request)) as ctx:
-        account = service_of(request).reset(ctx)
-    request.app.state.faults.reseed(account.id)
-    request.app.state.journal.clear(account.id)
+    account = runtime_of(request).accounts.reset(path_id(request))
     return json_response(AccountOut.of(account))
 
 
 async def set_seed(request: Request) -> Response:
     body = await parse(request, SeedIn)
-    with service_of(request).scope(path_id(request)) as ctx:
-        account = service_of(request).set_seed(ctx, body.seed)
-    request.app.state.faults.reseed(account.id)
+    account = runtime_of(request).accounts.set_seed(path_id(request), body.seed)
     return json_response(AccountOut.of(account))
 
 

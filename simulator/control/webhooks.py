@@ -13,7 +13,8 @@ from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, query, service_of, webhooks_of
 from simulator.domain import webhooks as wh
-from simulator.domain.errors import NotFound
+from simulator.domain.states import DeliveryStatus
+from simulator.runtime import runtime_of
 from simulator.webhooks.dispatcher import Dispatcher
 
 
@@ -22,7 +23,7 @@ class DeliveryQuery(BaseModel):
     account: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     endpoint: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     event: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    status: Literal["pending", "succeeded", "failed", "dropped"] | None = None
+    status: DeliveryStatus | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
@@ -60,17 +61,13 @@ class Replayed(BaseModel):
 
 
 def _dispatcher(request: Request) -> Dispatcher:
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+    return runtime_of(request).dispatcher
 
 
 async def set_quirks(request: Request) -> Response:
     body = await parse(request, wh.Quirks, optional=True)
     eid = path_id(request)
-    with service_of(request).store.transaction() as tx:
-        account = tx.webhook_endpoint_account(eid)
-    if account is None:
-        raise NotFound("webhook endpoint", eid)
-    with service_of(request).scope(account) as ctx:
+    with service_of(request).scope_for("webhook_endpoint", eid) as ctx:
         endpoint = webhooks_of(request).set_quirks(ctx, eid, body)
     return json_response(
         {**s.WebhookEndpointOut.of(endpoint).model_dump(mode="json"), "quirks": body.model_dump()}
@@ -79,12 +76,11 @@ async def set_quirks(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     q = query(request, DeliveryQuery)
-    with service_of(request).store.transaction() as tx:
-        rows = tx.deliveries(
-            q.account, endpoint_id=q.endpoint, event_id=q.event, status=q.status, limit=q.limit
-        )
+    found = webhooks_of(request).deliveries(
+        q.account, endpoint_id=q.endpoint, event_id=q.event, status=q.status, limit=q.limit
+    )
     return json_response(
-        DeliveryList(data=[DeliveryOut.model_validate(d.model_dump()) for _, d in rows])
+        DeliveryList(data=[DeliveryOut.model_validate(d.model_dump()) for d in found])
     )
 
 
@@ -95,11 +91,7 @@ async def flush(request: Request) -> Response:
 
 async def replay_event(request: Request) -> Response:
     eid = path_id(request)
-    with service_of(request).store.transaction() as tx:
-        account = tx.event_account(eid)
-    if account is None:
-        raise NotFound("event", eid)
-    with service_of(request).scope(account) as ctx:
+    with service_of(request).scope_for("event", eid) as ctx:
         made = webhooks_of(request).replay_event(ctx, eid)
     return json_response(Replayed(event_id=eid, deliveries=[d.id for d in made]), 201)
 

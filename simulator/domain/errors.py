@@ -15,10 +15,9 @@ class SandbankError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
-        self.extra = extra
 
 
 # --- 400-class: the request itself -------------------------------------------------------
@@ -114,10 +113,6 @@ class NotFound(SandbankError):
 
     def __init__(self, kind: str, ident: str) -> None:
         super().__init__(f"no {kind} with id {ident!r}")
-
-
-class MethodNotAllowed(SandbankError):
-    code, status, title = "method_not_allowed", 405, "Method not allowed"
 
 
 # --- state ------------------------------------------------------------------------------------

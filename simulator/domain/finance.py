@@ -11,6 +11,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
+from simulator.domain import states
 from simulator.domain.errors import InvalidAmount
 from simulator.domain.models import BuyerBehaviour, Entity
 
@@ -96,7 +97,7 @@ class Settlement(Entity):
     pair of `carry_forward` lines, so no payout is negative."""
 
     id: str
-    status: Literal["pending", "paid"] = "pending"
+    status: states.SettlementStatus = "pending"
     currency: str
     amount: int
     gross: int
@@ -114,6 +115,10 @@ class Settlement(Entity):
     def report_lines(self) -> list[SettlementLine]:
         return self.lines if self.reported_lines is None else self.reported_lines
 
+    def pay(self, at: datetime) -> None:
+        self.status = states.SETTLEMENT.transition(self.status, "pay")
+        self.paid_at = at
+
 
 def settle(lines: list[SettlementLine]) -> tuple[int, int, int]:
     """(amount, gross, fees) of a batch: sums of the lines; the payout is the sum of `net`."""
@@ -121,7 +126,6 @@ def settle(lines: list[SettlementLine]) -> tuple[int, int, int]:
 
 
 # --- disputes --------------------------------------------------------------------------------
-DisputeStatus = Literal["needs_response", "under_review", "won", "lost"]
 DISPUTE_REASONS = (
     "fraudulent",
     "product_not_received",
@@ -139,7 +143,7 @@ class Dispute(Entity):
     amount: int
     currency: str
     reason: str
-    status: DisputeStatus = "needs_response"
+    status: states.DisputeStatus = "needs_response"
     evidence: dict[str, str] | None = None
     evidence_submitted_at: datetime | None = None
     respond_by: datetime
@@ -152,6 +156,10 @@ class Dispute(Entity):
     @property
     def open(self) -> bool:
         return self.status in {"needs_response", "under_review"}
+
+    def apply(self, event: str, at: datetime) -> None:
+        self.status = states.DISPUTE.transition(self.status, event)
+        self.updated_at = at
 
 
 def evidence_outcome(evidence: dict[str, str]) -> Literal["won", "lost"] | None:

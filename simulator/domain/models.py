@@ -1,7 +1,7 @@
 """Domain entities. Plain data with the rules that belong to one object; no I/O.
 
 They are pydantic models only so the store can persist them as JSON cheaply; the public API
-shape lives in `simulator/api/schemas.py`.
+shape lives in `simulator/api/schemas/`.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class Account(Entity):
 
 
 class CreditLine(Entity):
-    status: str = "unreviewed"
+    status: states.CreditLineStatus = "unreviewed"
     limit: int = 0
     used: int = 0
     currency: str = "USD"
@@ -104,7 +104,7 @@ class CreditLine(Entity):
         return max(0, self.limit - self.used) if self.status == "active" else 0
 
     def apply(self, event: str) -> None:
-        self.status = states.transition("credit_line", self.status, event)
+        self.status = states.CREDIT_LINE.transition(self.status, event)
 
     def hold(self, amount: int) -> None:
         if amount > self.available:
@@ -150,7 +150,7 @@ class Review(Entity):
 
 class Checkout(Entity):
     id: str
-    status: str = "open"
+    status: states.CheckoutStatus = "open"
     amount: int
     currency: str
     merchant_order_id: str | None = None
@@ -169,7 +169,7 @@ class Checkout(Entity):
     completed_at: datetime | None = None
 
     def apply(self, event: str, at: datetime) -> None:
-        self.status = states.transition("checkout", self.status, event)
+        self.status = states.CHECKOUT.transition(self.status, event)
         self.updated_at = at
         if event == "complete":
             self.completed_at = at
@@ -192,7 +192,6 @@ class Refund(Entity):
 
 
 BuyerBehaviour = Literal["on_time", "late", "default"]
-RepaymentStatus = Literal["scheduled", "late", "paid", "defaulted", "canceled"]
 
 
 class Repayment(Entity):
@@ -209,7 +208,7 @@ class Repayment(Entity):
     original_amount: int
     currency: str
     due_at: datetime
-    status: RepaymentStatus = "scheduled"
+    status: states.RepaymentStatus = "scheduled"
     behaviour: BuyerBehaviour = "on_time"  # drawn when scheduled; what happens at due_at
     late_fee: int = 0
     paid_at: datetime | None = None
@@ -221,10 +220,14 @@ class Repayment(Entity):
     def open(self) -> bool:
         return self.status in {"scheduled", "late"}
 
+    def apply(self, event: str, at: datetime) -> None:
+        self.status = states.REPAYMENT.transition(self.status, event)
+        self.updated_at = at
+
 
 class Order(Entity):
     id: str
-    status: str
+    status: states.OrderStatus
     amount: int
     currency: str
     captured_amount: int = 0
@@ -266,7 +269,7 @@ class Order(Entity):
 
     # --- rules ---------------------------------------------------------------------------------
     def apply(self, event: str, at: datetime) -> None:
-        self.status = states.transition("order", self.status, event)
+        self.status = states.ORDER.transition(self.status, event)
         self.updated_at = at
 
     def _same_currency(self, currency: str | None) -> None:
@@ -278,7 +281,7 @@ class Order(Entity):
         # The state first: capturing a canceled order is a 409 whatever the amount (the
         # service passes 0 for "everything capturable" when that is nothing).
         if self.status not in CAPTURABLE_STATES:
-            states.transition("order", self.status, "capture_partial")  # raises the 409
+            states.ORDER.transition(self.status, "capture_partial")  # raises the 409
         self._same_currency(capture.currency)
         if self.capturable_amount == 0:
             raise AmountExceedsCapturable("nothing is left to capture on this order")
@@ -299,7 +302,7 @@ class Order(Entity):
 
     def refund(self, refund: Refund) -> None:
         if self.status not in {"partially_captured", "captured", "partially_refunded"}:
-            states.transition("order", self.status, "refund_partial")  # raises the 409
+            states.ORDER.transition(self.status, "refund_partial")  # raises the 409
         self._same_currency(refund.currency)
         if self.refundable_amount == 0:
             raise AmountExceedsRefundable("nothing captured is left to refund on this order")

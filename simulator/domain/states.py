@@ -1,30 +1,73 @@
 """Transitions as data: one table per resource, `(state, event) -> state`.
 
-`transition()` is the only function that decides a new status; nothing else assigns one.
+A `Machine` holds a resource's statuses (a `Literal`, the one place they are written: the API
+schemas and the models take them from here), its initial and terminal states and its table;
+`Machine.transition()` is the only function that decides a new status, and nothing else
+assigns one. Every entity with a status changes it through its machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from simulator.domain.errors import InvalidTransition
 
-Table = Mapping[tuple[str, str], str]
+S = TypeVar("S", bound=str)
 
-CHECKOUT_STATES = ("open", "completed", "declined", "expired")
-CHECKOUT: Table = MappingProxyType(
+
+@dataclass(frozen=True)
+class Machine(Generic[S]):
+    """A resource's states and its `(state, event) -> state` table (read-only)."""
+
+    resource: str
+    states: tuple[S, ...]
+    initial: S
+    terminal: frozenset[S]
+    table: Mapping[tuple[S, str], S]
+
+    def transition(self, state: S, event: str) -> S:
+        """The state after `event`, or InvalidTransition (a 409 problem) if the table has no
+        entry; the error names the verb (`capture`), not the internal event."""
+        try:
+            return self.table[(state, event)]
+        except KeyError:
+            verb = event.split("_", maxsplit=1)[0]
+            raise InvalidTransition(self.resource, state, verb) from None
+
+    def allowed(self, state: S, event: str) -> bool:
+        return (state, event) in self.table
+
+
+def _machine(
+    resource: str,
+    statuses: Any,  # a Literal type: its members are the states, in order
+    initial: S,
+    terminal: frozenset[S],
+    table: dict[tuple[S, str], S],
+) -> Machine[S]:
+    return Machine(resource, get_args(statuses), initial, terminal, MappingProxyType(table))
+
+
+CheckoutStatus = Literal["open", "completed", "declined", "expired"]
+CHECKOUT: Machine[CheckoutStatus] = _machine(
+    "checkout",
+    CheckoutStatus,
+    "open",
+    frozenset({"completed", "declined", "expired"}),
     {
         ("open", "complete"): "completed",
         ("open", "decline"): "declined",
         ("open", "expire"): "expired",
-    }
+    },
 )
 
 # Order events are computed by the service from amounts: a capture that leaves nothing to
 # capture is `capture_full`, otherwise `capture_partial`; a refund that returns everything
 # captured while nothing is left to capture is `refund_full`, otherwise `refund_partial`.
-ORDER_STATES = (
+OrderStatus = Literal[
     "pending_review",
     "authorized",
     "partially_captured",
@@ -34,8 +77,12 @@ ORDER_STATES = (
     "canceled",
     "expired",
     "declined",
-)
-ORDER: Table = MappingProxyType(
+]
+ORDER: Machine[OrderStatus] = _machine(
+    "order",
+    OrderStatus,
+    "pending_review",
+    frozenset({"refunded", "canceled", "expired", "declined"}),
     {
         ("pending_review", "approve"): "authorized",
         ("pending_review", "decline"): "declined",
@@ -60,12 +107,15 @@ ORDER: Table = MappingProxyType(
         ("partially_refunded", "expire"): "partially_refunded",
         # The remainder lapses and everything captured had already been refunded.
         ("partially_refunded", "expire_all_refunded"): "refunded",
-    }
+    },
 )
-ORDER_TERMINAL = frozenset({"refunded", "canceled", "expired", "declined"})
 
-CREDIT_LINE_STATES = ("unreviewed", "in_review", "active", "declined", "suspended")
-CREDIT_LINE: Table = MappingProxyType(
+CreditLineStatus = Literal["unreviewed", "in_review", "active", "declined", "suspended"]
+CREDIT_LINE: Machine[CreditLineStatus] = _machine(
+    "credit_line",
+    CreditLineStatus,
+    "unreviewed",
+    frozenset(),
     {
         ("unreviewed", "approve"): "active",
         ("unreviewed", "decline"): "declined",
@@ -85,24 +135,84 @@ CREDIT_LINE: Table = MappingProxyType(
         ("suspended", "approve"): "suspended",
         ("suspended", "decline"): "suspended",
         ("suspended", "review"): "suspended",
+    },
+)
+
+# A repayment falls due: paid on time, or late (then paid late, or defaulted). Refunds and lost
+# disputes cancel what they take off entirely.
+RepaymentStatus = Literal["scheduled", "late", "paid", "defaulted", "canceled"]
+REPAYMENT: Machine[RepaymentStatus] = _machine(
+    "repayment",
+    RepaymentStatus,
+    "scheduled",
+    frozenset({"paid", "defaulted", "canceled"}),
+    {
+        ("scheduled", "pay"): "paid",
+        ("scheduled", "miss"): "late",
+        ("scheduled", "cancel"): "canceled",
+        ("late", "pay"): "paid",
+        ("late", "default"): "defaulted",
+        ("late", "cancel"): "canceled",
+    },
+)
+
+SettlementStatus = Literal["pending", "paid"]
+SETTLEMENT: Machine[SettlementStatus] = _machine(
+    "settlement",
+    SettlementStatus,
+    "pending",
+    frozenset({"paid"}),
+    {("pending", "pay"): "paid"},
+)
+
+# Evidence puts a dispute under review; no answer by the deadline (or accepting it) loses it.
+DisputeStatus = Literal["needs_response", "under_review", "won", "lost"]
+DISPUTE: Machine[DisputeStatus] = _machine(
+    "dispute",
+    DisputeStatus,
+    "needs_response",
+    frozenset({"won", "lost"}),
+    {
+        ("needs_response", "submit_evidence"): "under_review",
+        ("needs_response", "lose"): "lost",
+        ("under_review", "win"): "won",
+        ("under_review", "lose"): "lost",
+    },
+)
+
+# A failed delivery is not final: recovery (control plane) sends it again.
+DeliveryStatus = Literal["pending", "succeeded", "failed", "dropped"]
+DELIVERY: Machine[DeliveryStatus] = _machine(
+    "webhook_delivery",
+    DeliveryStatus,
+    "pending",
+    frozenset({"succeeded", "dropped"}),
+    {
+        ("pending", "succeed"): "succeeded",
+        ("pending", "fail"): "failed",
+        ("pending", "drop"): "dropped",
+        ("failed", "recover"): "pending",
+    },
+)
+
+# Disabled by hand, by a 410 or after failing for days; enabled by hand. Either again is a no-op.
+EndpointStatus = Literal["enabled", "disabled"]
+ENDPOINT: Machine[EndpointStatus] = _machine(
+    "webhook_endpoint",
+    EndpointStatus,
+    "enabled",
+    frozenset(),
+    {
+        ("enabled", "disable"): "disabled",
+        ("enabled", "enable"): "enabled",
+        ("disabled", "enable"): "enabled",
+        ("disabled", "disable"): "disabled",
+    },
+)
+
+MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
+    {
+        m.resource: m
+        for m in (CHECKOUT, ORDER, CREDIT_LINE, REPAYMENT, SETTLEMENT, DISPUTE, DELIVERY, ENDPOINT)
     }
 )
-
-TABLES: Mapping[str, Table] = MappingProxyType(
-    {"checkout": CHECKOUT, "order": ORDER, "credit_line": CREDIT_LINE}
-)
-STATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"checkout": CHECKOUT_STATES, "order": ORDER_STATES, "credit_line": CREDIT_LINE_STATES}
-)
-
-
-def transition(resource: str, state: str, event: str) -> str:
-    """The state after `event`, or InvalidTransition (a 409 problem) if the table has no entry."""
-    try:
-        return TABLES[resource][(state, event)]
-    except KeyError:
-        raise InvalidTransition(resource, state, event.split("_", maxsplit=1)[0]) from None
-
-
-def allowed(resource: str, state: str, event: str) -> bool:
-    return (state, event) in TABLES[resource]

@@ -11,13 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.domain import states
 from simulator.domain.models import Entity
 
 # Svix's schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the
 # previous attempt; each delay jittered by ±20 % from the account's seeded RNG.
 DEFAULT_SCHEDULE_S: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.2
-DEFAULT_TIMEOUT_MS = 15_000
 DISABLE_AFTER = timedelta(days=5)  # an endpoint failing that long is disabled
 THROTTLE_FLOOR_S = 60  # 429 or a timeout: the next attempt no sooner than this
 
@@ -60,7 +60,6 @@ def event_object_type(event_type: str) -> str:
     return EVENT_OBJECT_TYPES.get(event_type) or event_type.split(".", 1)[0]
 
 
-DeliveryStatus = Literal["pending", "succeeded", "failed", "dropped"]
 Outcome = Literal[
     "succeeded",  # 2xx within the timeout
     "failed",  # any other status (3xx included)
@@ -123,7 +122,7 @@ class WebhookEndpoint(Entity):
     url: str
     description: str | None = None
     enabled_events: list[str] = Field(default_factory=lambda: ["*"])
-    status: Literal["enabled", "disabled"] = "enabled"
+    status: states.EndpointStatus = "enabled"
     disabled_reason: str | None = None
     secret: str
     previous_secret: str | None = None
@@ -133,6 +132,9 @@ class WebhookEndpoint(Entity):
     failing_since: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+    def apply(self, event: str) -> None:
+        self.status = states.ENDPOINT.transition(self.status, event)
 
     def wants(self, event_type: str) -> bool:
         return self.status == "enabled" and (
@@ -170,10 +172,13 @@ class Delivery(Entity):
     endpoint_id: str
     event_id: str
     event_type: str
-    status: DeliveryStatus = "pending"
+    status: states.DeliveryStatus = "pending"
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: datetime | None = None
     created_at: datetime
+
+    def apply(self, event: str) -> None:
+        self.status = states.DELIVERY.transition(self.status, event)
 
 
 def next_delay(attempts_made: int, schedule: tuple[int, ...], jitter: float) -> timedelta | None:

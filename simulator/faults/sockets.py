@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import socket
 import struct
-from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from simulator.asgi import Receive, Scope
 
 
 class ConnectionFault(ConnectionError):
@@ -63,14 +64,14 @@ def protocol_class() -> type[asyncio.Protocol]:
     return FaultableHttpTools
 
 
-def transport_for(scope: dict[str, Any]) -> asyncio.Transport | None:
+def transport_for(scope: Scope) -> asyncio.Transport | None:
     client = scope.get("client")
     if not client:
         return None
     return _TRANSPORTS.get((str(client[0]), int(client[1])))
 
 
-async def _until_disconnected(receive: Any, timeout: float) -> None:
+async def _until_disconnected(receive: Receive, timeout: float) -> None:
     """Wait (bounded) for the server to notice the connection is gone, so it neither writes a
     500 of its own nor logs an unfinished response."""
     with contextlib.suppress(TimeoutError):
@@ -79,7 +80,7 @@ async def _until_disconnected(receive: Any, timeout: float) -> None:
                 pass
 
 
-async def reset(scope: dict[str, Any], receive: Any) -> None:
+async def reset(scope: Scope, receive: Receive) -> None:
     """Abort the connection with a TCP RST (SO_LINGER 0, then abort)."""
     transport = transport_for(scope)
     if transport is None:
@@ -92,7 +93,7 @@ async def reset(scope: dict[str, Any], receive: Any) -> None:
     await _until_disconnected(receive, 1.0)
 
 
-async def close(scope: dict[str, Any], receive: Any) -> None:
+async def close(scope: Scope, receive: Receive) -> None:
     """Close the connection (FIN) after whatever was already written."""
     transport = transport_for(scope)
     if transport is None:

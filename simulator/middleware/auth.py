@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from simulator.api import problems
-from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY
-from simulator.middleware.request_id import ASGIApp
+from simulator.asgi import ACCOUNT_KEY, REQUEST_ID_KEY, ASGIApp, Receive, Scope, Send
 
 PUBLIC_SANDBOX = ("/_sandbox/health", "/_sandbox/openapi.yaml", "/_sandbox/openapi.json")
 
 
-def bearer(scope: dict[str, Any]) -> str | None:
+def bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
@@ -30,7 +28,7 @@ class AuthMiddleware:
         self.account_for_key = account_for_key
         self.admin_token = admin_token.encode()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -60,7 +58,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _deny(scope: dict[str, Any], receive: Any, send: Any, detail: str) -> None:
+    async def _deny(scope: Scope, receive: Receive, send: Send, detail: str) -> None:
         rid = str(scope.get(REQUEST_ID_KEY, ""))
         response = problems.from_status(401, rid, detail, {"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)

@@ -4,13 +4,11 @@ database lock, the error's own for one of ours raised in a middleware), never a 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from simulator.api import problems
-from simulator.api.runtime import REQUEST_ID_KEY
+from simulator.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from simulator.domain.errors import SandbankError
 from simulator.faults.sockets import ConnectionFault
-from simulator.middleware.request_id import ASGIApp
 
 log = logging.getLogger("sandbank.errors")
 
@@ -19,13 +17,13 @@ class ErrorBoundary:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = finished = False
 
-        async def track(message: dict[str, Any]) -> None:
+        async def track(message: Message) -> None:
             nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
@@ -38,10 +36,10 @@ class ErrorBoundary:
         except ConnectionFault:
             raise  # a fault on purpose: the in-process client sees the dead connection
         except Exception as exc:
+            if finished:  # Starlette re-raises after its handler answered (and logged): done
+                return
             if not isinstance(exc, SandbankError):
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if finished:  # Starlette re-raises after its handler answered: logged, done
-                return
             if started:  # half a response: the server must cut the connection
                 raise
             rid = str(scope.get(REQUEST_ID_KEY, ""))

@@ -19,7 +19,16 @@ from typing import Any
 import orjson
 
 from simulator.api import problems
-from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY
+from simulator.asgi import (
+    ACCOUNT_KEY,
+    REQUEST_ID_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+)
 from simulator.clock import WallClock, virtual_now
 from simulator.domain.errors import Forbidden, SandbankError, ValidationFailed
 from simulator.domain.models import Account
@@ -28,7 +37,6 @@ from simulator.faults.journal import Entry, Journal
 from simulator.faults.models import Hang, Rule
 from simulator.faults.presets import PRESETS
 from simulator.faults.registry import FaultDice, FaultRegistry
-from simulator.middleware.request_id import ASGIApp
 
 log = logging.getLogger("sandbank.faults")
 FAULT_HEADER = b"sandbank-fault"
@@ -80,7 +88,7 @@ class FaultMiddleware:
         self.load_account = load_account
         self.wall = wall_clock
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         account = scope.get(ACCOUNT_KEY) if scope["type"] == "http" else None
         if account is None:  # not an authenticated /v1 request
             await self.app(scope, receive, send)
@@ -146,7 +154,7 @@ class FaultMiddleware:
     # --- deciding --------------------------------------------------------------------------
     def _choose(  # noqa: PLR0917 - the request's facts, named
         self,
-        scope: dict[str, Any],
+        scope: Scope,
         account: str,
         method: str,
         path: str,
@@ -239,12 +247,15 @@ class FaultMiddleware:
 
     # --- acting ----------------------------------------------------------------------------
     async def _act(
-        self, rule: Rule, dice: FaultDice | None, scope: dict[str, Any], receive: Any, send: Any
+        self, rule: Rule, dice: FaultDice | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
         effect = rule.effect
         assert dice is not None  # a rule was chosen, so the dice were thrown
         if rule.phase == "before":
             if effect.type == "latency":
+                # The request arrived whole, then the provider is slow: read the body first, so
+                # a client that gives up during the wait does not leave a cut body behind.
+                await read_body(scope, receive)
                 await asyncio.sleep(engine.latency_ms(effect, dice) / 1000)
                 await self.app(scope, receive, send)
                 return
@@ -263,9 +274,9 @@ class FaultMiddleware:
     async def _spoil(
         self,
         rule: Rule,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
         real: _Captured | None,
     ) -> None:
         effect = rule.effect
@@ -344,14 +355,14 @@ class _Captured:
     """The real response, held back so a fault can replace, cut or delay it."""
 
     def __init__(self) -> None:
-        self.start: dict[str, Any] = {
+        self.start: Message = {
             "type": "http.response.start",
             "status": 500,
             "headers": [],
         }
         self.chunks: list[bytes] = []
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.start = message
         elif message["type"] == "http.response.body":
@@ -361,18 +372,18 @@ class _Captured:
     def body(self) -> bytes:
         return b"".join(self.chunks)
 
-    async def replay(self, send: Any) -> None:
+    async def replay(self, send: Send) -> None:
         await send(self.start)
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-def _with_length(start: dict[str, Any], length: int) -> list[tuple[bytes, bytes]]:
+def _with_length(start: Message, length: int) -> list[tuple[bytes, bytes]]:
     headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
     return [*headers, (b"content-length", str(length).encode())]
 
 
 async def _send(
-    send: Any, status: int, media: str, body: bytes, extra: dict[str, str] | None = None
+    send: Send, status: int, media: str, body: bytes, extra: dict[str, str] | None = None
 ) -> None:
     headers = [
         (b"content-type", media.encode()),
@@ -383,7 +394,7 @@ async def _send(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _hang(effect: Hang, scope: dict[str, Any], receive: Any) -> None:
+async def _hang(effect: Hang, scope: Scope, receive: Receive) -> None:
     """Answer nothing until the client gives up (or `max_ms`), then close the connection."""
     try:
         async with asyncio.timeout(effect.max_ms / 1000):

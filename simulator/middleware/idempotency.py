@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
 import orjson
 
 from simulator.api import problems
-from simulator.api.runtime import (
+from simulator.asgi import (
     ACCOUNT_KEY,
     IDEMPOTENCY_KEY,
     REQUEST_ID_KEY,
+    ASGIApp,
     IdempotentRequest,
+    Receive,
+    Scope,
+    Send,
     read_body,
 )
 from simulator.domain.errors import IdempotencyKeyInUse, SandbankError, ValidationFailed
-from simulator.middleware.request_id import ASGIApp
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -39,7 +41,7 @@ class IdempotencyMiddleware:
         self.app = app
         self.in_flight: set[tuple[str, str]] = set()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] not in ("POST", "PATCH")

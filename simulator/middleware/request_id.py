@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
-from simulator.api.runtime import ACCOUNT_KEY, REQUEST_ID_KEY
+from simulator.asgi import ACCOUNT_KEY, REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 
-ASGIApp = Callable[..., Any]
 access_log = logging.getLogger("sandbank.access")
 
 
@@ -20,7 +18,7 @@ class RequestIdMiddleware:
         self.app = app
         self.next_id = next_id
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -28,7 +26,7 @@ class RequestIdMiddleware:
         scope[REQUEST_ID_KEY] = rid
         header = (b"request-id", rid.encode())
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
@@ -47,14 +45,14 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 0
 
-        async def capture_status(message: dict[str, Any]) -> None:
+        async def capture_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

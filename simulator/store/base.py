@@ -6,22 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_more: bool
-    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +24,6 @@ class Job:
     due_us: int
     kind: str
     ref: str
-
-
-@dataclass(frozen=True, slots=True)
-class SavedResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-    content_type: str
 
 
 class Tx(Protocol):
@@ -198,6 +184,10 @@ class Store(Protocol):
         self, account_id: str, head: dict[str, Any]
     ) -> Iterator[bytes] | AsyncIterator[bytes]:
         """An account's dump as JSON bytes, a page at a time."""
+        ...
+
+    def schema_version(self) -> int:
+        """The highest migration applied to the database."""
         ...
 
     def meta(self, key: str) -> str | None: ...

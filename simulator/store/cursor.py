@@ -6,11 +6,9 @@ import base64
 import re
 
 from simulator.domain.errors import ValidationFailed
+from simulator.domain.records import CURSOR_PATTERN
 
-# A cursor is the row's sequence number as 8 big-endian bytes, base64url without padding: 11
-# characters, and every string of that shape (`CURSOR_PATTERN`, published in the contract) is a
-# position (the top bit is zero: SQLite INTEGERs are signed 64-bit).
-CURSOR_PATTERN = r"^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$"
+# The shape of a cursor is `CURSOR_PATTERN` (simulator.domain.records), published in the contract.
 _CURSOR = re.compile(CURSOR_PATTERN)
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from simulator.store.base import Page
+from simulator.domain.records import Page
 from simulator.store.cursor import decode_cursor, encode_cursor
 
 M = TypeVar("M", bound=BaseModel)

@@ -32,7 +32,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,8 +39,10 @@ from pydantic import BaseModel
 
 from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
+from simulator.domain.records import Page, SavedResponse
+from simulator.locks import busy, commits, is_busy
 from simulator.store import dump
-from simulator.store.base import Job, Page, SavedResponse
+from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
@@ -52,23 +53,6 @@ M = TypeVar("M", bound=BaseModel)
 BLOCKING_BUSY_MS = 10_000  # startup and background processes: no request waits on them
 LOCK_WAIT_S = 2.0  # how long a request awaits the write lock before a 503
 _POLL_S = (0.0005, 0.001, 0.002, 0.004)  # then the last, until the wait is over
-# Commits made by the current request attempt (a list the caller set; None outside requests),
-# so that a request that met a busy lock is retried only while it has changed nothing.
-commits: ContextVar[list[int] | None] = ContextVar("sandbank_commits", default=None)
-
-
-def is_busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection has the lock."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (5, 6)
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def busy(exc: BaseException | None = None) -> StoreBusy:
-    return StoreBusy("the database is busy with other work; retry shortly")
 
 
 MIGRATIONS: list[str] = [
@@ -492,6 +476,8 @@ class SqliteStore:
             return
         deadline = time.monotonic() + self.lock_wait_s
         for attempt in range(1_000_000):
+            if self._group is not None:  # another request of this turn got the lock meanwhile
+                return
             try:
                 self._open_group()
             except StoreBusy:

@@ -41,12 +41,15 @@ import httpx
 import orjson
 
 from simulator.clock import WallClock, to_us
+from simulator.context import Ctx
 from simulator.domain import webhooks as wh
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
+from simulator.service import ProviderService
+from simulator.store.sqlite import SqliteStore, SqliteTx
 from simulator.webhooks import fanout, http, signing
 from simulator.webhooks.safety import HostPolicy
-from simulator.webhooks.service import Prepared, changes_endpoint, settle
+from simulator.webhooks.service import Prepared, WebhookService, changes_endpoint, settle
 
 log = logging.getLogger("sandbank.webhooks")
 LEASE = timedelta(seconds=60)
@@ -68,16 +71,22 @@ FANOUT_BATCH = 64
 class Dispatcher:
     def __init__(
         self,
-        service: Any,  # ProviderService (typed loosely: the service imports this module's kin)
+        service: ProviderService,
+        webhooks: WebhookService,
+        store: SqliteStore,
         wall: WallClock,
         *,
+        wake: asyncio.Event,
         policy: HostPolicy,
         transport: httpx.AsyncBaseTransport | None = None,
         concurrency: int = 64,
         present_event: Callable[[Event, bool], dict[str, Any]],
     ) -> None:
+        """`store` is the service's store, as SQLite: the dispatcher's reads and claims are
+        queries of its own. `wake` is set by whoever wrote events or made deliveries."""
         self.service = service
-        self.store = service.store
+        self.webhooks = webhooks
+        self.store = store
         self.wall = wall
         self.policy = policy
         self.transport = transport
@@ -87,10 +96,9 @@ class Dispatcher:
         self._in_flight: dict[str, str] = {}  # delivery -> account
         self._answered: set[str] = set()  # in flight, HTTP over, record on the way
         self._per_endpoint: dict[str, int] = {}
-        self._wake = asyncio.Event()
+        self._wake = wake
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        self.webhooks: Any = None  # the WebhookService, set by the app factory
         self.poll_s = POLL_S
         # Inline, claims and records join the API's group commit; in a process of its own the
         # dispatcher commits each at once instead, so it holds the write lock only briefly.
@@ -147,7 +155,7 @@ class Dispatcher:
             return int(tx.release_leases())
 
     @contextlib.contextmanager
-    def _scope(self, account_id: str) -> Iterator[tuple[Any, Awaitable[None] | None]]:
+    def _scope(self, account_id: str) -> Iterator[tuple[Ctx, Awaitable[None] | None]]:
         """An account transaction; the second value, when not None, is the group commit to
         await (None: the transaction commits on leaving the block)."""
         if self.group_commits:
@@ -220,6 +228,7 @@ class Dispatcher:
                 # them out first, against the same endpoints, to the same nothing).
                 self._looked = max(self._looked, batch.until)
                 return 0
+            await self.store.writable()  # the lock, awaited off the loop
             with self._writing() as (tx, committed):
                 if not fanout.apply(tx, batch):
                     batch = fanout.plan(tx, after=self._looked, limit=FANOUT_BATCH)
@@ -261,6 +270,7 @@ class Dispatcher:
             return []
         claimed: list[tuple[tuple[str, str, str], Prepared]] = []
         try:
+            await self.store.writable()  # the lock, awaited off the loop
             with self._writing() as (tx, committed):
                 for account_id, d, data in failed:
                     if tx.claim_delivery(account_id, d.id, data, wall_us, lease_until):
@@ -316,7 +326,7 @@ class Dispatcher:
                 continue
             endpoint = self._endpoint(endpoint_data)
             if endpoint is None or event_data is None or endpoint.status != "enabled":
-                d.status = "failed"
+                d.apply("fail")
                 failed.append((account_id, d, data))
                 self._release(row)
                 continue
@@ -346,7 +356,7 @@ class Dispatcher:
         return endpoint
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[tuple[Any, Awaitable[None] | None]]:
+    def _writing(self) -> Iterator[tuple[SqliteTx, Awaitable[None] | None]]:
         """A write transaction; the second value, when not None, is the group commit to await
         (in the API's process the dispatcher's writes join the API's group commit)."""
         if self.group_commits:
@@ -377,6 +387,7 @@ class Dispatcher:
     async def flush(self, account: str | None = None, max_rounds: int = 10_000) -> int:
         """Fan out every event committed so far, then deliver everything due now (retries
         falling due on the way included); returns the number of attempts made."""
+        await self.store.writable()  # the lock, awaited off the loop
         with self._writing() as (tx, committed):
             fanout.fan_out(tx)
         if committed is not None:
@@ -464,6 +475,7 @@ class Dispatcher:
         with self.store.read() as tx:
             before = {key: tx.endpoint_data(*key) for key in keys}
         fast, slow = self._settle(batch, before)
+        await self.store.writable()  # the lock, awaited off the loop
         with self._writing() as (tx, committed):
             now = {key: tx.endpoint_data(*key) for key in keys}
             if now != before:
@@ -473,6 +485,7 @@ class Dispatcher:
         if committed is not None:
             await committed
         for p, plan, result in slow:
+            await self.store.writable()  # the lock, awaited off the loop
             with self._scope(p.account_id) as (ctx, committed):
                 self.webhooks.record_attempt(ctx, p.delivery.id, plan, result)
             if committed is not None:

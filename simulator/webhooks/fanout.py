@@ -86,7 +86,7 @@ def schedule_quirks(endpoint: wh.WebhookEndpoint, d: wh.Delivery) -> bool:
         first = q.drop.first is not None and endpoint.dropped < q.drop.first
         if first or (q.drop.probability is not None and dice.random() < q.drop.probability):
             endpoint.dropped += 1
-            d.status = "dropped"
+            d.apply("drop")
             d.next_attempt_at = None
             return True
     assert d.next_attempt_at is not None

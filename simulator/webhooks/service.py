@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from simulator.clock import to_us
+from simulator.context import Ctx
 from simulator.domain import webhooks as wh
 from simulator.domain.errors import NotFound, WebhookUrlRefused
 from simulator.domain.models import Event
 from simulator.rng import SeededRng
-from simulator.service import Ctx, ProviderService
+from simulator.service import ProviderService
 from simulator.webhooks import fanout, signing
 from simulator.webhooks.safety import HostPolicy
 
@@ -92,9 +93,9 @@ def settle(
     d.attempts.append(attempt)
     d.next_attempt_at = None
     if result.outcome == "succeeded":
-        d.status = "succeeded"
+        d.apply("succeed")
     elif result.outcome == "gone" or endpoint is None:
-        d.status = "failed"
+        d.apply("fail")
     else:
         schedule_retry(d, plan, result, p.schedule, p.seed)
     attempt.next_attempt_at = d.next_attempt_at
@@ -108,7 +109,7 @@ def schedule_retry(
     dice = SeededRng(f"webhook-jitter\x00{d.id}\x00{plan.n}", seed)
     delay = wh.next_delay(len(d.attempts), schedule, dice.random() * 2 - 1)
     if delay is None:
-        d.status = "failed"  # the schedule is exhausted
+        d.apply("fail")  # the schedule is exhausted
         return
     throttled = result.status == 429 or result.outcome == "timeout"
     honoured = result.retry_after_s if result.status in (429, 503) else None
@@ -122,11 +123,6 @@ class WebhookService:
         self.provider = provider
         self.policy = policy
         self.wake = wake
-        # An API write only wakes the dispatcher, which fans its events out from the outbox.
-        provider.on_events = self._events_written
-
-    def _events_written(self, ctx: Ctx) -> None:
-        self.wake()
 
     def fan_out_pending(self, ctx: Ctx) -> int:
         """Fan out every committed event not yet fanned out, in this transaction: done before
@@ -182,7 +178,7 @@ class WebhookService:
         if "description" in changes:
             endpoint.description = changes["description"]
         if changes.get("status") is not None:
-            endpoint.status = changes["status"]
+            endpoint.apply("disable" if changes["status"] == "disabled" else "enable")
             endpoint.disabled_reason = "manual" if endpoint.status == "disabled" else None
             if endpoint.status == "enabled":
                 endpoint.failing_since = None
@@ -233,13 +229,29 @@ class WebhookService:
         for _, d in ctx.tx.deliveries(
             ctx.aid, endpoint_id=endpoint_id, status="failed", since_us=to_us(since), limit=10_000
         ):
-            d.status = "pending"
+            d.apply("recover")
             d.next_attempt_at = ctx.now
             ctx.tx.save_delivery(ctx.aid, d, to_us(d.created_at))
             n += 1
         if n:
             self.wake()
         return n
+
+    def deliveries(
+        self,
+        account_id: str | None,
+        *,
+        endpoint_id: str | None,
+        event_id: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[wh.Delivery]:
+        """The delivery log across accounts (control plane), newest first."""
+        with self.provider.store.transaction() as tx:
+            rows = tx.deliveries(
+                account_id, endpoint_id=endpoint_id, event_id=event_id, status=status, limit=limit
+            )
+        return [d for _, d in rows]
 
     def replay_event(self, ctx: Ctx, event_id: str) -> list[wh.Delivery]:
         """New deliveries of a stored event, now, to every endpoint that wants its type."""
@@ -285,12 +297,12 @@ class WebhookService:
         d.attempts.append(attempt)
         d.next_attempt_at = None
         if result.outcome == "succeeded":
-            d.status = "succeeded"
+            d.apply("succeed")
             if endpoint is not None and endpoint.failing_since is not None:
                 endpoint.failing_since = None
                 ctx.tx.save_webhook_endpoint(account_id, endpoint)
         elif result.outcome == "gone" or endpoint is None:
-            d.status = "failed"
+            d.apply("fail")
             if endpoint is not None:
                 self._disable(ctx, endpoint, "the endpoint answered 410 Gone", plan.at)
         else:
@@ -305,7 +317,7 @@ class WebhookService:
             endpoint.failing_since = plan.at
             ctx.tx.save_webhook_endpoint(ctx.aid, endpoint)
         elif plan.at - endpoint.failing_since >= wh.DISABLE_AFTER:
-            d.status = "failed"
+            d.apply("fail")
             self._disable(ctx, endpoint, "failing for 5 days", plan.at)
             return
         schedule_retry(
@@ -316,7 +328,7 @@ class WebhookService:
         # The events written before it keep their deliveries to it (they fail, as they did).
         if self.fan_out_pending(ctx):
             endpoint = ctx.tx.webhook_endpoint(ctx.aid, endpoint.id) or endpoint  # `dropped`
-        endpoint.status = "disabled"
+        endpoint.apply("disable")
         endpoint.disabled_reason = reason
         endpoint.updated_at = at
         ctx.tx.save_webhook_endpoint(ctx.aid, endpoint)

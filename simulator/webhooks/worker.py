@@ -62,7 +62,7 @@ async def _run(settings: Settings, parent_pid: int) -> None:
             settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
         )
     )
-    dispatcher = app.state.dispatcher
+    dispatcher = app.runtime.dispatcher
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
     await dispatcher.start()
@@ -71,7 +71,7 @@ async def _run(settings: Settings, parent_pid: int) -> None:
             await asyncio.sleep(0.1)
     finally:
         await dispatcher.stop()
-        app.state.store.close()
+        app.runtime.store.close()
 
 
 def start(settings: Settings) -> Any:

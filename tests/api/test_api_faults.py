@@ -398,7 +398,7 @@ def test_the_journal_filters_and_clears_per_account(api: Api, account: Account) 
 
 def test_the_journal_is_a_bounded_ring(clock: ManualClock) -> None:
     app = build_app(seed=1, clock=clock)
-    app.state.journal.size = 5
+    app.runtime.journal.size = 5
     api = Api(app, clock)
     try:
         account = api.new_account(seed=1)
@@ -470,3 +470,25 @@ def test_the_access_log_line_carries_the_callers_correlation_id(
         api.get("/v1/orders", headers=account.headers)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sandbank.access"]
     assert [line.get("correlation_id") for line in lines] == ["erp-order-42", None]
+
+
+def test_the_contract_suites_reset_forgets_the_request_journal_as_the_control_plane_does() -> None:
+    """The in-process contract target resets through `Accounts.reset`, the control plane's one
+    reset, so a scenario never starts with the previous scenario's requests in the journal."""
+    from contracts.suite.target import _in_process  # noqa: PLC0415
+    from simulator.faults.journal import RequestFilter  # noqa: PLC0415
+
+    target = _in_process()
+    assert target.app is not None
+    assert target.reset is not None
+    journal = target.app.runtime.journal
+    api = Api(target.app, ManualClock(START))
+    try:
+        headers = {"Authorization": f"Bearer {target.api_key}"}
+        assert api.get("/v1/orders", headers=headers).status_code == 200
+    finally:
+        api.close()
+    demo = RequestFilter(account=target.app.runtime.accounts.for_key(target.api_key))
+    assert journal.count(demo) == 1
+    target.reset()
+    assert journal.count(demo) == 0

@@ -587,7 +587,7 @@ def test_a_dead_receiver_holds_only_its_own_attempt_slots(wall: ManualClock) -> 
         live = api.new_account(seed=2)
         endpoint(api, live)
         new_buyer(api, live)
-        dispatcher = app.state.dispatcher
+        dispatcher = app.runtime.dispatcher
 
         async def scenario() -> None:
             everything = asyncio.create_task(dispatcher.flush())
@@ -631,7 +631,7 @@ def test_the_background_dispatcher_skips_an_endpoint_that_has_all_its_slots(
         live = api.new_account(seed=2)
         endpoint(api, live)
         new_buyer(api, live)
-        dispatcher = app.state.dispatcher
+        dispatcher = app.runtime.dispatcher
 
         async def scenario() -> None:
             await dispatcher.start()
@@ -762,7 +762,7 @@ def test_events_written_before_a_restart_are_fanned_out_after_it(
     account = first.new_account(seed=3)
     endpoint(first, account)
     made = [new_buyer(first, account, f"Buyer {i}")["id"] for i in range(3)]
-    first.app.state.store.close()
+    first.app.runtime.store.close()
     first.close()
     assert receiver.seen == []
     second = Api(app(), wall)
@@ -772,7 +772,7 @@ def test_events_written_before_a_restart_are_fanned_out_after_it(
         assert [b["data"]["id"] for b in receiver.bodies()] == made
         assert len(deliveries(second, account)) == 3
     finally:
-        second.app.state.store.close()
+        second.app.runtime.store.close()
         second.close()
 
 

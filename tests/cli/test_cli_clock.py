@@ -3,34 +3,20 @@ line on stderr and a non-zero exit (never a traceback)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
+from servers import Server, free_port
 
 from simulator.cli import main
 
-E2E = Path(__file__).resolve().parent.parent / "e2e" / "e2e_servers.py"
 LINE = re.compile(r"^(acct_\w+) (\S+Z) (running|frozen)$")
-
-
-def _e2e_servers() -> ModuleType:
-    """tests/e2e/e2e_servers.py (free_port, Server), loaded once under its own name."""
-    if "e2e_servers" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("e2e_servers", E2E)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["e2e_servers"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["e2e_servers"]
 
 
 class Running:
@@ -57,9 +43,8 @@ class Running:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    servers = _e2e_servers()
     data_dir = tmp_path_factory.mktemp("clock-cli")
-    proc = servers.Server(data_dir, servers.free_port(), data_dir / "server.log", ["--seed", "5"])
+    proc = Server(data_dir, free_port(), data_dir / "server.log", ["--seed", "5"])
     try:
         proc.wait_healthy()
         found = re.search(r"demo account (acct_\w+)", proc.output())
@@ -190,7 +175,7 @@ def test_no_admin_token_anywhere_is_one_line(
 def test_a_server_that_is_down_is_one_line_and_non_zero(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    port = _e2e_servers().free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     args = ["clock", "advance", "acct_x", "1d", "--url", f"http://127.0.0.1:{port}"]
     code, out, err = run([*args, "--admin-token", "sbadm_x", "--timeout", "5"], capsys)
     assert (code, out) == (1, "")

@@ -1,29 +1,15 @@
-"""`sandbank serve` as a subprocess for the end-to-end tests: a free port on 127.0.0.1, output
-to a file (a full pipe can never stall it), a health wait, and stopping by pid only."""
+"""What the end-to-end tests add to bench/servers.py (the one subprocess helper, shared with
+`make bench`): the startup banner of `sandbank serve`, parsed in one place, and the body of the
+`start_server` fixture."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import pytest
-
-STARTUP_TIMEOUT = 20.0  # seconds for one start, import included
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+import servers
 
 
 @dataclass
@@ -35,86 +21,10 @@ class Banner:
     admin_token: str
 
 
-class Process:
-    """One `python -m simulator.cli ARGS` process on 127.0.0.1:PORT, its output to `log`,
-    ready when `health_path` answers 200; stopped by its pid only."""
+class Server(servers.Server):
+    """`sandbank serve` as the tests see it: with its startup banner."""
 
-    health_path = "/_sandbox/health"
-    name = "server"
-
-    def __init__(self, args: Sequence[str], port: int, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
-        self.log = log
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "simulator.cli", *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def ready(self, response: httpx.Response) -> bool:
-        return response.status_code == 200
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if self.ready(httpx.get(f"{self.url}{self.health_path}", timeout=1.0)):
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"{self.name} not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
-
-    def kill(self) -> None:
-        """SIGKILL this process only (by pid), and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """SIGTERM this process only (by pid), SIGKILL if it does not go, and reap it."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
-class Server(Process):
-    """One `sandbank serve --data-dir DATA_DIR --port PORT ... EXTRA` process."""
-
-    def __init__(self, data_dir: Path, port: int, log: Path, extra: Sequence[str] = ()) -> None:
-        super().__init__(
-            [
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "warning",
-                *extra,
-            ],
-            port,
-            log,
-        )
-        self.demo_key = ""  # the demo account's key, for tests that read it from the banner
-
-    def ready(self, response: httpx.Response) -> bool:
-        return response.status_code == 200 and response.json()["status"] == "ok"
+    demo_key = ""  # the demo account's key, for tests that read it from the banner
 
     def banner(self) -> Banner:
         text = self.output()

@@ -31,17 +31,20 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Process, Server, free_port
+from e2e_servers import Server
+from servers import Process, free_port, sandbank
 
 from integration.adapters import make_adapter
+from integration.app import WEBHOOK_PATH, create_service_app
 from integration.breaker import Breakers
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.model import EventKind
 from integration.orders import ErpState, OrderBook
+from integration.ordertocash import OrderToCash
 from integration.receiver import apoll_events
-from integration.service import WEBHOOK_PATH, OrderToCash, create_service_app
 from integration.store import IntegrationStore
+from integration.wallclock import utc_now
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +160,9 @@ class Shop:
         self.t = 1_000.0
         rng = random.Random(11)
         db = tmp_path / "integration.db"
-        self.store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
+        self.store = IntegrationStore(
+            db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}", now=utc_now
+        )
         self.adapter = make_adapter(
             {
                 "provider": "sandbank",
@@ -167,6 +172,7 @@ class Shop:
                 "retry": {"base_s": 0.2, "max_wait_s": 10, "max_attempts": 3, "max_total_s": 30},
             },
             store=self.store,
+            now=utc_now,
             clock=lambda: self.t,
             sleep=self.sleep,
             random=random.Random(5).random,
@@ -174,8 +180,8 @@ class Shop:
         )
         self.book = OrderBook(db)
         self.ledger = Ledger.sqlite(db)
-        self.inbox = Inbox(db)
-        self.service = OrderToCash(self.adapter, self.book, self.ledger)
+        self.inbox = Inbox(db, clock=utc_now)
+        self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=utc_now)
         app = create_service_app(self.service, resume_every_s=None)
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
@@ -361,8 +367,20 @@ class IntegrationProcess(Process):
 
     def __init__(self, port: int, log: Path, args: list[str]) -> None:
         super().__init__(
-            ["integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args], port, log
+            sandbank("integration", "serve", "--host", "127.0.0.1", "--port", str(port), *args),
+            port,
+            log,
         )
+
+    @classmethod
+    def against(
+        cls, server: Server, provider: Provider, tmp_path: Path, port: int, *args: str
+    ) -> IntegrationProcess:
+        """The service for `provider`'s account on `server`, its database and log in
+        `tmp_path`, with more `serve` arguments."""
+        db = ["--db", str(tmp_path / "integration.db")]
+        key = ["--provider-url", server.url, "--api-key", provider.api_key]
+        return cls(port, tmp_path / "integration.log", [*key, *db, *args])
 
     def lines(self) -> list[dict[str, Any]]:
         out = []
@@ -398,16 +416,12 @@ def test_the_service_process_takes_webhooks_and_one_correlation_id_spans_both_lo
     )
     assert r.status_code == 201, r.text
     db = tmp_path / "integration.db"
-    proc = IntegrationProcess(
+    proc = IntegrationProcess.against(
+        server,
+        provider,
+        tmp_path,
         port,
-        tmp_path / "integration.log",
-        [
-            "--provider-url",
-            server.url,
-            "--api-key",
-            provider.api_key,
-            "--db",
-            str(db),
+        *[
             "--webhook-secret",
             r.json()["secret"],
             "--resume-every",
@@ -492,3 +506,65 @@ def test_the_service_process_takes_webhooks_and_one_correlation_id_spans_both_lo
     finally:
         ledger.close()
     assert erp_row(db, "SO-P1") == ("shipped", 100_000)
+
+
+def test_the_service_process_answers_held_at_once_while_the_provider_hangs(
+    server: Server, provider: Provider, tmp_path: Path
+) -> None:
+    """A total outage in its worst form (every request hangs): the shop still gets its 202
+    within the request budget, not after the client's timeouts, and after recovery the held
+    work completes, each operation once."""
+    port = free_port()
+    proc = IntegrationProcess.against(
+        server,
+        provider,
+        tmp_path,
+        port,
+        *[
+            "--budget-ms",
+            "800",
+            "--resume-every",
+            "0.2",
+            "--breaker-cooldown",
+            "0.5",
+            "--poll-every",
+            "0",
+        ],
+    )
+    try:
+        proc.wait_healthy()
+        with httpx.Client(base_url=proc.url, timeout=60.0) as shop:
+            placed = shop.post("/orders", json=order_body("SO-H0"))
+            assert placed.status_code == 201, placed.text
+            provider.approve(placed.json()["provider_checkout_id"])
+            assert shop.get("/orders/SO-H0").json()["erp_state"] == "authorized"
+
+            provider.rule(match={"path": "/v1/*"}, effect={"type": "hang", "max_ms": 60_000})
+            answered: list[tuple[int, float]] = []
+            for n in range(1, 5):
+                started = time.monotonic()
+                r = shop.post("/orders", json=order_body(f"SO-H{n}"))
+                answered.append((r.status_code, time.monotonic() - started))
+            started = time.monotonic()
+            ship = shop.post("/orders/SO-H0/ship", json={"amount": 100_000})
+            answered.append((ship.status_code, time.monotonic() - started))
+            # Held, and long before a 10 s attempt timeout (the policy before the budget).
+            assert [status for status, _ in answered] == [202] * 5, answered
+            assert max(seconds for _, seconds in answered) < 5.0, answered
+
+            provider.clear_faults()
+            wait_for(
+                "the held work to complete",
+                lambda: shop.get("/status").json()["holds_open_total"] == 0,
+            )
+            got = shop.get("/orders/SO-H0").json()
+            assert (got["erp_state"], got["shipped_amount"]) == ("shipped", 100_000)
+            for n in range(1, 5):
+                assert shop.get(f"/orders/SO-H{n}").json()["erp_state"] == "awaiting_buyer"
+            metrics = shop.get("/metrics").text
+    finally:
+        proc.stop()
+    done = [e for e in provider.journal("createCheckout") if 200 <= (e["status"] or 0) < 300]
+    assert len(done) == len({e["idempotency_key"] for e in done}) == 5
+    assert len(provider.events("order.captured")) == 1
+    assert 'sandbank_integration_requests_total{outcome="held",route="POST /orders"} 4.0' in metrics

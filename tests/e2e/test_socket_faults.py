@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, free_port
+from e2e_servers import Server
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -451,3 +452,39 @@ def test_fault_header_is_refused_for_an_account_that_does_not_allow_it(
     problem = r.json()
     assert problem["status"] == 403
     assert "allow_fault_header" in problem["detail"]
+
+
+def test_a_client_that_gives_up_during_injected_latency_leaves_its_request_whole(
+    admin: httpx.Client, account: Account
+) -> None:
+    """Found by the integration-crash rehearsal: the client left during a latency fault, the
+    server then read its body as empty and captured the whole order; the same-key retry got
+    422. The body is read before the wait, so the capture is the one sent and a retry replays."""
+    with account.client() as api:
+        oid = _order(admin, api, 100_000)
+        _rule(
+            admin,
+            account,
+            match={"operation": "createCapture"},
+            effect={"type": "latency", "ms": 800},
+        )
+        with pytest.raises(httpx.TimeoutException):
+            api.post(
+                f"/v1/orders/{oid}/captures",
+                json={"amount": 40_000},
+                headers={"Idempotency-Key": "gone-1"},
+                timeout=0.2,
+            )
+        deadline = time.monotonic() + 10
+        while api.get(f"/v1/orders/{oid}").json()["captured_amount"] == 0:
+            assert time.monotonic() < deadline, "the capture never committed"
+            time.sleep(0.1)
+        assert api.get(f"/v1/orders/{oid}").json()["captured_amount"] == 40_000
+        again = api.post(
+            f"/v1/orders/{oid}/captures",
+            json={"amount": 40_000},
+            headers={"Idempotency-Key": "gone-1"},
+        )
+        assert again.status_code == 201, again.text
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert api.get(f"/v1/orders/{oid}").json()["captured_amount"] == 40_000

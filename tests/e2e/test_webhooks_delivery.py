@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_servers import Server, StartServer, free_port
+from e2e_servers import Server, StartServer
+from servers import free_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 pytestmark = pytest.mark.slow

@@ -22,11 +22,12 @@ from factories import ADMIN, BASE_URL, Account, Api
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from integration.adapters import make_adapter
+from integration.app import create_service_app
 from integration.breaker import Breakers
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.orders import OrderBook
-from integration.service import OrderToCash, create_service_app
+from integration.ordertocash import OrderToCash
 from integration.store import IntegrationStore
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class Shop:
         inbox: bool = False,
         webhook_secrets: str | Sequence[str] = (),
         correlation_ids: Callable[[], str] | None = None,
+        request_budget_s: float | None = 0.8,
+        drive_budget_s: float | None = 5.0,
     ) -> None:
         self.api = api
         self.sim = sim
@@ -62,7 +65,9 @@ class Shop:
         self.monotonic = 100.0
         self.sleeps: list[float] = []
         rng = random.Random(key_seed)
-        self.store = IntegrationStore(db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}")
+        self.store = IntegrationStore(
+            db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}", now=wall
+        )
         config: dict[str, Any] = {
             "provider": "sandbank",
             "base_url": BASE_URL,
@@ -73,6 +78,7 @@ class Shop:
         self.adapter = make_adapter(
             config,
             store=self.store,
+            now=wall,
             clock=lambda: self.monotonic,
             sleep=self.sleep,
             random=lambda: 0.5,
@@ -84,7 +90,9 @@ class Shop:
         self.book = OrderBook(db)
         self.ledger = Ledger.sqlite(db)
         self.inbox: Inbox | None = Inbox(db, clock=wall) if inbox else None
-        self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=wall)
+        self.service = OrderToCash(
+            self.adapter, self.book, self.ledger, clock=wall, drive_budget_s=drive_budget_s
+        )
         self.app = create_service_app(
             self.service,
             resume_every_s=None,
@@ -92,6 +100,8 @@ class Shop:
             webhook_secrets=webhook_secrets,
             process_every_s=None,
             correlation_ids=correlation_ids,
+            request_budget_s=request_budget_s,
+            timer=lambda: self.monotonic,
         )
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://shop.test"

@@ -43,6 +43,7 @@ from integration.client import (
 from integration.model import EventKind, Money
 from integration.retry import Backoff, Transport
 from integration.store import IntegrationStore, IntentConflict, IntentStatus
+from integration.wallclock import utc_now
 from simulator.app import SandbankApp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +113,9 @@ def start(
         cooldown_s: float = 30.0,
     ) -> Integration:
         clock = MonotonicClock()
-        store = IntegrationStore(tmp_path / "integration.db", new_key=key_source(next(boots)))
+        store = IntegrationStore(
+            tmp_path / "integration.db", new_key=key_source(next(boots)), now=utc_now
+        )
         breakers = Breakers(clock, failure_threshold=failure_threshold, cooldown_s=cooldown_s)
         sleep = RecordingSleep(clock)
         config = {
@@ -130,6 +133,7 @@ def start(
         adapter = make_adapter(
             config,
             store=store,
+            now=utc_now,
             clock=clock,
             sleep=sleep,
             random=lambda: 0.5,
@@ -321,11 +325,12 @@ def scripted(*answers: httpx.Response | Exception) -> tuple[httpx.MockTransport,
 
 def scripted_client(transport: httpx.MockTransport) -> tuple[ResilientClient, IntegrationStore]:
     clock = MonotonicClock()
-    store = IntegrationStore(":memory:", new_key=key_source(3))
+    store = IntegrationStore(":memory:", new_key=key_source(3), now=utc_now)
     client = ResilientClient(
         BASE_URL,
         "sk_test",
         store=store,
+        now=utc_now,
         clock=clock,
         sleep=RecordingSleep(clock),
         random=lambda: 0.5,
@@ -493,7 +498,7 @@ def test_an_intent_keeps_its_key_across_a_restart_and_the_retry_replays(
 
 
 def test_an_intent_id_is_bound_to_one_request(tmp_path: Path) -> None:
-    with IntegrationStore(tmp_path / "i.db", new_key=key_source(1)) as store:
+    with IntegrationStore(tmp_path / "i.db", new_key=key_source(1), now=utc_now) as store:
         a = store.record_intent("ship-9", "captures", "POST /v1/x", {"amount": 1})
         again = store.record_intent("ship-9", "captures", "POST /v1/x", {"amount": 1})
         assert again.idempotency_key == a.idempotency_key
@@ -564,12 +569,14 @@ def test_every_provider_status_in_the_contract_maps_to_a_canonical_one() -> None
 
 # --- configuration and boundaries ------------------------------------------------------------
 def test_an_unknown_provider_is_a_one_line_config_error(tmp_path: Path) -> None:
-    with IntegrationStore(":memory:", new_key=key_source(1)) as store:
+    with IntegrationStore(":memory:", new_key=key_source(1), now=utc_now) as store:
         with pytest.raises(ConfigError, match="unknown provider 'acme'") as caught:
-            make_adapter({"provider": "acme", "base_url": BASE_URL, "api_key": "k"}, store=store)
+            make_adapter(
+                {"provider": "acme", "base_url": BASE_URL, "api_key": "k"}, store=store, now=utc_now
+            )
         assert "\n" not in str(caught.value)
         with pytest.raises(ConfigError, match="api_key"):
-            make_adapter({"provider": "sandbank", "base_url": BASE_URL}, store=store)
+            make_adapter({"provider": "sandbank", "base_url": BASE_URL}, store=store, now=utc_now)
 
 
 def test_the_integration_package_never_imports_the_simulator() -> None:

@@ -23,12 +23,12 @@ import pytest
 from factories import ADMIN, BASE_URL, START, Api, build_app
 from shop_harness import LateBound, Shop, order_body
 
+from integration.app import WEBHOOK_PATH, create_service_app
 from integration.cli import main as integration_main
 from integration.client import ProviderRejected
 from integration.logs import JsonFormatter, bound
 from integration.model import EventKind
 from integration.orders import ErpState
-from integration.service import WEBHOOK_PATH, create_service_app
 from simulator.clock import ManualClock
 
 HOOK = f"http://127.0.0.1:9{WEBHOOK_PATH}"

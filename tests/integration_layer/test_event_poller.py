@@ -18,12 +18,12 @@ from factories import ADMIN, BASE_URL
 from shop_harness import RECEIVABLE, Shop, order_body
 from standardwebhooks import Webhook
 
+from integration.app import WEBHOOK_PATH, create_service_app
 from integration.cli import main as integration_main
 from integration.inbox import Inbox
 from integration.model import EventKind
 from integration.orders import ErpState
 from integration.receiver import POLL_CURSOR
-from integration.service import WEBHOOK_PATH, create_service_app
 from integration.settlements import run_reconciliation
 
 SECRET = "whsec_" + base64.b64encode(b"poller-test-secret-0123456789abc").decode()
@@ -162,7 +162,7 @@ def test_a_restarted_service_polls_on_from_the_stored_cursor(
     assert cursor == seen[-1]["id"]
     shop.provider(f"/v1/orders/{oid}/captures", {"amount": 100_000})  # while it is down
     shop.close()
-    with Inbox(shop.db) as reopened:
+    with Inbox(shop.db, clock=shop.wall) as reopened:
         assert reopened.cursor(POLL_CURSOR) == cursor  # on disk, not in memory
 
     restarted: Shop = new_shop(inbox=True, db=shop.db)

@@ -58,8 +58,10 @@ def make_shop(new_shop: Callable[..., Shop]) -> Callable[..., MetricsShop]:
     def make(*, failure_threshold: int = 50, max_attempts: int = 3) -> MetricsShop:
         shop: MetricsShop = new_shop(
             MetricsShop,
-            # Room for the outage's Retry-After: 30 between attempts.
+            # Room for the outage's Retry-After: 30 between attempts, with no request budget
+            # to cut them short (the retries are what these tests count).
             retry={"max_attempts": max_attempts, "max_total_s": 600.0},
+            request_budget_s=None,
             failure_threshold=failure_threshold,
             cooldown_s=300.0,
         )

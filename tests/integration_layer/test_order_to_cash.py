@@ -16,8 +16,8 @@ import pytest
 from factories import ADMIN, BASE_URL
 from shop_harness import Shop, balanced, order_body
 
+from integration.app import create_service_app
 from integration.cli import main as integration_main
-from integration.service import create_service_app
 from simulator.cli import main as sandbank_main
 
 RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}
@@ -250,3 +250,47 @@ def test_the_background_resumer_in_the_lifespan_completes_held_work(shop: Shop) 
     shop.run(serve_a_while())
     assert shop.book.get("SO-6").erp_state == "awaiting_buyer"
     assert shop.book.holds("SO-6", open_only=True) == []
+
+
+# --- found by the rehearsals (scenarios/) ------------------------------------------------------
+def test_the_rest_of_an_order_ships_after_a_partial_refund(shop: Shop) -> None:
+    """baseline: the provider captures after a refund, so the ERP must let the rest ship."""
+    place_and_approve(shop, "SO-R")
+    assert shop.post("/orders/SO-R/ship", {"amount": 50_000}).status_code == 200
+    assert shop.post("/orders/SO-R/refund", {"amount": 10_000}).status_code == 200
+    rest = shop.post("/orders/SO-R/ship", {"amount": 50_000})
+    assert rest.status_code == 200, rest.text
+    got = shop.get("/orders/SO-R").json()
+    assert (got["shipped_amount"], got["refunded_amount"]) == (100_000, 10_000)
+    assert got["provider"]["captured_amount"] == 100_000
+    assert_problem(shop.post("/orders/SO-R/ship", {"amount": 1}), 422, "validation_failed")
+
+
+def test_a_held_shipment_on_a_lapsed_authorization_ends_the_order_expired(shop: Shop) -> None:
+    """authorization-lapse: captures down for a month, the authorization lapses; the resumer's
+    refused capture must leave the ERP order expired, as at the provider, not authorized."""
+    place_and_approve(shop, "SO-L")
+    shop.fault(match={"operation": "createCapture"}, effect={"type": "status", "status": 503})
+    held = shop.post("/orders/SO-L/ship", {"amount": 100_000})
+    assert held.status_code == 202, held.text
+    shop.api.advance(shop.account, "31d")
+    shop.clear_faults()
+    shop.resume()
+    got = shop.get("/orders/SO-L").json()
+    assert got["provider"]["status"] == "expired"
+    assert got["erp_state"] == "expired"
+    assert all(h["resolved_at"] is not None for h in got["holds"])
+
+
+def test_an_order_left_placed_without_its_hold_by_a_crash_is_finished_by_the_retry(
+    shop: Shop,
+) -> None:
+    """integration-crash: a kill -9 between creating the order and opening its hold left it
+    `placed` forever; the shop's retry of POST /orders now finishes the placing."""
+    body = order_body("SO-K", 100_000)
+    shop.book.create("SO-K", 100_000, "USD", {k: v for k, v in body.items() if k not in (
+        "merchant_order_id", "amount", "currency")}, "2026-03-02T09:00:00+00:00")  # fmt: skip
+    again = shop.post("/orders", body)
+    assert again.status_code == 201, again.text
+    assert again.json()["erp_state"] == "awaiting_buyer"
+    assert_problem(shop.post("/orders", body), 409, "invalid_transition")

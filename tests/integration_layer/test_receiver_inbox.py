@@ -33,6 +33,7 @@ from integration.receiver import (
     process_pending,
     to_provider_event,
 )
+from integration.wallclock import utc_now
 from simulator.clock import ManualClock
 
 SECRET = "whsec_" + base64.b64encode(b"a" * 32).decode()
@@ -119,14 +120,14 @@ class Client:
 
 @pytest.fixture
 def inbox() -> Iterator[Inbox]:
-    box = Inbox()
+    box = Inbox(clock=utc_now)
     yield box
     box.close()
 
 
 @pytest.fixture
 def client(inbox: Inbox) -> Iterator[Client]:
-    with Client(create_receiver(inbox, SECRET)) as c:
+    with Client(create_receiver(inbox, SECRET, clock=utc_now)) as c:
         yield c
 
 
@@ -243,7 +244,7 @@ def test_a_body_changed_after_signing_is_rejected(client: Client, inbox: Inbox) 
 
 
 def test_during_a_rotation_either_secret_is_accepted(inbox: Inbox) -> None:
-    with Client(create_receiver(inbox, [SECRET, NEXT_SECRET])) as client:
+    with Client(create_receiver(inbox, [SECRET, NEXT_SECRET], clock=utc_now)) as client:
         assert deliver(client, order_event("evt_1", "x.a", "authorized"), SECRET).status_code == 204
         assert deliver(client, order_event("evt_2", "x.b", "authorized"), NEXT_SECRET).is_success
         # Both signatures, space-separated, as a provider sends them during the overlap.
@@ -265,7 +266,7 @@ def test_the_tolerance_is_checked_against_the_injected_clock(inbox: Inbox) -> No
 
 
 def test_an_oversized_body_is_refused(inbox: Inbox) -> None:
-    with Client(create_receiver(inbox, SECRET, max_body=64)) as client:
+    with Client(create_receiver(inbox, SECRET, clock=utc_now, max_body=64)) as client:
         r = deliver(client, order_event("evt_1", "order.authorized", "authorized"))
     assert_problem(r, 413, "payload_too_large")
     assert inbox.raw_events() == []
@@ -273,7 +274,7 @@ def test_an_oversized_body_is_refused(inbox: Inbox) -> None:
 
 def test_a_receiver_needs_a_valid_secret(inbox: Inbox) -> None:
     with pytest.raises(ValueError, match="at least one"):
-        create_receiver(inbox, [])
+        create_receiver(inbox, [], clock=utc_now)
 
 
 # --- processing: never backwards -----------------------------------------------------------------
@@ -506,19 +507,19 @@ def test_the_poller_walks_every_page_unless_bounded(inbox: Inbox) -> None:
 # --- durability ----------------------------------------------------------------------------------
 def test_an_accepted_event_survives_a_restart_and_is_processed_once(tmp_path: Path) -> None:
     path = tmp_path / "inbox.sqlite"
-    first = Inbox(path)
-    with Client(create_receiver(first, SECRET)) as client:
+    first = Inbox(path, clock=utc_now)
+    with Client(create_receiver(first, SECRET, clock=utc_now)) as client:
         event = order_event("evt_1", "order.captured", "captured", captured=125_000)
         assert deliver(client, event).status_code == 204
     # No close(): the process "dies" here; a new one opens the same file.
-    second = Inbox(path)
+    second = Inbox(path, clock=utc_now)
     (row,) = second.next_batch()
     assert (row.webhook_id, row.status) == ("evt_1", "queued")
     assert row.body == encode(event)
     assert process_pending(second) == 1
     assert process_pending(second) == 0
     second.close()
-    third = Inbox(path)
+    third = Inbox(path, clock=utc_now)
     assert state(third).status == "captured"
     assert third.accept("evt_1", {}, b"again", "poll") is False
     third.close()
@@ -530,7 +531,8 @@ def test_an_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
     script = (
         "import os, signal, sys\n"
         "from integration.inbox import Inbox\n"
-        "box = Inbox(sys.argv[1])\n"
+        "from integration.wallclock import utc_now\n"
+        "box = Inbox(sys.argv[1], clock=utc_now)\n"
         "assert box.accept('evt_1', {'webhook-id': 'evt_1'}, b'{\"raw\": 1}', 'webhook')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -539,7 +541,7 @@ def test_an_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(path)], env=env, check=False, timeout=60
     )
     assert done.returncode == -9
-    inbox = Inbox(path)
+    inbox = Inbox(path, clock=utc_now)
     (row,) = inbox.raw_events()
     assert (row.webhook_id, row.body, row.status) == ("evt_1", b'{"raw": 1}', "queued")
     inbox.close()
@@ -554,7 +556,7 @@ class Harness:
     because its secret comes from the endpoint the simulator creates."""
 
     def __init__(self) -> None:
-        self.inbox = Inbox()
+        self.inbox = Inbox(clock=utc_now)
         self.receiver: Starlette | None = None
         wall = ManualClock(datetime.now(UTC).replace(microsecond=0))
         sim = build_app(clock=wall, webhook_transport=httpx.ASGITransport(app=self.asgi))
@@ -563,7 +565,7 @@ class Harness:
         r = self.api.post("/v1/webhook_endpoints", headers=self.account.headers, json={"url": HOOK})
         assert r.status_code == 201, r.text
         self.endpoint = dict(r.json())
-        self.receiver = create_receiver(self.inbox, self.endpoint["secret"])
+        self.receiver = create_receiver(self.inbox, self.endpoint["secret"], clock=utc_now)
 
     async def asgi(self, scope: Any, receive: Any, send: Any) -> None:
         assert self.receiver is not None

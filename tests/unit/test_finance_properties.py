@@ -16,6 +16,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from simulator.clock import ManualClock
+from simulator.context import Ctx
 from simulator.domain.errors import SandbankError
 from simulator.domain.finance import (
     TERM_DAYS,
@@ -29,7 +30,7 @@ from simulator.domain.finance import (
     split_installments,
 )
 from simulator.domain.models import DEFAULT_FEE_BPS, Order
-from simulator.service import Ctx, ProviderService
+from simulator.service import ProviderService
 
 START = datetime.fromisoformat("2026-03-06T15:30:00+00:00")  # a Friday afternoon
 # The explain phase re-runs a failing sequence hundreds of times; the shrunk example is enough.
@@ -171,7 +172,7 @@ class Book:
         self.clock = ManualClock(START)
         self.app = build_app(seed=seed, clock=self.clock)
         self.api = Api(self.app, self.clock)
-        self.svc: ProviderService = self.app.state.service
+        self.svc: ProviderService = self.app.runtime.service
         self.account = self.api.new_account(seed=seed, **settings_)
         self.order_ids: list[str] = []
         self.dispute_ids: list[str] = []

@@ -85,7 +85,7 @@ def test_concurrent_fan_outs_make_one_delivery_per_event_and_endpoint(tmp_path: 
             for t in threads:
                 t.join(timeout=30)
         assert errors == []
-        store = api.app.state.store
+        store = api.app.runtime.store
         with store.transaction() as tx:
             made.append(fanout.fan_out(tx))  # what the dispatchers had not reached yet
         per_event = _deliveries_per_event(store)
@@ -95,7 +95,7 @@ def test_concurrent_fan_outs_make_one_delivery_per_event_and_endpoint(tmp_path: 
         assert sum(made) == 60  # counted as made once each: none fanned out twice
         assert int(store.meta("webhook_fanout_seq")) == events[1]
     finally:
-        api.app.state.store.close()
+        api.app.runtime.store.close()
         api.close()
 
 
@@ -108,7 +108,7 @@ def test_a_cursor_set_back_makes_no_second_delivery(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         for n in range(3):
             _buyer(api, account.headers, n)
-        store = api.app.state.store
+        store = api.app.runtime.store
         with store.transaction() as tx:
             assert fanout.fan_out(tx) == 3
             assert fanout.fan_out(tx) == 0  # the cursor moved with them
@@ -119,7 +119,7 @@ def test_a_cursor_set_back_makes_no_second_delivery(tmp_path: Path) -> None:
         after = store.conn.execute("SELECT id, data FROM webhook_deliveries").fetchall()
         assert after == before
     finally:
-        api.app.state.store.close()
+        api.app.runtime.store.close()
         api.close()
 
 
@@ -166,7 +166,7 @@ def test_a_batch_planned_before_a_change_is_not_written_over_it(tmp_path: Path) 
         assert r.status_code == 201, r.text
         endpoint_id = r.json()["id"]
         _buyer(api, account.headers, 1)
-        store = api.app.state.store
+        store = api.app.runtime.store
         with store.read() as tx:
             stale = fanout.plan(tx, after=0, limit=10)
             assert stale is not None
@@ -184,5 +184,5 @@ def test_a_batch_planned_before_a_change_is_not_written_over_it(tmp_path: Path) 
             assert not fanout.apply(tx, fresh)
         assert sum(_deliveries_per_event(store).values()) == 1
     finally:
-        api.app.state.store.close()
+        api.app.runtime.store.close()
         api.close()

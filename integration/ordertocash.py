@@ -10,43 +10,40 @@ pending") instead of an error, and `resume()` drives the hold again later with t
 id, hence the same Idempotency-Key. An ambiguous capture or refund is resolved by reading the
 provider's order first and by that same-key retry, never by a request under a new key.
 
-`create_service_app` puts it behind a small Starlette API (errors as application/problem+json)
-with a background resumer, an events poller and an event worker in the lifespan, and
-Prometheus text at `GET /metrics` (`integration.metrics`: approval velocity, orders by state,
-retries, breakers, open holds). Provider events come by webhook, by the poller, or both
-(one inbox row per event id); `GET /orders/{id}` shows every ledger posting of the order.
+Provider events (webhooks, polled events) fold in through `apply_event`, never moving an order
+backwards. The rules of the ERP order (what it allows, the state its figures put it in) are
+`integration.erp`; the HTTP API around this is `integration.app`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from datetime import datetime
+from typing import Any
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
-from integration import logs
+from integration import deadline, erp, logs
 from integration.adapters.base import (
     AuthorizationStatus,
-    Buyer,
     CheckoutStatus,
-    LineItem,
     PlaceOrder,
     ProviderAdapter,
 )
+from integration.bodies import place_order_of, stored_request
 from integration.client import ProviderRejected, ProviderUnavailable, ResilientClient
+from integration.errors import (
+    InvalidOrder,
+    InvalidTransition,
+    OrderNotFound,
+    Problem,
+    ProviderDown,
+    ProviderRefused,
+)
 from integration.inbox import Inbox
 from integration.ledger import Ledger, Posting
-from integration.metrics import CONTENT_TYPE, Metrics
+from integration.metrics import Metrics
 from integration.model import (
     Authorization,
     Capture,
@@ -56,65 +53,15 @@ from integration.model import (
     Refund,
 )
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
-from integration.receiver import (
-    DEFAULT_TOLERANCE_S,
-    Verifier,
-    apoll_since,
-    aprocess_pending,
-    webhook_endpoint,
-)
+from integration.receiver import apoll_since, aprocess_pending
 from integration.settlements import post_payouts
+from integration.views import order_view
 
 log = logging.getLogger("sandbank.integration")
-
-PROBLEM = "application/problem+json"
-SHIPPABLE = frozenset({ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED})
-REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
-# ERP states whose amounts follow the provider's figures (events only ever raise them).
-MONEY_STATES = frozenset(
-    {
-        ErpState.AUTHORIZED,
-        ErpState.PARTIALLY_SHIPPED,
-        ErpState.SHIPPED,
-        ErpState.PARTIALLY_REFUNDED,
-        ErpState.REFUNDED,
-    }
-)
-WEBHOOK_PATH = "/webhooks/provider"
-BUYER_FIELDS = ("tax_id", "domain", "annual_revenue", "years_in_business", "external_id")
-
-
-class OrderProblem(Exception):
-    """An answer for the shop, as problem+json."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if code is not None:
-            self.code = code
-
-
-class OrderNotFound(OrderProblem):
-    status, code = 404, "not_found"
-
-
-class InvalidTransition(OrderProblem):
-    status, code = 409, "invalid_transition"
-
-
-class InvalidOrder(OrderProblem):
-    status, code = 422, "validation_failed"
-
-
-class ProviderRefused(OrderProblem):
-    status, code = 502, "rejected"  # `code` is the adapter's canonical rejection code
-
-
-class ProviderDown(OrderProblem):
-    status, code = 503, "provider_unavailable"
+_ENDED: dict[str, ErpState] = {
+    AuthorizationStatus.EXPIRED: ErpState.EXPIRED,
+    AuthorizationStatus.CANCELED: ErpState.CANCELED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,43 +70,49 @@ class Outcome:
     hold: Hold | None  # the hold left open (degraded mode), None when the work completed
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OrderToCash:
     def __init__(
         self,
         adapter: ProviderAdapter,
         book: OrderBook,
         ledger: Ledger,
-        clock: Callable[[], datetime] = _utc_now,
+        *,
+        clock: Callable[[], datetime],
         metrics: Metrics | None = None,
+        drive_budget_s: float | None = 5.0,
     ) -> None:
+        """`drive_budget_s`: the time the provider calls of one drive of a held operation get
+        together (resumer, events); the work stays held when it runs out (None: no limit but
+        the client's retry rules). The shop's own requests get theirs from the app."""
         self.adapter = adapter
         self.book = book
         self.ledger = ledger
         self.clock = clock
+        self.drive_budget_s = drive_budget_s
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = metrics or Metrics()
-        self.metrics.watch_holds(book)
+        self.metrics.watch_holds(book, clock)
         client = getattr(adapter, "client", None)  # adapters on a ResilientClient report retries
         if isinstance(client, ResilientClient):
             self.metrics.watch_client(client)
 
     # --- the shop's actions -------------------------------------------------------------------
-    async def place_order(self, body: Any) -> Outcome:
-        merchant_order_id, money, request = parse_order(body)
-        _checked_place_order(merchant_order_id, money, request)
+    async def place_order(self, placed: PlaceOrder) -> Outcome:
+        merchant_order_id, money = placed.merchant_order_id, placed.amount
+        request = stored_request(placed)
         async with self._lock(merchant_order_id):
             try:
-                self.book.get(merchant_order_id)
+                existing = self.book.get(merchant_order_id)
             except KeyError:
-                pass
+                self.book.create(
+                    merchant_order_id, money.amount, money.currency, request, self._now()
+                )
+                self.metrics.order_entered(ErpState.PLACED)
             else:
-                raise InvalidTransition(f"order {merchant_order_id!r} exists already")
-            self.book.create(merchant_order_id, money.amount, money.currency, request, self._now())
-            self.metrics.order_entered(ErpState.PLACED)
+                # Only a crash between creating the order and opening its hold leaves it
+                # placed with no hold at all: the shop's retry finishes the placing.
+                if existing.erp_state is not ErpState.PLACED or self.book.holds(merchant_order_id):
+                    raise InvalidTransition(f"order {merchant_order_id!r} exists already")
             hold = self.book.open_hold(
                 merchant_order_id,
                 HoldKind.CREDIT_PENDING,
@@ -169,18 +122,18 @@ class OrderToCash:
             )
             return await self._run(hold, resuming=False)
 
-    async def ship(self, merchant_order_id: str, amount: Any) -> Outcome:
+    async def ship(self, merchant_order_id: str, amount: int) -> Outcome:
         async with self._lock(merchant_order_id):
             order = await self._ready(merchant_order_id)
-            if order.erp_state not in SHIPPABLE:
+            if order.erp_state not in erp.SHIPPABLE:
                 raise InvalidTransition(f"cannot ship an order that is {order.erp_state}")
             _checked_amount(amount, order.amount - order.shipped, "to ship")
             return await self._start(order, HoldKind.CAPTURE_PENDING, "capture", amount)
 
-    async def refund(self, merchant_order_id: str, amount: Any) -> Outcome:
+    async def refund(self, merchant_order_id: str, amount: int) -> Outcome:
         async with self._lock(merchant_order_id):
             order = await self._ready(merchant_order_id)
-            if order.erp_state not in REFUNDABLE:
+            if order.erp_state not in erp.REFUNDABLE:
                 raise InvalidTransition(f"cannot refund an order that is {order.erp_state}")
             _checked_amount(amount, order.shipped - order.refunded, "to refund")
             return await self._start(order, HoldKind.REFUND_PENDING, "refund", amount)
@@ -188,7 +141,7 @@ class OrderToCash:
     async def cancel(self, merchant_order_id: str) -> Outcome:
         async with self._lock(merchant_order_id):
             order = await self._ready(merchant_order_id)
-            if order.erp_state is not ErpState.AUTHORIZED:
+            if order.erp_state not in erp.CANCELABLE:
                 raise InvalidTransition(f"cannot cancel an order that is {order.erp_state}")
             return await self._start(order, HoldKind.CANCEL_PENDING, "cancel", None)
 
@@ -229,11 +182,15 @@ class OrderToCash:
         """Run an open hold again (the order's lock held); True when it ended."""
         with logs.bound(logs.correlation_id() or hold.intent_id):
             try:
-                outcome = await self._run(hold, resuming=True)
-            except (OrderProblem, ProviderRejected) as exc:
+                with deadline.within(self.drive_budget_s):
+                    outcome = await self._run(hold, resuming=True)
+            except (Problem, ProviderRejected) as exc:
                 log.warning("hold %s of %s ended: %s", hold.id, hold.merchant_order_id, exc)
-                return True
-            return outcome.hold is None
+            else:
+                if outcome.hold is not None:
+                    return False
+            self.metrics.held_work_done(hold.kind.value, hold.created_at, self.clock())
+            return True
 
     # --- provider events (webhooks, polled events) ---------------------------------------------
     async def apply_event(self, event: ProviderEvent) -> str:
@@ -276,10 +233,14 @@ class OrderToCash:
                 self._post_movements(snapshot)
             held = self.book.holds(order.merchant_order_id, open_only=True)
             if held:
-                for hold in held:
-                    await self._drive(hold)
+                ended = [await self._drive(hold) for hold in held]
+                if any(ended):
+                    self.metrics.event_applied(event.at, self.clock())
                 return "held"
-            return self._follow(order, event)
+            outcome = self._follow(order, event)
+            if outcome == "updated":
+                self.metrics.event_applied(event.at, self.clock())
+            return outcome
 
     async def process_events(self, inbox: Inbox, limit: int = 100) -> int:
         """Apply up to `limit` queued inbox events (`apply_event`), each under its own
@@ -336,11 +297,11 @@ class OrderToCash:
     def _follow(self, order: ErpOrder, event: ProviderEvent) -> str:
         """Move an order with no held work to what the event says (never backwards)."""
         changes: dict[str, Any] = {}
-        state = _buyer_answer(order, event, changes)
+        state = erp.buyer_answer(order, event, changes)
         granted = order.erp_state is ErpState.AWAITING_BUYER and state is ErpState.AUTHORIZED
         snapshot = event.order
-        if snapshot is not None and state in MONEY_STATES:
-            state = _followed_figures(order, snapshot, changes)
+        if snapshot is not None and state in erp.MONEY_STATES:
+            state = erp.followed_figures(order, snapshot, changes)
         if state is not order.erp_state:
             changes["erp_state"] = state
         if snapshot is not None and state in (ErpState.CANCELED, ErpState.EXPIRED):
@@ -359,19 +320,7 @@ class OrderToCash:
     # --- views --------------------------------------------------------------------------------
     def view(self, order: ErpOrder) -> dict[str, Any]:
         holds = self.book.holds(order.merchant_order_id)
-        return {
-            "merchant_order_id": order.merchant_order_id,
-            "amount": order.amount,
-            "currency": order.currency,
-            "erp_state": order.erp_state.value,
-            "shipped_amount": order.shipped,
-            "refunded_amount": order.refunded,
-            "provider_checkout_id": order.provider_checkout_id,
-            "provider_order_id": order.provider_order_id,
-            "checkout_url": order.checkout_url,
-            "holds": [_hold_json(h) for h in holds],
-            "ledger": [_posting_json(p) for p in self._postings(order, holds)],
-        }
+        return order_view(order, holds, self._postings(order, holds))
 
     def _postings(self, order: ErpOrder, holds: Sequence[Hold]) -> list[Posting]:
         """Every posting of the order, in the order written: those made for its provider order
@@ -484,8 +433,11 @@ class OrderToCash:
 
     async def _checkout(self, hold: Hold) -> None:
         order = self.book.get(hold.merchant_order_id)
+        placed = place_order_of(
+            order.merchant_order_id, Money(order.amount, order.currency), order.request
+        )
         try:
-            ref = await self.adapter.create_checkout(_place_order(order), intent_id=hold.intent_id)
+            ref = await self.adapter.create_checkout(placed, intent_id=hold.intent_id)
         except ProviderRejected as exc:
             self._refused(hold, exc, erp_state=ErpState.REJECTED)
             raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
@@ -532,7 +484,10 @@ class OrderToCash:
                 )
         except ProviderRejected as exc:
             if not already:
-                self._refused(hold, exc)
+                # Refused because the authorization ended meanwhile (lapsed or released while
+                # the work was held): the order ends with it, as the event said.
+                ended = _ENDED.get(auth.status) if auth is not None and not order.shipped else None
+                self._refused(hold, exc, **({"erp_state": ended} if ended else {}))
                 raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
             # The provider shows it done but no longer replays the key: settle from the read,
             # on the provider's id for it when the read lists one no other hold has claimed
@@ -551,7 +506,7 @@ class OrderToCash:
         )
         shipped = order.shipped + (money.amount if capture else 0)
         refunded = order.refunded + (0 if capture else money.amount)
-        state = _derived(order.amount, shipped, refunded)
+        state = erp.derived(order.amount, shipped, refunded)
         if (
             self.book.resolve_hold(
                 hold.id,
@@ -611,375 +566,9 @@ class OrderToCash:
         self.metrics.approved_after((self.clock() - order.created_at).total_seconds())
 
 
-# --- parsing and derived state ---------------------------------------------------------------
-def _buyer_answer(order: ErpOrder, event: ProviderEvent, changes: dict[str, Any]) -> ErpState:
-    """The state an order awaiting its buyer moves to on this event (others keep theirs)."""
-    if order.erp_state is not ErpState.AWAITING_BUYER:
-        return order.erp_state
-    if event.checkout_status == CheckoutStatus.COMPLETED and event.provider_order_id:
-        changes["provider_order_id"] = event.provider_order_id
-        return ErpState.AUTHORIZED
-    if event.checkout_status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
-        return ErpState.REJECTED
-    snapshot = event.order
-    if snapshot is None:
-        return order.erp_state
-    changes["provider_order_id"] = snapshot.provider_order_id
-    if snapshot.status == AuthorizationStatus.DECLINED:
-        return ErpState.REJECTED
-    if snapshot.status == AuthorizationStatus.PENDING:
-        return order.erp_state  # in review: the buyer's answer is not final yet
-    # Any other status means credit was granted; events arrive in any order, so a later status
-    # (captured, canceled, expired) may be the first one seen. The figures then carry it on.
-    return ErpState.AUTHORIZED
+__all__ = ["OrderToCash", "Outcome"]
 
 
-def _followed_figures(
-    order: ErpOrder, snapshot: Authorization, changes: dict[str, Any]
-) -> ErpState:
-    """Amounts only grow to the provider's; a release or lapse with nothing shipped ends it."""
-    shipped = max(order.shipped, snapshot.captured)
-    refunded = max(order.refunded, snapshot.refunded)
-    if shipped != order.shipped:
-        changes["shipped"] = shipped
-    if refunded != order.refunded:
-        changes["refunded"] = refunded
-    if shipped == 0 and snapshot.status == AuthorizationStatus.CANCELED:
-        return ErpState.CANCELED
-    if shipped == 0 and snapshot.status == AuthorizationStatus.EXPIRED:
-        return ErpState.EXPIRED
-    return _derived(order.amount, shipped, refunded)
-
-
-def _derived(amount: int, shipped: int, refunded: int) -> ErpState:
-    if refunded > 0:
-        return ErpState.REFUNDED if refunded >= shipped else ErpState.PARTIALLY_REFUNDED
-    if shipped >= amount:
-        return ErpState.SHIPPED
-    return ErpState.PARTIALLY_SHIPPED if shipped > 0 else ErpState.AUTHORIZED
-
-
-def _int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _checked_amount(amount: Any, available: int, what: str) -> None:
-    if not _int(amount) or amount <= 0:
-        raise InvalidOrder("amount must be a positive integer of minor units")
+def _checked_amount(amount: int, available: int, what: str) -> None:
     if amount > available:
         raise InvalidOrder(f"amount {amount} exceeds the {available} left {what}")
-
-
-def _text(body: dict[str, Any], key: str, where: str = "") -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidOrder(f"{where}{key} is required (a non-empty string)")
-    return value
-
-
-def parse_order(body: Any) -> tuple[str, Money, dict[str, Any]]:
-    """(merchant_order_id, amount, the checkout's request) from a POST /orders body."""
-    if not isinstance(body, dict):
-        raise InvalidOrder("the body must be a JSON object")
-    merchant_order_id = _text(body, "merchant_order_id")
-    amount = body.get("amount")
-    if not _int(amount) or amount <= 0:
-        raise InvalidOrder("amount must be a positive integer of minor units")
-    try:
-        money = Money(amount, _text(body, "currency"))
-    except ValueError as exc:
-        raise InvalidOrder(str(exc)) from None
-    buyer = body.get("buyer")
-    if not isinstance(buyer, dict):
-        raise InvalidOrder("buyer is required (legal_name, email)")
-    buyer_out: dict[str, Any] = {
-        "legal_name": _text(buyer, "legal_name", "buyer."),
-        "email": _text(buyer, "email", "buyer."),
-    }
-    buyer_out.update({k: buyer[k] for k in BUYER_FIELDS if buyer.get(k) is not None})
-    items = body.get("line_items", [])
-    if not isinstance(items, list):
-        raise InvalidOrder("line_items must be a list")
-    lines: list[dict[str, Any]] = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise InvalidOrder("each line item is an object (name, quantity, unit_amount)")
-        quantity, unit = item.get("quantity"), item.get("unit_amount")
-        if not (_int(quantity) and _int(unit) and quantity > 0 and unit >= 0):
-            raise InvalidOrder("line item quantity and unit_amount are non-negative integers")
-        line = {
-            "name": _text(item, "name", "line item "),
-            "quantity": quantity,
-            "unit_amount": unit,
-        }
-        if isinstance(item.get("sku"), str):
-            line["sku"] = item["sku"]
-        lines.append(line)
-    request = {
-        "buyer": buyer_out,
-        "line_items": lines,
-        "return_url": _text(body, "return_url"),
-        "cancel_url": _text(body, "cancel_url"),
-    }
-    return merchant_order_id, money, request
-
-
-def _checked_place_order(merchant_order_id: str, money: Money, request: dict[str, Any]) -> None:
-    try:
-        _place_order_of(merchant_order_id, money, request)
-    except (TypeError, ValueError) as exc:
-        raise InvalidOrder(str(exc)) from None
-
-
-def _place_order_of(merchant_order_id: str, money: Money, request: dict[str, Any]) -> PlaceOrder:
-    return PlaceOrder(
-        merchant_order_id=merchant_order_id,
-        amount=money,
-        buyer=Buyer(**request["buyer"]),
-        return_url=request["return_url"],
-        cancel_url=request["cancel_url"],
-        line_items=tuple(LineItem(**li) for li in request["line_items"]),
-    )
-
-
-def _place_order(order: ErpOrder) -> PlaceOrder:
-    return _place_order_of(
-        order.merchant_order_id, Money(order.amount, order.currency), order.request
-    )
-
-
-def _hold_json(hold: Hold) -> dict[str, Any]:
-    return {
-        "id": hold.id,
-        "kind": hold.kind.value,
-        "intent_id": hold.intent_id,
-        "detail": hold.detail,
-        "created_at": hold.created_at.isoformat(),
-        "resolved_at": None if hold.resolved_at is None else hold.resolved_at.isoformat(),
-        "resolution": hold.resolution,
-        "reference": hold.reference,
-    }
-
-
-def _posting_json(posting: Posting) -> dict[str, Any]:
-    return {
-        "id": posting.id,
-        "event_kind": str(posting.event_kind),
-        "reference": posting.reference,
-        "currency": posting.currency,
-        "at": posting.at.isoformat(),
-        "legs": [
-            {"account": g.account, "debit": g.debit, "credit": g.credit} for g in posting.legs
-        ],
-    }
-
-
-# --- the HTTP service -------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Loops:
-    """What runs in the background, and how often (None: not at all)."""
-
-    resume_every_s: float | None
-    inbox: Inbox | None
-    process_every_s: float | None
-    poll_every_s: float | None
-    sleep: Callable[[float], Awaitable[None]]
-
-
-def _background(
-    service: OrderToCash, loops: _Loops, wake: asyncio.Event
-) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """The lifespan: the resumer, the events poller and the event worker run while the
-    service does."""
-    sleep = loops.sleep
-
-    async def resumer(every_s: float) -> None:
-        while True:
-            await sleep(every_s)
-            try:
-                await service.resume()
-            except Exception:
-                log.exception("the resumer failed; trying again in %ss", every_s)
-
-    async def poller(box: Inbox, every_s: float) -> None:
-        while True:  # at once on start: what was missed while the service was down
-            try:
-                if await service.poll_events(box):
-                    wake.set()
-            except Exception:
-                log.exception("the events poller failed; trying again in %ss", every_s)
-            await sleep(every_s)
-
-    async def event_worker(box: Inbox, every_s: float) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), every_s)
-            wake.clear()
-            try:
-                await service.process_events(box)
-            except Exception:
-                log.exception("the event worker failed; trying again in %ss", every_s)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = []
-        if loops.resume_every_s is not None:
-            tasks.append(asyncio.create_task(resumer(loops.resume_every_s)))
-        if loops.inbox is not None and loops.poll_every_s is not None:
-            tasks.append(asyncio.create_task(poller(loops.inbox, loops.poll_every_s)))
-        if loops.inbox is not None and loops.process_every_s is not None:
-            tasks.append(asyncio.create_task(event_worker(loops.inbox, loops.process_every_s)))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    return lifespan
-
-
-def problem(status: int, code: str, detail: str) -> JSONResponse:
-    titles = {404: "Not found", 409: "Conflict", 422: "Unprocessable", 502: "Provider refused"}
-    body = {
-        "type": "about:blank",
-        "title": titles.get(status, "Error"),
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-def create_service_app(
-    service: OrderToCash,
-    *,
-    resume_every_s: float | None = 30.0,
-    inbox: Inbox | None = None,
-    webhook_secrets: str | Sequence[str] = (),
-    process_every_s: float | None = 1.0,
-    poll_every_s: float | None = None,
-    webhook_clock: Callable[[], datetime] | None = None,
-    webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
-    correlation_ids: Callable[[], str] | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Starlette:
-    """The order-to-cash API.
-
-    `resume_every_s` (None: off) paces the background resumer. With an `inbox`, the event
-    worker folds provider events into the ERP and the ledger (`OrderToCash.process_events`)
-    every `process_every_s` (None: off; tests call it) and at once after each new delivery
-    or poll that brought something new; with `webhook_secrets` too, `POST /webhooks/provider`
-    receives Standard Webhooks into that inbox (verified on `webhook_clock`, default the
-    service's clock). `poll_every_s` (None: off) runs the events poller
-    (`OrderToCash.poll_events`) at start and then every so often: it reads the provider's
-    event list after the inbox's stored cursor into the same inbox, so an event no webhook
-    brought still arrives, and one both delivered and polled is processed once. The resumer
-    and the poller wait with `sleep`. `correlation_ids` makes the ids of requests that bring
-    no `X-Correlation-Id` (default: random, from the OS).
-    """
-    new_correlation_id = correlation_ids or logs.random_ids()
-    wake = asyncio.Event()
-    secrets = [webhook_secrets] if isinstance(webhook_secrets, str) else list(webhook_secrets)
-    if secrets and inbox is None:
-        raise ValueError("webhook secrets need an inbox to receive into")
-    if poll_every_s is not None and inbox is None:
-        raise ValueError("the events poller needs an inbox to poll into")
-
-    def answer(outcome: Outcome, created: bool = False) -> JSONResponse:
-        body = service.view(outcome.order)
-        if outcome.hold is not None:
-            body["pending"] = _hold_json(outcome.hold)
-            return JSONResponse(body, status_code=202)
-        return JSONResponse(body, status_code=201 if created else 200)
-
-    async def json_body(request: Request) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            raise InvalidOrder("the body is not JSON") from None
-
-    async def amount_of(request: Request) -> Any:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise InvalidOrder("the body must be a JSON object with an amount")
-        return body.get("amount")
-
-    async def place(request: Request) -> JSONResponse:
-        return answer(await service.place_order(await json_body(request)), created=True)
-
-    async def ship(request: Request) -> JSONResponse:
-        oid = request.path_params["order_id"]
-        return answer(await service.ship(oid, await amount_of(request)))
-
-    async def refund(request: Request) -> JSONResponse:
-        oid = request.path_params["order_id"]
-        return answer(await service.refund(oid, await amount_of(request)))
-
-    async def cancel(request: Request) -> JSONResponse:
-        return answer(await service.cancel(request.path_params["order_id"]))
-
-    async def get(request: Request) -> JSONResponse:
-        return JSONResponse(await service.get_order(request.path_params["order_id"]))
-
-    async def metrics(request: Request) -> Response:
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
-
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, OrderProblem)
-        return problem(exc.status, exc.code, exc.detail)
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        status = int(getattr(exc, "status_code", 500))
-        return problem(status, "not_found" if status == 404 else "http_error", str(exc))
-
-    def delivered(webhook_id: str, new: bool) -> None:
-        if new:
-            wake.set()
-
-    routes = [
-        Route("/orders", place, methods=["POST"]),
-        Route("/orders/{order_id}", get, methods=["GET"]),
-        Route("/orders/{order_id}/ship", ship, methods=["POST"]),
-        Route("/orders/{order_id}/cancel", cancel, methods=["POST"]),
-        Route("/orders/{order_id}/refund", refund, methods=["POST"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ]
-    if secrets:
-        assert inbox is not None
-        verifier = Verifier(
-            secrets, clock=webhook_clock or service.clock, tolerance_s=webhook_tolerance_s
-        )
-        receive = webhook_endpoint(inbox, verifier, on_accepted=delivered)
-        routes.append(Route(WEBHOOK_PATH, receive, methods=["POST"]))
-    app = Starlette(
-        routes=routes,
-        exception_handlers={OrderProblem: on_problem, HTTPException: on_http},
-        # Outermost of the user middleware: the id is bound before any endpoint runs.
-        middleware=[Middleware(logs.CorrelationMiddleware, new_id=new_correlation_id)],
-        lifespan=_background(
-            service,
-            _Loops(resume_every_s, inbox, process_every_s, poll_every_s, sleep),
-            wake,
-        ),
-    )
-    app.state.inbox = inbox
-    return app
-
-
-__all__ = [
-    "WEBHOOK_PATH",
-    "InvalidOrder",
-    "InvalidTransition",
-    "OrderNotFound",
-    "OrderProblem",
-    "OrderToCash",
-    "Outcome",
-    "ProviderDown",
-    "ProviderRefused",
-    "create_service_app",
-    "parse_order",
-    "problem",
-]

@@ -1,0 +1,31 @@
+"""Plain records that pass between the store, the services and the HTTP adapters: a page of a
+listing and a saved idempotent response. Here rather than in `simulator.store`, so that the
+adapters can name them without depending on the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# A page cursor is the row's sequence number as 8 big-endian bytes, base64url without padding:
+# 11 characters, and every string of that shape (published in the contract) is a position (the
+# top bit is zero: SQLite INTEGERs are signed 64-bit). `simulator.store.cursor` encodes them.
+CURSOR_PATTERN = r"^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedResponse:
+    fingerprint: str
+    status: int
+    body: bytes
+    content_type: str

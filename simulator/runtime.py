@@ -1,0 +1,39 @@
+"""The runtime: every long-lived part of one simulator, built once by `create_app` in dependency
+order and frozen. Endpoints reach it with `runtime_of(request)`; the CLI, the webhook worker and
+the tests through `SandbankApp.runtime`. One typed object instead of loose attributes on the
+Starlette app, so that mypy sees every use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from simulator.accounts import Accounts
+from simulator.faults.journal import Journal
+from simulator.faults.registry import FaultRegistry
+from simulator.service import ProviderService
+from simulator.settings import Settings
+from simulator.store.sqlite import SqliteStore
+from simulator.webhooks.dispatcher import Dispatcher
+from simulator.webhooks.service import WebhookService
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    store: SqliteStore
+    service: ProviderService
+    accounts: Accounts
+    admin_token: str
+    faults: FaultRegistry
+    journal: Journal
+    webhooks: WebhookService
+    dispatcher: Dispatcher
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime of the app serving `request` (set once by `create_app`)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
