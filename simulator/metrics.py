@@ -286,8 +286,11 @@ class Metrics:
         self.webhook_attempts.labels(outcome).inc()
         self.webhook_latency.observe(latency_ms / 1000)
 
-    def observe_advance(self, seconds: float) -> None:
-        self.clock_advances.inc()
+    def observe_advance(self, seconds: float, finished: bool = True) -> None:
+        """A clock advance runs in steps (`simulator.stepping`): each adds its seconds, and the
+        advance counts once, at its last step."""
+        if finished:
+            self.clock_advances.inc()
         self.clock_advanced.inc(seconds)
 
     def observe_job(self, kind: str) -> None:
