@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser
+.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,postgres]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,12 +29,22 @@ browser:
 	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 		|| echo "make browser: apt-get install chromium failed; the browser tests will skip"; fi
 
+## postgres: Debian's PostgreSQL server binaries, for the tests and benchmarks on the shared store
+## (bench/throwaway_pg.py starts a throwaway cluster from them). Idempotent; without root or apt
+## it says why and the PostgreSQL tests skip.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make postgres: not root, cannot apt-get install postgresql; the PostgreSQL tests will skip"; \
+	elif ! command -v apt-get >/dev/null; then echo "make postgres: no apt-get here; the PostgreSQL tests will skip"; \
+	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+		|| echo "make postgres: apt-get install postgresql failed; the PostgreSQL tests will skip"; fi
+
 ## test: the whole suite (unit, API, contract, end-to-end, the console in headless Chromium)
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
-test-fast: $(STAMP)
+test-fast: $(STAMP) postgres
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format check), mypy strict, and the contract documents match the code

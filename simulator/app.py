@@ -48,6 +48,7 @@ from simulator.runtime import Runtime
 from simulator.scheduler import Scheduler
 from simulator.service import ProviderService
 from simulator.settings import Settings
+from simulator.store import is_url, open_store
 from simulator.store.sqlite import SqliteStore
 from simulator.store.stats import stored_counts
 from simulator.webhooks.dispatcher import Dispatcher
@@ -115,8 +116,9 @@ def create_app(
     if store is None:
         if not settings.in_memory:
             Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-            Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(settings.db_path)
+            if not is_url(settings.db_path):
+                Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings.db_path)
     # Built in dependency order; the dispatcher is woken by every commit that wrote events.
     wake = asyncio.Event()
     service = ProviderService(

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
     serve.add_argument(
         "--db",
         default=None,
-        help="database file, or :memory: for a throwaway run (default DATA_DIR/sandbank.db)",
+        help="database file, :memory: for a throwaway run, or a postgresql:// URL shared by several "
+        "servers (default DATA_DIR/sandbank.db)",
     )
     serve.add_argument(
         "--seed",
@@ -410,13 +411,17 @@ def serve(args: argparse.Namespace) -> int:
 
     from simulator import connections, lifecycle
     from simulator.app import create_app, demo_account
+    from simulator.store import redacted
 
     _configure_logging(settings.log_level)
     # Idle connections are open files: allow as many as the system lets this user have.
     limits = connections.configure(settings, lifecycle.raise_open_files_limit())
     # Migrates the database and creates the demo account, once, before any worker or
     # background process starts.
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. a PostgreSQL database that cannot be reached
+        raise SystemExit(f"sandbank: error: {exc}") from None
     demo = demo_account(app)
     print(f"Sandbank {__version__} on {settings.base_url}", flush=True)
     print(f"  contract:    {settings.base_url}/openapi.yaml", flush=True)
@@ -427,7 +432,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  console:     {settings.base_url}/_sandbox/console", flush=True)
     if settings.metrics:
         print(f"  metrics:     {settings.base_url}/metrics", flush=True)
-    print(f"  data:        {settings.db_path}", flush=True)
+    print(f"  data:        {redacted(settings.db_path)}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
     print(
@@ -458,15 +463,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def _supervise(settings: Settings) -> Any:
     """Start the dispatcher and the scheduler, supervised (`simulator.supervisor`)."""
-    from simulator.store.sqlite import SqliteStore
+    from simulator.store import is_url, open_store
     from simulator.supervisor import Supervisor
 
     def restarted(store: Any, name: str) -> None:
-        if name == "dispatcher":  # the only sender: its leases are the dead process's
+        # The only sender on a file: its leases are the dead process's. A shared database's
+        # other servers may be sending: there the leases run out instead (`PgTx`).
+        if name == "dispatcher" and not is_url(settings.db_path):
             with store.transaction() as tx:
                 tx.release_leases()
 
-    supervisor = Supervisor(settings, lambda: SqliteStore(settings.db_path), on_restart=restarted)
+    supervisor = Supervisor(settings, lambda: open_store(settings.db_path), on_restart=restarted)
     supervisor.start()
     return supervisor
 

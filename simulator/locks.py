@@ -17,7 +17,10 @@ commits: ContextVar[list[int] | None] = ContextVar("sandbank_commits", default=N
 
 
 def is_busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection has the lock."""
+    """SQLITE_BUSY or SQLITE_LOCKED (any extended code), or PostgreSQL's lock_not_available
+    (a lock wait past `lock_timeout`): another connection has the lock."""
+    if getattr(exc, "sqlstate", None) == "55P03":  # psycopg, without importing it
+        return True
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)

@@ -23,6 +23,7 @@ from simulator.app import SandbankApp
 from simulator.clock import ManualClock
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
+from throwaway_pg import ThrowawayPostgres, unavailable  # noqa: E402 - bench/ is on the path now
 
 # Property tests that go through the app do I/O: no deadline, and no complaints about
 # function-scoped fixtures (each example builds what it needs itself).
@@ -35,6 +36,20 @@ settings.register_profile(
 # `HYPOTHESIS_PROFILE=thorough pytest tests/unit tests/api` hunts harder (minutes, not seconds).
 settings.register_profile("thorough", parent=settings.get_profile("sandbank"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "sandbank"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL server for the whole run (bench/throwaway_pg.py), started when a
+    test first asks for it and stopped by its pid at the end; skips where none can run."""
+    why = unavailable()
+    if why is not None:
+        pytest.skip(f"PostgreSQL tests skipped: {why}")
+    server = ThrowawayPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

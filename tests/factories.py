@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,22 @@ def deterministic_entropy(label: str = "entropy") -> Callable[[int], bytes]:
     return entropy
 
 
+@dataclass
+class Backend:
+    """Where `build_app` keeps its data: `:memory:` SQLite, unless a test runs on another
+    store (`fresh_db` makes an empty database each call; tests/api/conftest.py sets it)."""
+
+    fresh_db: Callable[[], str] | None = None
+    built: list[SandbankApp] = field(default_factory=list)  # to close after the test
+
+    def close_all(self) -> None:
+        while self.built:
+            self.built.pop().runtime.store.close()
+
+
+BACKEND = Backend()
+
+
 def build_app(
     *,
     seed: int = 1,
@@ -48,15 +64,18 @@ def build_app(
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     **settings: Any,
 ) -> SandbankApp:
-    """An in-memory simulator on a manual clock; `webhook_transport` receives its webhooks."""
-    return create_app(
-        Settings(
-            db=":memory:", admin_token=ADMIN_TOKEN, seed=seed, public_url=BASE_URL, **settings
-        ),
+    """A simulator on a manual clock, in memory (or on the test's backend, `BACKEND`);
+    `webhook_transport` receives its webhooks."""
+    db = BACKEND.fresh_db() if BACKEND.fresh_db is not None else ":memory:"
+    app = create_app(
+        Settings(db=db, admin_token=ADMIN_TOKEN, seed=seed, public_url=BASE_URL, **settings),
         wall_clock=clock or ManualClock(START),
         entropy=deterministic_entropy(),
         webhook_transport=webhook_transport,
     )
+    if BACKEND.fresh_db is not None:
+        BACKEND.built.append(app)
+    return app
 
 
 # --- payloads ---------------------------------------------------------------------------------

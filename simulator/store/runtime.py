@@ -30,7 +30,7 @@ class RuntimeTxMixin:
         counted up to `BACKLOG_CAP`."""
         row = self.c.execute(
             "SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' "
-            "LIMIT ?)",
+            "LIMIT ?) AS backlog",
             (BACKLOG_CAP,),
         ).fetchone()
         return int(row[0])

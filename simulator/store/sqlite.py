@@ -438,6 +438,9 @@ class SqliteStore:
     event-loop thread; statements are microseconds, so they run inline rather than in a pool
     (the lock waits are what must not, see the module docstring)."""
 
+    # What a failed statement raises (the PostgreSQL store, a subclass, has its own).
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -484,6 +487,9 @@ class SqliteStore:
         except sqlite3.OperationalError:  # no such table: a new database
             return False
         return int(row[0] or 0) >= len(MIGRATIONS)
+
+    def _tx(self) -> SqliteTx:
+        return SqliteTx(self.conn)
 
     def serving(self, lock_wait_s: float = LOCK_WAIT_S) -> None:
         """From now on requests use this connection: never sleep in SQLite for a lock."""
@@ -535,7 +541,7 @@ class SqliteStore:
         if write and self._group is not None:
             self.conn.execute("SAVEPOINT joined")
             try:
-                yield SqliteTx(self.conn)
+                yield self._tx()
             except BaseException:
                 self.conn.execute("ROLLBACK TO joined")
                 self.conn.execute("RELEASE joined")
@@ -550,14 +556,14 @@ class SqliteStore:
             self.flush()  # a read sees committed data only
         self._begin("IMMEDIATE" if write else "DEFERRED")
         try:
-            yield SqliteTx(self.conn)
+            yield self._tx()
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            with contextlib.suppress(sqlite3.Error):
+        except self.errors as exc:
+            with contextlib.suppress(*self.errors):
                 self.conn.execute("ROLLBACK")
             if is_busy(exc):  # a snapshot that wrote after another writer: nothing was kept
                 raise busy(exc) from None
@@ -575,7 +581,7 @@ class SqliteStore:
         """Committed data only, without taking the write lock (autocommit reads)."""
         if self._group is not None:
             self.flush()
-        yield SqliteTx(self.conn)
+        yield self._tx()
 
     @contextmanager
     def grouped(self) -> Iterator[tuple[SqliteTx, Awaitable[None]]]:
@@ -590,7 +596,7 @@ class SqliteStore:
         self._group.append(waiter)
         self.conn.execute("SAVEPOINT grouped")
         try:
-            yield SqliteTx(self.conn), waiter
+            yield self._tx(), waiter
         except BaseException:
             self.conn.execute("ROLLBACK TO grouped")
             self.conn.execute("RELEASE grouped")
@@ -606,9 +612,9 @@ class SqliteStore:
         error: Exception | None = None
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except self.errors as exc:
             error = exc
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self.errors):
                 self.conn.execute("ROLLBACK")
         for waiter in waiters:
             _settle(waiter, error)

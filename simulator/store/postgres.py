@@ -1,0 +1,250 @@
+"""PostgreSQL store: several `sandbank serve` processes, on one or more hosts, share one database
+and behave as one server (`sandbank serve --db postgresql://...`; docs/shared-sandbox.md).
+
+Why it is built as it is:
+
+- The same code as SQLite. Every query of the SQLite store (simulator/store/sqlite.py and its
+  mixins) is written once; this module runs it through `PgConn`, which rewrites the few
+  SQLite spellings (`?` marks, `json_extract`, `INSERT OR IGNORE`, `rowid`, `INDEXED BY`) into
+  PostgreSQL's, once per statement text. The schema is the SQLite migrations translated the
+  same way (plus an ordering column on `accounts` for `rowid`). So a migration, a query or a
+  protocol method added for SQLite serves PostgreSQL too, and the two cannot drift apart.
+- The same write semantics. SQLite lets one writer at a time in (BEGIN IMMEDIATE), and the
+  services are written for that: an operation reads its account, its idempotency record and
+  its objects, then writes, and no other writer can come between. Here every write
+  transaction first takes one transaction-scoped advisory lock (`WRITE_LOCK`), so writes from
+  every replica are serialized exactly as SQLite's are: an Idempotency-Key replayed on another
+  replica while the first request is in flight waits for its commit and replays it; a
+  webhook attempt's claim (a conditional UPDATE of its lease), a clock job's deletion and the
+  scheduler's lease are each taken by one process only. Reads take no lock (a REPEATABLE READ
+  snapshot, or autocommit statements), as WAL reads do.
+- Lock waits off the event loop, as with SQLite: once serving, a write tries the lock
+  (`pg_try_advisory_xact_lock`) and `writable()` polls it with short sleeps; past the wait, a
+  503 (`StoreBusy`). Startup and background processes wait for it, bounded by `lock_timeout`.
+- Migrations once: under a session advisory lock (`MIGRATE_LOCK`), so replicas starting
+  together apply each migration exactly once.
+- A connection pool (psycopg_pool): the event loop's connection is held for the process's
+  life (its statements are sub-millisecond round trips, run inline like SQLite's); dumps
+  stream from a pooled connection of their own in a worker thread.
+- Webhook leases are never released wholesale: another replica may be sending. An attempt cut
+  off by a crashed replica is sent again when its lease runs out (`dispatcher.LEASE`).
+- Durability: a commit is acknowledged only once PostgreSQL has committed it (synchronous
+  commit, the server's default), so killing a replica loses no acknowledged write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from functools import lru_cache
+from typing import Any, cast
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from simulator.domain.records import SavedResponse
+from simulator.locks import busy, is_busy
+from simulator.store import dump
+from simulator.store.sqlite import MIGRATIONS, SqliteStore, SqliteTx
+
+# Advisory lock keys (any 64-bit numbers; these spell "sandbank" and "migrate").
+WRITE_LOCK = 0x73616E6462616E6B
+MIGRATE_LOCK = 0x6D696772617465
+BLOCKING_LOCK_TIMEOUT = "10s"  # startup and background processes: no request waits on them
+POOL_MAX = 4
+
+_JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
+
+
+def _json(match: re.Match[str]) -> str:
+    column, key = match.group(1), match.group(2)
+    expr = f"(({column})::jsonb ->> '{key}')"
+    return f"{expr}::bigint" if key.endswith("_us") else expr  # times are integer µs
+
+
+@lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """A statement of the SQLite store in PostgreSQL's spelling."""
+    out = sql.replace("?", "%s")
+    out = _JSON.sub(_json, out)
+    out = re.sub(r"\s+INDEXED BY \w+", "", out)
+    out = re.sub(r"\browid\b", "seq", out)
+    out = out.replace("AS INTEGER)", "AS BIGINT)").replace("MAX(COALESCE(", "GREATEST(COALESCE(")
+    if "INSERT OR IGNORE INTO" in out:
+        out = out.replace("INSERT OR IGNORE INTO", "INSERT INTO").rstrip() + " ON CONFLICT DO NOTHING"
+    if "INSERT OR REPLACE" in out:  # needs its conflict target: written out in `PgTx`
+        raise NotImplementedError(f"no PostgreSQL spelling of: {sql.strip()[:80]}")
+    return out
+
+
+def translate_ddl(script: str) -> list[str]:
+    """A SQLite migration as PostgreSQL statements."""
+    script = script.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+    script = re.sub(r"\bINTEGER\b", "BIGINT", script).replace("BLOB", "BYTEA")
+    # `rowid` orders accounts in SQLite: a column of its own here.
+    script = script.replace("CREATE TABLE accounts (", "CREATE TABLE accounts (seq BIGSERIAL UNIQUE,")
+    return [translate(s) for s in script.split(";") if _code(s)]
+
+
+def _code(statement: str) -> bool:
+    return any(
+        line.strip() and not line.strip().startswith("--") for line in statement.splitlines()
+    )
+
+
+class PgConn:
+    """The slice of `sqlite3.Connection` the SQLite store's queries use, on a psycopg
+    connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT)."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(translate(sql), args or None)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.raw.cursor() as cur:
+            cur.executemany(translate(sql), rows)  # type: ignore[arg-type]
+
+
+class PgTx(SqliteTx):
+    """`SqliteTx`, with what PostgreSQL spells differently written out."""
+
+    def save_response(
+        self, account_id: str, key: str, saved: SavedResponse, now_us: int, expires_us: int
+    ) -> None:
+        self.c.execute(
+            "INSERT INTO idempotency "
+            "(account_id, key, fingerprint, status, content_type, body, created_us, expires_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, key) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, status = excluded.status, "
+            "content_type = excluded.content_type, body = excluded.body, "
+            "created_us = excluded.created_us, expires_us = excluded.expires_us",
+            (
+                account_id,
+                key,
+                saved.fingerprint,
+                saved.status,
+                saved.content_type,
+                saved.body,
+                now_us,
+                expires_us,
+            ),
+        )
+
+    def release_leases(self) -> int:
+        """Nothing: other replicas may hold leases for attempts they are sending (a dead one's
+        run out on their own)."""
+        return 0
+
+
+class PgStore(SqliteStore):
+    """Implements `simulator.store.base.Store` on PostgreSQL (see the module docstring)."""
+
+    errors: tuple[type[Exception], ...] = (psycopg.Error,)
+
+    def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
+        self.path = url
+        self.lock_wait_s: float | None = None
+        self._group = None
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_max,
+            kwargs={"autocommit": True},
+            open=False,
+            name="sandbank",
+        )
+        self.pool.open(wait=True, timeout=10)
+        self._raw = self.pool.getconn()
+        self._raw.execute(f"SET lock_timeout = '{BLOCKING_LOCK_TIMEOUT}'")
+        # The SQLite store's code, on this connection (see `PgConn`).
+        self.conn = cast(sqlite3.Connection, PgConn(self._raw))
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Apply the migrations not yet applied, once across every replica (advisory lock)."""
+        if self._current():
+            return
+        raw = self._raw
+        raw.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+        try:
+            with raw.transaction():
+                raw.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version BIGINT PRIMARY KEY, name TEXT NOT NULL)"
+                )
+                done = {r[0] for r in raw.execute("SELECT version FROM schema_migrations")}
+                for version, script in enumerate(MIGRATIONS, start=1):
+                    if version in done:
+                        continue
+                    for statement in translate_ddl(script):
+                        raw.execute(statement)  # type: ignore[call-overload]
+                    raw.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (version, script.strip().splitlines()[0][:60]),
+                    )
+        finally:
+            raw.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+
+    def _current(self) -> bool:
+        row = self._raw.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return False
+        return self.schema_version() >= len(MIGRATIONS)
+
+    def _tx(self) -> PgTx:
+        return PgTx(self.conn)
+
+    def serving(self, lock_wait_s: float = 2.0) -> None:
+        """From now on requests use this connection: writes try the lock, never wait in it."""
+        self.lock_wait_s = lock_wait_s
+
+    def _begin(self, mode: str) -> None:
+        raw = self._raw
+        if mode != "IMMEDIATE":  # a snapshot for readers: no lock
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            return
+        raw.execute("BEGIN")
+        try:
+            if self.lock_wait_s is None:
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                return
+            row = raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone()
+        except psycopg.Error as exc:
+            raw.execute("ROLLBACK")
+            if is_busy(exc):
+                raise busy(exc) from None
+            raise
+        if not (row and row[0]):
+            raw.execute("ROLLBACK")
+            raise busy()
+
+    def schema_version(self) -> int:
+        row = self._raw.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def dump_stream(
+        self, account_id: str, head: dict[str, Any]
+    ) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """On a pooled connection of its own, in one snapshot; pulled from a worker thread."""
+        return self._dump(account_id, head)
+
+    def _dump(self, account_id: str, head: dict[str, Any]) -> Iterator[bytes]:
+        with self.pool.connection() as raw:
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield from dump.chunks(cast(sqlite3.Connection, PgConn(raw)), account_id, head)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.flush()
+        with contextlib.suppress(psycopg.Error):
+            self.pool.putconn(self._raw)
+        self.pool.close()
+
