@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import contracts
-from simulator import __version__
+from simulator import __version__, supervisor
 from simulator.accounts import Accounts
 from simulator.api import hosted, problems, v1
 from simulator.api.operations import routes
@@ -113,6 +113,7 @@ def create_app(
 ) -> SandbankApp:
     """Build the simulator. The wall clock and entropy are injected here and nowhere below."""
     wall = wall_clock or SystemClock()
+    supervisor.scope_to(settings)  # a shared database: health rows of this server's own
     if store is None:
         if not settings.in_memory:
             Path(settings.data_dir).mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,9 @@ read it (`meta` rows):
   (`starting` or `down`), `restarts`, `since_us` and the last `exit_code`;
 - `heartbeat:NAME`, written by the process itself every `HEARTBEAT_S`: its `pid` and `at_us`.
 
+On a database several servers share (PostgreSQL), each server's rows carry its own name
+(`@HOST:PORT`, `scope_to`), so one server's health never reads another's processes.
+
 `status()` turns the two into up / starting / down (see there). A test hook makes a component
 raise once, in its first run only: `SANDBANK_CRASH_ONCE=dispatcher.startup,scheduler.running`
 (`crash_point`).
@@ -27,6 +30,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -67,6 +71,20 @@ def crash_point(name: str, stage: str, attempt: int) -> None:
         raise InjectedCrash(f"{name} crashed on purpose ({CRASH_ENV}={name}.{stage})")
 
 
+# This server's suffix of the rows' keys: "" on a database of its own (a SQLite file).
+_SCOPE = [""]
+
+
+def scope_to(settings: Settings) -> None:
+    """Name this process's server in the rows, when its database is shared (`create_app`)."""
+    shared = settings.db_path.startswith(("postgresql://", "postgres://"))
+    _SCOPE[0] = f"@{socket.gethostname()}:{settings.port}" if shared else ""
+
+
+def _key(kind: str, name: str) -> str:
+    return f"{kind}:{name}{_SCOPE[0]}"
+
+
 # --- the records --------------------------------------------------------------------------
 def _read(store: Store, key: str) -> dict[str, Any] | None:
     raw = store.meta(key)
@@ -89,7 +107,7 @@ def beat(store: Store, name: str, wall: WallClock, **extra: Any) -> None:
     delays a heartbeat, the next one follows)."""
     try:
         _write(
-            store, f"heartbeat:{name}", {"pid": os.getpid(), "at_us": to_us(wall.now()), **extra}
+            store, _key("heartbeat", name), {"pid": os.getpid(), "at_us": to_us(wall.now()), **extra}
         )
     except Exception:
         log.warning("heartbeat of %s not written", name, exc_info=True)
@@ -103,10 +121,10 @@ def status(store: Store, name: str, now_us: int) -> dict[str, Any] | None:
     Starting: its first start, within `STARTUP_GRACE_S`, no heartbeat of it yet (healthy).
     Down: anything else (exited, restarting after a crash, or silent).
     """
-    record = _read(store, f"component:{name}")
+    record = _read(store, _key("component", name))
     if record is None:
         return None
-    beat_ = _read(store, f"heartbeat:{name}") or {}
+    beat_ = _read(store, _key("heartbeat", name)) or {}
     out: dict[str, Any] = {"pid": record.get("pid"), "restarts": int(record.get("restarts", 0))}
     at_us = beat_.get("at_us")
     if isinstance(at_us, int):
@@ -234,7 +252,7 @@ class Supervisor:
         }
         for _ in range(3):  # a busy database: try again shortly (health goes stale meanwhile)
             try:
-                _write(self._store, f"component:{child.name}", value)
+                _write(self._store, _key("component", child.name), value)
                 return
             except Exception:
                 log.warning("could not record %s as %s", child.name, state, exc_info=True)
