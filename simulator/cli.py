@@ -66,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
     serve.add_argument(
         "--db",
         default=None,
-        help="database file, :memory: for a throwaway run, or a postgresql:// URL shared by several "
-        "servers (default DATA_DIR/sandbank.db)",
+        help="database file, :memory: for a throwaway run, or a postgresql:// URL that "
+        "several servers share (default DATA_DIR/sandbank.db)",
     )
     serve.add_argument(
         "--seed",

@@ -107,7 +107,9 @@ def beat(store: Store, name: str, wall: WallClock, **extra: Any) -> None:
     delays a heartbeat, the next one follows)."""
     try:
         _write(
-            store, _key("heartbeat", name), {"pid": os.getpid(), "at_us": to_us(wall.now()), **extra}
+            store,
+            _key("heartbeat", name),
+            {"pid": os.getpid(), "at_us": to_us(wall.now()), **extra},
         )
     except Exception:
         log.warning("heartbeat of %s not written", name, exc_info=True)

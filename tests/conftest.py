@@ -23,7 +23,7 @@ from simulator.app import SandbankApp
 from simulator.clock import ManualClock
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
-from throwaway_pg import ThrowawayPostgres, unavailable  # noqa: E402 - bench/ is on the path now
+from throwaway_pg import ThrowawayPostgres, unavailable
 
 # Property tests that go through the app do I/O: no deadline, and no complaints about
 # function-scoped fixtures (each example builds what it needs itself).

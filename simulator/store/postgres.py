@@ -73,7 +73,9 @@ def translate(sql: str) -> str:
     out = re.sub(r"\browid\b", "seq", out)
     out = out.replace("AS INTEGER)", "AS BIGINT)").replace("MAX(COALESCE(", "GREATEST(COALESCE(")
     if "INSERT OR IGNORE INTO" in out:
-        out = out.replace("INSERT OR IGNORE INTO", "INSERT INTO").rstrip() + " ON CONFLICT DO NOTHING"
+        out = (
+            out.replace("INSERT OR IGNORE INTO", "INSERT INTO").rstrip() + " ON CONFLICT DO NOTHING"
+        )
     if "INSERT OR REPLACE" in out:  # needs its conflict target: written out in `PgTx`
         raise NotImplementedError(f"no PostgreSQL spelling of: {sql.strip()[:80]}")
     return out
@@ -84,7 +86,9 @@ def translate_ddl(script: str) -> list[str]:
     script = script.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
     script = re.sub(r"\bINTEGER\b", "BIGINT", script).replace("BLOB", "BYTEA")
     # `rowid` orders accounts in SQLite: a column of its own here.
-    script = script.replace("CREATE TABLE accounts (", "CREATE TABLE accounts (seq BIGSERIAL UNIQUE,")
+    script = script.replace(
+        "CREATE TABLE accounts (", "CREATE TABLE accounts (seq BIGSERIAL UNIQUE,"
+    )
     return [translate(s) for s in script.split(";") if _code(s)]
 
 
@@ -102,11 +106,11 @@ class PgConn:
         self.raw = raw
 
     def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(translate(sql), args or None)  # type: ignore[arg-type]
+        return self.raw.execute(translate(sql), args or None)
 
     def executemany(self, sql: str, rows: Any) -> None:
         with self.raw.cursor() as cur:
-            cur.executemany(translate(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(translate(sql), rows)
 
 
 class PgTx(SqliteTx):
@@ -181,7 +185,7 @@ class PgStore(SqliteStore):
                     if version in done:
                         continue
                     for statement in translate_ddl(script):
-                        raw.execute(statement)  # type: ignore[call-overload]
+                        raw.execute(statement)
                     raw.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (version, script.strip().splitlines()[0][:60]),
@@ -247,4 +251,3 @@ class PgStore(SqliteStore):
         with contextlib.suppress(psycopg.Error):
             self.pool.putconn(self._raw)
         self.pool.close()
-

@@ -8,13 +8,13 @@ The database is the run's throwaway PostgreSQL server (`pg_server`), a schema pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -109,7 +109,9 @@ def test_one_idempotency_key_sent_to_both_replicas_at_once_runs_once(
 
     def send(api: httpx.Client, key: str, gate: threading.Barrier) -> None:
         gate.wait(5)
-        answers[key].append(api.post("/v1/buyers", json=_buyer(7), headers={"Idempotency-Key": key}))
+        answers[key].append(
+            api.post("/v1/buyers", json=_buyer(7), headers={"Idempotency-Key": key})
+        )
 
     for key in answers:
         gate = threading.Barrier(2)
@@ -130,7 +132,7 @@ def test_one_idempotency_key_sent_to_both_replicas_at_once_runs_once(
 def test_each_webhook_is_delivered_once_although_both_replicas_dispatch(
     clients: tuple[httpx.Client, httpx.Client], sink: Sink
 ) -> None:
-    a, b = clients
+    _a, b = clients
     r = b.post("/v1/webhook_endpoints", json={"url": sink.url, "enabled_events": ["*"]})
     assert r.status_code == 201, r.text
     made = {clients[n % 2].post("/v1/buyers", json=_buyer(n)).json()["id"] for n in range(30)}
@@ -175,10 +177,8 @@ def test_kill_9_of_one_replica_under_write_load_loses_no_acknowledged_write(
     assert wait_for(lambda: len(acknowledged) >= 60, 15), failed
     victim = replicas[0]
     for pid in [victim.proc.pid, *descendants(victim.proc.pid)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     victim.proc.wait(10)
     for t in threads:
         t.join(30)
