@@ -7,7 +7,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY simulator ./simulator
 COPY contracts ./contracts
-RUN pip install . && useradd --create-home --uid 10001 sandbank \
+# The postgres extra: the same image serves a SQLite file or a shared PostgreSQL database.
+RUN pip install ".[postgres]" && useradd --create-home --uid 10001 sandbank \
     && mkdir -p /data && chown sandbank /data
 USER sandbank
 VOLUME ["/data"]
