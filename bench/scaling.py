@@ -50,14 +50,16 @@ def load(binary: str, sims: list[Server], tmp: Path, args: argparse.Namespace) -
     ):
         results: list[Result] = []
 
-        def one(sim: Server, found: list[Result] = results, p: str = path, s: str = script) -> None:
+        def one(
+            sim: Server, found: list[Result] = results, p: str = path, s: str = script, k: str = key
+        ) -> None:
             found.append(
                 measure(
                     binary,
                     sim.url + p,
                     scripts[s],
                     args,
-                    f"{key.upper()} on {sim.url}",
+                    f"{k.upper()} on {sim.url}",
                     connections=max(1, args.connections // len(sims)),
                 )
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -68,15 +69,18 @@ def _account(store: SqliteStore, name: str = "a") -> str:
 def test_a_transaction_that_raises_keeps_nothing_and_a_savepoint_only_its_own(
     store: SqliteStore,
 ) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.set_meta("gone", "1")
-        raise RuntimeError
+    def write_then_fail(key: str, within: AbstractContextManager[object]) -> None:
+        with within:
+            store.set_meta(key, "1")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        write_then_fail("gone", store.transaction())
     assert store.meta("gone") is None
     with store.transaction() as tx:
         store.set_meta("kept", "1")
-        with pytest.raises(RuntimeError), tx.savepoint():
-            store.set_meta("undone", "1")
-            raise RuntimeError
+        with pytest.raises(RuntimeError):
+            write_then_fail("undone", tx.savepoint())
     assert (store.meta("kept"), store.meta("undone")) == ("1", None)
 
 
@@ -108,10 +112,13 @@ def test_buyers_are_paged_newest_first_and_found_by_external_id(store: SqliteSto
         first = tx.list_buyers(aid, external_id=None, limit=3, cursor=None)
         rest = tx.list_buyers(aid, external_id=None, limit=3, cursor=first.next_cursor)
         found = tx.buyer_by_external_id(aid, "ext-2")
-        assert tx.id_taken(ids[0]) and not tx.id_taken("buy_nothere")
+        assert tx.id_taken(ids[0])
+        assert not tx.id_taken("buy_nothere")
     assert [b.id for b in first.items + rest.items] == ids[::-1]
-    assert first.has_more and not rest.has_more
-    assert found is not None and found.id == ids[2]
+    assert first.has_more
+    assert not rest.has_more
+    assert found is not None
+    assert found.id == ids[2]
 
 
 def test_jobs_pop_in_due_order_once_each(store: SqliteStore) -> None:
@@ -125,7 +132,8 @@ def test_jobs_pop_in_due_order_once_each(store: SqliteStore) -> None:
     assert [j.ref if j else None for j in popped] == ["a", "a2", "b", None]
     with store.transaction() as tx:
         job = tx.pop_due(aid, 100)
-        assert job is not None and job.ref == "c"
+        assert job is not None
+        assert job.ref == "c"
         assert tx.pop_due(aid, 100) is None
 
 
