@@ -211,18 +211,19 @@ class PgStore(SqliteStore):
         if mode != "IMMEDIATE":  # a snapshot for readers: no lock
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             return
-        raw.execute("BEGIN")
+        # One round trip: BEGIN and the lock (the waiting kind before `serving`).
+        lock = "pg_advisory_xact_lock" if self.lock_wait_s is None else "pg_try_advisory_xact_lock"
         try:
-            if self.lock_wait_s is None:
-                raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                return
-            row = raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone()
+            cur = raw.execute(f"BEGIN; SELECT {lock}({WRITE_LOCK})::text")
+            cur.nextset()
+            row = cur.fetchone()
         except psycopg.Error as exc:
-            raw.execute("ROLLBACK")
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
             if is_busy(exc):
                 raise busy(exc) from None
             raise
-        if not (row and row[0]):
+        if not row or row[0] == "false":
             raw.execute("ROLLBACK")
             raise busy()
 

@@ -1,6 +1,11 @@
 """The API suite runs twice: on SQLite (`:memory:`, the embedded default) and on PostgreSQL
 (the shared store, simulator/store/postgres.py), each app on an empty schema of its own on
-the run's throwaway server. The PostgreSQL run skips, saying why, where no server can run."""
+the run's throwaway server. The PostgreSQL run skips, saying why, where no server can run.
+
+A few modules run on SQLite only: they test what no store changes (the console's pages, the
+Grafana dashboard, the Credit Key dialect's translation), or build their app at import
+(the control plane's fuzz), and each PostgreSQL test costs a schema and its migrations.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,23 @@ from collections.abc import Iterator
 import pytest
 from factories import BACKEND
 
+SQLITE_ONLY = {
+    "test_console",
+    "test_control_plane_fuzz",
+    "test_grafana_dashboard",
+    "test_creditkey_dialect",
+}
 
-@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only_sqlite = metafunc.module.__name__.rsplit(".", 1)[-1] in SQLITE_ONLY
+        metafunc.parametrize(
+            "backend", ["sqlite"] if only_sqlite else ["sqlite", "postgres"], indirect=True
+        )
+
+
+@pytest.fixture(autouse=True)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "postgres":
         server = request.getfixturevalue("pg_server")
