@@ -84,6 +84,7 @@ def bench(args: argparse.Namespace) -> int:
                     binary, fx, scripts, args, sim=sim, results=results, latency=latency
                 )
         results["post_log"] = throughput.access_log(binary, tmp, args)
+        results.update(throughput.journal_cost(binary, tmp, args))
         hooks = None if args.skip_webhooks else webhook_delivery.run(binary, tmp, args, results)
     report(results, comparisons, args, hooks)
     return 0

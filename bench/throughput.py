@@ -5,7 +5,8 @@ and `sandbank serve` (one worker, a real database file in a temporary data dir) 
 bounded wrk workload: POST /v1/checkouts with a valid body for a buyer created beforehand, and
 GET /v1/orders/{id} for an order created and approved beforehand. Then the simulator's POST with
 an Idempotency-Key, and with the access log on (a second simulator at log level info, its
-output discarded). Target: POST >= 4,000 req/s and >= 0.25 x the ceiling.
+output discarded). Target: POST >= 4,000 req/s and >= 0.25 x the ceiling. Then the journal's
+cost: POST and GET on two more fresh simulators, journal on and off (target: on > 0.5 x off).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rehearsal.processes import Process, Server
 
 TARGET = 4000  # req/s of POST /v1/checkouts
 CEILING_SHARE = 0.25  # ... and at least this share of the bare app's
+JOURNAL_FLOOR = 0.5  # req/s with the journal on, as a share of it off
 
 
 def run(
@@ -64,6 +66,33 @@ def access_log(binary: str, tmp: Path, args: argparse.Namespace) -> Result:
         )
 
 
+def journal_cost(binary: str, tmp: Path, args: argparse.Namespace) -> dict[str, Result]:
+    """What the request journal costs (a row stored per request, issue #16): the same POST and
+    GET on two fresh simulators side by side, the journal on (the default) and off
+    (`--journal-size 0`), measured alternately in this one run."""
+    found: dict[str, Result] = {}
+    with (
+        simulator(tmp / "data-journal-on", None) as on,
+        simulator(tmp / "data-journal-off", None, more=["--journal-size", "0"]) as off,
+    ):
+        ready = {}
+        for tag, sim in (("on", on), ("off", off)):
+            fx = prepare(sim.url)
+            (tmp / f"journal-{tag}").mkdir()
+            ready[tag] = (sim, fx, write_scripts(tmp / f"journal-{tag}", fx))
+        for verb in ("post", "get"):
+            for tag, (sim, fx, scripts) in ready.items():
+                path = "/v1/checkouts" if verb == "post" else f"/v1/orders/{fx.order_id}"
+                found[f"{verb}_journal_{tag}"] = measure(
+                    binary,
+                    sim.url + path,
+                    scripts[verb],
+                    args,
+                    f"sandbank {verb.upper()} {path.replace(fx.order_id, '{id}')}, journal {tag}",
+                )
+    return found
+
+
 def report(results: dict[str, Result]) -> None:
     post, get = results["post"], results["get"]
     bare_post, bare_get = results["bare_post"], results["bare_get"]
@@ -72,6 +101,13 @@ def report(results: dict[str, Result]) -> None:
     idem, logged = results["post_idem"], results["post_log"]
     print(f"POST with Idempotency-Key vs without : {idem.rps / post.rps - 1:+.1%} req/s")
     print(f"POST with access log (info) vs off   : {logged.rps / post.rps - 1:+.1%} req/s")
+    if "post_journal_on" in results:
+        for verb in ("post", "get"):
+            on, off = results[f"{verb}_journal_on"], results[f"{verb}_journal_off"]
+            print(
+                f"ratio {verb.upper():<4} journal on / off     : {on.rps / off.rps:.3f}"
+                f" (target > {JOURNAL_FLOOR}: the journal must not halve throughput)"
+            )
     floor = CEILING_SHARE * bare_post.rps
     verdict = "meets" if post.rps >= TARGET and post.rps >= floor else "misses"
     print(

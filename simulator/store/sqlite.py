@@ -484,10 +484,12 @@ class SqliteStore:
 
     def _current(self) -> bool:
         try:
-            row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version <= ?", (len(MIGRATIONS),)
+            ).fetchone()
         except sqlite3.OperationalError:  # no such table: a new database
             return False
-        return int(row[0] or 0) >= len(MIGRATIONS)
+        return int(row[0]) >= len(MIGRATIONS)  # every one applied, none missing in between
 
     def serving(self, lock_wait_s: float = LOCK_WAIT_S) -> None:
         """From now on requests use this connection: never sleep in SQLite for a lock."""
