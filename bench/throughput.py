@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import Fixture, Result, measure, prepare, simulator, write_scripts
+from harness import Comparison, Fixture, Result, measure, prepare, simulator, write_scripts
 
 from rehearsal.processes import Process, Server
 
@@ -66,31 +66,53 @@ def access_log(binary: str, tmp: Path, args: argparse.Namespace) -> Result:
         )
 
 
-def journal_cost(binary: str, tmp: Path, args: argparse.Namespace) -> dict[str, Result]:
+def journal_cost(binary: str, tmp: Path, args: argparse.Namespace) -> list[Comparison]:
     """What the request journal costs (a row stored per request, issue #16): the same POST and
-    GET on two fresh simulators side by side, the journal on (the default) and off
-    (`--journal-size 0`), measured alternately in this one run."""
-    found: dict[str, Result] = {}
+    GET on two fresh simulators side by side, the journal off (`--journal-size 0`) and on (the
+    default), in interleaved rounds (A B B A ...), with each server's CPU time per request."""
     with (
-        simulator(tmp / "data-journal-on", None) as on,
         simulator(tmp / "data-journal-off", None, more=["--journal-size", "0"]) as off,
+        simulator(tmp / "data-journal-on", None) as on,
     ):
         ready = {}
-        for tag, sim in (("on", on), ("off", off)):
+        for journal, sim in ((False, off), (True, on)):
             fx = prepare(sim.url)
-            (tmp / f"journal-{tag}").mkdir()
-            ready[tag] = (sim, fx, write_scripts(tmp / f"journal-{tag}", fx))
+            (tmp / f"journal-{journal}").mkdir()
+            ready[journal] = (sim, fx, write_scripts(tmp / f"journal-{journal}", fx))
+        found = []
         for verb in ("post", "get"):
-            for tag, (sim, fx, scripts) in ready.items():
-                path = "/v1/checkouts" if verb == "post" else f"/v1/orders/{fx.order_id}"
-                found[f"{verb}_journal_{tag}"] = measure(
-                    binary,
-                    sim.url + path,
-                    scripts[verb],
-                    args,
-                    f"sandbank {verb.upper()} {path.replace(fx.order_id, '{id}')}, journal {tag}",
-                )
+            cmp = Comparison(f"{verb.upper()} journal", [], [])
+            for n in range(args.rounds):
+                for journal in (False, True) if n % 2 == 0 else (True, False):
+                    sim, fx, scripts = ready[journal]
+                    path = "/v1/checkouts" if verb == "post" else f"/v1/orders/{fx.order_id}"
+                    result = measure(
+                        binary,
+                        sim.url + path,
+                        scripts[verb],
+                        args,
+                        f"{verb.upper()}, journal {'on' if journal else 'off'} #{n + 1}",
+                        cpu_of=sim.proc.pid,
+                    )
+                    (cmp.with_rules if journal else cmp.without).append(result)
+            found.append(cmp)
     return found
+
+
+def report_journal(comparisons: list[Comparison]) -> None:
+    for cmp in comparisons:
+        ratio = cmp.best(cmp.with_rules).rps / cmp.best(cmp.without).rps
+        verdict = "meets" if ratio > JOURNAL_FLOOR else "misses"
+        print(
+            f"{cmp.label} on / off, best req/s: {ratio:.3f} (target > {JOURNAL_FLOOR}: the"
+            f" journal must not halve throughput): {verdict} ({cmp.figures('off', 'on')})"
+        )
+        cpu = cmp.cpu_overhead()
+        if cpu is not None:
+            print(
+                f"  server CPU per request, median: {cmp.median_cpu(loaded=False) or 0:.0f}"
+                f" -> {cmp.median_cpu(loaded=True) or 0:.0f} us ({cpu:+.1%})"
+            )
 
 
 def report(results: dict[str, Result]) -> None:
@@ -101,13 +123,6 @@ def report(results: dict[str, Result]) -> None:
     idem, logged = results["post_idem"], results["post_log"]
     print(f"POST with Idempotency-Key vs without : {idem.rps / post.rps - 1:+.1%} req/s")
     print(f"POST with access log (info) vs off   : {logged.rps / post.rps - 1:+.1%} req/s")
-    if "post_journal_on" in results:
-        for verb in ("post", "get"):
-            on, off = results[f"{verb}_journal_on"], results[f"{verb}_journal_off"]
-            print(
-                f"ratio {verb.upper():<4} journal on / off     : {on.rps / off.rps:.3f}"
-                f" (target > {JOURNAL_FLOOR}: the journal must not halve throughput)"
-            )
     floor = CEILING_SHARE * bare_post.rps
     verdict = "meets" if post.rps >= TARGET and post.rps >= floor else "misses"
     print(

@@ -55,16 +55,16 @@ class Entry:
         return data
 
     def stored(self) -> str:
-        """The entry as the journal keeps it (its seq is the row's)."""
-        data = self.public()
-        del data["seq"]
-        return orjson.dumps(data).decode()
+        """The entry as the journal keeps it (its `seq` there is ignored: the row's counts).
+        orjson writes the dataclass itself, an order of magnitude faster than `public`."""
+        return orjson.dumps(self, option=orjson.OPT_UTC_Z).decode()
 
     @classmethod
     def load(cls, seq: int, text: str) -> Entry:
         data = orjson.loads(text)
+        data["seq"] = seq
         data["at"] = datetime.fromisoformat(data["at"])
-        return cls(seq=seq, **data)
+        return cls(**data)
 
 
 class RequestFilter(BaseModel):
@@ -121,6 +121,7 @@ class Journal:
         self._backlog: deque[Entry] = deque()  # entries that met the write lock taken
         self._drain: asyncio.Task[None] | None = None
         self._unannounced: set[int] = set()  # ids of queued entries the listeners await
+        self._batch: tuple[list[Entry], asyncio.Future[None]] | None = None  # this turn's
         # Told of every entry as it is recorded: the metrics and the console's live view.
         self.listeners: list[Callable[[Entry], None]] = []
 
@@ -147,21 +148,42 @@ class Journal:
             tx.forget_requests(entry.account, keep=self.size)
 
     async def save(self, entry: Entry) -> None:
-        """Store the entry in this event-loop turn's group commit and await that commit; or,
-        when another process holds the write lock, later: a read (GET) never waits for a
-        writer (issue #17), so its entry then trails its response by that writer's commit."""
+        """Store the entry, with the others of this event-loop turn, in the turn's group commit,
+        and await that commit; or, when another process holds the write lock, later: a read
+        (GET) never waits for a writer (issue #17), so its entry then trails its response by
+        that writer's commit."""
         if self.store is None:
             return
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = ([], loop.create_future())
+            loop.call_soon(self._write_batch)
+        self._batch[0].append(entry)
         try:
-            with self.store.grouped() as (tx, committed):
-                self.write(tx, entry)
-        except StoreBusy:
-            self._later(entry)
-            return
-        try:
-            await committed
+            await asyncio.shield(self._batch[1])
         except Exception:  # the whole group failed; its operations say why
             log.warning("the journal lost %s: its commit failed", entry.request_id)
+
+    def _write_batch(self) -> None:
+        """The turn's entries in one savepoint of the group commit; their waiters complete with
+        it (or at once, if the lock is taken: the entries wait in the backlog)."""
+        assert self._batch is not None
+        assert self.store is not None
+        (entries, done), self._batch = self._batch, None
+        try:
+            with self.store.grouped() as (tx, committed):
+                for entry in entries:
+                    self.write(tx, entry)
+        except StoreBusy:
+            for entry in entries:
+                self._later(entry)
+            done.set_result(None)
+            return
+        except Exception as exc:  # never leave the requests waiting
+            done.set_exception(exc)
+            done.add_done_callback(_retrieve)
+            return
+        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, done))
 
     def _later(self, entry: Entry) -> None:
         if len(self._backlog) >= BACKLOG_MAX:
@@ -229,3 +251,18 @@ class Journal:
         if self.store is not None:
             with self.store.transaction() as tx:
                 tx.forget_requests(account)
+
+
+def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """The group's outcome, to the entries' waiters (marked seen: each waiter logs it)."""
+    error = None if committed.cancelled() else committed.exception()
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+        done.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
