@@ -161,6 +161,14 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
         help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
     )
     serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests the journal keeps per account (default 10000; 0: no journal, which "
+        "saves a row written per request)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -364,6 +372,8 @@ def _serve_fault_rules(args: argparse.Namespace) -> tuple[Any, ...]:
     """Checks the worker flags and loads `--faults` (one-line errors, before anything starts)."""
     if args.workers < 1:
         raise SystemExit("sandbank: error: --workers must be at least 1")
+    if args.journal_size is not None and args.journal_size < 0:
+        raise SystemExit("sandbank: error: --journal-size must be 0 or more")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
     if args.faults is None:
@@ -401,6 +411,7 @@ def serve(args: argparse.Namespace) -> int:
         reports_dir=args.reports_dir,
         metrics=not args.no_metrics,
         console=False if args.no_console else None,
+        journal_size=args.journal_size,
     )
     if settings.metrics and (settings.webhook_process or args.workers > 1):
         # Several processes count: set before prometheus_client is first imported (below).

@@ -47,6 +47,8 @@ from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
 from simulator.store.runtime import RuntimeTxMixin
+from simulator.store.shared import MIGRATION as SHARED_MIGRATION
+from simulator.store.shared import SharedTxMixin
 from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTxMixin
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 
@@ -100,6 +102,8 @@ MIGRATIONS: list[str] = [
     FINANCE_MIGRATION,
     # 4: the webhook fan-out cursor
     FANOUT_MIGRATION,
+    # 5: fault rules, attempt counts and the request journal, shared by the workers
+    SHARED_MIGRATION,
 ]
 
 _OBJECT_TABLES = (
@@ -147,7 +151,7 @@ def _account(data: str) -> Account:
     return found.model_copy()
 
 
-class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
+class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -483,10 +487,12 @@ class SqliteStore:
 
     def _current(self) -> bool:
         try:
-            row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version <= ?", (len(MIGRATIONS),)
+            ).fetchone()
         except sqlite3.OperationalError:  # no such table: a new database
             return False
-        return int(row[0] or 0) >= len(MIGRATIONS)
+        return int(row[0]) >= len(MIGRATIONS)  # every one applied, none missing in between
 
     def _tx(self) -> SqliteTx:
         return SqliteTx(self.conn)
