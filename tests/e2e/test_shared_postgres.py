@@ -1,7 +1,9 @@
 """End to end, issue #16: two `sandbank serve` processes on one PostgreSQL database behave as one
 server. Requests alternate between the replicas; an Idempotency-Key is replayed (and, sent to
 both at once, runs once) across them; each webhook is delivered once although both run a
-dispatcher; and kill -9 of one replica under write load loses no acknowledged write.
+dispatcher; a `times` rule fires exactly that often and the journal lists every request,
+whichever replica answered; and kill -9 of one replica under write load loses no
+acknowledged write.
 
 The database is the run's throwaway PostgreSQL server (`pg_server`), a schema per test.
 """
@@ -45,11 +47,19 @@ def replicas(
 
 
 @pytest.fixture
-def clients(replicas: tuple[Server, Server]) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    """A new account (made on the first replica) and a client of it on each replica."""
+def account(replicas: tuple[Server, Server]) -> tuple[str, str]:
+    """A new account, made on the first replica: (id, API key)."""
     r = httpx.post(f"{replicas[0].url}/_sandbox/accounts", json={"name": "shared"}, headers=AUTH)
     assert r.status_code == 201, r.text
-    headers = {"Authorization": f"Bearer {r.json()['api_key']}"}
+    return r.json()["id"], r.json()["api_key"]
+
+
+@pytest.fixture
+def clients(
+    replicas: tuple[Server, Server], account: tuple[str, str]
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """A client of the new account on each replica."""
+    headers = {"Authorization": f"Bearer {account[1]}"}
     with (
         httpx.Client(base_url=replicas[0].url, headers=headers, timeout=10.0) as a,
         httpx.Client(base_url=replicas[1].url, headers=headers, timeout=10.0) as b,
@@ -140,6 +150,45 @@ def test_each_webhook_is_delivered_once_although_both_replicas_dispatch(
     time.sleep(1.5)  # a duplicate, if any, would arrive meanwhile (both dispatchers poll)
     assert sink.count("buyer.created") == len(made)
     assert sink.count("webhook_endpoint.created") <= 1
+
+
+def test_a_times_rule_and_the_journal_are_shared_by_both_replicas(
+    replicas: tuple[Server, Server],
+    account: tuple[str, str],
+    clients: tuple[httpx.Client, httpx.Client],
+) -> None:
+    """A `times: 5` rule made on one replica fires exactly 5 times over 12 requests alternating
+    between both, and either replica's journal lists all 12."""
+    rule = {
+        "match": {"operation": "listBuyers"},
+        "effect": {"type": "status", "status": 503},
+        "times": 5,
+        "account": account[0],
+    }
+    r = httpx.post(f"{replicas[1].url}/_sandbox/faults", json=rule, headers=AUTH)
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["id"]
+    statuses = [clients[n % 2].get("/v1/buyers").status_code for n in range(12)]
+    assert statuses.count(503) == 5
+    assert statuses.count(200) == 7
+    query = {"account": account[0], "operation": "listBuyers"}
+    for server in replicas:
+        found = 0
+        for _ in range(100):  # a read's entry may trail its response a little
+            found = _journal_count(server, query)
+            if found >= 12:
+                break
+            time.sleep(0.05)
+        assert found == 12
+        assert _journal_count(server, {**query, "fault_rule": rule_id}) == 5
+        fired = httpx.get(f"{server.url}/_sandbox/faults/{rule_id}", headers=AUTH).json()
+        assert fired["fired"] == 5
+
+
+def _journal_count(server: Server, query: dict[str, object]) -> int:
+    r = httpx.post(f"{server.url}/_sandbox/requests/count", json=query, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return int(r.json()["count"])
 
 
 def test_kill_9_of_one_replica_under_write_load_loses_no_acknowledged_write(

@@ -1,21 +1,32 @@
 """The store methods behind the state the worker processes share (simulator/store/shared.py):
 fault rules and their claimed firings, attempt counts, the request journal. Two connections to
-one file stand in for two workers."""
+one file stand in for two workers; and two stores on one PostgreSQL schema for two servers
+(the same statements, simulator/store/postgres.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from simulator.store import open_store
 from simulator.store.base import StoredRule
 from simulator.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-def two(tmp_path: Path) -> tuple[SqliteStore, SqliteStore]:
-    path = str(tmp_path / "shared.db")
-    return SqliteStore(path), SqliteStore(path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def two(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[SqliteStore, SqliteStore]]:
+    if request.param == "sqlite":
+        db = str(tmp_path / "shared.db")
+    else:
+        db = request.getfixturevalue("pg_server").fresh_url("shared")
+    pair = open_store(db), open_store(db)
+    yield pair
+    for store in pair:
+        store.close()
 
 
 def a_rule(rule_id: str, times: int | None, account: str | None = None) -> StoredRule:
