@@ -197,10 +197,10 @@ class PgStore(SqliteStore):
         row = self._raw.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         if not row or not row[0]:
             return False
-        row = self._raw.execute(
+        applied = self._raw.execute(
             "SELECT COUNT(*) FROM schema_migrations WHERE version <= %s", (len(MIGRATIONS),)
         ).fetchone()
-        return bool(row) and int(row[0]) >= len(MIGRATIONS)  # every one, none missing
+        return applied is not None and int(applied[0]) >= len(MIGRATIONS)  # none missing
 
     def _tx(self) -> PgTx:
         return PgTx(self.conn)
