@@ -44,7 +44,6 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from simulator.domain.records import SavedResponse
 from simulator.locks import busy, is_busy
 from simulator.store import dump
 from simulator.store.sqlite import MIGRATIONS, SqliteStore, SqliteTx
@@ -76,7 +75,7 @@ def translate(sql: str) -> str:
         out = (
             out.replace("INSERT OR IGNORE INTO", "INSERT INTO").rstrip() + " ON CONFLICT DO NOTHING"
         )
-    if "INSERT OR REPLACE" in out:  # needs its conflict target: written out in `PgTx`
+    if "INSERT OR REPLACE" in out:  # needs a conflict target: write an upsert instead
         raise NotImplementedError(f"no PostgreSQL spelling of: {sql.strip()[:80]}")
     return out
 
@@ -114,29 +113,7 @@ class PgConn:
 
 
 class PgTx(SqliteTx):
-    """`SqliteTx`, with what PostgreSQL spells differently written out."""
-
-    def save_response(
-        self, account_id: str, key: str, saved: SavedResponse, now_us: int, expires_us: int
-    ) -> None:
-        self.c.execute(
-            "INSERT INTO idempotency "
-            "(account_id, key, fingerprint, status, content_type, body, created_us, expires_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, key) DO UPDATE SET "
-            "fingerprint = excluded.fingerprint, status = excluded.status, "
-            "content_type = excluded.content_type, body = excluded.body, "
-            "created_us = excluded.created_us, expires_us = excluded.expires_us",
-            (
-                account_id,
-                key,
-                saved.fingerprint,
-                saved.status,
-                saved.content_type,
-                saved.body,
-                now_us,
-                expires_us,
-            ),
-        )
+    """`SqliteTx`, but for what a shared database must not do."""
 
     def release_leases(self) -> int:
         """Nothing: other replicas may hold leases for attempts they are sending (a dead one's

@@ -415,9 +415,12 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
         self, account_id: str, key: str, saved: SavedResponse, now_us: int, expires_us: int
     ) -> None:
         self.c.execute(
-            "INSERT OR REPLACE INTO idempotency "
+            "INSERT INTO idempotency "
             "(account_id, key, fingerprint, status, content_type, body, created_us, expires_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, key) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, status = excluded.status, "
+            "content_type = excluded.content_type, body = excluded.body, "
+            "created_us = excluded.created_us, expires_us = excluded.expires_us",
             (
                 account_id,
                 key,
