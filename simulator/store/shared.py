@@ -81,17 +81,8 @@ class SharedTxMixin:
         return int(row[0])
 
     def forget_attempts(self, account_id: str | None, *, seen_before_us: int | None = None) -> int:
-        where: list[str] = []
-        args: list[str | int] = []
-        if account_id is not None:
-            where.append("account_id = ?")
-            args.append(account_id)
-        if seen_before_us is not None:
-            where.append("seen_us < ?")
-            args.append(seen_before_us)
-        sql = "DELETE FROM fault_attempts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, args = _where(("account_id = ?", account_id), ("seen_us < ?", seen_before_us))
+        sql = "DELETE FROM fault_attempts" + where  # noqa: S608 - our conditions, values bound
         return self.c.execute(sql, args).rowcount
 
     # --- the request journal -------------------------------------------------------------------
@@ -105,18 +96,11 @@ class SharedTxMixin:
     def requests(
         self, account_id: str | None, *, before_seq: int | None, limit: int
     ) -> list[tuple[int, str]]:
-        where: list[str] = []
-        args: list[str | int] = []
-        if account_id is not None:
-            where.append("account_id = ?")
-            args.append(account_id)
-        if before_seq is not None:
-            where.append("seq < ?")
-            args.append(before_seq)
-        sql = "SELECT seq, data FROM request_journal"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self.c.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit])
+        where, args = _where(("account_id = ?", account_id), ("seq < ?", before_seq))
+        rows = self.c.execute(
+            f"SELECT seq, data FROM request_journal{where} ORDER BY seq DESC LIMIT ?",  # noqa: S608 - our conditions, values bound
+            [*args, limit],
+        )
         return [(int(seq), str(data)) for seq, data in rows]
 
     def forget_requests(self, account_id: str | None, *, keep: int = 0) -> int:
@@ -132,3 +116,11 @@ class SharedTxMixin:
             "  ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             (account_id, account_id, keep),
         ).rowcount
+
+
+def _where(*conditions: tuple[str, str | int | None]) -> tuple[str, list[str | int]]:
+    """` WHERE a AND b` of the conditions whose value is given (or ""), and those values."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(sql for sql, _ in given), [value for _, value in given]
