@@ -247,10 +247,12 @@ class Journal:
     def count(self, flt: RequestFilter) -> int:
         return sum(1 for e in self._entries(flt.account) if flt.holds(e))
 
-    def clear(self, account: str | None = None) -> None:
-        if self.store is not None:
-            with self.store.transaction() as tx:
-                tx.forget_requests(account)
+    def clear(self, account: str | None = None) -> int:
+        """Forget the journal (or one account's part): how many entries were deleted."""
+        if self.store is None:
+            return 0
+        with self.store.transaction() as tx:
+            return tx.forget_requests(account)
 
 
 def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:
