@@ -3,7 +3,8 @@
 - simulator/domain imports nothing of the app: the standard library, pydantic and itself only;
 - simulator/api and simulator/control never import simulator.store (they call services);
 - integration never imports simulator (it talks HTTP only);
-- rehearsal (the scenario runner) imports neither simulator nor integration.
+- rehearsal (the scenario runner) imports neither simulator nor integration;
+- sandbank_pytest (the pytest plugin) imports neither: it starts and drives a server over HTTP.
 
 Every import counts: inside functions and `if TYPE_CHECKING:` blocks too.
 """
@@ -42,6 +43,11 @@ RULES = (
         "rehearsal",
         forbidden=("simulator", "integration"),
         why="scenarios drive both over HTTP only",
+    ),
+    Rule(
+        "sandbank_pytest",
+        forbidden=("simulator", "integration"),
+        why="the plugin drives a server over HTTP, local or shared alike",
     ),
 )
 
