@@ -26,12 +26,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-## lint: ruff (lint + format check), mypy strict, and the contract documents match the code
+## lint: ruff (lint + format check), mypy strict, the contract documents match the code and
+## pass openapi-spec-validator and Redocly's recommended rules
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sandbank contract --check
+	$(BIN)/python tools/lint_contracts.py
 
 ## contract: the schemathesis contract suite (in-process, or CONTRACT_BASE_URL=...)
 contract: $(STAMP)
