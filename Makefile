@@ -2,33 +2,42 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN    := $(VENV)/.installed-run
+DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean
+.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean
 
-$(STAMP): pyproject.toml
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# What running needs (the base install: `sandbank serve`), and what testing needs (every extra
+# and the tools). Installing the second satisfies the first.
+$(RUN): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN)
+
+$(DEV): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(DEV) $(RUN)
+
+install: $(DEV)
 
 ## run: create .venv, install, start the simulator on 127.0.0.1:8080
-run: $(STAMP)
+run: $(RUN)
 	$(BIN)/sandbank serve $(ARGS)
 
 ## test: the whole suite (unit, API, contract, end-to-end)
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format check), mypy strict, the contract documents match the code and
 ## pass openapi-spec-validator and Redocly's recommended rules
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -36,22 +45,22 @@ lint: $(STAMP)
 	$(BIN)/python tools/lint_contracts.py
 
 ## contract: the schemathesis contract suite (in-process, or CONTRACT_BASE_URL=...)
-contract: $(STAMP)
+contract: $(DEV)
 	$(BIN)/sandbank contract
 
 ## export-contract: regenerate contracts/*.yaml from the code
-export-contract: $(STAMP)
+export-contract: $(DEV)
 	$(BIN)/sandbank contract --export
 
 ## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory)
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)
-bench-scenarios: $(STAMP)
+bench-scenarios: $(DEV)
 	$(BIN)/python bench/scenarios.py $(BENCH_SCENARIOS_ARGS)
 
 clean:

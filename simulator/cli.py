@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     contract = sub.add_parser(
         "contract",
         help="run the contract suite, or export the documents",
-        description="Run the schemathesis contract suite in-process, or against --base-url.",
+        description="Run the schemathesis contract suite in-process, or against --base-url. "
+        "Against a server it runs in a throwaway account made with the admin token, and touches "
+        "no other data; with an API key alone it refuses unless --i-know-this-writes.",
     )
     contract.add_argument(
         "--base-url",
@@ -95,7 +97,29 @@ def _parser() -> argparse.ArgumentParser:
     contract.add_argument(
         "--api-key",
         default=os.environ.get("CONTRACT_API_KEY"),
-        help="API key for --base-url (or CONTRACT_API_KEY)",
+        help="run in this key's account instead of a throwaway one; needs --i-know-this-writes "
+        "(or CONTRACT_API_KEY)",
+    )
+    contract.add_argument(
+        "--admin-token",
+        default=os.environ.get("CONTRACT_ADMIN_TOKEN") or os.environ.get("SANDBANK_ADMIN_TOKEN"),
+        help="the server's admin token: the suite makes a throwaway account with it "
+        "(or CONTRACT_ADMIN_TOKEN / SANDBANK_ADMIN_TOKEN)",
+    )
+    contract.add_argument(
+        "--i-know-this-writes",
+        action="store_true",
+        help="allow --api-key alone: the suite creates and refunds orders in that account",
+    )
+    contract.add_argument(
+        "--junit", type=Path, default=None, metavar="PATH", help="also write a JUnit XML report"
+    )
+    contract.add_argument(
+        "-k",
+        dest="select",
+        default=None,
+        metavar="EXPR",
+        help="run only the tests whose names match (pytest -k), e.g. 'examples and checkouts'",
     )
     contract.add_argument(
         "--export",
@@ -335,14 +359,41 @@ def contract(args: argparse.Namespace) -> int:
             )
             return 1
         return 0
-    env = dict(os.environ)
-    if args.base_url:
-        env["CONTRACT_BASE_URL"] = args.base_url
-    if args.api_key:
-        env["CONTRACT_API_KEY"] = args.api_key
+    require("contract", "sandbank contract")
+    env = _contract_env(args)
+    if env is None:
+        return 2
     suite = Path(contracts.__file__).parent / "suite"
     cmd = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-q"]
+    if args.junit:
+        cmd.append(f"--junitxml={args.junit}")
+    if args.select:
+        cmd.extend(["-k", args.select])
     return subprocess.call(cmd, env=env)  # noqa: S603 - our own interpreter and suite
+
+
+def _contract_env(args: argparse.Namespace) -> dict[str, str] | None:
+    """The suite's environment: a throwaway account made with the admin token, or (with
+    --i-know-this-writes) the API key's own; None after saying why neither may be used."""
+    from contracts.suite.target import refusal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACT_")}
+    if "CONTRACT_MAX_EXAMPLES" in os.environ:
+        env["CONTRACT_MAX_EXAMPLES"] = os.environ["CONTRACT_MAX_EXAMPLES"]
+    if not args.base_url:
+        return env
+    admin = None if args.api_key and args.i_know_this_writes else args.admin_token
+    why = refusal(api_key=args.api_key, admin_token=admin, writes_ok=args.i_know_this_writes)
+    if why:
+        print(f"sandbank: error: {why}", file=sys.stderr)
+        return None
+    env["CONTRACT_BASE_URL"] = args.base_url
+    if admin:
+        env["CONTRACT_ADMIN_TOKEN"] = admin
+    else:
+        env["CONTRACT_API_KEY"] = args.api_key
+        env["CONTRACT_I_KNOW_THIS_WRITES"] = "1"
+    return env
 
 
 def webhooks_check(args: argparse.Namespace) -> int:
@@ -452,23 +503,38 @@ def clock_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def integration(argv: list[str]) -> int:
-    try:
-        from integration import cli
-    except ModuleNotFoundError as exc:
+# What each extra brings (pyproject.toml), checked before a command that needs it starts.
+EXTRAS = {
+    "contract": ("pytest", "schemathesis"),
+    "integration": ("prometheus_client", "faker", "rich"),
+}
+
+
+def require(extra: str, command: str) -> None:
+    """One line and exit 2 when `command` needs an extra that is not installed."""
+    import importlib.util
+
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
         raise SystemExit(
-            f"sandbank: error: integration needs {exc.name} (pip install it)"
-        ) from None
+            f"sandbank: error: {command} needs {', '.join(missing)}: "
+            f"pip install 'sandbank[{extra}]'"
+        )
+
+
+def integration(argv: list[str]) -> int:
+    require("integration", "sandbank integration")
+    from integration import cli
+
     return cli.main(argv)
 
 
 def scenario(argv: list[str]) -> int:
     """`sandbank scenario ...`: the only place the simulator's CLI names `rehearsal` (imported
     here, lazily; the rehearsal package never imports the simulator)."""
-    try:
-        from rehearsal import cli
-    except ModuleNotFoundError as exc:
-        raise SystemExit(f"sandbank: error: scenario needs {exc.name} (pip install it)") from None
+    require("integration", "sandbank scenario")
+    from rehearsal import cli
+
     return cli.main(argv)
 
 
