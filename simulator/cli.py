@@ -17,7 +17,19 @@ from simulator.settings import Settings
 _SETTINGS_ENV = "SANDBANK_SERVE_SETTINGS"
 
 
+class _Help(argparse.HelpFormatter):
+    """Room for `integration` beside its description: one line per subcommand in --help."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+        self._action_max_length = 17
+
+
 class _OneLineErrors(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"sandbank: error: {message} (see --help)\n")
 
@@ -196,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     advance = clock_sub.add_parser(
         "advance",
         parents=[remote],
-        help="move the account's clock forward, running everything that falls due",
+        help="move the clock forward, running what falls due",
         description="Move the account's clock forward by a duration (30d, 1h30m, 90s, 250ms) "
         "or to an RFC 3339 time (2027-01-01T00:00:00Z), running everything that falls due on "
         "the way, in time order; then print the clock: ACCOUNT NOW running|frozen.",
@@ -295,6 +307,9 @@ def serve(args: argparse.Namespace) -> int:
         webhook_process=args.db != ":memory:",
     )
     _configure_logging(settings.log_level)
+    problem = _preflight(settings)
+    if problem:  # one line, before the banner promises a server that will not be there
+        raise SystemExit(f"sandbank: error: {problem}")
     app = create_app(settings)  # also migrates the database and creates the demo account once
     demo = demo_account(app)
     print(f"Sandbank {__version__} on {settings.base_url}", flush=True)
@@ -333,6 +348,30 @@ def serve(args: argparse.Namespace) -> int:
     )
     uvicorn.run("simulator.cli:_factory", factory=True, workers=args.workers, **common)
     return 0
+
+
+def _preflight(settings: Settings) -> str | None:
+    """Why the server cannot start (data directory, address), or None. The address is bound
+    and released here as uvicorn will bind it (SO_REUSEADDR), so what fails here fails there."""
+    import errno
+    import socket
+
+    if not settings.in_memory:
+        for folder in {Path(settings.data_dir), Path(settings.db_path).parent}:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                return f"cannot create the data directory {folder}: {exc.strerror or exc}"
+    try:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((settings.host, settings.port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"{settings.host}:{settings.port} is already in use (try --port)"
+        return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+    return None
 
 
 def contract(args: argparse.Namespace) -> int:
