@@ -36,13 +36,14 @@ test-fast: $(DEV)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format check), mypy strict, the contract documents match the code and
-## pass openapi-spec-validator and Redocly's recommended rules
+## pass openapi-spec-validator and Redocly's recommended rules, and the docs site builds
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sandbank contract --check
 	$(BIN)/python tools/lint_contracts.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 ## contract: the schemathesis contract suite (in-process, or CONTRACT_BASE_URL=...)
 contract: $(DEV)
