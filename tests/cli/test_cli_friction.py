@@ -27,6 +27,27 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+def integration_serve(
+    url: str, key: str, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`sandbank integration serve` on a free port; these tests expect it to refuse to start."""
+    port = str(free_port())
+    db = str(tmp_path / "i.db")
+    return run(
+        "integration",
+        "serve",
+        "--provider-url",
+        url,
+        "--api-key",
+        key,
+        "--port",
+        port,
+        "--db",
+        db,
+        *extra,
+    )
+
+
 def test_an_address_in_use_is_one_line_before_any_banner(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -52,18 +73,7 @@ def test_a_data_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> Non
 def test_integration_serve_refuses_a_key_the_provider_does_not_know(
     sandbank_server: SandbankServer, tmp_path: Path
 ) -> None:
-    result = run(
-        "integration",
-        "serve",
-        "--provider-url",
-        sandbank_server.url,
-        "--api-key",
-        "sk_test_wrong",
-        "--port",
-        str(free_port()),
-        "--db",
-        str(tmp_path / "i.db"),
-    )
+    result = integration_serve(sandbank_server.url, "sk_test_wrong", tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "refused --api-key (401: this API key is not known here" in result.stderr
@@ -73,19 +83,8 @@ def test_integration_serve_refuses_a_key_the_provider_does_not_know(
 def test_integration_serve_refuses_a_malformed_webhook_secret(
     sandbank: SandbankAccount, tmp_path: Path
 ) -> None:
-    result = run(
-        "integration",
-        "serve",
-        "--provider-url",
-        sandbank.base_url,
-        "--api-key",
-        sandbank.api_key,
-        "--webhook-secret",
-        "whsec_%%%not-base64",
-        "--port",
-        str(free_port()),
-        "--db",
-        str(tmp_path / "i.db"),
+    result = integration_serve(
+        sandbank.base_url, sandbank.api_key, tmp_path, "--webhook-secret", "whsec_%%%not-base64"
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
