@@ -54,10 +54,12 @@ export-contract: $(DEV)
 	$(BIN)/sandbank contract --export
 
 ## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
-## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory)
+## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
+## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0)
 bench: $(DEV)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
+	$(BIN)/python bench/reliability.py $(BENCH_RELIABILITY_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -59,9 +59,19 @@ class Process:
     name = "server"
 
     def __init__(
-        self, cmd: Sequence[str], port: int, log: Path | None, *, name: str | None = None
+        self,
+        cmd: Sequence[str],
+        port: int,
+        log: Path | None,
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")}
+        """`env`: environment added to this one's (whose SANDBANK_* variables are left out)."""
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SANDBANK_")},
+            **(env or {}),
+        }
         self.name = name or self.name
         self.log = log
         self.port = port
@@ -137,10 +147,11 @@ class Server(Process):
         *,
         log_level: str = "warning",
         python: Sequence[str] = (sys.executable,),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         args = ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
         cmd = sandbank("serve", *args, "--log-level", log_level, *extra, python=python)
-        super().__init__(cmd, port, log)
+        super().__init__(cmd, port, log, env=env)
 
     def ready(self, response: httpx.Response) -> bool:
         return response.status_code == 200 and response.json()["status"] == "ok"

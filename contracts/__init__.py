@@ -8,3 +8,4 @@ from pathlib import Path
 HERE = Path(str(resources.files(__name__)))
 PROVIDER = HERE / "openapi.yaml"
 SANDBOX = HERE / "sandbox.yaml"
+CREDITKEY = HERE / "creditkey.yaml"  # Credit Key's v1 dialect

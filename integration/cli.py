@@ -1,6 +1,7 @@
 """`sandbank integration ...`: run the order-to-cash service, and reconcile.
 
-sandbank integration serve --provider-url URL --api-key KEY [--db PATH] [--host H] [--port P]
+sandbank integration serve --provider-url URL (--api-key KEY | --provider creditkey --public-key K
+                           --shared-secret S) [--db PATH] [--host H] [--port P]
                            [--webhook-secret whsec_... (repeatable)] [--resume-every S]
                            [--process-every S] [--poll-every S] [--budget-ms MS]
                            [--drive-budget-ms MS] [--breaker-failures N] [--breaker-cooldown S]
@@ -71,7 +72,16 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def _provider_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider-url", required=True, help="the provider's base URL")
-    p.add_argument("--api-key", required=True, help="the merchant's API key at the provider")
+    p.add_argument(
+        "--provider",
+        choices=["sandbank", "creditkey"],
+        default="sandbank",
+        help="the provider's API: Sandbank's /v1 (default) or Credit Key's v1 (with "
+        "--public-key and --shared-secret; --provider-url is the SDKs' base, e.g. .../app)",
+    )
+    p.add_argument("--api-key", help="the merchant's API key at the provider (sandbank)")
+    p.add_argument("--public-key", help="the merchant's Credit Key public key (creditkey)")
+    p.add_argument("--shared-secret", help="the merchant's Credit Key shared secret (creditkey)")
     p.add_argument(
         "--db",
         default="integration.db",
@@ -202,9 +212,11 @@ def _adapter(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ProviderAdapter:
     config: dict[str, Any] = {
-        "provider": "sandbank",
+        "provider": args.provider,
         "base_url": args.provider_url,
         "api_key": args.api_key,
+        "public_key": args.public_key,
+        "shared_secret": args.shared_secret,
     }
     if retry is not None:
         config["retry"] = retry

@@ -91,6 +91,13 @@ class ProviderRejected(ProviderError):
         self.request_id = request_id
         self.provider_code = provider_code or code
 
+    def canonical(self, code: str) -> ProviderRejected:
+        """The same rejection under an adapter's canonical `code`; the provider's own code is
+        kept in `provider_code` (for logs)."""
+        return ProviderRejected(
+            code, self.status, self.detail, request_id=self.request_id, provider_code=self.code
+        )
+
 
 class ProviderUnavailable(ProviderError):
     """The provider did not give an answer within the rules (attempts, time, open breaker).
@@ -181,7 +188,7 @@ class ResilientClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | None,
         *,
         store: IntegrationStore,
         clock: Callable[[], float],
@@ -212,7 +219,10 @@ class ResilientClient:
         self._now = now
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            headers={
+                "Accept": "application/json",
+                **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+            },
             timeout=httpx.Timeout(timeout),
             transport=transport,
             follow_redirects=False,

@@ -668,8 +668,20 @@ class Runner:
         d = step.open_disputes
         assert d is not None
         page = await self._ok(run.admin.get(f"/_sandbox/accounts/{run.account}/dump"))
+        # An order already disputed is left out: the provider refuses a second dispute on it
+        # (409), and a later wave must pick fresh orders, as a real wave would.
+        disputed = {
+            str(obj.get("order_id"))
+            for group in page.get("money", [])
+            if group.get("kind") == "dispute"
+            for obj in group.get("objects", [])
+        }
         candidates = sorted(
-            (o for o in page.get("orders", []) if o["captured_amount"] > o["refunded_amount"]),
+            (
+                o
+                for o in page.get("orders", [])
+                if o["captured_amount"] > o["refunded_amount"] and o["id"] not in disputed
+            ),
             key=lambda o: str(o["merchant_order_id"]),
         )
         rng = random.Random(self.scenario.seed * 1_000_003 + step.at)  # noqa: S311 - seeded pick

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ from simulator.api.schemas import EventOut, present
 from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
 from simulator.control import operations as control
+from simulator.dialects import creditkey
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.faults.journal import Journal
@@ -39,6 +41,7 @@ from simulator.middleware.faults import FaultMiddleware, OperationIndex
 from simulator.middleware.idempotency import IdempotencyMiddleware
 from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
 from simulator.runtime import Runtime
+from simulator.scheduler import Scheduler
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
@@ -116,7 +119,9 @@ def create_app(
         store, wall, present, public_url=settings.base_url, on_events=lambda _ctx: wake.set()
     )
     server_seed = _server_seed(settings, store, entropy)
-    operations = OperationIndex((op.method, op.path, op.operation_id) for op in v1.OPERATIONS)
+    operations = OperationIndex(
+        (op.method, op.path, op.operation_id) for op in [*v1.OPERATIONS, *creditkey.OPERATIONS]
+    )
     faults = FaultRegistry(server_seed=server_seed, operations=operations.ids)
     for rule in settings.fault_rules:
         faults.add(faults.validate(rule, "faults"), wall.now())
@@ -135,6 +140,13 @@ def create_app(
         transport=webhook_transport,
         present_event=present_event,
     )
+    ck = creditkey.Dialect(
+        accounts.list,
+        service,
+        policy=policy,
+        transport=webhook_transport,
+        prefixes=settings.creditkey_prefixes,
+    )
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -145,6 +157,7 @@ def create_app(
         journal=journal,
         webhooks=webhooks,
         dispatcher=dispatcher,
+        creditkey=ck,
     )
 
     request_ids = itertools.count(1)
@@ -177,10 +190,15 @@ def create_app(
             Route("/_sandbox/docs", reference.page, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
+            *ck.routes,  # Credit Key's v1 dialect and its hosted checkout
             *routes(control.OPERATIONS),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
-        lifespan=_lifespan(dispatcher, inline=not settings.webhook_process),
+        lifespan=_lifespan(
+            dispatcher,
+            Scheduler(service, wall, f"inline-{entropy(4).hex()}"),
+            inline=not settings.webhook_process,
+        ),
     )
     app.state.runtime = runtime
 
@@ -193,6 +211,9 @@ def create_app(
         ),
         # 2. one JSON log line per request (after the id exists, around everything else)
         ("access_log", AccessLogMiddleware),
+        # 2b. Credit Key's dialect (/app/ecomm, /ecomm): its prefixes onto one path, CORS, its
+        #    credentials (body or query) -> account, and its error bodies for every problem after
+        ("creditkey", ck.edge),
         # 3. an unexpected exception becomes a 500 problem, never a bare page
         ("errors", ErrorBoundary),
         # 4. who is calling: account API key on /v1, admin token on /_sandbox
@@ -200,8 +221,8 @@ def create_app(
             "auth",
             lambda a: AuthMiddleware(a, account_for_key=accounts.for_key, admin_token=admin_token),
         ),
-        # 5. faults and the request journal (/v1 only): a `before` fault acts while nothing is
-        #    stored; an `after` fault lets the operation commit, then loses or spoils the reply
+        # 5. faults and the request journal (/v1 and Credit Key's): a `before` fault acts while
+        #    nothing is stored; an `after` fault lets the operation commit, then spoils the reply
         (
             "faults",
             lambda a: FaultMiddleware(
@@ -235,18 +256,26 @@ def present_event(event: Event, thin: bool) -> dict[str, Any]:
 
 
 def _lifespan(
-    dispatcher: Dispatcher, *, inline: bool
+    dispatcher: Dispatcher, scheduler: Scheduler, *, inline: bool
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """The dispatcher runs while the server does, here or in its own process (`inline` False);
-    in-process tests, which have no lifespan, flush it instead."""
+    """The dispatcher and the scheduler run while the server does, here or in processes of
+    their own (`inline` False, `simulator.supervisor`); in-process tests, which have no
+    lifespan, flush the dispatcher and move clocks themselves instead."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        due_work = None
         if inline:
             await dispatcher.start()
+            due_work = asyncio.create_task(scheduler.serve(), name="sandbank-scheduler")
+        app.state.due_work = due_work
         try:
             yield
         finally:
+            if due_work is not None:
+                due_work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await due_work
             await dispatcher.stop()
 
     return lifespan

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ from simulator import __version__
 from simulator.settings import Settings
 
 _SETTINGS_ENV = "SANDBANK_SERVE_SETTINGS"
+_PARENT_ENV = "SANDBANK_SERVE_PID"  # the workers' parent: they end when it does
+_LIMIT_KEYS = (
+    "header_timeout_s",
+    "body_timeout_s",
+    "keep_alive_s",
+    "max_connections",
+    "max_in_flight",
+)
 
 
 class _Help(argparse.HelpFormatter):
@@ -32,6 +41,75 @@ class _OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"sandbank: error: {message} (see --help)\n")
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse type: a number above zero (else a one-line usage error)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _contract_parser(sub: Any) -> None:
+    """`sandbank contract`'s options (kept apart: `_parser` lists every command)."""
+    contract = sub.add_parser(
+        "contract",
+        help="run the contract suite, or export the documents",
+        description="Run the schemathesis contract suite in-process, or against --base-url. "
+        "Against a server it runs in a throwaway account made with the admin token, and touches "
+        "no other data; with an API key alone it refuses unless --i-know-this-writes.",
+    )
+    contract.add_argument(
+        "--base-url",
+        default=os.environ.get("CONTRACT_BASE_URL"),
+        help="test this server instead of an in-process simulator (or CONTRACT_BASE_URL)",
+    )
+    contract.add_argument(
+        "--api-key",
+        default=os.environ.get("CONTRACT_API_KEY"),
+        help="run in this key's account instead of a throwaway one; needs --i-know-this-writes "
+        "(or CONTRACT_API_KEY)",
+    )
+    contract.add_argument(
+        "--admin-token",
+        default=os.environ.get("CONTRACT_ADMIN_TOKEN") or os.environ.get("SANDBANK_ADMIN_TOKEN"),
+        help="the server's admin token: the suite makes a throwaway account with it "
+        "(or CONTRACT_ADMIN_TOKEN / SANDBANK_ADMIN_TOKEN)",
+    )
+    contract.add_argument(
+        "--i-know-this-writes",
+        action="store_true",
+        help="allow --api-key alone: the suite creates and refunds orders in that account",
+    )
+    contract.add_argument(
+        "--junit", type=Path, default=None, metavar="PATH", help="also write a JUnit XML report"
+    )
+    contract.add_argument(
+        "-k",
+        dest="select",
+        default=None,
+        metavar="EXPR",
+        help="run only the tests whose names match (pytest -k), e.g. 'examples and checkouts'",
+    )
+    contract.add_argument(
+        "--export",
+        action="store_true",
+        help="write contracts/openapi.yaml, sandbox.yaml and creditkey.yaml from the code",
+    )
+    contract.add_argument(
+        "--check",
+        action="store_true",
+        help="exit non-zero if the committed documents differ from the code",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,11 +158,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-demo", action="store_true", help="do not create the demo account")
     serve.add_argument(
+        "--creditkey-prefix",
+        action="append",
+        default=None,
+        metavar="PREFIX",
+        help="where Credit Key's v1 API answers (repeatable; default /app/ecomm and /ecomm)",
+    )
+    serve.add_argument(
         "--allow-webhook-host",
         action="append",
         default=None,
         metavar="HOST",
         help="a host webhooks may be delivered to besides loopback (repeatable; '*' for any)",
+    )
+    limits = serve.add_argument_group("connection limits (per worker process)")
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request head has not arrived within this (default 10)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=30.0,
+        metavar="SECONDS",
+        help="answer 408 when a body has not arrived within this after its head (default 30)",
+    )
+    limits.add_argument(
+        "--keep-alive-timeout",
+        type=_positive(float),
+        default=5.0,
+        metavar="SECONDS",
+        help="close an idle kept-alive connection after this (default 5)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="open connections; past it the oldest idle one is closed (default: the "
+        "open-files limit less 256)",
+    )
+    limits.add_argument(
+        "--max-in-flight",
+        type=_positive(int),
+        default=1024,
+        metavar="N",
+        help="requests in progress; past it a request gets 503 at once (default 1024)",
     )
     serve.add_argument(
         "--faults",
@@ -94,55 +216,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fault rules and presets to load at start (YAML or JSON; see README)",
     )
 
-    contract = sub.add_parser(
-        "contract",
-        help="run the contract suite, or export the documents",
-        description="Run the schemathesis contract suite in-process, or against --base-url. "
-        "Against a server it runs in a throwaway account made with the admin token, and touches "
-        "no other data; with an API key alone it refuses unless --i-know-this-writes.",
-    )
-    contract.add_argument(
-        "--base-url",
-        default=os.environ.get("CONTRACT_BASE_URL"),
-        help="test this server instead of an in-process simulator (or CONTRACT_BASE_URL)",
-    )
-    contract.add_argument(
-        "--api-key",
-        default=os.environ.get("CONTRACT_API_KEY"),
-        help="run in this key's account instead of a throwaway one; needs --i-know-this-writes "
-        "(or CONTRACT_API_KEY)",
-    )
-    contract.add_argument(
-        "--admin-token",
-        default=os.environ.get("CONTRACT_ADMIN_TOKEN") or os.environ.get("SANDBANK_ADMIN_TOKEN"),
-        help="the server's admin token: the suite makes a throwaway account with it "
-        "(or CONTRACT_ADMIN_TOKEN / SANDBANK_ADMIN_TOKEN)",
-    )
-    contract.add_argument(
-        "--i-know-this-writes",
-        action="store_true",
-        help="allow --api-key alone: the suite creates and refunds orders in that account",
-    )
-    contract.add_argument(
-        "--junit", type=Path, default=None, metavar="PATH", help="also write a JUnit XML report"
-    )
-    contract.add_argument(
-        "-k",
-        dest="select",
-        default=None,
-        metavar="EXPR",
-        help="run only the tests whose names match (pytest -k), e.g. 'examples and checkouts'",
-    )
-    contract.add_argument(
-        "--export",
-        action="store_true",
-        help="write contracts/openapi.yaml and contracts/sandbox.yaml from the code",
-    )
-    contract.add_argument(
-        "--check",
-        action="store_true",
-        help="exit non-zero if the committed documents differ from the code",
-    )
+    _contract_parser(sub)
 
     webhooks = sub.add_parser(
         "webhooks", help="webhook tools", description="Tools for your webhook receiver."
@@ -245,14 +319,18 @@ def _configure_logging(level: str) -> None:
 
 def _factory() -> Any:
     """Worker entry point for --workers > 1 (settings travel in the environment)."""
+    from simulator import connections, lifecycle
     from simulator.app import create_app
 
+    lifecycle.die_with_parent(int(os.environ[_PARENT_ENV]))
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
+    raw["creditkey_prefixes"] = tuple(raw.get("creditkey_prefixes", ("/app/ecomm", "/ecomm")))
     settings = Settings(**raw)
     _configure_logging(settings.log_level)
+    connections.configure(settings, lifecycle.raise_open_files_limit())
     return create_app(settings)
 
 
@@ -277,6 +355,7 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from simulator import connections, lifecycle
     from simulator.app import create_app, demo_account
 
     if args.workers < 1:
@@ -303,14 +382,24 @@ def serve(args: argparse.Namespace) -> int:
         demo_account=not args.no_demo,
         fault_rules=fault_rules,
         webhook_allowed_hosts=tuple(args.allow_webhook_host) if args.allow_webhook_host else None,
+        creditkey_prefixes=tuple(args.creditkey_prefix) if args.creditkey_prefix else None,
         # On a database file, webhooks go out from a process of their own (not the API's loop).
         webhook_process=args.db != ":memory:",
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_s=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
     )
     _configure_logging(settings.log_level)
     problem = _preflight(settings)
     if problem:  # one line, before the banner promises a server that will not be there
         raise SystemExit(f"sandbank: error: {problem}")
-    app = create_app(settings)  # also migrates the database and creates the demo account once
+    # Idle connections are open files: allow as many as the system lets this user have.
+    limits = connections.configure(settings, lifecycle.raise_open_files_limit())
+    # Migrates the database and creates the demo account, once, before any worker or
+    # background process starts.
+    app = create_app(settings)
     demo = demo_account(app)
     print(f"Sandbank {__version__} on {settings.base_url}", flush=True)
     print(f"  contract:    {settings.base_url}/openapi.yaml", flush=True)
@@ -320,18 +409,52 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
-    from simulator.faults.sockets import protocol_class
-
-    # The same server, with each connection's socket reachable by socket-level faults.
-    common = {**uvicorn_options(settings.host, settings.port), "http": protocol_class()}
+    print(
+        f"  limits:      head {limits.header_timeout_s:g}s, body {limits.body_timeout_s:g}s, "
+        f"keep-alive {settings.keep_alive_s:g}s, {limits.max_in_flight} requests in flight, "
+        f"{limits.max_connections} connections (per worker)",
+        flush=True,
+    )
+    # The same server, with each connection's socket reachable by socket-level faults and
+    # the connection bounds of `simulator.connections`.
+    common = {
+        **uvicorn_options(settings.host, settings.port),
+        "http": connections.protocol_class(),
+        "timeout_keep_alive": settings.keep_alive_s,
+    }
     app.runtime.dispatcher.release_leases()  # the only dispatcher: old leases are a crash's
-    if settings.webhook_process:
-        from simulator.webhooks import worker
+    supervisor = _supervise(settings) if settings.webhook_process else None
+    try:
+        if args.workers == 1:
+            uvicorn.run(app, **common)
+        else:
+            _run_workers(args.workers, settings, app, fault_rules, common)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+    return 0
 
-        worker.start(settings)
-    if args.workers == 1:
-        uvicorn.run(app, **common)
-        return 0
+
+def _supervise(settings: Settings) -> Any:
+    """Start the dispatcher and the scheduler, supervised (`simulator.supervisor`)."""
+    from simulator.store.sqlite import SqliteStore
+    from simulator.supervisor import Supervisor
+
+    def restarted(store: Any, name: str) -> None:
+        if name == "dispatcher":  # the only sender: its leases are the dead process's
+            with store.transaction() as tx:
+                tx.release_leases()
+
+    supervisor = Supervisor(settings, lambda: SqliteStore(settings.db_path), on_restart=restarted)
+    supervisor.start()
+    return supervisor
+
+
+def _run_workers(
+    workers: int, settings: Settings, app: Any, fault_rules: Any, common: dict[str, Any]
+) -> None:
+    import uvicorn
+
     app.runtime.store.close()
     os.environ[_SETTINGS_ENV] = json.dumps(
         {
@@ -339,15 +462,17 @@ def serve(args: argparse.Namespace) -> int:
                 k: getattr(settings, k)
                 for k in ("host", "port", "db", "seed", "public_url", "log_level", "demo_account")
             },
+            **{k: getattr(settings, k) for k in _LIMIT_KEYS},
             "fault_rules": list(fault_rules),
             "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),
+            "creditkey_prefixes": list(settings.creditkey_prefixes),
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.runtime.admin_token,
         }
     )
-    uvicorn.run("simulator.cli:_factory", factory=True, workers=args.workers, **common)
-    return 0
+    os.environ[_PARENT_ENV] = str(os.getpid())
+    uvicorn.run("simulator.cli:_factory", factory=True, workers=workers, **common)
 
 
 def _preflight(settings: Settings) -> str | None:
@@ -379,8 +504,13 @@ def contract(args: argparse.Namespace) -> int:
 
     import contracts
     from simulator.api.docs import provider_document, sandbox_document
+    from simulator.dialects.creditkey.document import creditkey_document
 
-    docs = {contracts.PROVIDER: provider_document(), contracts.SANDBOX: sandbox_document()}
+    docs = {
+        contracts.PROVIDER: provider_document(),
+        contracts.SANDBOX: sandbox_document(),
+        contracts.CREDITKEY: creditkey_document(),
+    }
     if args.export or args.check:
         stale = []
         for path, doc in docs.items():

@@ -7,6 +7,7 @@ Starlette app, so that mypy sees every use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -18,6 +19,9 @@ from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
 from simulator.webhooks.dispatcher import Dispatcher
 from simulator.webhooks.service import WebhookService
+
+if TYPE_CHECKING:  # the dialect's endpoints reach this module through `runtime_of`
+    from simulator.dialects.creditkey import Dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,7 @@ class Runtime:
     journal: Journal
     webhooks: WebhookService
     dispatcher: Dispatcher
+    creditkey: Dialect  # Credit Key's v1 dialect: its routes, pipeline layer and callbacks
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -94,9 +94,11 @@ class ProviderService:
         return virtual_now(self.wall.now(), account.clock_offset_us, account.clock_frozen_at_us)
 
     @contextmanager
-    def scope(self, account_id: str) -> Iterator[Ctx]:
+    def scope(self, account_id: str, *, due_limit: int | None = None) -> Iterator[Ctx]:
+        """One account transaction; `due_limit` bounds the due jobs it runs first (the
+        scheduler's batches; the rest stay due for the next transaction)."""
         with self.store.transaction() as tx:
-            ctx = self._open(tx, account_id)
+            ctx = self._open(tx, account_id, due_limit)
             yield ctx
             self._close(ctx)
 
@@ -109,7 +111,7 @@ class ProviderService:
             yield ctx, committed
             self._close(ctx)
 
-    def _open(self, tx: Tx, account_id: str) -> Ctx:
+    def _open(self, tx: Tx, account_id: str, due_limit: int | None = None) -> Ctx:
         account = tx.account(account_id)
         if account is None:
             raise NotFound("account", account_id)
@@ -119,7 +121,7 @@ class ProviderService:
             SeededRng(account.id, account.seed, account.rng_counter),
             self.account_now(account),
         )
-        self._run_due(ctx, ctx.now_us)
+        self._run_due(ctx, ctx.now_us, due_limit)
         return ctx
 
     def _close(self, ctx: Ctx) -> None:
@@ -175,13 +177,16 @@ class ProviderService:
         )
 
     # --- scheduled work ---------------------------------------------------------------------
-    def _run_due(self, ctx: Ctx, until_us: int) -> None:
-        """Run every job due up to `until_us` in time order, each at its own due time."""
+    def _run_due(self, ctx: Ctx, until_us: int, limit: int | None = None) -> None:
+        """Run every job due up to `until_us` (at most `limit`) in time order, each at its own
+        due time."""
         next_due = ctx.tx.next_due(ctx.aid)
         if next_due is None or next_due > until_us:
             return
         real_now = ctx.now
-        while (job := ctx.tx.pop_due(ctx.aid, until_us)) is not None:
+        left = -1 if limit is None else limit
+        while left != 0 and (job := ctx.tx.pop_due(ctx.aid, until_us)) is not None:
+            left -= 1
             if len(ctx.events) >= EVENT_BATCH:
                 # A long advance writes its events as it goes, not all at the end: memory
                 # stays flat (same transaction, same order).

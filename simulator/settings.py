@@ -26,6 +26,15 @@ class Settings:
     # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the
     # app's lifespan does not run a dispatcher of its own.
     webhook_process: bool = False
+    # Where Credit Key's v1 API answers (`<prefix>/begin_checkout`, ...): a base URL with or
+    # without `/app` works by default.
+    creditkey_prefixes: tuple[str, ...] = ("/app/ecomm", "/ecomm")
+    # Connection bounds per worker process (`simulator.connections`; README "Serving"):
+    header_timeout_s: float = 10.0  # a request head must arrive within this
+    body_timeout_s: float = 30.0  # and its body within this after the head
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int = 0  # open connections; 0: the open-files limit less a margin
+    max_in_flight: int = 1024  # requests in progress; past it, 503 at once
 
     @property
     def db_path(self) -> str:

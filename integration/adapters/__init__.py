@@ -1,10 +1,12 @@
 """Provider adapters, chosen by configuration: `make_adapter({"provider": "sandbank", ...})`.
 
-Configuration keys (all but `provider`, `base_url` and `api_key` optional):
+Configuration keys (all but `provider`, `base_url` and the credentials optional):
 
-    provider: sandbank
-    base_url: http://127.0.0.1:8080
-    api_key: sk_test_...
+    provider: sandbank            # or creditkey
+    base_url: http://127.0.0.1:8080   # creditkey: the SDKs' base, e.g. http://127.0.0.1:8080/app
+    api_key: sk_test_...          # sandbank's credential
+    public_key: acme_...          # creditkey's two credentials
+    shared_secret: ...
     timeout_s: 10
     retry: {base_s: 0.2, factor: 2, max_wait_s: 10, max_attempts: 6, max_total_s: 30}
     breaker: {failure_threshold: 5, cooldown_s: 30}
@@ -34,6 +36,7 @@ from integration.adapters.base import (
     PlaceOrder,
     ProviderAdapter,
 )
+from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
@@ -41,7 +44,8 @@ from integration.errors import IntegrationError
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
-PROVIDERS = ("sandbank",)
+PROVIDERS = ("sandbank", "creditkey")
+CREDENTIALS = {"sandbank": ("api_key",), "creditkey": ("public_key", "shared_secret")}
 
 
 class ConfigError(IntegrationError, ValueError):
@@ -66,7 +70,7 @@ def make_adapter(
             f"unknown provider {provider!r} in config key 'provider' "
             f"(known: {', '.join(PROVIDERS)})"
         )
-    for key in ("base_url", "api_key"):
+    for key in ("base_url", *CREDENTIALS[provider]):
         if not isinstance(config.get(key), str) or not config[key]:
             raise ConfigError(f"config key {key!r} is required for provider {provider!r}")
     retry = dict(config.get("retry") or {})
@@ -77,7 +81,7 @@ def make_adapter(
         raise ConfigError(f"config key 'retry': {exc}") from None
     client = ResilientClient(
         config["base_url"],
-        config["api_key"],
+        config.get("api_key"),  # Credit Key's credentials travel as request parameters
         store=store,
         clock=clock,
         sleep=sleep,
@@ -94,6 +98,8 @@ def make_adapter(
         now=now,
         in_flight_codes=IN_FLIGHT_CODES,
     )
+    if provider == "creditkey":
+        return CreditKeyAdapter(client, config["public_key"], config["shared_secret"], now=now)
     return SandbankAdapter(client)
 
 

@@ -352,13 +352,7 @@ class SandbankAdapter:
                 family, method, path, body, intent_id=intent_id, params=params
             )
         except ProviderRejected as exc:
-            raise ProviderRejected(
-                REJECTION.get(exc.code, "rejected"),
-                exc.status,
-                exc.detail,
-                request_id=exc.request_id,
-                provider_code=exc.code,
-            ) from exc
+            raise exc.canonical(REJECTION.get(exc.code, "rejected")) from exc
         try:
             return response.json()
         except TypeError as exc:

@@ -1,8 +1,14 @@
-"""The hosted checkout page: plain HTML a person can use to accept (with terms) or decline."""
+"""The hosted checkout page: plain HTML a person can use to accept (with terms) or decline.
+
+`render`, `load` and `answer` are public because Credit Key's hosted page
+(`simulator/dialects/creditkey/hosted.py`) is this page in another frame: one look and one
+form handling for both dialects, only the navigation after the answer differs.
+"""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
@@ -43,7 +49,7 @@ def redirect_target(url: str, checkout: Checkout) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
-def _render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
+def render(checkout: Checkout, buyer_name: str, message: str = "") -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(i.name)} &times; {i.quantity}</td><td>"
@@ -81,39 +87,62 @@ def _not_found(checkout_id: str) -> HTMLResponse:
     )
 
 
-async def show(request: Request) -> Response:
-    service = service_of(request)
-    checkout_id = str(request.path_params["id"])
-    try:
-        with service.scope_for("checkout", checkout_id) as ctx:
-            checkout = service.get_checkout(ctx, checkout_id)
-            buyer = service.get_buyer(ctx, checkout.buyer_id)
-    except SandbankError:
-        return _not_found(checkout_id)
-    return HTMLResponse(_render(checkout, buyer.legal_name))
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the buyer's form did to a checkout."""
+
+    checkout: Checkout  # as it is now
+    buyer_name: str
+    refused: int | None = None  # nothing done: 409 (no longer open) or 422 (no choice made)
+    message: str = ""  # for the buyer, when the form chose nothing
 
 
-async def submit(request: Request) -> Response:
+def load(request: Request, checkout_id: str) -> tuple[Checkout, str]:
+    """The checkout and its buyer's name; SandbankError when there is no such checkout."""
     service = service_of(request)
-    checkout_id = str(request.path_params["id"])
+    with service.scope_for("checkout", checkout_id) as ctx:
+        checkout = service.get_checkout(ctx, checkout_id)
+        return checkout, service.get_buyer(ctx, checkout.buyer_id).legal_name
+
+
+async def answer(request: Request, checkout_id: str) -> Answer:
+    """The page's form applied: the checkout approved on the chosen terms, or declined, in its
+    account's transaction. SandbankError when there is no such checkout."""
+    service = service_of(request)
     form = parse_qs((await read_body(request.scope, request.receive)).decode("utf-8", "replace"))
     action = (form.get("action") or [""])[0]
     terms = (form.get("terms") or ["net30"])[0]
+    with service.scope_for("checkout", checkout_id) as ctx:
+        checkout = service.get_checkout(ctx, checkout_id)
+        buyer_name = service.get_buyer(ctx, checkout.buyer_id).legal_name
+        if checkout.status != "open":
+            return Answer(checkout, buyer_name, 409)
+        if action == "approve" and terms in TERMS:
+            checkout = service.approve_checkout(ctx, checkout_id, terms)
+        elif action == "decline":
+            checkout = service.decline_checkout(ctx, checkout_id)
+        else:
+            return Answer(checkout, buyer_name, 422, "Choose terms and a button.")
+    return Answer(checkout, buyer_name)
+
+
+async def show(request: Request) -> Response:
+    checkout_id = str(request.path_params["id"])
     try:
-        with service.scope_for("checkout", checkout_id) as ctx:
-            checkout = service.get_checkout(ctx, checkout_id)
-            buyer_name = service.get_buyer(ctx, checkout.buyer_id).legal_name
-            if checkout.status != "open":
-                return HTMLResponse(_render(checkout, buyer_name), 409)
-            if action == "approve" and terms in TERMS:
-                checkout = service.approve_checkout(ctx, checkout_id, terms)
-            elif action == "decline":
-                checkout = service.decline_checkout(ctx, checkout_id)
-            else:
-                return HTMLResponse(
-                    _render(checkout, buyer_name, "Choose terms and a button."), 422
-                )
+        checkout, buyer_name = load(request, checkout_id)
     except SandbankError:
         return _not_found(checkout_id)
+    return HTMLResponse(render(checkout, buyer_name))
+
+
+async def submit(request: Request) -> Response:
+    checkout_id = str(request.path_params["id"])
+    try:
+        done = await answer(request, checkout_id)
+    except SandbankError:
+        return _not_found(checkout_id)
+    checkout = done.checkout
+    if done.refused is not None:
+        return HTMLResponse(render(checkout, done.buyer_name, done.message), done.refused)
     target = checkout.return_url if checkout.status == "completed" else checkout.cancel_url
     return RedirectResponse(redirect_target(target, checkout), status_code=303)

@@ -305,6 +305,7 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
             ok["links"] = op.links
         entry["responses"] = {
             str(op.status): ok,
+            **{str(code): {**ok, "description": text} for code, text in op.also.items()},
             **{
                 str(code): {"$ref": f"#/components/responses/Error{code}"}
                 for code in (*op.errors, *transient_codes)

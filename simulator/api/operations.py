@@ -35,6 +35,8 @@ class Op:
     # Media types of a response that is a file rather than a JSON model (`response` None):
     # published as strings of those types.
     file_media: tuple[str, ...] = ()
+    # Other statuses answered with the same `response` model: status -> description.
+    also: dict[int, str] = field(default_factory=dict)
 
 
 def routes(ops: list[Op]) -> list[Route]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -9,11 +10,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator import __version__
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, path_id, service_of
 from simulator.clock import parse_duration
+from simulator.control.health import Health, health
+from simulator.dialects.creditkey.credentials import credentials
 from simulator.domain.errors import ValidationFailed
 from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
 from simulator.domain.money import CURRENCIES
@@ -102,11 +104,20 @@ class ClockOut(BaseModel):
     frozen: bool
 
 
+class CreditKeyKeys(BaseModel):
+    public_key: str
+    shared_secret: str
+
+
 class AccountOut(BaseModel):
     id: str
     object: Literal["account"] = "account"
     name: str
     api_key: str
+    creditkey: CreditKeyKeys = Field(
+        description="Credentials for Credit Key's v1 dialect (`/app/ecomm/*`, `/ecomm/*`): "
+        "give them to a Credit Key SDK or plugin as its public key and shared secret."
+    )
     seed: int
     settings: dict[str, Any]
     created_at: datetime
@@ -117,6 +128,7 @@ class AccountOut(BaseModel):
             id=a.id,
             name=a.name,
             api_key=a.api_key,
+            creditkey=CreditKeyKeys(**dataclasses.asdict(credentials(a))),
             seed=a.seed,
             settings=a.settings.model_dump(),
             created_at=a.created_at,
@@ -126,12 +138,6 @@ class AccountOut(BaseModel):
 class AccountList(BaseModel):
     object: Literal["list"] = "list"
     data: list[AccountOut]
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-    version: str
-    schema_version: int
 
 
 class Dump(BaseModel):
@@ -145,12 +151,6 @@ class Dump(BaseModel):
     money: list[dict[str, Any]] = Field(
         description="Settlement lines, settlements, disputes and drift records, grouped by "
         "kind (`line`, `settlement`, `dispute`, `drift`, `drift_injection`)."
-    )
-
-
-async def health(request: Request) -> Response:
-    return json_response(
-        Health(version=__version__, schema_version=runtime_of(request).accounts.schema_version())
     )
 
 
@@ -252,8 +252,9 @@ OPERATIONS: list[Op] = [
         "GET",
         "/_sandbox/health",
         health,
-        "Liveness and versions (no token needed)",
+        "Each component's state and versions (no token needed); 503 when one is down",
         Health,
+        also={503: "A component is down (`status` degraded); the body says which"},
         tag="Health",
     ),
     Op(

@@ -61,10 +61,10 @@ class Match(Strict):
     method: Literal["GET", "POST", "PATCH", "PUT", "DELETE"] | None = None
     path: str | None = Field(
         None,
-        pattern=r"^/v1(/|\*|$)",
+        pattern=r"^/(v1|app/ecomm)(/|\*|$)",
         max_length=300,
         description="A /v1 path template (`/v1/orders/{id}/captures`) or a prefix ending in `*`"
-        " (`/v1/*`).",
+        " (`/v1/*`); Credit Key's dialect is `/app/ecomm/...`, whatever prefix the client used.",
     )
     header: (
         Annotated[

@@ -1,6 +1,12 @@
 """Named, composable fault plans. Each preset is a list of rules; applying one creates them
 (tagged with the preset's name) for one account or for all. Several presets can be applied at
-once and stack in the order applied. `PRESETS` is also what README documents."""
+once and stack in the order applied. `PRESETS` is also what README documents.
+
+The presets act on both APIs of the provider, `/v1` and Credit Key's dialect: the storms and
+outages match no path (faults only ever see those two APIs' requests), and a preset that names
+an operation names its Credit Key counterpart too. `slow-decisions` stays native: Credit Key's
+borrower decides on the hosted page, which is no API operation (and never fails).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from simulator.faults.models import RuleIn
 
 # Decisions: pre-qualification, and the buyer's approval through the test helpers.
 DECISION_OPERATIONS = ("createPrequalification", "approveCheckout")
+# Captures: on /v1, and Credit Key's confirm_order (the capture on shipment).
+CAPTURE_OPERATIONS = ("createCapture", "creditkey.confirm_order")
 
 
 @dataclass(frozen=True)
@@ -31,20 +39,22 @@ class Preset:
         return built
 
 
-_V1 = {"path": "/v1/*"}
+# No path: every request faults act on, i.e. every authenticated request of /v1 and of Credit
+# Key's dialect (the control plane, hosted pages and documents never fail).
+_API: dict[str, Any] = {}
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
             "flaky-5xx",
-            "About 10 % of /v1 requests fail before processing: 500 (5 %), 502 (3 %), "
-            "503 with Retry-After: 1 (2 %).",
+            "About 10 % of API requests (/v1 and Credit Key's) fail before processing: "
+            "500 (5 %), 502 (3 %), 503 with Retry-After: 1 (2 %).",
             (
-                {"match": _V1, "probability": 0.05, "effect": {"type": "status", "status": 500}},
-                {"match": _V1, "probability": 0.03, "effect": {"type": "status", "status": 502}},
+                {"match": _API, "probability": 0.05, "effect": {"type": "status", "status": 500}},
+                {"match": _API, "probability": 0.03, "effect": {"type": "status", "status": 502}},
                 {
-                    "match": _V1,
+                    "match": _API,
                     "probability": 0.02,
                     "effect": {"type": "status", "status": 503, "retry_after_s": 1},
                 },
@@ -52,10 +62,11 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "rate-limited",
-            "30 % of /v1 requests get 429 with Retry-After: 2, before processing.",
+            "30 % of API requests (/v1 and Credit Key's) get 429 with Retry-After: 2, before "
+            "processing.",
             (
                 {
-                    "match": _V1,
+                    "match": _API,
                     "probability": 0.3,
                     "effect": {"type": "status", "status": 429, "retry_after_s": 2},
                 },
@@ -63,11 +74,11 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "total-outage",
-            "Every /v1 request gets 503 with Retry-After: 30 for 15 minutes of the account's "
-            "clock (or the `duration` given).",
+            "Every API request (/v1 and Credit Key's) gets 503 with Retry-After: 30 for 15 "
+            "minutes of the account's clock (or the `duration` given).",
             (
                 {
-                    "match": _V1,
+                    "match": _API,
                     "effect": {"type": "status", "status": 503, "retry_after_s": 30},
                 },
             ),
@@ -93,24 +104,26 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "lost-response-after-capture",
-            "The first attempt of every capture commits (capture stored, event written), then "
-            "the connection is reset: only an idempotent retry learns what happened.",
-            (
+            "The first attempt of every capture (createCapture, Credit Key's confirm_order) "
+            "commits (capture stored, event written), then the connection is reset: only an "
+            "idempotent retry learns what happened.",
+            tuple(
                 {
-                    "match": {"operation": "createCapture", "attempt": {"eq": 1}},
+                    "match": {"operation": op, "attempt": {"eq": 1}},
                     "phase": "after",
                     "effect": {"type": "reset"},
-                },
+                }
+                for op in CAPTURE_OPERATIONS
             ),
         ),
         Preset(
             "timeout-storm",
-            "15 % of /v1 requests hang until the client gives up (60 s at most); another 25 % "
-            "answer after 2-8 s.",
+            "15 % of API requests (/v1 and Credit Key's) hang until the client gives up (60 s "
+            "at most); another 25 % answer after 2-8 s.",
             (
-                {"match": _V1, "probability": 0.15, "effect": {"type": "hang", "max_ms": 60_000}},
+                {"match": _API, "probability": 0.15, "effect": {"type": "hang", "max_ms": 60_000}},
                 {
-                    "match": _V1,
+                    "match": _API,
                     "probability": 0.25,
                     "effect": {
                         "type": "latency",

@@ -32,6 +32,7 @@ from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
+from simulator.store.runtime import RuntimeTxMixin
 from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTxMixin
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 
@@ -106,7 +107,7 @@ def _load(model: type[M], data: str | bytes) -> M:
     return model.model_validate_json(data)
 
 
-class SqliteTx(WebhookTxMixin, FinanceTxMixin):
+class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -424,7 +425,12 @@ class SqliteStore:
         self._migrate()
 
     def _migrate(self) -> None:
+        """Apply the migrations not yet applied. `sandbank serve` migrates once, before any
+        worker or background process starts; these then find the schema current with a read
+        and never take the write lock here (a busy API would make them wait for it)."""
         c = self.conn
+        if self._current():
+            return
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute(
@@ -446,6 +452,13 @@ class SqliteStore:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    def _current(self) -> bool:
+        try:
+            row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        except sqlite3.OperationalError:  # no such table: a new database
+            return False
+        return int(row[0] or 0) >= len(MIGRATIONS)
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +45,20 @@ def starting(log_dir: Path) -> Iterator[StartServer]:
     pid) when the generator closes. The body of the `start_server` fixture."""
     started: list[Server] = []
 
-    def start(data_dir: Path, port: int, *extra: str) -> Server:
-        server = Server(data_dir, port, log_dir / f"server-{len(started)}.log", list(extra))
+    def start(
+        data_dir: Path,
+        port: int,
+        *extra: str,
+        env: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> Server:
+        """`env`: more environment for the server; `wait` False: return before it is
+        healthy."""
+        log = log_dir / f"server-{len(started)}.log"
+        server = Server(data_dir, port, log, list(extra), env=env)
         started.append(server)
-        server.wait_healthy()
+        if wait:
+            server.wait_healthy()
         return server
 
     try:

@@ -78,6 +78,7 @@ class Provider:
     api: httpx.Client
     account_id: str
     api_key: str
+    creditkey: dict[str, str]
 
     def rule(self, **rule: Any) -> None:
         r = self.admin.post("/_sandbox/faults", json={"account": self.account_id, **rule})
@@ -137,7 +138,46 @@ def provider(server: Server) -> Iterator[Provider]:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
         ) as api:
-            yield Provider(admin, api, r.json()["id"], key)
+            yield Provider(admin, api, r.json()["id"], key, r.json()["creditkey"])
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the fault run needs to know of the API the integration's adapter speaks."""
+
+    name: str
+    paths: str  # every request of this API
+    checkout: str  # operation ids, as fault rules and the journal name them
+    capture: str
+    refund: str
+    ok: int  # a successful capture's status
+
+    def config(self, server: Server, provider: Provider) -> dict[str, Any]:
+        if self.name == "creditkey":  # the SDKs' base URL, with the account's two keys
+            return {"provider": "creditkey", "base_url": f"{server.url}/app", **provider.creditkey}
+        return {"provider": "sandbank", "base_url": server.url, "api_key": provider.api_key}
+
+    def flags(self, server: Server, provider: Provider) -> list[str]:
+        """The same, as `sandbank integration serve` flags (`base_url` is --provider-url)."""
+        names = {"base_url": "provider_url"}
+        return [
+            part
+            for key, value in self.config(server, provider).items()
+            for part in (f"--{names.get(key, key).replace('_', '-')}", value)
+        ]
+
+
+DIALECTS = [
+    Dialect("sandbank", "/v1/*", "createCheckout", "createCapture", "createRefund", 201),
+    Dialect(
+        "creditkey",
+        "/app/ecomm/*",
+        "creditkey.begin_checkout",
+        "creditkey.confirm_order",
+        "creditkey.refund",
+        200,
+    ),
+]
 
 
 def order_body(merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
@@ -156,7 +196,9 @@ def order_body(merchant_order_id: str, amount: int = 100_000) -> dict[str, Any]:
 class Shop:
     """The order-to-cash service on a virtual monotonic clock, its HTTP API in-process."""
 
-    def __init__(self, server: Server, provider: Provider, tmp_path: Path) -> None:
+    def __init__(
+        self, server: Server, provider: Provider, tmp_path: Path, dialect: Dialect
+    ) -> None:
         self.t = 1_000.0
         rng = random.Random(11)
         db = tmp_path / "integration.db"
@@ -165,9 +207,7 @@ class Shop:
         )
         self.adapter = make_adapter(
             {
-                "provider": "sandbank",
-                "base_url": server.url,
-                "api_key": provider.api_key,
+                **dialect.config(server, provider),
                 "timeout_s": 5,
                 "retry": {"base_s": 0.2, "max_wait_s": 10, "max_attempts": 3, "max_total_s": 30},
             },
@@ -216,23 +256,33 @@ class Shop:
             closable.close()
 
 
+@pytest.fixture(params=DIALECTS, ids=[d.name for d in DIALECTS])
+def dialect(request: pytest.FixtureRequest) -> Dialect:
+    chosen: Dialect = request.param
+    return chosen
+
+
 @pytest.fixture
-def shop(server: Server, provider: Provider, tmp_path: Path) -> Iterator[Shop]:
-    s = Shop(server, provider, tmp_path)
+def shop(server: Server, provider: Provider, tmp_path: Path, dialect: Dialect) -> Iterator[Shop]:
+    s = Shop(server, provider, tmp_path, dialect)
     yield s
     s.close()
 
 
 def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charged_twice(
-    shop: Shop, provider: Provider
+    shop: Shop, provider: Provider, dialect: Dialect
 ) -> None:
+    """The same run through either adapter (Sandbank's /v1 or Credit Key's v1): the service,
+    ledger and their guarantees do not depend on the provider's API."""
     orders = [f"SO-F{n}" for n in range(1, 7)]
 
     async def run() -> dict[str, int]:
         seen: dict[str, int] = {}
         # 1. A 503 storm: most /v1 requests fail before anything happens.
         provider.rule(
-            match={"path": "/v1/*"}, effect={"type": "status", "status": 503}, probability=0.7
+            match={"path": dialect.paths},
+            effect={"type": "status", "status": 503},
+            probability=0.7,
         )
         for moid in orders:
             seen[f"place {moid}"] = await shop.place(moid)
@@ -246,7 +296,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
             assert (await shop.http.get(f"/orders/{moid}")).json()["erp_state"] == "authorized"
 
         # 2. Every capture commits, then its connection is reset: only the same key learns it.
-        provider.preset("lost-response-after-capture")
+        provider.preset("lost-response-after-capture")  # either API's captures
         for moid in orders:
             seen[f"ship1 {moid}"] = await shop.act(moid, "ship", 60_000)
         provider.clear_faults()
@@ -254,7 +304,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         # 3. After-commit 500s: second shipments commit and lose every answer, until the
         # captures breaker opens; what follows is held without a request.
         provider.rule(
-            match={"operation": "createCapture"},
+            match={"operation": dialect.capture},
             phase="after",
             effect={"type": "status", "status": 500},
             times=6,
@@ -264,7 +314,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         provider.clear_faults()
         await shop.settle()
         provider.rule(
-            match={"operation": "createRefund"},
+            match={"operation": dialect.refund},
             phase="after",
             effect={"type": "status", "status": 500},
             times=1,
@@ -272,7 +322,7 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         seen["refund SO-F3"] = await shop.act("SO-F3", "refund", 10_000)
 
         # 4. A total outage: work is held, not failed, and resumed with the same keys.
-        provider.preset("total-outage")
+        provider.preset("total-outage")  # either API
         seen["ship2 SO-F4"] = await shop.act("SO-F4", "ship", 40_000)
         seen["place SO-F7"] = await shop.place("SO-F7")
         provider.clear_faults()
@@ -282,7 +332,10 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         provider.approve(checkout)
         seen["ship1 SO-F7"] = await shop.act("SO-F7", "ship", 100_000)
 
-        # 5. The provider's events, polled after the fact, change nothing and post nothing.
+        # 5. The provider's events, polled after the fact, change nothing and post nothing
+        # (Credit Key's v1 API publishes none).
+        if dialect.name != "sandbank":
+            return seen
         postings = len(shop.ledger.postings())
 
         async def page(cursor: str | None) -> tuple[list[dict[str, object]], str | None]:
@@ -311,14 +364,14 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
     # The faults really happened.
     held = {k for k, status in seen.items() if status == 202}
     assert {"ship2 SO-F1", "ship2 SO-F2", "ship2 SO-F3", "ship2 SO-F4", "place SO-F7"} <= held
-    captures_sent = provider.journal("createCapture")
+    captures_sent = provider.journal(dialect.capture)
     assert sum(e["status"] is None for e in captures_sent) == 6  # the resets
     assert sum(e["status"] == 500 for e in captures_sent) >= 3  # a whole call's attempts
     # One key per shipment (6 + 3 + 1 + 1), each retried until it was answered; the answers
     # after the resets and the 500s were replays of the committed capture.
     assert len({e["idempotency_key"] for e in captures_sent}) == 11
-    assert sum(e["replayed"] and e["status"] == 201 for e in captures_sent) >= 8
-    assert any(e["status"] == 503 for e in provider.journal("createCheckout"))
+    assert sum(e["replayed"] and e["status"] == dialect.ok for e in captures_sent) >= 8
+    assert any(e["status"] == 503 for e in provider.journal(dialect.checkout))
 
     total_shipped = total_refunded = 0
     capture_ids: set[str] = set()
@@ -326,7 +379,9 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
     for moid in [*orders, "SO-F7"]:
         erp = shop.book.get(moid)
         (at_provider,) = provider.orders(moid)  # no order lost, none made twice
-        assert erp.provider_order_id == at_provider["id"]
+        # Credit Key's one id per order is the checkout's.
+        at_id = at_provider["checkout_id"] if dialect.name == "creditkey" else at_provider["id"]
+        assert erp.provider_order_id == at_id
         # No capture twice: the provider holds exactly the ERP's shipments.
         ships = [h for h in shop.book.holds(moid) if h.kind == "capture_pending"]
         assert len(at_provider["captures"]) == len(ships), (moid, at_provider["captures"])
@@ -351,7 +406,10 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
     # The ledger: one posting per provider capture and refund, balanced, equal to the provider.
     captured = {p.reference for p in shop.ledger.postings(event_kind=EventKind.CAPTURED)}
     refunded = {p.reference for p in shop.ledger.postings(event_kind=EventKind.REFUNDED)}
-    assert (captured, refunded) == (capture_ids, refund_ids)
+    if dialect.name == "sandbank":
+        assert (captured, refunded) == (capture_ids, refund_ids)
+    else:  # Credit Key names no capture: one posting per shipment intent instead
+        assert (len(captured), len(refunded)) == (len(capture_ids), len(refund_ids))
     assert len(shop.ledger.postings(event_kind=EventKind.CAPTURED)) == len(capture_ids)
     assert all(sum(shop.ledger.trial_balance(c).values()) == 0 for c in shop.ledger.currencies())
     assert shop.ledger.balance(RECEIVABLE, "USD") == total_shipped - total_refunded
@@ -374,13 +432,19 @@ class IntegrationProcess(Process):
 
     @classmethod
     def against(
-        cls, server: Server, provider: Provider, tmp_path: Path, port: int, *args: str
+        cls,
+        server: Server,
+        provider: Provider,
+        tmp_path: Path,
+        port: int,
+        *args: str,
+        dialect: Dialect = DIALECTS[0],
     ) -> IntegrationProcess:
-        """The service for `provider`'s account on `server`, its database and log in
-        `tmp_path`, with more `serve` arguments."""
+        """The service for `provider`'s account on `server` through `dialect`'s API, its
+        database and log in `tmp_path`, with more `serve` arguments."""
         db = ["--db", str(tmp_path / "integration.db")]
-        key = ["--provider-url", server.url, "--api-key", provider.api_key]
-        return cls(port, tmp_path / "integration.log", [*key, *db, *args])
+        flags = dialect.flags(server, provider)
+        return cls(port, tmp_path / "integration.log", [*flags, *db, *args])
 
     def lines(self) -> list[dict[str, Any]]:
         out = []
@@ -568,3 +632,45 @@ def test_the_service_process_answers_held_at_once_while_the_provider_hangs(
     assert len(done) == len({e["idempotency_key"] for e in done}) == 5
     assert len(provider.events("order.captured")) == 1
     assert 'sandbank_integration_requests_total{outcome="held",route="POST /orders"} 4.0' in metrics
+
+
+def test_the_service_process_speaks_credit_key_with_provider_creditkey(
+    server: Server, provider: Provider, tmp_path: Path
+) -> None:
+    """`--provider creditkey`: the same service over Credit Key's v1 API. No webhooks exist
+    there, so the buyer's answer is read (find_order) when the order is looked at."""
+    port = free_port()
+    proc = IntegrationProcess.against(
+        server, provider, tmp_path, port, "--poll-every", "0", dialect=DIALECTS[1]
+    )
+    try:
+        proc.wait_healthy()
+        with httpx.Client(base_url=proc.url, timeout=30.0) as shop:
+            placed = shop.post("/orders", json=order_body("SO-C1"))
+            assert placed.status_code == 201, placed.text
+            ck_id = placed.json()["provider_checkout_id"]
+            assert placed.json()["checkout_url"].endswith(f"/hosted/creditkey/redirect/{ck_id}")
+            provider.approve(ck_id)
+            assert shop.get("/orders/SO-C1").json()["erp_state"] == "authorized"
+            shipped = shop.post(
+                "/orders/SO-C1/ship",
+                json={"amount": 60_000},
+                headers={"X-Correlation-Id": "e2e-ck-ship"},
+            )
+            assert shipped.status_code == 200, shipped.text
+            refunded = shop.post("/orders/SO-C1/refund", json={"amount": 10_000})
+            assert refunded.status_code == 200, refunded.text
+            assert refunded.json()["erp_state"] == "partially_refunded"
+    finally:
+        proc.stop()
+    (order,) = provider.orders("SO-C1")
+    assert (order["captured_amount"], order["refunded_amount"]) == (60_000, 10_000)
+    sim = [
+        json.loads(line)
+        for line in server.output().splitlines()
+        if line.startswith("{") and "e2e-ck-ship" in line
+    ]
+    assert [(s["path"], s["status"]) for s in sim] == [("/app/ecomm/confirm_order", 200)]
+    secret = provider.creditkey["shared_secret"]
+    assert secret not in server.output()
+    assert secret not in (tmp_path / "integration.log").read_text()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from simulator.api import v1
+from simulator.dialects import creditkey
 from simulator.faults import engine
 from simulator.faults.files import FaultFileError, load
 from simulator.faults.models import Latency, RuleIn
@@ -22,7 +23,9 @@ from simulator.faults.registry import FaultDice, FaultRegistry, could_match
 from simulator.rng import SeededRng
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-OPS = [op.operation_id for op in v1.OPERATIONS]  # presets must name real operations
+OPS = [op.operation_id for op in v1.OPERATIONS]
+# Every operation rules may name (presets must name real ones): /v1's and Credit Key's.
+ALL_OPS = [*OPS, *(op.operation_id for op in creditkey.OPERATIONS)]
 
 
 def facts(**overrides: Any) -> engine.RequestFacts:
@@ -45,7 +48,7 @@ def rule(reg: FaultRegistry, now: datetime = T0, **data: Any) -> Any:
 
 @pytest.fixture
 def reg() -> FaultRegistry:
-    return FaultRegistry(server_seed=1, operations=OPS)
+    return FaultRegistry(server_seed=1, operations=ALL_OPS)
 
 
 @pytest.mark.parametrize(

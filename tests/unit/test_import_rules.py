@@ -1,7 +1,8 @@
 """The layers' import rules, checked on the source (ast, no imports run):
 
 - simulator/domain imports nothing of the app: the standard library, pydantic and itself only;
-- simulator/api and simulator/control never import simulator.store (they call services);
+- simulator/api, simulator/control and simulator/dialects (other APIs' edges, Credit Key's)
+  never import simulator.store (they call services);
 - integration never imports simulator (it talks HTTP only);
 - rehearsal (the scenario runner) imports neither simulator nor integration;
 - sandbank_pytest (the pytest plugin) imports neither: it starts and drives a server over HTTP.
@@ -38,6 +39,7 @@ RULES = (
     ),
     Rule("simulator.api", forbidden=("simulator.store",), why="endpoints call services"),
     Rule("simulator.control", forbidden=("simulator.store",), why="endpoints call services"),
+    Rule("simulator.dialects", forbidden=("simulator.store",), why="endpoints call services"),
     Rule("integration", forbidden=("simulator",), why="the integration talks HTTP only"),
     Rule(
         "rehearsal",
@@ -135,6 +137,7 @@ def test_the_source_keeps_the_import_rules() -> None:
             "if TYPE_CHECKING:\n"
             "    from simulator.store import Tx\n",
         ),
+        ("simulator/dialects/creditkey/x.py", "from simulator.store.base import Store"),
         ("integration/x.py", "from simulator.domain import money"),
         ("integration/sub/x.py", "import simulator"),
         ("rehearsal/x.py", "import integration.client"),
