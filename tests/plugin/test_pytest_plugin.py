@@ -47,6 +47,8 @@ def test_the_fixtures_come_from_the_entry_point_without_a_conftest(run: Run) -> 
 def test_account(sandbank_account, sandbank):
     assert sandbank is sandbank_account
     assert sandbank.api_key.startswith("sk_test_")
+    assert sandbank.creditkey is not None  # this server speaks the Credit Key dialect
+    assert sandbank.creditkey.public_key and sandbank.creditkey.shared_secret
     r = sandbank.client.get("/v1/orders")
     assert r.status_code == 200
 """
