@@ -19,6 +19,7 @@ COPY contracts ./contracts
 COPY integration ./integration
 COPY rehearsal ./rehearsal
 COPY sandbank_pytest ./sandbank_pytest
+COPY loadtests ./loadtests
 RUN python -m venv /opt/sandbank \
     && /opt/sandbank/bin/pip install ".[integration,contract]"
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN    := $(VENV)/.installed-run
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean
+.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,19 @@ install: $(DEV)
 run: $(RUN)
 	$(BIN)/sandbank serve $(ARGS)
 
-## test: the whole suite (unit, API, contract, end-to-end)
-test: $(DEV)
+## browser: Debian's chromium for the console's browser tests (tests/e2e/test_console_browser.py).
+## Idempotent; without root or apt it says why and the tests skip (Playwright's own browser
+## download is never used).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make browser: not root, cannot apt-get install chromium; the browser tests will skip"; \
+	elif ! command -v apt-get >/dev/null; then echo "make browser: no apt-get here; the browser tests will skip"; \
+	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+		|| echo "make browser: apt-get install chromium failed; the browser tests will skip"; fi
+
+## test: the whole suite (unit, API, contract, end-to-end, the console in headless Chromium)
+test: $(DEV) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
@@ -53,13 +64,17 @@ contract: $(DEV)
 export-contract: $(DEV)
 	$(BIN)/sandbank contract --export
 
-## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; then a 90-day
+## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; the side-by-side
+## table beside bare uvicorn, plain Starlette and Prism (bench/peers.py); then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
-## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0)
+## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0); then the
+## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py)
 bench: $(DEV)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 	$(BIN)/python bench/reliability.py $(BENCH_RELIABILITY_ARGS)
+	$(BIN)/python bench/console.py $(BENCH_CONSOLE_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)
@@ -68,3 +83,8 @@ bench-scenarios: $(DEV)
 
 clean:
 	rm -rf $(VENV) .sandbank .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## load-smoke: 20 s of load through the reference integration, steady/outage/storm/recovery
+## (what tests/load runs in `make test`); reports in .loadtest/smoke
+load-smoke: $(DEV)
+	$(BIN)/sandbank load run smoke --out .loadtest/smoke $(LOAD_ARGS)

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 from harness import Comparison, Fixture, Result, admin_auth, fail, measure
-from servers import Server
+
+from rehearsal.processes import Server
 
 NON_MATCHING = 20
 LATENCY_MS = 500

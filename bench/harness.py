@@ -23,8 +23,8 @@ from typing import Any, NoReturn
 
 import httpx
 import uvicorn
-from servers import Process, Server, free_port
 
+from rehearsal.processes import Process, Server, free_port
 from simulator.cli import uvicorn_options
 
 BENCH = Path(__file__).resolve().parent

@@ -2,6 +2,10 @@
 run, sampled by py-spy (if installed beside this Python or on PATH) or traced by cProfile.
 
     .venv/bin/python bench/run.py --profile [--profiler auto|py-spy|cprofile] [--top 15]
+        [--profile-request post|post-inline|get-checkout]
+
+`post` sends a checkout for a buyer created beforehand; `post-inline` one with an inline buyer
+(a new buyer each time, as bench/peers.py measures it); `get-checkout` reads one checkout.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import peers
 from harness import BENCH, WARMUP_SECONDS, ensure_wrk, fail, prepare, simulator, write_scripts, wrk
 
 ROOT = BENCH.parent
@@ -79,11 +84,16 @@ def profile(args: argparse.Namespace) -> int:
         python = [sys.executable]
         if tool == "cprofile":
             python += ["-m", "cProfile", "-o", str(stats)]
-        print(f"profiling POST /v1/checkouts with {tool} for {args.duration}s", flush=True)
+        print(f"profiling {args.profile_request} with {tool} for {args.duration}s", flush=True)
         with simulator(tmp / "data", tmp / "sim.log", python=python) as sim:
             fx = prepare(sim.url)
             scripts = write_scripts(tmp, fx)
             url = sim.url + "/v1/checkouts"
+            if args.profile_request != "post":
+                peer = peers.sandbank_peer(sim.url)
+                inline, get = peers.scripts(tmp, peer)
+                scripts["post"] = inline if args.profile_request == "post-inline" else get
+                url = peer.post_url if args.profile_request == "post-inline" else peer.get_url
             wrk(binary, url, scripts["post"], args, seconds=WARMUP_SECONDS, scenario="warm-up")
             if tool == "py-spy":
                 raw = tmp / "py-spy.txt"

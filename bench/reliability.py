@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 from processes import alive, descendants, wait_for
-from servers import NotReady, Server, free_port
+
+from rehearsal.processes import NotReady, Server, free_port
 
 ADMIN = "sbadm_bench_reliability"
 

@@ -8,8 +8,8 @@ and summed up in one table with the verdicts against the targets.
 3. webhook_delivery.py (a fresh simulator and a local receiver): commit -> delivery latency at
    200 events/s, the sustained delivery rate of a burst, API req/s with webhooks on vs off.
 
-harness.py holds what they share (servers, prepared data, wrk); servers.py starts and stops the
-processes, for these benchmarks and the end-to-end tests alike.
+harness.py holds what they share (servers, prepared data, wrk); `rehearsal.processes` starts and
+stops the processes, for these benchmarks, the rehearsals and the end-to-end tests alike.
 
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--threads 1]
     .venv/bin/python bench/run.py --skip-faults    # only the scenarios without fault rules
@@ -44,8 +44,9 @@ from harness import (
     write_scripts,
 )
 from profiling import profile
-from servers import NotReady
 from webhook_delivery import HookReport
+
+from rehearsal.processes import NotReady
 
 
 def stack() -> str:
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="profile a POST run instead")
     p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile"], default="auto")
     p.add_argument("--top", type=int, default=15, help="profile lines to print (default 15)")
+    p.add_argument(
+        "--profile-request",
+        choices=["post", "post-inline", "get-checkout"],
+        default="post",
+        help="what --profile loads: POST with a buyer id (default), with an inline buyer, GET",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 60:
         fail("--duration must be 1..60 seconds")

@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 from harness import Fixture, Result, measure, prepare, simulator, write_scripts
-from servers import Process, Server
+
+from rehearsal.processes import Process, Server
 
 TARGET = 4000  # req/s of POST /v1/checkouts
 CEILING_SHARE = 0.25  # ... and at least this share of the bare app's

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from harness import (
     auth,
     bench_app,
     cpu_seconds,
+    ensure_wrk,
     fail,
     measure,
     new_account,
@@ -51,6 +53,9 @@ HOOK_LATENCY_TARGET_MS = 50.0  # p99, commit -> first attempt arriving at the re
 HOOK_OVERHEAD_TARGET = 0.10  # API req/s with webhooks on vs off
 HOOK_DRAIN_TIMEOUT = 180.0  # seconds to wait for a backlog to be delivered
 HOOK_SAMPLE = 100  # the receiver verifies the signature of every 100th delivery
+HOOK_SUSTAIN_SECONDS = 60  # half the max POST rate, sustained this long (issue #18)
+HOOK_SUSTAIN_P99_MS = 1000.0  # event -> first attempt
+HOOK_SUSTAIN_SAMPLE_S = 2.0
 
 
 @dataclass
@@ -138,15 +143,25 @@ def drain(sim_url: str, account_id: str, timeout: float = HOOK_DRAIN_TIMEOUT) ->
 
 
 def event_times(
-    sim_url: str, account: HookAccount, since: float, expected: int
+    sim_url: str,
+    account: HookAccount,
+    since: float,
+    expected: int,
+    *,
+    filtered: bool = True,
+    budget_s: float = 60.0,
 ) -> dict[str, float]:
     """event id -> created_at (unix seconds) of the account's events created since `since`,
-    paging GET /v1/events (bounded: enough pages for `expected` events, and 60 s)."""
+    paging GET /v1/events (bounded: enough pages for `expected` events, and `budget_s`).
+    `filtered` False pages without `created_gte` (which the server applies by scanning): for
+    a fresh account, whose events are all of this run anyway."""
     auth = {"Authorization": f"Bearer {account.fixture.api_key}"}
     gte = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 1))
-    params: dict[str, Any] = {"limit": 100, "created_gte": gte}
+    params: dict[str, Any] = {"limit": 100}
+    if filtered:
+        params["created_gte"] = gte
     out: dict[str, float] = {}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + budget_s
     with httpx.Client(base_url=sim_url, timeout=30.0, headers=auth) as c:
         for _ in range(expected // 100 + 20):
             r = c.get("/v1/events", params=params)
@@ -279,18 +294,28 @@ class Paced:
     bad: int
 
 
-async def _paced_posts(url: str, account: HookAccount, rate: int, seconds: int) -> dict[str, Any]:
+async def _paced_posts(
+    url: str,
+    account: HookAccount,
+    rate: int,
+    seconds: int,
+    statuses: list[int] | None = None,
+) -> dict[str, Any]:
     """An open loop: POST number i starts at t0 + i / rate whatever the earlier ones are doing
-    (at most rate x seconds requests; the whole run is bounded by seconds + 30)."""
+    (at most rate x seconds requests; the whole run is bounded by seconds + 30). `statuses`,
+    if given, is filled as answers come (a sampler reads it meanwhile)."""
     total = rate * seconds
     headers = {"Authorization": f"Bearer {account.fixture.api_key}"}
     body = json.dumps(account.fixture.checkout_body).encode()
     headers["Content-Type"] = "application/json"
-    statuses: list[int] = []
+    statuses = [] if statuses is None else statuses
     latencies: list[float] = []
     late = 0.0
     limits = httpx.Limits(max_connections=HOOK_PACE_CONNECTIONS)
     async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as client:
+        # At most this many requests in flight: a client that cannot keep up falls behind its
+        # schedule (reported as its lag) instead of queueing without bound.
+        slots = asyncio.Semaphore(HOOK_PACE_CONNECTIONS)
 
         async def one() -> None:
             began = time.perf_counter()
@@ -299,12 +324,18 @@ async def _paced_posts(url: str, account: HookAccount, rate: int, seconds: int) 
                 statuses.append(r.status_code)
             except httpx.HTTPError:
                 statuses.append(0)
+            finally:
+                slots.release()
             latencies.append((time.perf_counter() - began) * 1000)
 
         tasks = []
         async with asyncio.timeout(seconds + 30):
             t0 = time.perf_counter()
             for i in range(total):
+                await slots.acquire()
+                if time.perf_counter() - t0 >= seconds:  # behind schedule: the time is up
+                    slots.release()
+                    break
                 delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -320,11 +351,28 @@ def hook_paced(sim_url: str, receiver: Receiver, account: HookAccount) -> Paced:
     receiver.reset(account.secret)
     started = time.time()
     run = asyncio.run(_paced_posts(sim_url, account, HOOK_PACE, HOOK_PACE_SECONDS))
+    return paced_result(sim_url, receiver, account, run, started)
+
+
+def paced_result(
+    sim_url: str,
+    receiver: Receiver,
+    account: HookAccount,
+    run: dict[str, Any],
+    started: float,
+    *,
+    fresh: bool = False,
+) -> Paced:
+    """A paced run's figures, once its backlog is delivered (bounded): its requests, and each
+    event's commit -> first attempt (`fresh`: the account has no older events, so they are
+    read without a created filter, which the server applies by scanning)."""
     drained = drain(sim_url, account.fixture.account_id)
     stats = receiver.stats()
     statuses = run["statuses"]
     ok = sum(1 for s in statuses if 200 <= s < 300)
-    times = event_times(sim_url, account, started, ok + 100)
+    times = event_times(
+        sim_url, account, started, ok + 100, filtered=not fresh, budget_s=300.0 if fresh else 60.0
+    )
     return Paced(
         sent=len(statuses),
         ok=ok,
@@ -336,6 +384,66 @@ def hook_paced(sim_url: str, receiver: Receiver, account: HookAccount) -> Paced:
         drain_s=drained,
         verified=int(stats["verified"]),
         bad=int(stats["bad_signature"]) + int(stats["unsigned"]),
+    )
+
+
+@dataclass
+class Sustained:
+    """Half the maximum POST rate for a minute: does delivery keep pace (issue #18)?"""
+
+    target_rate: int
+    seconds: int
+    paced: Paced
+    backlog: list[tuple[float, int]]  # (seconds into the run, events answered - arrived)
+
+    def verdict(self) -> bool:
+        bounded = max((b for _, b in self.backlog), default=0) <= self.target_rate
+        return bounded and self.paced.latency.p99_ms <= HOOK_SUSTAIN_P99_MS
+
+
+async def _sampled(
+    sim_url: str, receiver: Receiver, account: HookAccount, rate: int, seconds: int
+) -> tuple[dict[str, Any], list[tuple[float, int]]]:
+    """The paced POSTs, and every HOOK_SUSTAIN_SAMPLE_S the backlog: events the API answered
+    2xx (one `checkout.created` each) less deliveries arrived at the receiver."""
+    statuses: list[int] = []
+    backlog: list[tuple[float, int]] = []
+    load = asyncio.create_task(_paced_posts(sim_url, account, rate, seconds, statuses))
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(base_url=receiver.url, timeout=10.0) as c:
+        while not load.done() and time.monotonic() - t0 < seconds + 30:
+            await asyncio.wait({load}, timeout=HOOK_SUSTAIN_SAMPLE_S)
+            arrived = (await c.get("/count")).json()["count"]
+            made = sum(1 for s in statuses if 200 <= s < 300)
+            backlog.append((time.monotonic() - t0, made - arrived))
+    return await load, backlog
+
+
+def hook_sustained(
+    sim_url: str, receiver: Receiver, account: HookAccount, rate: int, seconds: int
+) -> Sustained:
+    receiver.reset(account.secret)
+    started = time.time()
+    run, backlog = asyncio.run(_sampled(sim_url, receiver, account, rate, seconds))
+    paced = paced_result(sim_url, receiver, account, run, started, fresh=True)
+    return Sustained(rate, seconds, paced, backlog)
+
+
+def sustained_report(s: Sustained) -> None:
+    p = s.paced
+    peak = max((b for _, b in s.backlog), default=0)
+    samples = ", ".join(f"{b:,}" for _, b in s.backlog)
+    print(
+        f"webhooks keep pace at half the max POST rate: {s.target_rate:,}/s asked,"
+        f" {p.rate:,.0f}/s answered for {s.seconds} s ({p.ok:,} events, client lag <="
+        f" {p.late_ms:,.0f} ms, API p99 {p.api_p99_ms:,.1f} ms); event -> first attempt p50"
+        f" {p.latency.p50_ms:,.1f} ms, p99 {p.latency.p99_ms:,.1f} ms, max"
+        f" {p.latency.max_ms:,.1f} ms; {p.latency.arrived:,} of {p.latency.events:,} arrived"
+    )
+    print(f"  backlog every {HOOK_SUSTAIN_SAMPLE_S:g} s (answered - arrived): [{samples}]")
+    print(
+        f"  target backlog bounded (<= {s.target_rate:,}, one second of events; peak {peak:,})"
+        f" and p99 <= {HOOK_SUSTAIN_P99_MS:,.0f} ms: {'meets' if s.verdict() else 'misses'}"
     )
 
 
@@ -396,6 +504,7 @@ class HookReport:
     paced: list[Paced]
     burst: Burst
     onoff: HookComparison
+    sustained: Sustained | None = None
 
 
 def run(binary: str, tmp: Path, args: argparse.Namespace, results: dict[str, Result]) -> HookReport:
@@ -422,6 +531,20 @@ def run(binary: str, tmp: Path, args: argparse.Namespace, results: dict[str, Res
                 f" commit -> first attempt p50 {paced.latency.p50_ms:.1f} ms p99"
                 f" {paced.latency.p99_ms:.1f} ms max {paced.latency.max_ms:.1f} ms",
                 flush=True,
+            )
+        sustained = None
+        if "post" in results:  # half the maximum POST rate throughput.py measured
+            rate = max(1, int(results["post"].rps / 2))
+            account = hook_account(sim.url, "bench-hooks-sustained", receiver.hook_url)
+            sustained = hook_sustained(sim.url, receiver, account, rate, HOOK_SUSTAIN_SECONDS)
+            results["hook_sustained"] = Result(
+                f"webhooks: {rate:,}/s for {HOOK_SUSTAIN_SECONDS} s, event->arrival",
+                sustained.paced.latency.arrived / HOOK_SUSTAIN_SECONDS,
+                sustained.paced.latency.p50_ms,
+                sustained.paced.latency.p99_ms,
+                sustained.paced.errors,
+                0,
+                sustained.paced.sent,
             )
         paced = best_paced(paced_runs)
         results["hook_paced"] = Result(
@@ -468,11 +591,13 @@ def run(binary: str, tmp: Path, args: argparse.Namespace, results: dict[str, Res
         onoff = compare_hooks(binary, sim.url, receiver, scripts, accounts, args, pid=sim.proc.pid)
         results["hooks_off"] = onoff.cmp.row(loaded=False, tag="webhooks off")
         results["hooks_on"] = onoff.cmp.row(loaded=True, tag="webhooks on")
-    return HookReport(paced_runs, burst, onoff)
+    return HookReport(paced_runs, burst, onoff, sustained)
 
 
 def report(hooks: HookReport) -> None:
     paced, burst, onoff = best_paced(hooks.paced), hooks.burst, hooks.onoff
+    if hooks.sustained is not None:
+        sustained_report(hooks.sustained)
     verified = sum(p.verified for p in hooks.paced) + burst.verified
     bad = sum(p.bad for p in hooks.paced) + burst.bad
     print(
@@ -533,3 +658,37 @@ def report(hooks: HookReport) -> None:
             f" us during the run ({cpu_cost:+.1%}), {with_delivery:.0f} us with its deliveries"
             f" ({with_delivery / off_cpu - 1:+.1%})"
         )
+
+
+def main() -> int:
+    """Only the sustained scenario: `python bench/webhook_delivery.py [--rate N]`; without
+    --rate, half of what a 5 s wrk POST run on the same simulator reaches."""
+    p = argparse.ArgumentParser(description="webhooks at half the max POST rate, sustained")
+    p.add_argument("--rate", type=int, help="events/s (default: half the measured max)")
+    p.add_argument("--seconds", type=int, default=HOOK_SUSTAIN_SECONDS)
+    args = p.parse_args()
+    if not 5 <= args.seconds <= 600 or (args.rate is not None and not 1 <= args.rate <= 50_000):
+        fail("--seconds must be 5..600 and --rate 1..50000")
+    binary = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="sandbank-hooks-") as name:
+        tmp = Path(name)
+        with (
+            bench_app("webhook_receiver.py", tmp / "receiver.log") as hooks,
+            simulator(tmp / "data", tmp / "sim.log") as sim,
+        ):
+            receiver = Receiver(hooks.url)
+            rate = args.rate
+            if rate is None:
+                probe = hook_account(sim.url, "bench-hooks-max", None)
+                wrk_args = argparse.Namespace(threads=2, connections=64)
+                most = wrk(binary, sim.url + "/v1/checkouts", hook_scripts(tmp, "max", probe),
+                           wrk_args, seconds=5, scenario="max POST")  # fmt: skip
+                rate = max(1, int(most.rps / 2))
+                print(f"max POST /v1/checkouts {most.rps:,.0f} req/s; pacing at {rate:,}/s")
+            account = hook_account(sim.url, "bench-hooks-sustained", receiver.hook_url)
+            sustained_report(hook_sustained(sim.url, receiver, account, rate, args.seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

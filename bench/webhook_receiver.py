@@ -5,6 +5,7 @@ and the arrival wall time (time.time(), the clock the simulator's `created_at` i
     python bench/webhook_receiver.py --port 8098
 
     POST /hook    204; records (webhook-id, arrival)
+    GET  /count   {"count"}: how many arrived since the last reset (cheap, for sampling)
     GET  /stats   {"count", "arrivals": [[webhook-id, arrival], ...], "verified", "bad_signature",
                    "unsigned", "sampled"} since the last reset
     POST /reset   forget everything; an optional JSON body {"secret": "whsec_...", "sample": N}
@@ -112,6 +113,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             kept = {n.decode(): v.decode("latin-1") for n, v in scope["headers"] if n in SIGNED}
             STATE.samples.append((kept, body))
         await reply(send, 204)
+    elif method == "GET" and path == "/count":
+        await reply(send, 200, b'{"count":%d}' % len(STATE.arrivals), JSON)
     elif method == "GET" and path == "/stats":
         await reply(send, 200, json.dumps(STATE.stats()).encode(), JSON)
     elif method == "POST" and path == "/reset":

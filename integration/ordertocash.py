@@ -8,7 +8,11 @@ the order's change), so a crash anywhere leaves work the resumer finishes. When 
 down or a breaker is open the hold simply stays open: the shop gets the ERP state ("credit
 pending") instead of an error, and `resume()` drives the hold again later with the SAME intent
 id, hence the same Idempotency-Key. An ambiguous capture or refund is resolved by reading the
-provider's order first and by that same-key retry, never by a request under a new key.
+provider's order first and by that same-key retry, never by a request under a new key. A ship or
+cancel of an order awaiting its buyer, when the provider cannot tell the buyer's answer in time,
+is held the same way (202, not 503): its drive learns the answer first, captures or releases
+only once the buyer approved, ends refused if the buyer declined, and waits while no answer is
+given.
 
 Provider events (webhooks, polled events) fold in through `apply_event`, never moving an order
 backwards. The rules of the ERP order (what it allows, the state its figures put it in) are
@@ -38,7 +42,6 @@ from integration.errors import (
     InvalidTransition,
     OrderNotFound,
     Problem,
-    ProviderDown,
     ProviderRefused,
 )
 from integration.inbox import Inbox
@@ -124,15 +127,17 @@ class OrderToCash:
 
     async def ship(self, merchant_order_id: str, amount: int) -> Outcome:
         async with self._lock(merchant_order_id):
-            order = await self._ready(merchant_order_id)
-            if order.erp_state not in erp.SHIPPABLE:
+            order, known = await self._ready(merchant_order_id)
+            if known and order.erp_state not in erp.SHIPPABLE:
                 raise InvalidTransition(f"cannot ship an order that is {order.erp_state}")
             _checked_amount(amount, order.amount - order.shipped, "to ship")
+            if not known:
+                return self._hold(order, HoldKind.CAPTURE_PENDING, "capture", amount)
             return await self._start(order, HoldKind.CAPTURE_PENDING, "capture", amount)
 
     async def refund(self, merchant_order_id: str, amount: int) -> Outcome:
         async with self._lock(merchant_order_id):
-            order = await self._ready(merchant_order_id)
+            order, _ = await self._ready(merchant_order_id)
             if order.erp_state not in erp.REFUNDABLE:
                 raise InvalidTransition(f"cannot refund an order that is {order.erp_state}")
             _checked_amount(amount, order.shipped - order.refunded, "to refund")
@@ -140,7 +145,9 @@ class OrderToCash:
 
     async def cancel(self, merchant_order_id: str) -> Outcome:
         async with self._lock(merchant_order_id):
-            order = await self._ready(merchant_order_id)
+            order, known = await self._ready(merchant_order_id)
+            if not known:
+                return self._hold(order, HoldKind.CANCEL_PENDING, "cancel", None)
             if order.erp_state not in erp.CANCELABLE:
                 raise InvalidTransition(f"cannot cancel an order that is {order.erp_state}")
             return await self._start(order, HoldKind.CANCEL_PENDING, "cancel", None)
@@ -347,8 +354,10 @@ class OrderToCash:
         except KeyError:
             raise OrderNotFound(f"no order {merchant_order_id!r}") from None
 
-    async def _ready(self, merchant_order_id: str) -> ErpOrder:
-        """The order, its buyer's answer fetched if still awaited, with no provider work open."""
+    async def _ready(self, merchant_order_id: str) -> tuple[ErpOrder, bool]:
+        """The order with no provider work open, its buyer's answer fetched if still awaited;
+        and whether that answer is known (False: the order awaits its buyer and the provider
+        could not tell in time: a ship or cancel is then held, see `_buyer_answered`)."""
         order = self._order(merchant_order_id)
         open_holds = self.book.holds(merchant_order_id, open_only=True)
         if open_holds:
@@ -360,8 +369,9 @@ class OrderToCash:
             try:
                 order = await self._refresh(order)
             except ProviderUnavailable as exc:
-                raise ProviderDown(f"cannot learn the buyer's answer: {exc}") from None
-        return order
+                log.warning("the buyer's answer for %s is unknown: %s", merchant_order_id, exc)
+                return order, False
+        return order, True
 
     async def _refresh(self, order: ErpOrder) -> ErpOrder:
         assert order.provider_checkout_id is not None
@@ -400,16 +410,43 @@ class OrderToCash:
     async def _start(
         self, order: ErpOrder, kind: HoldKind, verb: str, amount: int | None
     ) -> Outcome:
+        return await self._run(self._open(order, kind, verb, amount), resuming=False)
+
+    def _hold(self, order: ErpOrder, kind: HoldKind, verb: str, amount: int | None) -> Outcome:
+        """Hold the work without trying it: the request's budget went on asking for the
+        buyer's answer. The resumer (or the provider's next event about the order) drives it."""
+        hold = self._open(order, kind, verb, amount)
+        log.warning("hold %s (%s) stays open: the buyer's answer is unknown", hold.id, kind)
+        return Outcome(order, hold)
+
+    def _open(self, order: ErpOrder, kind: HoldKind, verb: str, amount: int | None) -> Hold:
         seq = self.book.next_seq(order.merchant_order_id, self._now())
         detail = {} if amount is None else {"amount": amount}
-        hold = self.book.open_hold(
+        return self.book.open_hold(
             order.merchant_order_id,
             kind,
             f"{verb}:{order.merchant_order_id}:{seq}",
             detail,
             self._now(),
         )
-        return await self._run(hold, resuming=False)
+
+    async def _buyer_answered(self, hold: Hold) -> ErpOrder:
+        """The order of a held ship or cancel, with its buyer's answer: a hold taken while the
+        answer was unknown learns it first. Nothing is captured or released before the buyer
+        approved; a decline (or a lapsed checkout) ends the hold refused, the order rejected;
+        no answer yet (or no provider) keeps it open (`ProviderUnavailable`)."""
+        order = self.book.get(hold.merchant_order_id)
+        if order.erp_state is not ErpState.AWAITING_BUYER:
+            return order
+        order = await self._refresh(order)
+        if order.erp_state is ErpState.REJECTED:
+            self.book.resolve_hold(hold.id, "rejected: the buyer declined", self._now())
+            raise InvalidTransition(f"the buyer declined order {order.merchant_order_id!r}")
+        if order.erp_state is ErpState.AWAITING_BUYER:
+            raise ProviderUnavailable(
+                "checkouts", ambiguous=False, attempts=1, last_error="the buyer has not answered"
+            )
+        return order
 
     async def _run(self, hold: Hold, *, resuming: bool) -> Outcome:
         """Attempt the hold's work; an unavailable provider leaves it open (degraded mode)."""
@@ -459,7 +496,7 @@ class OrderToCash:
                 self.metrics.order_entered(state)
 
     async def _money_movement(self, hold: Hold, *, resuming: bool) -> None:
-        order = self.book.get(hold.merchant_order_id)
+        order = await self._buyer_answered(hold)
         assert order.provider_order_id is not None
         money = Money(int(hold.detail["amount"]), order.currency)
         capture = hold.kind is HoldKind.CAPTURE_PENDING
@@ -533,7 +570,7 @@ class OrderToCash:
         return None
 
     async def _cancel(self, hold: Hold, *, resuming: bool) -> None:
-        order = self.book.get(hold.merchant_order_id)
+        order = await self._buyer_answered(hold)
         assert order.provider_order_id is not None
         try:
             canceled = await self.adapter.cancel(order.provider_order_id, intent_id=hold.intent_id)

@@ -42,6 +42,9 @@ class CheckResult(BaseModel):
     observed: str = ""  # "p(99) = 412 ms", "2 orders missing: ord_..., ord_..."
     detail: str = ""  # longer explanation; for failures, what to look at first
     runbook: str | None = None  # "docs/runbooks/provider-outage.md#symptoms"
+    # A wall-clock figure (an SLO on latency, or on answers the ERP's time budget decides):
+    # its verdict depends on the machine's load; every other verdict is fixed by the seed.
+    timed: bool = False
 
     @property
     def passed(self) -> bool:

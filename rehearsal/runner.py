@@ -55,20 +55,35 @@ from rehearsal.result import (
     ScenarioInfo,
     TimelineEntry,
 )
-from rehearsal.shop import DEFER, DONE, ERROR, HELD, REFUSED, OrderState, Shop
+from rehearsal.shop import DEFER, DONE, ERROR, HELD, REFUSED, Call, OrderState, Shop
 from rehearsal.slos import Point, judge, parse_prometheus, percentile
-from rehearsal.timeline import phase_of, windows
+from rehearsal.timeline import Window, phase_of, windows
 from rehearsal.workload import Step as ShopStep
 from rehearsal.workload import plan
 
 TICK_S = 0.2  # wall seconds between clock moves
 DRAIN_TIMEOUT_S = 60.0  # wall bound for held work to drain after recovery
+# After the method's end on the account clock, the shop's deferred steps go on while they make
+# progress: the run ends once no step was taken for STALL_S of wall time, and at the latest
+# FINISH_CAP_S after the end. Measured from the end, not from the start: on a loaded machine
+# the whole run is slow, and a budget from the start would leave steps undone that only
+# needed the time (the `workload_completed` verdict must not depend on the machine's load).
+STALL_S = 60.0
+FINISH_CAP_S = 300.0
 CATCH_UP_TIMEOUT_S = 30.0  # wall bound for the ERP to process the provider's events
-MAX_IN_FLIGHT = 16
+MAX_IN_FLIGHT = 16  # shop requests in flight at once
 # Between tries of a step the ERP cannot take yet: 5 s of account clock, and at least half a
 # second of wall time (at high speed, what the integration waits for runs on the wall clock).
 RETRY_MS = 5_000
-RETRY_WALL_S = 0.5  # shop requests in flight at once
+RETRY_WALL_S = 0.5
+# The shop's client is patient: a loaded machine (several rehearsals on two cores) can stall
+# this process's event loop for seconds, and a connect or read timeout of the rehearsal's own
+# client is not the ERP failing (the ERP answers within its budget or holds the work). Idle
+# connections are dropped after 2 s, well before uvicorn closes them (its keep-alive timeout is
+# 5 s): a request sent on a connection the server is closing at that instant gets no answer
+# ("Server disconnected without sending a response").
+SHOP_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+SHOP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 
 
 class RunnerError(Exception):
@@ -314,7 +329,7 @@ class Runner:
             endpoint_id, secret = r["id"], r["secret"]
             integration.secrets = [secret]
             await asyncio.to_thread(integration.start)
-        erp = httpx.AsyncClient(base_url=integration.url, timeout=httpx.Timeout(60.0, connect=2.0))
+        erp = httpx.AsyncClient(base_url=integration.url, timeout=SHOP_TIMEOUT, limits=SHOP_LIMITS)
         run = Run(
             s, self.source, self.options, simulator, integration, admin, api, erp, account,
             endpoint_id, t0,
@@ -426,6 +441,8 @@ class Runner:
         recovered = False
         jumped = 0  # ms the timeline's clock jumps added
         run.wall0 = time.monotonic()
+        progress = [run.wall0]  # wall time the shop last took a step
+        ended: float | None = None  # wall time the account clock reached `end`
         sample_every = max(int(TICK_S * s.speed * 1000), 1)
         next_sample = 0
         last_calls = 0
@@ -443,6 +460,7 @@ class Runner:
                 heapq.heappush(queue, (retry_at, step.at_ms, state.planned.merchant_order_id))
                 return
             state.outcomes.append((step.kind, outcome))
+            progress[0] = time.monotonic()
             if outcome == HELD:
                 run.progress.held += 1
             if outcome == ERROR:
@@ -495,19 +513,17 @@ class Runner:
                 last_calls = await self._sample(run, shop, last_calls)
                 next_sample = run.at_ms + sample_every
             self._report(run, "recovery" if recovered else "method")
-            if run.at_ms >= end and not queue and not in_flight:
-                break
-            if run.at_ms >= end and time.monotonic() - run.wall0 > self._wall_budget(end):
-                break  # steps still deferred: they stay undone and the checks say so
+            if run.at_ms >= end:
+                ended = ended or time.monotonic()
+                # Done; or steps still deferred, out of time: undone, and the checks say so.
+                if (not queue and not in_flight) or stalled(ended, progress[0]):
+                    break
             await asyncio.sleep(TICK_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*in_flight, return_exceptions=True), 90)
         await self._drain(run)
         run.method_ms = run.at_ms
         run.method_wall_s = time.monotonic() - run.wall0
-
-    def _wall_budget(self, end_ms: int) -> float:
-        return end_ms / 1000 / self.scenario.speed + DRAIN_TIMEOUT_S
 
     async def _sample(self, run: Run, shop: Shop, last: int) -> int:
         calls = shop.calls[last:]
@@ -880,27 +896,7 @@ class Runner:
         )
 
     def _points(self, run: Run, shop: Shop, obs: inv.Observation) -> dict[str, list[Point]]:
-        access = {
-            str(line.get("correlation_id")): float(line.get("latency_ms", 0.0))
-            for line in run.integration.log_lines()
-            if line.get("event") == "request"
-        }
-        points: dict[str, list[Point]] = {
-            "erp_latency_ms": [],
-            "erp_errors": [],
-            "erp_unavailable": [],
-        }
-        for call in shop.calls:
-            tags = {"route": call.route, "phase": phase_of(call.at_ms, self.windows)}
-            # 503 is the ERP's explicit "cannot ask the provider now, try again" (the shop
-            # does); anything else 5xx, or no answer at all, is an error.
-            unavailable = call.status == 503
-            failed = call.status is None or (call.status >= 500 and not unavailable)
-            points["erp_errors"].append(Point(1.0 if failed else 0.0, tags))
-            points["erp_unavailable"].append(Point(1.0 if unavailable else 0.0, tags))
-            if call.status is not None:
-                ms = access.get(call.correlation_id, call.latency_ms)
-                points["erp_latency_ms"].append(Point(ms, {**tags, "status": str(call.status)}))
+        points = request_points(shop.calls, run.integration.log_lines(), self.windows)
         points["held_work_completion_s"] = [
             Point(v, {"kind": k}) for k, v in held_completions(obs, run.recovered_wall)
         ]
@@ -948,6 +944,51 @@ class Runner:
             run.dead_port.close()
         for client in (run.admin, run.api, run.erp):
             await client.aclose()
+
+
+def request_points(
+    calls: list[Call], log_lines: list[dict[str, Any]], fault_windows: list[Window]
+) -> dict[str, list[Point]]:
+    """The shop's requests as SLO samples, joined to the ERP's access log (`request` lines) by
+    correlation id: `erp_latency_ms` (the ERP's own latency), `erp_errors`, `erp_unavailable`,
+    `erp_no_answer` (see `rehearsal.slos`)."""
+    requests = [line for line in log_lines if line.get("event") == "request"]
+    latency = {
+        str(line.get("correlation_id")): float(line.get("latency_ms", 0.0)) for line in requests
+    }
+    # The access line's status is 0 when the endpoint raised (the server answered 500).
+    answers = {str(line.get("correlation_id")): int(line.get("status") or 500) for line in requests}
+    points: dict[str, list[Point]] = {
+        "erp_latency_ms": [],
+        "erp_errors": [],
+        "erp_unavailable": [],
+        "erp_no_answer": [],
+    }
+    for call in calls:
+        tags = {"route": call.route, "phase": phase_of(call.at_ms, fault_windows)}
+        # What the ERP answered, by its own access log when the shop heard nothing (the
+        # answer was lost on the way back); None: the ERP never saw the request.
+        answered = call.status if call.status is not None else answers.get(call.correlation_id)
+        # 503 is the ERP's explicit "cannot ask the provider now, try again" (the shop does);
+        # any other 5xx it answered is an error. A request the ERP never saw (the service down
+        # or restarting, or the shop's own connection failing on a loaded machine) is
+        # `erp_no_answer`: a figure of the environment as much as of the ERP.
+        unavailable = answered == 503
+        failed = answered is not None and answered >= 500 and not unavailable
+        points["erp_errors"].append(Point(1.0 if failed else 0.0, tags))
+        points["erp_unavailable"].append(Point(1.0 if unavailable else 0.0, tags))
+        points["erp_no_answer"].append(Point(1.0 if answered is None else 0.0, tags))
+        if call.status is not None:
+            ms = latency.get(call.correlation_id, call.latency_ms)
+            points["erp_latency_ms"].append(Point(ms, {**tags, "status": str(call.status)}))
+    return points
+
+
+def stalled(ended: float, progressed: float, now: float | None = None) -> bool:
+    """Whether the shop's deferred steps should be given up, the account clock having reached
+    the method's end at wall time `ended` and the last step taken at `progressed`."""
+    now = time.monotonic() if now is None else now
+    return now - max(ended, progressed) > STALL_S or now - ended > FINISH_CAP_S
 
 
 def journal_digest(journal: list[dict[str, Any]]) -> str:

@@ -165,7 +165,7 @@ class Shop:
         if status == 409 and ("pending" in detail or _waiting(detail)):
             return DEFER  # held work first, or the buyer's answer is not known yet
         if status == 503:
-            return DEFER  # the ERP cannot learn the buyer's answer now
+            return DEFER  # the ERP's "try again later" (the reference ERP holds instead)
         if 400 <= status < 500:
             return REFUSED
         return ERROR

@@ -1,8 +1,9 @@
 """Sandbank for your pytest suite: `pip install sandbank` registers this plugin.
 
-It talks HTTP only (never imports the simulator), so the same tests run against a simulator it
-starts itself (a `sandbank serve` child process on a free 127.0.0.1 port, once per session)
-or against a shared one (`--sandbank-url`, `--sandbank-admin-token`).
+It talks HTTP only (it never imports the simulator), so the same tests run against a simulator
+it starts itself (a `sandbank serve` child process on a free 127.0.0.1 port, once per session,
+started with `rehearsal.processes`) or against a shared one (`--sandbank-url`,
+`--sandbank-admin-token`).
 
 Fixtures: `sandbank_server` (session), `sandbank_account` (a fresh account per test, alias
 `sandbank`), `sandbank_webhooks` (a local receiver that verifies Standard Webhooks signatures,

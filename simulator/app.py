@@ -29,12 +29,16 @@ from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, present
 from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
+from simulator.console import console_routes
 from simulator.control import operations as control
 from simulator.dialects import creditkey
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
+from simulator.domain.records import StoredCounts
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
+from simulator.metrics import Metrics
+from simulator.metrics import endpoint as metrics_endpoint
 from simulator.middleware.auth import AuthMiddleware
 from simulator.middleware.errors import ErrorBoundary
 from simulator.middleware.faults import FaultMiddleware, OperationIndex
@@ -45,6 +49,7 @@ from simulator.scheduler import Scheduler
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
+from simulator.store.stats import stored_counts
 from simulator.webhooks.dispatcher import Dispatcher
 from simulator.webhooks.safety import HostPolicy
 from simulator.webhooks.service import WebhookService
@@ -147,6 +152,18 @@ def create_app(
         transport=webhook_transport,
         prefixes=settings.creditkey_prefixes,
     )
+
+    # Metrics listen where the facts are made: the journal (every /v1 request), the service
+    # (jobs, clock advances) and the dispatcher (webhook attempts); see simulator/metrics.py.
+    def stored() -> StoredCounts:
+        with store.read() as tx:
+            return stored_counts(tx.c)
+
+    metrics = Metrics(stored, wall) if settings.metrics else None
+    if metrics is not None:
+        journal.listeners.append(metrics.observe_request)
+        service.on_job, service.on_advance = metrics.observe_job, metrics.observe_advance
+        dispatcher.on_attempt = metrics.observe_attempt
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -158,6 +175,7 @@ def create_app(
         webhooks=webhooks,
         dispatcher=dispatcher,
         creditkey=ck,
+        metrics=metrics,
     )
 
     request_ids = itertools.count(1)
@@ -192,6 +210,9 @@ def create_app(
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
             *ck.routes,  # Credit Key's v1 dialect and its hosted checkout
             *routes(control.OPERATIONS),
+            Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+            # The SRE console (HTML, its own session and CSRF; not in any published contract).
+            *console_routes(runtime, stored, entropy),
         ],
         exception_handlers={SandbankError: on_error, HTTPException: on_error},
         lifespan=_lifespan(

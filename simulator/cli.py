@@ -209,6 +209,22 @@ def _parser() -> argparse.ArgumentParser:
         help="requests in progress; past it a request gets 503 at once (default 1024)",
     )
     serve.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=None,
+        help="scenario run directories the console lists (default DATA_DIR/reports)",
+    )
+    serve.add_argument(
+        "--no-console",
+        action="store_true",
+        help="no /_sandbox/console even with an admin token (it is on only when a token is given)",
+    )
+    serve.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -290,6 +306,8 @@ def _parser() -> argparse.ArgumentParser:
     advance.add_argument("account", metavar="ACCOUNT", help="account id (acct_...)")
     advance.add_argument("by", metavar="DURATION|TIME", help="e.g. 30d, 1h30m, or an RFC 3339 time")
 
+    _load_parser(sub)
+
     integration = sub.add_parser(
         "integration",
         help="the reference integration (serve, reconcile)",
@@ -306,6 +324,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
     return p
+
+
+def _load_parser(sub: Any) -> None:
+    """`sandbank load run NAME ...` (loadtests/runner.py)."""
+    load = sub.add_parser(
+        "load",
+        help="load tests with Locust (loadtests/)",
+        description="Headless Locust load tests through fault phases; see loadtests/.",
+    )
+    load_sub = load.add_subparsers(dest="load_command", metavar="SUBCOMMAND", required=True)
+    lrun = load_sub.add_parser(
+        "run",
+        help="run one load test: simulator, order-to-cash, smoke",
+        description="Start what the test needs on 127.0.0.1 (unless URLs are given), run "
+        "Locust headless through steady/outage/storm/recovery; exit 0 when every threshold "
+        "and end check holds, 1 when one does not.",
+    )
+    lrun.add_argument("name", metavar="NAME", help="simulator, order-to-cash or smoke")
+    lrun.add_argument("--users", type=int, help="concurrent users (default per test)")
+    lrun.add_argument("--spawn-rate", type=float, help="users started per second")
+    lrun.add_argument("--time", help="length of the four phases: 60, 60s, 2m (default per test)")
+    lrun.add_argument("--workers", type=int, default=0, help="distributed: a master + N workers")
+    lrun.add_argument("--out", type=Path, help="report directory (default loadtest-NAME-TIME)")
+    lrun.add_argument("--sim-url", help="a running simulator instead of starting one")
+    lrun.add_argument("--admin-token", help="its admin token (with --sim-url)")
+    lrun.add_argument("--account", help="the account to load (with --sim-url)")
+    lrun.add_argument("--api-key", help="that account's API key (with --sim-url)")
+    lrun.add_argument("--shop-url", help="a running reference integration (with --sim-url)")
+    lrun.add_argument("--thresholds", help='JSON overriding thresholds: {"p99_ms": {"*": 500}}')
 
 
 def _configure_logging(level: str) -> None:
@@ -325,6 +372,7 @@ def _factory() -> Any:
     lifecycle.die_with_parent(int(os.environ[_PARENT_ENV]))
     raw = json.loads(os.environ[_SETTINGS_ENV])
     raw["data_dir"] = Path(raw["data_dir"])
+    raw["reports_dir"] = Path(raw["reports_dir"])
     raw["fault_rules"] = tuple(raw.get("fault_rules", ()))
     raw["webhook_allowed_hosts"] = tuple(raw.get("webhook_allowed_hosts", ()))
     raw["creditkey_prefixes"] = tuple(raw.get("creditkey_prefixes", ("/app/ecomm", "/ecomm")))
@@ -352,24 +400,24 @@ def uvicorn_options(host: str, port: int) -> dict[str, Any]:
     }
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from simulator import connections, lifecycle
-    from simulator.app import create_app, demo_account
-
+def _serve_fault_rules(args: argparse.Namespace) -> tuple[Any, ...]:
+    """Checks the worker flags and loads `--faults` (one-line errors, before anything starts)."""
     if args.workers < 1:
         raise SystemExit("sandbank: error: --workers must be at least 1")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
-    fault_rules: tuple[Any, ...] = ()
-    if args.faults is not None:
-        from simulator.faults.files import FaultFileError, load
+    if args.faults is None:
+        return ()
+    from simulator.faults.files import FaultFileError, load
 
-        try:
-            fault_rules = load(args.faults)
-        except FaultFileError as exc:
-            raise SystemExit(f"sandbank: error: {exc}") from None
+    try:
+        return tuple(load(args.faults))
+    except FaultFileError as exc:
+        raise SystemExit(f"sandbank: error: {exc}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    fault_rules = _serve_fault_rules(args)
     settings = Settings.from_env(
         host=args.host,
         port=args.port,
@@ -390,11 +438,24 @@ def serve(args: argparse.Namespace) -> int:
         keep_alive_s=args.keep_alive_timeout,
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
+        reports_dir=args.reports_dir,
+        metrics=not args.no_metrics,
+        console=False if args.no_console else None,
     )
-    _configure_logging(settings.log_level)
     problem = _preflight(settings)
     if problem:  # one line, before the banner promises a server that will not be there
         raise SystemExit(f"sandbank: error: {problem}")
+    if settings.metrics and (settings.webhook_process or args.workers > 1):
+        # Several processes count: set before prometheus_client is first imported (below).
+        from simulator.metrics_dir import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
+    import uvicorn
+
+    from simulator import connections, lifecycle
+    from simulator.app import create_app, demo_account
+
+    _configure_logging(settings.log_level)
     # Idle connections are open files: allow as many as the system lets this user have.
     limits = connections.configure(settings, lifecycle.raise_open_files_limit())
     # Migrates the database and creates the demo account, once, before any worker or
@@ -406,6 +467,10 @@ def serve(args: argparse.Namespace) -> int:
     if demo is not None:
         print(f"  demo account {demo.id}  API key: {demo.api_key}", flush=True)
     print(f"  admin token: {app.runtime.admin_token}", flush=True)
+    if settings.console_on:
+        print(f"  console:     {settings.base_url}/_sandbox/console", flush=True)
+    if settings.metrics:
+        print(f"  metrics:     {settings.base_url}/metrics", flush=True)
     print(f"  data:        {settings.db_path}", flush=True)
     if fault_rules:
         print(f"  faults:      {len(fault_rules)} rules from {args.faults}", flush=True)
@@ -469,6 +534,9 @@ def _run_workers(
             "webhook_process": settings.webhook_process,
             "data_dir": str(settings.data_dir),
             "admin_token": app.runtime.admin_token,
+            "console": settings.console_on,  # a token generated above must not turn it on
+            "reports_dir": str(settings.reports_path),
+            "metrics": settings.metrics,
         }
     )
     os.environ[_PARENT_ENV] = str(os.getpid())
@@ -675,7 +743,8 @@ def clock_command(args: argparse.Namespace) -> int:
 # What each extra brings (pyproject.toml), checked before a command that needs it starts.
 EXTRAS = {
     "contract": ("pytest", "schemathesis"),
-    "integration": ("prometheus_client", "faker", "rich"),
+    "integration": ("faker", "rich"),
+    "load": ("locust",),
 }
 
 
@@ -696,6 +765,33 @@ def integration(argv: list[str]) -> int:
     from integration import cli
 
     return cli.main(argv)
+
+
+def load_command(args: argparse.Namespace) -> int:
+    require("load", "sandbank load")
+    try:
+        from loadtests import runner
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"sandbank: error: load needs {exc.name} (pip install it)") from None
+    try:
+        opts = runner.Options(
+            name=args.name,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            seconds=runner.parse_seconds(args.time) if args.time else None,
+            workers=args.workers,
+            out=args.out,
+            sim_url=args.sim_url,
+            admin_token=args.admin_token,
+            account=args.account,
+            api_key=args.api_key,
+            shop_url=args.shop_url,
+            thresholds=args.thresholds,
+        )
+        return runner.run(opts)
+    except runner.LoadError as exc:
+        print(f"sandbank: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def scenario(argv: list[str]) -> int:
@@ -723,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
         return webhooks_check(args)
     if args.command == "clock":
         return clock_command(args)
+    if args.command == "load":
+        return load_command(args)
     parser.print_help()
     return 2
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from simulator.accounts import Accounts
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
+from simulator.metrics import Metrics
 from simulator.service import ProviderService
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
@@ -36,6 +37,7 @@ class Runtime:
     webhooks: WebhookService
     dispatcher: Dispatcher
     creditkey: Dialect  # Credit Key's v1 dialect: its routes, pipeline layer and callbacks
+    metrics: Metrics | None  # None with `--no-metrics`
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -87,6 +87,9 @@ class ProviderService:
         # Called with each committing context that wrote events (the app wakes the webhook
         # dispatcher with it, which fans the committed events out into deliveries).
         self.on_events = on_events
+        # Observers for the metrics (set by `create_app`): a job run, a clock advance (seconds).
+        self.on_job: Callable[[str], None] | None = None
+        self.on_advance: Callable[[float], None] | None = None
         self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------
@@ -160,8 +163,10 @@ class ProviderService:
         type_: str,
         obj: Buyer | Checkout | Order | WebhookEndpoint | Repayment | Settlement | Dispute,
     ) -> None:
+        # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
+        # on every write) is skipped: model_construct.
         ctx.events.append(
-            Event(
+            Event.model_construct(
                 id=ctx.new_id("evt"),
                 type=type_,
                 object_type=(
@@ -192,6 +197,8 @@ class ProviderService:
                 # stays flat (same transaction, same order).
                 self._write_events(ctx)
             ctx.now = from_us(job.due_us)
+            if self.on_job is not None:
+                self.on_job(job.kind)
             handler = self._jobs.get(job.kind)
             if handler is not None:
                 handler(self, ctx, job.ref)
@@ -715,6 +722,8 @@ class ProviderService:
         else:
             account.clock_offset_us += to_us(target) - ctx.now_us
         ctx.tx.save_account(account)
+        if self.on_advance is not None:
+            self.on_advance((to_us(target) - ctx.now_us) / 1_000_000)
         ctx.now = target
         return target
 

@@ -35,12 +35,27 @@ class Settings:
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     max_connections: int = 0  # open connections; 0: the open-files limit less a margin
     max_in_flight: int = 1024  # requests in progress; past it, 503 at once
+    # The SRE console (/_sandbox/console): None = on exactly when an admin token was given
+    # (a generated token never turns it on: safe by default).
+    console: bool | None = None
+    # Where the scenario runner writes its run directories (report.json, report.html), which
+    # the console's scenarios page lists; default DATA_DIR/reports.
+    reports_dir: Path | None = None
+    metrics: bool = True  # GET /metrics and the console's charts (off: `--no-metrics`)
 
     @property
     def db_path(self) -> str:
         if self.db:
             return self.db
         return str(self.data_dir / "sandbank.db")
+
+    @property
+    def console_on(self) -> bool:
+        return self.console if self.console is not None else self.admin_token is not None
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir if self.reports_dir is not None else self.data_dir / "reports"
 
     @property
     def in_memory(self) -> bool:

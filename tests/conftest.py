@@ -2,9 +2,10 @@
 entropy, a synchronous client over `httpx.ASGITransport`, and a ready account.
 
 Payload factories, the `Api` harness and Hypothesis strategies live in `tests/factories.py`.
-The tests that start servers as subprocesses (tests/e2e, tests/cli) use bench/servers.py, the one
-such helper, shared with `make bench`: bench/ is appended to sys.path here (appended, so no bench
-module can shadow a test module).
+The tests that start servers as subprocesses (tests/e2e, tests/cli) use `rehearsal.processes`,
+the one such helper, shared with rehearsals and `make bench`. bench/ is appended to sys.path
+here for bench/processes.py (a process tree read from /proc, shared by the reliability suites
+and bench/reliability.py); appended, so no bench module can shadow a test module.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -139,6 +140,15 @@ def _grouped(
         return _execute(ctx, request, operation, status)
 
 
+def _json(result: BaseModel) -> bytes:
+    """The answer's JSON bytes: straight from pydantic's serializer (no intermediate dict),
+    unless the model shapes its own JSON by overriding `model_dump` (the Credit Key dialect's
+    answers write Decimal dollars as numbers)."""
+    if type(result).model_dump is BaseModel.model_dump:
+        return result.__pydantic_serializer__.to_json(result)
+    return orjson.dumps(result.model_dump(mode="json"))
+
+
 def _execute(
     ctx: Ctx, request: Request, operation: Callable[[Ctx], BaseModel], status: int
 ) -> Response:
@@ -158,10 +168,13 @@ def _execute(
                 media_type=saved.content_type,
             )
     mark = len(ctx.events)
+    # A read writes nothing of its own (due jobs ran when the scope opened), so it needs no
+    # savepoint to undo: two statements fewer on the busiest path.
+    undo = ctx.tx.savepoint() if request.method != "GET" else contextlib.nullcontext()
     try:
-        with ctx.tx.savepoint():
+        with undo:
             result = operation(ctx)
-        body, code, media = orjson.dumps(result.model_dump(mode="json")), status, JSON
+        body, code, media = _json(result), status, JSON
     except SandbankError as err:
         del ctx.events[mark:]
         rid = request_id(request)

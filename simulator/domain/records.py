@@ -5,7 +5,7 @@ adapters can name them without depending on the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -29,3 +29,15 @@ class SavedResponse:
     status: int
     body: bytes
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCounts:
+    """Counts over the stored state (`store.stats`), for the metrics and the console."""
+
+    backlog: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, endpoint)
+    deliveries: dict[str, int] = field(default_factory=dict)  # by status
+    endpoints: dict[str, int] = field(default_factory=dict)  # by status (enabled/disabled)
+    settlements: dict[str, int] = field(default_factory=dict)  # by status
+    disputes: dict[str, int] = field(default_factory=dict)  # by status
+    drift_injections: dict[str, int] = field(default_factory=dict)  # by kind

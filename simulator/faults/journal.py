@@ -4,7 +4,7 @@ request log), with filters for listing and a count for verification."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -89,6 +89,8 @@ class Journal:
         self.size = size
         self._rings: dict[str, deque[Entry]] = {}
         self._seq = 0
+        # Told of every entry as it is recorded: the metrics and the console's live view.
+        self.listeners: list[Callable[[Entry], None]] = []
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -99,6 +101,8 @@ class Journal:
         if ring is None:
             ring = self._rings[entry.account or NO_ACCOUNT] = deque(maxlen=self.size)
         ring.append(entry)
+        for listener in self.listeners:
+            listener(entry)
 
     def _entries(self, account: str | None) -> Iterator[Entry]:
         if account is not None:

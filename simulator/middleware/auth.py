@@ -21,6 +21,8 @@ UNKNOWN_KEY = "this API key is not known here (a reset server or another server'
 ADMIN_ON_V1 = (
     "that is the admin token: /v1 takes an account's API key (POST /_sandbox/accounts gives one)"
 )
+# The console signs its users in itself (session cookie, CSRF): see simulator/console.
+CONSOLE = "/_sandbox/console"
 
 
 def bearer(scope: Scope) -> str | None:
@@ -61,7 +63,12 @@ class AuthMiddleware:
                 await self._deny(scope, receive, send, why)
                 return
             scope[ACCOUNT_KEY] = account
-        elif path.startswith("/_sandbox") and path not in PUBLIC_SANDBOX:
+        elif (
+            path.startswith("/_sandbox")
+            and path not in PUBLIC_SANDBOX
+            and path != CONSOLE
+            and not path.startswith(CONSOLE + "/")
+        ):
             token = bearer(scope)
             if token is None or not hmac.compare_digest(token.encode(), self.admin_token):
                 await self._deny(

@@ -107,6 +107,28 @@ def _load(model: type[M], data: str | bytes) -> M:
     return model.model_validate_json(data)
 
 
+# Every operation loads its account and most write it back (the RNG counter moved), so the
+# row's text is parsed once: the text a save wrote, or a load read, maps to its parsed model.
+# Keyed by the whole text, a stale entry can never be returned (another process's write is
+# new text); each caller gets its own shallow copy (top-level fields are what services set).
+_ACCOUNTS: dict[str, Account] = {}
+_ACCOUNTS_MAX = 256
+
+
+def _remember_account(data: str, account: Account) -> None:
+    if len(_ACCOUNTS) >= _ACCOUNTS_MAX:
+        _ACCOUNTS.clear()
+    _ACCOUNTS[data] = account
+
+
+def _account(data: str) -> Account:
+    found = _ACCOUNTS.get(data)
+    if found is None:
+        found = _load(Account, data)
+        _remember_account(data, found)
+    return found.model_copy()
+
+
 class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
@@ -137,7 +159,7 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
     # --- accounts ------------------------------------------------------------------------
     def account(self, account_id: str) -> Account | None:
         row = self.c.execute("SELECT data FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        return _load(Account, row[0]) if row else None
+        return _account(row[0]) if row else None
 
     def account_by_key(self, api_key: str) -> Account | None:
         row = self.c.execute("SELECT data FROM accounts WHERE api_key = ?", (api_key,)).fetchone()
@@ -149,6 +171,7 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
 
     def save_account(self, account: Account) -> None:
         data = account.model_dump_json()
+        _remember_account(data, account.model_copy())
         # The usual case (RNG counter, clock) writes only the row: setting `api_key`, even to
         # the same value, would rewrite its index page too, one more page in every commit.
         if self.c.execute(

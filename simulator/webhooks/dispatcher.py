@@ -104,6 +104,8 @@ class Dispatcher:
         # dispatcher commits each at once instead, so it holds the write lock only briefly.
         self.group_commits = True
         self.sent = 0
+        # Told of each attempt's outcome and latency (ms): the metrics, set by `create_app`.
+        self.on_attempt: Callable[[str, float], None] | None = None
         self._endpoints: dict[str, wh.WebhookEndpoint] = {}  # stored text -> parsed
         self._records: list[tuple[Prepared, AttemptPlan, SendResult, Any]] = []
         self._recorder: asyncio.Task[None] | None = None
@@ -437,6 +439,8 @@ class Dispatcher:
         finally:
             self._sent_to(row)
             self._wake.set()  # its endpoint may take another attempt
+        if self.on_attempt is not None:
+            self.on_attempt(result.outcome, result.latency_ms)
         done = asyncio.get_running_loop().create_future()
         self._records.append((prepared, plan, result, done))
         if self._recorder is None or self._recorder.done():

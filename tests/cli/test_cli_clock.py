@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import Server, free_port
 
+from rehearsal.processes import Server, free_port
 from simulator.cli import main
 
 LINE = re.compile(r"^(acct_\w+) (\S+Z) (running|frozen)$")

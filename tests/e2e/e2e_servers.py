@@ -1,6 +1,6 @@
-"""What the end-to-end tests add to bench/servers.py (the one subprocess helper, shared with
-`make bench`): the startup banner of `sandbank serve`, parsed in one place, and the body of the
-`start_server` fixture."""
+"""What the end-to-end tests add to `rehearsal.processes` (the one subprocess helper, shared
+with rehearsals and `make bench`): the startup banner of `sandbank serve`, parsed in one place,
+and the body of the `start_server` fixture."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import servers
+from rehearsal import processes
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Banner:
     admin_token: str
 
 
-class Server(servers.Server):
+class Server(processes.Server):
     """`sandbank serve` as the tests see it: with its startup banner."""
 
     demo_key = ""  # the demo account's key, for tests that read it from the banner

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_servers import StartServer
-from servers import free_port
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 

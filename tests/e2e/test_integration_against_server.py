@@ -32,7 +32,6 @@ from typing import Any
 import httpx
 import pytest
 from e2e_servers import Server
-from servers import Process, free_port, sandbank
 
 from integration.adapters import make_adapter
 from integration.app import WEBHOOK_PATH, create_service_app
@@ -45,6 +44,7 @@ from integration.ordertocash import OrderToCash
 from integration.receiver import apoll_events
 from integration.store import IntegrationStore
 from integration.wallclock import utc_now
+from rehearsal.processes import Process, free_port, sandbank
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_servers import StartServer
-from servers import free_port
 
+from rehearsal.processes import free_port
 from simulator.lifecycle import raise_open_files_limit
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ import pytest
 from e2e_servers import Server, StartServer
 from processes import wait_for
 from reliability_kit import Sink
-from servers import free_port
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ import pytest
 from e2e_servers import Server, StartServer
 from processes import alive, descendants, on_linux, wait_for
 from reliability_kit import Sink, health
-from servers import free_port
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 

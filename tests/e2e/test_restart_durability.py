@@ -12,7 +12,8 @@ from typing import Any
 import e2e_servers
 import httpx
 import pytest
-import servers
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def test_acknowledged_writes_survive_sigkill_and_restart(
     start_server: e2e_servers.StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    port = servers.free_port()
+    port = free_port()
     first = start_server(data_dir, port, "--admin-token", ADMIN)
     banner = first.banner()
     assert banner.url == f"http://127.0.0.1:{port}"
@@ -174,7 +175,7 @@ def test_generated_admin_token_and_demo_key_are_kept_in_the_data_dir(
     start_server: e2e_servers.StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    port = servers.free_port()
+    port = free_port()
     first = start_server(data_dir, port)
     banner = first.banner()
     assert banner.admin_token.startswith("sbadm_")

@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from e2e_servers import Server
-from servers import free_port
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,9 @@ from typing import Any
 import httpx
 import pytest
 from e2e_servers import Server, StartServer
-from servers import free_port
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from rehearsal.processes import free_port
 
 pytestmark = pytest.mark.slow
 

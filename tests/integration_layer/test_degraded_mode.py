@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from factories import ADMIN
 from shop_harness import RECEIVABLE, Shop, order_body
 from test_metrics import samples, value
 
@@ -136,6 +137,93 @@ def test_a_drive_budget_leaves_the_hold_open_for_the_next_round(
     assert shop.resume() == 0
     assert shop.sleeps == []  # the resumer did not wait out the Retry-After either
     assert len(shop.book.holds("SO-D", open_only=True)) == 1
+
+
+# --- the buyer's answer unknown: a ship or cancel is held, not refused ---------------------------
+def awaiting_buyer_in_an_outage(shop: Shop, merchant_order_id: str) -> str:
+    """An order placed (awaiting its buyer), then a total outage; its checkout id."""
+    placed = shop.post("/orders", order_body(merchant_order_id))
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["erp_state"] == "awaiting_buyer"
+    shop.outage()
+    return str(placed.json()["provider_checkout_id"])
+
+
+def captures_of(shop: Shop) -> list[dict[str, object]]:
+    return [e for e in shop.journal(operation="createCapture") if 200 <= e["status"] < 300]
+
+
+def test_a_ship_whose_buyers_answer_is_unknown_is_held_and_captured_after_recovery(
+    shop: Shop,
+) -> None:
+    checkout = awaiting_buyer_in_an_outage(shop, "SO-U")
+    shop.api.approve(checkout)  # the buyer approves; the ERP cannot learn it yet
+    held = shop.post("/orders/SO-U/ship", {"amount": 100_000})
+    assert held.status_code == 202, held.text
+    assert held.json()["erp_state"] == "awaiting_buyer"
+    assert held.json()["pending"]["kind"] == "capture_pending"
+    again = shop.post("/orders/SO-U/ship", {"amount": 100_000})
+    assert again.status_code == 409  # the held ship is pending: not a second one
+    assert shop.resume() == 0  # the provider is still down: the hold stays open
+    assert captures_of(shop) == []
+    shop.clear_faults()
+    shop.monotonic += 10.0
+    assert shop.resume() == 1
+    got = shop.get("/orders/SO-U").json()
+    assert (got["erp_state"], got["shipped_amount"]) == ("shipped", 100_000)
+    assert len(captures_of(shop)) == 1
+    assert shop.api.order(shop.account, got["provider_order_id"])["captured_amount"] == 100_000
+    assert shop.ledger.balance(RECEIVABLE, "USD") == 100_000
+    assert shop.get("/status").json()["requests"][SHIP] == {"held": 1, "rejected": 1}
+
+
+def test_a_held_ship_is_refused_once_the_provider_says_the_buyer_declined(shop: Shop) -> None:
+    checkout = awaiting_buyer_in_an_outage(shop, "SO-N")
+    assert shop.post("/orders/SO-N/ship", {"amount": 100_000}).status_code == 202
+    declined = shop.api.post(f"/_sandbox/checkouts/{checkout}/decline", headers=ADMIN)
+    assert declined.status_code == 200, declined.text
+    shop.clear_faults()
+    shop.monotonic += 10.0
+    assert shop.resume() == 1  # the hold ended: refused
+    got = shop.get("/orders/SO-N").json()
+    assert (got["erp_state"], got["shipped_amount"]) == ("rejected", 0)
+    [hold] = [h for h in got["holds"] if h["kind"] == "capture_pending"]
+    assert hold["resolution"] == "rejected: the buyer declined"
+    assert captures_of(shop) == []
+    assert shop.ledger.balance(RECEIVABLE, "USD") == 0
+
+
+def test_a_held_ship_waits_while_the_buyer_has_not_answered(shop: Shop) -> None:
+    """No capture before the buyer approved: the recovered provider says the checkout is still
+    open, so the hold stays open; the buyer's approval lets the next round capture."""
+    checkout = awaiting_buyer_in_an_outage(shop, "SO-W")
+    assert shop.post("/orders/SO-W/ship", {"amount": 60_000}).status_code == 202
+    shop.clear_faults()
+    shop.monotonic += 10.0
+    assert shop.resume() == 0
+    assert shop.book.get("SO-W").erp_state is ErpState.AWAITING_BUYER
+    assert len(shop.book.holds("SO-W", open_only=True)) == 1
+    assert captures_of(shop) == []
+    shop.api.approve(checkout)
+    assert shop.resume() == 1
+    got = shop.get("/orders/SO-W").json()
+    assert (got["erp_state"], got["shipped_amount"]) == ("partially_shipped", 60_000)
+
+
+def test_a_cancel_whose_buyers_answer_is_unknown_is_held_and_releases_after_recovery(
+    shop: Shop,
+) -> None:
+    checkout = awaiting_buyer_in_an_outage(shop, "SO-C")
+    shop.api.approve(checkout)
+    held = shop.post("/orders/SO-C/cancel")
+    assert held.status_code == 202, held.text
+    assert held.json()["pending"]["kind"] == "cancel_pending"
+    shop.clear_faults()
+    shop.monotonic += 10.0
+    assert shop.resume() == 1
+    got = shop.get("/orders/SO-C").json()
+    assert got["erp_state"] == "canceled"
+    assert shop.api.order(shop.account, got["provider_order_id"])["status"] == "canceled"
 
 
 # --- shipping after a refund ------------------------------------------------------------------

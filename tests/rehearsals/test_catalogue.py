@@ -19,7 +19,7 @@ import pytest
 from rehearsal.cli import catalogue
 from rehearsal.env import Simulator
 from rehearsal.model import load
-from rehearsal.result import RunResult
+from rehearsal.result import CheckResult, RunResult
 from rehearsal.runner import Options, Runner
 
 pytestmark = pytest.mark.slow
@@ -57,24 +57,24 @@ def results(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> d
     return asyncio.run(run_all())
 
 
-# Wall-clock SLOs (latencies, time to finish held work, and 503s, which the ERP answers when
-# its 0.8 s provider budget runs out) are speed targets: this shared 2-core machine under
-# `make test` cannot judge them, so here they must run but need not pass;
-# `make bench-scenarios` and `sandbank scenario run` judge them.
-TIMED = ("erp_latency_ms", "held_work_completion_s", "event_to_state_ms", "erp_unavailable")
+# What same seed, same scenario fixes, and what it cannot. Deterministic: every invariant,
+# every steady-state probe, and every SLO on a figure that does not depend on wall time
+# (`erp_errors`, the 5xx the ERP really answered; `erp_unavailable`, its 503s: it holds work its
+# 0.8 s budget cannot finish instead). Timed (`CheckResult.timed`, decided in rehearsal.slos):
+# latencies, time to finish held work, and requests the ERP never saw (the shop's own
+# connections on a loaded machine). They are speed targets: this shared 2-core machine under
+# `make test` cannot judge them, so here they must run but need not pass, and may differ
+# between two runs; `make bench-scenarios` and `sandbank scenario run` judge them.
+def _deterministic(result: RunResult) -> list[CheckResult]:
+    return [c for c in result.all_checks() if not c.timed]
 
 
 def _judged(result: RunResult) -> list[str]:
-    """The checks that failed, leaving out wall-clock SLOs that merely missed their figure."""
-    timed = {
-        slo.get("name") or f"{slo['metric']} - {slo['threshold']}"
-        for slo in result.scenario.definition.get("slos", [])
-        if str(slo["metric"]).startswith(TIMED)
-    }
+    """The checks that failed, leaving out timed SLOs that merely missed their figure."""
     return [
         f"{c.kind} {c.name}: {c.observed}"
         for c in result.all_checks()
-        if not c.passed and not (c.kind == "slo" and c.status == "failed" and c.name in timed)
+        if not c.passed and not (c.timed and c.status == "failed")
     ]
 
 
@@ -98,11 +98,19 @@ def test_the_scenario_passes_against_the_reference_integration(
 
 
 def test_the_same_seed_gives_the_same_journal_and_verdicts(results: dict[str, RunResult]) -> None:
+    """The same actions, and the same verdict on every deterministic check (all of them but
+    the timed SLOs, which are listed too: the same checks ran, only their figures may differ)."""
     first, again = results["baseline"], results["baseline-again"]
     assert first.actions_sha256 == again.actions_sha256
-    assert [(c.name, c.status) for c in first.all_checks()] == [
-        (c.name, c.status) for c in again.all_checks()
+    assert [(c.kind, c.name, c.timed) for c in first.all_checks()] == [
+        (c.kind, c.name, c.timed) for c in again.all_checks()
     ]
+    assert [(c.name, c.status) for c in _deterministic(first)] == [
+        (c.name, c.status) for c in _deterministic(again)
+    ]
+    judged = {c.name for c in _deterministic(first)}
+    assert {"no_order_lost", "erp_errors - rate < 0.01", "provider_healthy"} <= judged
+    assert "erp_latency_ms{route:place} - p(99) < 1000" not in judged
 
 
 def test_injected_trouble_shows_in_the_report(results: dict[str, RunResult]) -> None:

@@ -9,7 +9,16 @@ import pytest
 
 from rehearsal.invariants import Observation
 from rehearsal.model import Scenario, Slo, parse
-from rehearsal.runner import held_completions, next_monday_9, tolerance_met
+from rehearsal.runner import (
+    FINISH_CAP_S,
+    STALL_S,
+    held_completions,
+    next_monday_9,
+    request_points,
+    stalled,
+    tolerance_met,
+)
+from rehearsal.shop import Call
 from rehearsal.slos import Point, histogram, judge, parse_prometheus, percentile
 from rehearsal.timeline import phase_of, windows
 from rehearsal.workload import buyers, plan
@@ -109,6 +118,54 @@ def test_a_rate_slo_and_an_slo_without_samples() -> None:
     assert judge(slo("erp_errors", "rate <= 0.25"), points, []).status == "passed"
     skipped = judge(slo("erp_errors{phase:during}", "rate < 0.01"), points, [])
     assert skipped.status == "skipped"
+
+
+def test_wall_clock_slos_are_marked_timed_and_the_others_not() -> None:
+    timed = ["erp_latency_ms{route:place}", "erp_no_answer{phase:during}",
+             "held_work_completion_s", "event_to_state_ms",
+             "prom:sandbank_integration_request_seconds{route:ship}",
+             "prom:sandbank_integration_requests_total{outcome:held}"]  # fmt: skip
+    for metric in timed:
+        assert judge(slo(metric, "max < 1"), {}, []).timed, metric
+    untimed = ["erp_errors", "erp_errors{route:ship}", "erp_unavailable",
+               "prom:sandbank_integration_holds_open"]  # fmt: skip
+    for metric in untimed:
+        assert not judge(slo(metric, "max < 1"), {}, []).timed, metric
+
+
+def _call(cid: str, status: int | None, route: str = "ship") -> Call:
+    return Call(cid, route, "SO-1", 0, 0.0, 12.0, status, "")
+
+
+def test_request_samples_count_the_erps_own_answers_and_apart_what_it_never_saw() -> None:
+    calls = [
+        _call("reh-1", 200),
+        _call("reh-2", 502),  # the ERP refused: an error
+        _call("reh-3", 503),  # the ERP's "try again later"
+        _call("reh-4", None),  # the answer lost on the way back: the ERP's log says 500
+        _call("reh-5", None),  # lost on the way back, but the ERP answered 202
+        _call("reh-6", None),  # the ERP never saw it (connect failed, keep-alive race)
+        _call("reh-7", 200, route="place"),
+    ]
+    log = [
+        {"event": "request", "correlation_id": "reh-1", "status": 200, "latency_ms": 40.0},
+        {"event": "request", "correlation_id": "reh-2", "status": 502, "latency_ms": 5.0},
+        {"event": "request", "correlation_id": "reh-3", "status": 503, "latency_ms": 800.0},
+        {"event": "request", "correlation_id": "reh-4", "status": 0, "latency_ms": 3.0},
+        {"event": "request", "correlation_id": "reh-5", "status": 202, "latency_ms": 9.0},
+        {"event": "provider_call", "correlation_id": "reh-6", "status": 500},
+    ]
+    points = request_points(calls, log, [])
+
+    def flagged(metric: str) -> list[str]:
+        return [c.correlation_id for c, p in zip(calls, points[metric], strict=True) if p.value]
+
+    assert flagged("erp_errors") == ["reh-2", "reh-4"]
+    assert flagged("erp_unavailable") == ["reh-3"]
+    assert flagged("erp_no_answer") == ["reh-6"]
+    latencies = [(p.value, p.tags["status"]) for p in points["erp_latency_ms"]]
+    assert latencies == [(40.0, "200"), (5.0, "502"), (800.0, "503"), (12.0, "200")]
+    assert points["erp_errors"][-1].tags == {"route": "place", "phase": "before"}
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -228,3 +285,12 @@ def test_the_journal_digest_ignores_the_order_steps_went_out_in() -> None:
     b = {"timeline": {"at_ms": 0, "action": "preset", "args": {"name": "total-outage"}}}
     assert journal_digest([a, b]) == journal_digest([b, a])
     assert journal_digest([a, b]) != journal_digest([a])
+
+
+def test_deferred_steps_go_on_after_the_end_while_the_shop_makes_progress() -> None:
+    """Measured from the method's end (wall time 100), not from the run's start: a slow run
+    still gets its time, a stalled one ends, and nothing runs on for ever."""
+    assert not stalled(100.0, 90.0, now=100.0 + STALL_S - 1)
+    assert stalled(100.0, 90.0, now=100.0 + STALL_S + 1)
+    assert not stalled(100.0, 150.0, now=150.0 + STALL_S - 1)  # a step taken at 150
+    assert stalled(100.0, 100.0 + FINISH_CAP_S, now=100.0 + FINISH_CAP_S + 1)

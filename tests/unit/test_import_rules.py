@@ -1,10 +1,11 @@
 """The layers' import rules, checked on the source (ast, no imports run):
 
 - simulator/domain imports nothing of the app: the standard library, pydantic and itself only;
-- simulator/api, simulator/control and simulator/dialects (other APIs' edges, Credit Key's)
-  never import simulator.store (they call services);
+- simulator/api, simulator/control, simulator/dialects (other APIs' edges, Credit Key's) and
+  simulator/console never import simulator.store (they call services);
 - integration never imports simulator (it talks HTTP only);
 - rehearsal (the scenario runner) imports neither simulator nor integration;
+- loadtests (the Locust load tests) neither;
 - sandbank_pytest (the pytest plugin) imports neither: it starts and drives a server over HTTP.
 
 Every import counts: inside functions and `if TYPE_CHECKING:` blocks too.
@@ -40,6 +41,7 @@ RULES = (
     Rule("simulator.api", forbidden=("simulator.store",), why="endpoints call services"),
     Rule("simulator.control", forbidden=("simulator.store",), why="endpoints call services"),
     Rule("simulator.dialects", forbidden=("simulator.store",), why="endpoints call services"),
+    Rule("simulator.console", forbidden=("simulator.store",), why="pages call services"),
     Rule("integration", forbidden=("simulator",), why="the integration talks HTTP only"),
     Rule(
         "rehearsal",
@@ -50,6 +52,11 @@ RULES = (
         "sandbank_pytest",
         forbidden=("simulator", "integration"),
         why="the plugin drives a server over HTTP, local or shared alike",
+    ),
+    Rule(
+        "loadtests",
+        forbidden=("simulator", "integration"),
+        why="load tests drive both over HTTP only (they start them as processes)",
     ),
 )
 
@@ -138,6 +145,7 @@ def test_the_source_keeps_the_import_rules() -> None:
             "    from simulator.store import Tx\n",
         ),
         ("simulator/dialects/creditkey/x.py", "from simulator.store.base import Store"),
+        ("simulator/console/x.py", "from simulator.store.stats import stored_counts"),
         ("integration/x.py", "from simulator.domain import money"),
         ("integration/sub/x.py", "import simulator"),
         ("rehearsal/x.py", "import integration.client"),

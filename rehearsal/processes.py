@@ -1,17 +1,16 @@
-"""Servers as child processes on 127.0.0.1, for `make bench` and the end-to-end tests alike.
+"""Servers as child processes on 127.0.0.1: the one helper for rehearsals (`rehearsal.env`),
+`make bench` (bench/) and the end-to-end tests (tests/e2e, tests/cli).
 
-Both start `sandbank serve` (and other ASGI servers) as subprocesses and need the same care: a
-free port on 127.0.0.1, output to a file (a full pipe can never stall the child), a bounded
-health wait that says why a start failed, and stopping by pid only. One copy, here, because:
+Each of them starts `sandbank serve`, `sandbank integration serve` (and, for the bench, other
+ASGI servers) as subprocesses and needs the same care: a free port on 127.0.0.1, output to a
+file (a full pipe can never stall the child), a bounded health wait that says why a start
+failed, and stopping by pid only, never by name. It lives in the shipped `rehearsal` package
+because `sandbank scenario run` needs it at run time; bench/ and tests/ are not installed, and
+may import from here. It speaks HTTP and subprocess only: nothing of the simulator is imported.
 
-- it is tooling for the bench and the tests, not the product, so it stays out of the shipped
-  packages (`simulator`, `contracts`, `integration` are what `pip install` gives a user);
-- the bench must not import from tests/, while tests may use a tool that lives beside them;
-- the bench runs as plain scripts (`python bench/run.py` puts bench/ first on sys.path), so a
-  module in bench/ needs no packaging; tests/e2e/conftest.py appends bench/ to sys.path.
-
-Failures raise `NotReady` (with the child's output): pytest reports it as the test's error, and
-the bench turns it into its one-line error and exit status 2.
+Failures raise `NotReady` (its `reason` in one line, then the child's output): pytest reports
+it as the test's error, the bench turns it into its one-line error and exit status 2, a
+rehearsal into an invalid environment (exit 2).
 """
 
 from __future__ import annotations
@@ -49,10 +48,15 @@ def sandbank(*args: str, python: Sequence[str] = (sys.executable,)) -> list[str]
 class NotReady(RuntimeError):
     """A server exited, or did not pass its health check in time."""
 
+    def __init__(self, reason: str, output: str = "") -> None:
+        super().__init__(f"{reason}:\n{output}" if output else reason)
+        self.reason = reason
+
 
 class Process:
-    """One server process (`cmd`) on 127.0.0.1:PORT, its output to `log` (or discarded), ready
-    when `health_path` answers as `ready` says; stopped by its pid only. As a context manager:
+    """One server process (`cmd`) on 127.0.0.1:PORT, its output to `log` (or discarded;
+    appended to with `append`, so every life of a restarted server is in one file), ready when
+    `health_path` answers as `ready` says; stopped by its pid only. As a context manager:
     healthy on entry, stopped on exit (also when it never became healthy)."""
 
     health_path = "/"
@@ -65,6 +69,8 @@ class Process:
         log: Path | None,
         *,
         name: str | None = None,
+        health_path: str | None = None,
+        append: bool = False,
         env: Mapping[str, str] | None = None,
     ) -> None:
         """`env`: environment added to this one's (whose SANDBANK_* variables are left out)."""
@@ -73,28 +79,38 @@ class Process:
             **(env or {}),
         }
         self.name = name or self.name
+        self.health_path = health_path or self.health_path
         self.log = log
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:
-            self.proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env)
+        mode = "ab" if append else "wb"
+        with log.open(mode) if log else contextlib.nullcontext(subprocess.DEVNULL) as out:
+            self.proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603 - our own interpreter and arguments
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log else ""
 
+    def tail(self, lines: int = 5) -> str:
+        """The last `lines` lines of the output, on one line."""
+        return " | ".join(self.output().strip().splitlines()[-lines:])
+
     def ready(self, response: httpx.Response) -> bool:
         return response.status_code == 200
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise NotReady(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
+                raise NotReady(f"{self.name} exited with {self.proc.returncode}", self.output())
             with contextlib.suppress(httpx.TransportError):
                 if self.ready(httpx.get(f"{self.url}{self.health_path}", timeout=1.0)):
                     return
             time.sleep(0.05)
-        raise NotReady(f"{self.name} not healthy within {STARTUP_TIMEOUT}s:\n{self.output()}")
+        raise NotReady(f"{self.name} not healthy within {STARTUP_TIMEOUT:g}s", self.output())
 
     def kill(self) -> None:
         """SIGKILL this process only (by pid), and reap it."""
@@ -155,3 +171,6 @@ class Server(Process):
 
     def ready(self, response: httpx.Response) -> bool:
         return response.status_code == 200 and response.json()["status"] == "ok"
+
+
+__all__ = ["STARTUP_TIMEOUT", "NotReady", "Process", "Server", "free_port", "sandbank"]
