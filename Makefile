@@ -68,13 +68,15 @@ export-contract: $(DEV)
 ## table beside bare uvicorn, plain Starlette and Prism (bench/peers.py); then a 90-day
 ## clock advance over 10,000 captured orders (bench/advance.py, target < 10 s, peak memory); then
 ## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0); then the
-## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py)
+## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py); then
+## unrelated requests' latency at a 2-worker start and during a dump, export, advance (contention.py)
 bench: $(DEV)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
 	$(BIN)/python bench/reliability.py $(BENCH_RELIABILITY_ARGS)
 	$(BIN)/python bench/console.py $(BENCH_CONSOLE_ARGS)
+	$(BIN)/python bench/contention.py $(BENCH_CONTENTION_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)

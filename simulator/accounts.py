@@ -8,6 +8,7 @@ together, so the control plane and the contract suite cannot do half of a reset.
 from __future__ import annotations
 
 from simulator.domain.models import Account, AccountSettings
+from simulator.domain.records import Page
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
 from simulator.rng import SeededRng
@@ -47,19 +48,32 @@ class Accounts:
     def for_key(self, api_key: str) -> str | None:
         found = self._by_key.get(api_key)
         if found is None:
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=False) as tx:
                 account = tx.account_by_key(api_key)
             if account is not None:
                 found = self._by_key[api_key] = account.id
         return found
 
     def get(self, account_id: str) -> Account | None:
-        with self.store.transaction() as tx:
+        with self.store.transaction(write=False) as tx:
             return tx.account(account_id)
 
-    def list(self) -> list[Account]:
-        with self.store.transaction() as tx:
-            return tx.accounts()
+    def list(self, *, limit: int, cursor: str | None = None) -> Page[Account]:
+        """Oldest first, a page at a time (a snapshot: no lock taken)."""
+        with self.store.transaction(write=False) as tx:
+            return tx.accounts(limit=limit, cursor=cursor)
+
+    def all(self) -> tuple[Account, ...]:
+        """Every account, oldest first, read a page at a time (the console's lists and the
+        Credit Key dialect's key lookup; each page a snapshot of its own)."""
+        found: list[Account] = []
+        cursor: str | None = None
+        while True:
+            page = self.list(limit=500, cursor=cursor)
+            found.extend(page.items)
+            if not page.has_more or page.next_cursor is None:
+                return tuple(found)
+            cursor = page.next_cursor
 
     def reset(self, account_id: str) -> Account:
         """Forget every object, restart RNG and clock (`ProviderService.reset`), and start its

@@ -146,7 +146,7 @@ def create_app(
         present_event=present_event,
     )
     ck = creditkey.Dialect(
-        accounts.list,
+        accounts.all,
         service,
         policy=policy,
         transport=webhook_transport,
@@ -183,16 +183,17 @@ def create_app(
 
     async def on_error(request: Request, exc: Exception) -> Response:
         rid = request_id(request)
-        if isinstance(exc, SandbankError):
-            return problems.from_error(exc, rid)
-        assert isinstance(exc, HTTPException)
-        detail = exc.detail
-        if exc.status_code == 404:  # no route: say where the routes are written down
-            detail = (
-                f"no such path: {request.url.path}; the API is described at /openapi.yaml "
-                "(read it at /docs), the control plane at /_sandbox/openapi.yaml"
-            )
-        return problems.from_status(exc.status_code, rid, detail, dict(exc.headers or {}))
+        if isinstance(exc, HTTPException):  # Starlette's own 404 / 405
+            detail = exc.detail
+            if exc.status_code == 404:  # no route: say where the routes are written down
+                detail = (
+                    f"no such path: {request.url.path}; the API is described at /openapi.yaml "
+                    "(read it at /docs), the control plane at /_sandbox/openapi.yaml"
+                )
+            return problems.from_status(exc.status_code, rid, detail, dict(exc.headers or {}))
+        if not isinstance(exc, SandbankError):  # anything else: Starlette's last resort
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problems.from_exception(exc, rid)
 
     app = Starlette(
         routes=[
@@ -214,7 +215,8 @@ def create_app(
             # The SRE console (HTML, its own session and CSRF; not in any published contract).
             *console_routes(runtime, stored, entropy),
         ],
-        exception_handlers={SandbankError: on_error, HTTPException: on_error},
+        # Exception: instead of Starlette's plain-text "Internal Server Error" page.
+        exception_handlers={SandbankError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=_lifespan(
             dispatcher,
             Scheduler(service, wall, f"inline-{entropy(4).hex()}"),
@@ -265,6 +267,8 @@ def create_app(
 
     if settings.demo_account:
         _ensure_demo(store, accounts)
+    if settings.store_lock_wait_s is not None:
+        store.serving(settings.store_lock_wait_s)  # startup done: no request blocks on a lock
     return SandbankApp(asgi, app, runtime, [name for name, _ in pipeline])
 
 

@@ -24,6 +24,8 @@ class Ctx:
     rng: SeededRng
     now: datetime
     events: list[Event] = field(default_factory=list)
+    due_left: bool = False  # a bounded step (`scope(step=N)`) left due work for the next one
+    ran_until_us: int | None = None  # the due time of the last job the scope ran
 
     @property
     def aid(self) -> str:

@@ -80,7 +80,7 @@ class Scheduler:
         for rowid, account_id in due:
             self._after = rowid
             try:
-                with self.service.scope(account_id, due_limit=JOBS_PER_TX):
+                with self.service.scope(account_id, step=JOBS_PER_TX):
                     pass  # opening the account runs what is due (bounded)
                 self.ran += 1
             except NotFound:

@@ -10,6 +10,7 @@ nothing and answered only once committed.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.rng import SeededRng
+from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Store, Tx
 
 # The account clock stays far enough from datetime.max that every TTL and duration added to
@@ -89,7 +91,7 @@ class ProviderService:
         self.on_events = on_events
         # Observers for the metrics (set by `create_app`): a job run, a clock advance (seconds).
         self.on_job: Callable[[str], None] | None = None
-        self.on_advance: Callable[[float], None] | None = None
+        self.on_advance: Callable[[float, bool], None] | None = None
         self.finance = FinanceService(self)
 
     # --- transaction scope --------------------------------------------------------------
@@ -97,11 +99,14 @@ class ProviderService:
         return virtual_now(self.wall.now(), account.clock_offset_us, account.clock_frozen_at_us)
 
     @contextmanager
-    def scope(self, account_id: str, *, due_limit: int | None = None) -> Iterator[Ctx]:
-        """One account transaction; `due_limit` bounds the due jobs it runs first (the
-        scheduler's batches; the rest stay due for the next transaction)."""
-        with self.store.transaction() as tx:
-            ctx = self._open(tx, account_id, due_limit)
+    def scope(
+        self, account_id: str, *, step: int | None = None, write: bool = True
+    ) -> Iterator[Ctx]:
+        """The account transaction. `step`: run at most that many due jobs first (see
+        `Ctx.due_left`); `write=False`: a snapshot that takes no lock (for reads; it refuses,
+        with `DueWork`, to run due work)."""
+        with self.store.transaction(write=write) as tx:
+            ctx = self._open(tx, account_id, step=0 if not write and step is None else step)
             yield ctx
             self._close(ctx)
 
@@ -114,7 +119,7 @@ class ProviderService:
             yield ctx, committed
             self._close(ctx)
 
-    def _open(self, tx: Tx, account_id: str, due_limit: int | None = None) -> Ctx:
+    def _open(self, tx: Tx, account_id: str, *, step: int | None = None) -> Ctx:
         account = tx.account(account_id)
         if account is None:
             raise NotFound("account", account_id)
@@ -124,7 +129,11 @@ class ProviderService:
             SeededRng(account.id, account.seed, account.rng_counter),
             self.account_now(account),
         )
-        self._run_due(ctx, ctx.now_us, due_limit)
+        if step is None and defers_due():
+            step = 0  # an API request: due work runs first, in steps (`simulator.stepping`)
+        ctx.due_left = self._run_due(ctx, ctx.now_us, step)
+        if ctx.due_left and step == 0:
+            raise DueWork(account_id)
         return ctx
 
     def _close(self, ctx: Ctx) -> None:
@@ -182,16 +191,25 @@ class ProviderService:
         )
 
     # --- scheduled work ---------------------------------------------------------------------
-    def _run_due(self, ctx: Ctx, until_us: int, limit: int | None = None) -> None:
-        """Run every job due up to `until_us` (at most `limit`) in time order, each at its own
-        due time."""
+    def _run_due(self, ctx: Ctx, until_us: int, budget: int | None = None) -> bool:
+        """Run every job due up to `until_us` in time order, each at its own due time; at most
+        `budget` of them when given (0: none), and no more once `STEP_SECONDS` have passed
+        (where a step ends changes no result). True when due jobs are left."""
         next_due = ctx.tx.next_due(ctx.aid)
         if next_due is None or next_due > until_us:
-            return
+            return False
+        if budget == 0:
+            return True
         real_now = ctx.now
-        left = -1 if limit is None else limit
-        while left != 0 and (job := ctx.tx.pop_due(ctx.aid, until_us)) is not None:
-            left -= 1
+        ran = 0
+        limit = budget if budget is not None else -1  # -1: no limit
+        ends = time.perf_counter() + STEP_SECONDS
+        while ran != limit and (limit < 0 or ran == 0 or time.perf_counter() < ends):
+            job = ctx.tx.pop_due(ctx.aid, until_us)
+            if job is None:
+                break
+            ran += 1
+            ctx.ran_until_us = job.due_us
             if len(ctx.events) >= EVENT_BATCH:
                 # A long advance writes its events as it goes, not all at the end: memory
                 # stays flat (same transaction, same order).
@@ -205,6 +223,10 @@ class ProviderService:
             elif (money := FinanceService.JOBS.get(job.kind)) is not None:
                 money(self.finance, ctx, job.ref)
         ctx.now = real_now
+        if budget is None:
+            return False
+        next_due = ctx.tx.next_due(ctx.aid)
+        return next_due is not None and next_due <= until_us
 
     def _job_expire_checkout(self, ctx: Ctx, checkout_id: str) -> None:
         found = ctx.tx.checkout(ctx.aid, checkout_id)
@@ -702,7 +724,14 @@ class ProviderService:
 
     # --- clock and account control ---------------------------------------------------------
     def advance_clock(self, ctx: Ctx, *, by: timedelta | None, to: datetime | None) -> datetime:
-        """Move the account clock forward, running everything due on the way in time order."""
+        """Move the account clock forward, running everything due on the way in time order
+        (in one transaction: `simulator.stepping.advance_clock` does it in bounded steps)."""
+        target = self.advance_target(ctx, by=by, to=to)
+        self.advance_step(ctx, target, None)
+        return target
+
+    def advance_target(self, ctx: Ctx, *, by: timedelta | None, to: datetime | None) -> datetime:
+        """Where an advance by `by` or to `to` takes the clock (checked, in UTC)."""
         if by is not None and by > CLOCK_LIMIT - ctx.now:
             raise _beyond_clock_limit("body.by")
         target = ctx.now + by if by is not None else to
@@ -713,19 +742,33 @@ class ProviderService:
             )
         if target > CLOCK_LIMIT:
             raise _beyond_clock_limit("body.to")
-        target = target.astimezone(UTC)  # `to` may carry any offset; the clock speaks UTC
-        self._run_due(ctx, to_us(target))
+        return target.astimezone(UTC)  # `to` may carry any offset; the clock speaks UTC
+
+    def advance_step(self, ctx: Ctx, target: datetime, budget: int | None) -> bool:
+        """Run at most `budget` jobs due up to `target` (all when None) and move the clock to
+        the last one's time, or to `target` once none is left (True). The clock never goes
+        back, and between steps it reads a time whose due work is all done."""
+        left = self._run_due(ctx, to_us(target), budget)
+        if left:
+            assert ctx.ran_until_us is not None
+            self._set_clock(ctx, from_us(ctx.ran_until_us), finished=False)
+            return False
         ctx.tx.expire_responses(ctx.aid, to_us(target))
+        self._set_clock(ctx, target, finished=True)
+        return True
+
+    def _set_clock(self, ctx: Ctx, when: datetime, *, finished: bool) -> None:
+        if self.on_advance is not None:  # seconds per step; one advance when it is finished
+            self.on_advance(max(0, to_us(when) - ctx.now_us) / 1_000_000, finished)
+        if when <= ctx.now:
+            return
         account = ctx.account
         if account.clock_frozen_at_us is not None:
-            account.clock_frozen_at_us = to_us(target)
+            account.clock_frozen_at_us = to_us(when)
         else:
-            account.clock_offset_us += to_us(target) - ctx.now_us
+            account.clock_offset_us += to_us(when) - ctx.now_us
         ctx.tx.save_account(account)
-        if self.on_advance is not None:
-            self.on_advance((to_us(target) - ctx.now_us) / 1_000_000)
-        ctx.now = target
-        return target
+        ctx.now = when
 
     def freeze_clock(self, ctx: Ctx, frozen: bool) -> datetime:
         account = ctx.account
@@ -759,8 +802,9 @@ class ProviderService:
         ctx.tx.save_account(account)
         return account
 
-    def dump(self, ctx: Ctx) -> dict[str, Any]:
-        return {"account": _public_account(ctx.account, ctx.now), **ctx.tx.dump(ctx.aid)}
+    def dump_head(self, ctx: Ctx) -> dict[str, Any]:
+        """The `account` part of a dump (the rest streams from the store)."""
+        return _public_account(ctx.account, ctx.now)
 
     def create_account(
         self,

@@ -42,6 +42,9 @@ class Settings:
     # the console's scenarios page lists; default DATA_DIR/reports.
     reports_dir: Path | None = None
     metrics: bool = True  # GET /metrics and the console's charts (off: `--no-metrics`)
+    # Seconds a request awaits the database's write lock (off the event loop) before a 503;
+    # None: SQLite's blocking wait, for background processes that serve no requests.
+    store_lock_wait_s: float | None = 2.0
 
     @property
     def db_path(self) -> str:

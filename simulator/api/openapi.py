@@ -23,7 +23,7 @@ _ERROR_TEXT = {
     404: "No such object in this account",
     409: "The object's state does not allow this (or the Idempotency-Key is in flight)",
     413: "Body larger than 1 MiB",
-    415: "Body is not application/json",
+    415: "Body is not application/json, or not UTF-8 (a `charset` other than utf-8)",
     422: "Validation failed (see `errors` for field paths), or a business rule refused it",
 }
 # What any provider may answer when it is overloaded or failing (and what Sandbank's faults
@@ -35,6 +35,7 @@ TRANSIENT_TEXT = {
     503: "The provider is unavailable; retry after `Retry-After` seconds when given",
     504: "An upstream service timed out; the operation may or may not have happened",
 }
+BUSY_TEXT = "The database stayed busy with other work (`store_busy`); retry after `Retry-After`"
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,10 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
         "description": "Seconds to wait before retrying (429 and 503, when the provider knows).",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     }
-    transient_codes = tuple(TRANSIENT_TEXT) if transient else ()
-    for status, text in TRANSIENT_TEXT.items() if transient else ():
+    # Every operation may meet the database busy past its wait (`store_busy`, Retry-After).
+    unavailable = TRANSIENT_TEXT if transient else {503: BUSY_TEXT}
+    transient_codes = tuple(unavailable)
+    for status, text in unavailable.items():
         responses[str(status)] = {
             "description": text,
             "headers": {**headers, "Retry-After": retry_after},

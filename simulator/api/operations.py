@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+from simulator.api.guard import Endpoint, guarded
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,8 @@ class Op:
 
 
 def routes(ops: list[Op]) -> list[Route]:
-    """One route per path, so a 405 names every method the path supports in `Allow`."""
+    """One route per path, so a 405 names every method the path supports in `Allow`. Each
+    endpoint runs inside `simulator.api.guard` (due work in steps, lock waits off the loop)."""
     by_path: dict[str, dict[str, Op]] = {}
     for op in ops:
         by_path.setdefault(op.path, {})[op.method] = op
@@ -50,11 +50,12 @@ def routes(ops: list[Op]) -> list[Route]:
 def _route(path: str, methods: dict[str, Op]) -> Route:
     if len(methods) == 1:
         (op,) = methods.values()
-        return Route(path, op.endpoint, methods=[op.method], name=op.operation_id)
+        return Route(path, guarded(op.endpoint), methods=[op.method], name=op.operation_id)
+    endpoints = {method: guarded(op.endpoint) for method, op in methods.items()}
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await methods[method].endpoint(request)
+        return await endpoints[method](request)
 
     name = "|".join(op.operation_id for op in methods.values())
     return Route(path, dispatch, methods=list(methods), name=name)

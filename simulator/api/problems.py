@@ -8,7 +8,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from simulator.domain.errors import SandbankError, ValidationFailed
+from simulator.domain.errors import SandbankError, StoreBusy, ValidationFailed
+from simulator.locks import busy, is_busy
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:sandbank:problem:"
@@ -24,6 +25,7 @@ _STATUS_TITLES = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_failed", "Validation failed"),
     500: ("internal_error", "Internal error"),
+    503: ("unavailable", "Service unavailable"),
 }
 
 
@@ -64,7 +66,19 @@ def error_body(err: SandbankError, request_id: str) -> bytes:
 def from_error(
     err: SandbankError, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
+    if isinstance(err, StoreBusy):
+        headers = {**(headers or {}), "Retry-After": str(err.retry_after)}
     return Response(error_body(err, request_id), err.status, headers, media_type=PROBLEM_JSON)
+
+
+def from_exception(exc: BaseException, request_id: str) -> Response:
+    """Any exception: its problem if it is one of ours, a 503 for a database lock that was
+    not ours to wait for, else a 500 that says it is a bug (never a bare page)."""
+    if isinstance(exc, SandbankError):
+        return from_error(exc, request_id)
+    if is_busy(exc):
+        return from_error(busy(exc), request_id)
+    return from_status(500, request_id, "the simulator failed; this is a bug")
 
 
 def from_status(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from simulator.api import problems
+from simulator.api import body, problems
 from simulator.asgi import (
     ACCOUNT_KEY,
     IDEMPOTENCY_KEY,
@@ -25,8 +25,8 @@ from simulator.asgi import (
 from simulator.context import Ctx
 from simulator.domain.errors import (
     IdempotencyKeyReused,
-    MalformedJson,
     SandbankError,
+    StoreBusy,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -45,17 +45,21 @@ def _is_json(content_type: str) -> bool:
 
 
 async def parse(request: Request, model: type[M], *, optional: bool = False) -> M:
-    """Body -> model: 413 too large, 415 not JSON, 400 malformed JSON, 422 schema violations."""
+    """Body -> model: 413 too large, 415 not JSON or not UTF-8, 400 malformed JSON (or a
+    duplicate key, or U+0000 in a string), 422 schema violations."""
     raw = await read_body(request.scope, request.receive)
-    if optional and not raw.strip():
+    if optional and body.is_empty(raw):
         return model()
-    if not _is_json(request.headers.get("content-type", "")):
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
         raise UnsupportedMediaType("send the body as application/json")
+    body.check_charset(content_type)
+    body.check(raw)  # duplicate keys, U+0000 (simulator/api/body.py)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise MalformedJson("the body is not valid JSON") from None
+            raise body.malformed() from None
         raise problems.validation(exc, "body") from None
 
 
@@ -97,11 +101,11 @@ async def run(
     (`Store.grouped`); the response, whatever it says, leaves only once that COMMIT is done.
     """
     if request.method == "GET":
-        # Reads write nothing, so they gain nothing from a shared COMMIT; alone, their own
-        # transaction first commits any open group (`Store.transaction`), so what they read is
-        # committed before they answer, and they need not wait for the next turn.
-        with service_of(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
+        # Reads write nothing, so they gain nothing from a shared COMMIT; alone, in a snapshot
+        # of committed data that takes no lock (work due first: `simulator.api.guard`).
+        with service_of(request).scope(request.scope[ACCOUNT_KEY], write=False) as ctx:
             return _execute(ctx, request, operation, status)
+    await service_of(request).store.writable()  # the lock, awaited off the loop
     pending: list[Awaitable[None]] = []
     try:
         response = _grouped(request, operation, status, pending)
@@ -175,6 +179,8 @@ def _execute(
         with undo:
             result = operation(ctx)
         body, code, media = _json(result), status, JSON
+    except StoreBusy:
+        raise  # not the operation's answer: never saved for a replay
     except SandbankError as err:
         del ctx.events[mark:]
         rid = request_id(request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,7 @@ class Console:
             request,
             cookie,
             "overview.html",
-            accounts=len(self.rt.accounts.list()),
+            accounts=len(self.rt.accounts.all()),
             rules=len(self.rt.faults.rules()),
             backlog=sum(counts.backlog.values()),
             counts=counts,
@@ -261,7 +261,7 @@ class Console:
         now = self.rt.service.wall.now()
         rows = [
             (a, virtual_now(now, a.clock_offset_us, a.clock_frozen_at_us))
-            for a in self.rt.accounts.list()
+            for a in self.rt.accounts.all()
         ]
         return self.render(request, cookie, "accounts.html", rows=rows)
 
@@ -305,7 +305,7 @@ class Console:
             "faults.html",
             rules=self.rt.faults.rules(),
             presets=[PRESETS[n] for n in sorted(PRESETS)],
-            accounts=self.rt.accounts.list(),
+            accounts=self.rt.accounts.all(),
             operations=sorted(self.rt.faults.operations),
         )
 
@@ -385,8 +385,8 @@ class Console:
         )
 
     # --- webhooks ----------------------------------------------------------------------------
-    def _account(self, request: Request) -> tuple[list[Account], Account | None]:
-        accounts = self.rt.accounts.list()
+    def _account(self, request: Request) -> tuple[Sequence[Account], Account | None]:
+        accounts = self.rt.accounts.all()
         wanted = request.query_params.get("account")
         chosen = next((a for a in accounts if a.id == wanted), None)
         return accounts, chosen or (accounts[0] if accounts else None)

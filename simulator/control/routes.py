@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
+from simulator import stepping
 from simulator.api import schemas as s
 from simulator.api.operations import Op
-from simulator.api.runtime import json_response, parse, path_id, service_of
+from simulator.api.runtime import json_response, parse, path_id, query, service_of
 from simulator.clock import parse_duration
 from simulator.control.health import Health, health
 from simulator.dialects.creditkey.credentials import credentials
@@ -135,11 +136,6 @@ class AccountOut(BaseModel):
         )
 
 
-class AccountList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[AccountOut]
-
-
 class Dump(BaseModel):
     model_config = ConfigDict(extra="allow")
     account: dict[str, Any]
@@ -162,8 +158,9 @@ async def create_account(request: Request) -> Response:
 
 
 async def list_accounts(request: Request) -> Response:
-    accounts = runtime_of(request).accounts.list()
-    return json_response(AccountList(data=[AccountOut.of(a) for a in accounts]))
+    q = query(request, s.ListQuery)
+    page = runtime_of(request).accounts.list(limit=q.limit, cursor=q.cursor)
+    return json_response(s.listed(page, AccountOut.of))
 
 
 async def get_account(request: Request) -> Response:
@@ -198,8 +195,9 @@ async def advance_clock(request: Request) -> Response:
             [{"path": "body", "type": "one_of", "message": "give exactly one of 'by' and 'to'"}]
         )
     by = parse_duration(body.by) if body.by is not None else None
-    with service_of(request).scope(path_id(request)) as ctx:
-        now = service_of(request).advance_clock(ctx, by=by, to=body.to)
+    # In bounded steps: other accounts' requests keep being served (`simulator.stepping`).
+    now = await stepping.advance_clock(service_of(request), path_id(request), by=by, to=body.to)
+    with service_of(request).scope(path_id(request), write=False) as ctx:
         return json_response(_clock(ctx.account.id, now, ctx.account))
 
 
@@ -216,8 +214,13 @@ async def unfreeze_clock(request: Request) -> Response:
 
 
 async def dump(request: Request) -> Response:
-    with service_of(request).scope(path_id(request)) as ctx:
-        return json_response(service_of(request).dump(ctx))
+    """Streamed a page at a time: memory stays flat and other requests go on (issue #17)."""
+    service = service_of(request)
+    with service.scope(path_id(request), write=False) as ctx:
+        head = service.dump_head(ctx)
+    return StreamingResponse(
+        service.store.dump_stream(ctx.aid, head), media_type="application/json"
+    )
 
 
 async def approve_checkout(request: Request) -> Response:
@@ -275,9 +278,10 @@ OPERATIONS: list[Op] = [
         "GET",
         "/_sandbox/accounts",
         list_accounts,
-        "List accounts",
-        AccountList,
-        errors=(401,),
+        "List accounts, oldest first (`limit`, `cursor`: `next_cursor` of the last page)",
+        s.ListOut[AccountOut],
+        query=s.ListQuery,
+        errors=(401, 422),
         tag="Accounts",
     ),
     Op(

@@ -29,6 +29,12 @@ class MalformedJson(BadRequest):
     code, title = "malformed_json", "Malformed JSON"
 
 
+class DuplicateKey(BadRequest):
+    """A JSON object that names a key twice: refused, never "the last one wins"."""
+
+    code, title = "duplicate_key", "Duplicate key in JSON"
+
+
 class PayloadTooLarge(SandbankError):
     code, status, title = "payload_too_large", 413, "Payload too large"
 
@@ -131,3 +137,13 @@ class IdempotencyKeyReused(SandbankError):
 
 class Conflict(SandbankError):
     code, status, title = "conflict", 409, "Conflict"
+
+
+# --- 5xx: the simulator cannot serve it now -----------------------------------------------------
+class StoreBusy(SandbankError):
+    """The database stayed locked by other work (another worker, the dispatcher, a long
+    operation) for longer than a request may wait. Nothing was changed; retry after
+    `retry_after` seconds (sent as `Retry-After`)."""
+
+    code, status, title = "store_busy", 503, "Busy, retry shortly"
+    retry_after: ClassVar[int] = 1

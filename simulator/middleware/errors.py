@@ -1,4 +1,5 @@
-"""The last line of defence: an unexpected exception becomes a 500 problem, never a bare page."""
+"""The last line of defence: an exception becomes a problem (a 500 for a bug, a 503 for a
+database lock, the error's own for one of ours raised in a middleware), never a bare page."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from simulator.api import problems
 from simulator.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
+from simulator.domain.errors import SandbankError
 from simulator.faults.sockets import ConnectionFault
 
 log = logging.getLogger("sandbank.errors")
@@ -19,23 +21,26 @@ class ErrorBoundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = finished = False
 
         async def track(message: Message) -> None:
-            nonlocal started
+            nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
         try:
             await self.app(scope, receive, track)
         except ConnectionFault:
             raise  # a fault on purpose: the in-process client sees the dead connection
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if started:
+        except Exception as exc:
+            if finished:  # Starlette re-raises after its handler answered (and logged): done
+                return
+            if not isinstance(exc, SandbankError):
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:  # half a response: the server must cut the connection
                 raise
             rid = str(scope.get(REQUEST_ID_KEY, ""))
-            await problems.from_status(500, rid, "the simulator failed; this is a bug")(
-                scope, receive, send
-            )
+            await problems.from_exception(exc, rid)(scope, receive, send)

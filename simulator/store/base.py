@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -37,7 +37,7 @@ class Tx(Protocol):
     # accounts
     def account(self, account_id: str) -> Account | None: ...
     def account_by_key(self, api_key: str) -> Account | None: ...
-    def accounts(self) -> list[Account]: ...
+    def accounts(self, *, limit: int, cursor: str | None = None) -> Page[Account]: ...
     def save_account(self, account: Account) -> None: ...
     def wipe_account(self, account_id: str) -> None: ...
 
@@ -90,8 +90,6 @@ class Tx(Protocol):
         self, account_id: str, key: str, saved: SavedResponse, now_us: int, expires_us: int
     ) -> None: ...
     def expire_responses(self, account_id: str, now_us: int) -> int: ...
-
-    def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]: ...
 
     # webhooks (simulator/store/webhooks.py)
     def save_webhook_endpoint(self, account_id: str, endpoint: WebhookEndpoint) -> None: ...
@@ -166,7 +164,16 @@ class Tx(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractContextManager[Tx]: ...
+    lock_wait_s: float | None  # how long `writable` waits; None: SQLite blocks instead
+
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
+        """All or nothing; `write=False`: a snapshot that waits for no writer."""
+        ...
+
+    async def writable(self) -> None:
+        """Await the write lock without blocking the event loop (or raise `StoreBusy`)."""
+        ...
+
     def read(self) -> AbstractContextManager[Tx]:
         """Committed data only, for readers that change nothing."""
         ...
@@ -175,6 +182,12 @@ class Store(Protocol):
         """A transaction whose COMMIT may be shared with other operations of the same
         event-loop turn. Await the awaitable (it completes once committed, or raises why not)
         before acknowledging anything the operation did or read."""
+        ...
+
+    def dump_stream(
+        self, account_id: str, head: dict[str, Any]
+    ) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """An account's dump as JSON bytes, a page at a time."""
         ...
 
     def schema_version(self) -> int:

@@ -10,7 +10,18 @@ transaction that stays open until the event loop's current turn is over; then on
 writes them all (the pages they share, such as the account row and the tails of the indexes,
 once). Each operation awaits that COMMIT before its response is sent, so nothing is
 acknowledged before it is in the WAL, and a failed COMMIT fails every operation in the group.
-`transaction()` commits an open group first, so it always stands alone.
+`transaction()` joins an open group and commits it at its end.
+
+Lock waits never block the event loop (issue #17). SQLite's own busy handler sleeps inside
+`BEGIN IMMEDIATE`, which on the API's one connection froze every request of the process while
+another process (a worker, the dispatcher) held the write lock, and answered 500 after the 10 s
+timeout. So once the app serves (`serving`), the busy timeout is 0: a write first awaits
+`writable()`, which polls for the lock with short `asyncio.sleep`s (the loop serves everything
+else meanwhile) and holds it as an open group; past `lock_wait_s` it raises `StoreBusy` (503
+with Retry-After), never a 500. A write that did not await it and meets the lock taken gets
+`StoreBusy` at once. Reads take no lock: `transaction(write=False)` is a deferred (snapshot)
+transaction, which WAL never makes wait for a writer. Startup (migrations) and the dispatcher's
+own process keep the blocking timeout: no request waits on them.
 """
 
 from __future__ import annotations
@@ -18,16 +29,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel
 
+from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.domain.records import Page, SavedResponse
+from simulator.locks import busy, commits, is_busy
+from simulator.store import dump
 from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
@@ -37,6 +51,10 @@ from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTx
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 
 M = TypeVar("M", bound=BaseModel)
+BLOCKING_BUSY_MS = 10_000  # startup and background processes: no request waits on them
+LOCK_WAIT_S = 2.0  # how long a request awaits the write lock before a 503
+_POLL_S = (0.0005, 0.001, 0.002, 0.004)  # then the last, until the wait is over
+
 
 MIGRATIONS: list[str] = [
     # 1: the simulator core
@@ -165,9 +183,17 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
         row = self.c.execute("SELECT data FROM accounts WHERE api_key = ?", (api_key,)).fetchone()
         return _load(Account, row[0]) if row else None
 
-    def accounts(self) -> list[Account]:
-        rows = self.c.execute("SELECT data FROM accounts ORDER BY rowid").fetchall()
-        return [_load(Account, r[0]) for r in rows]
+    def accounts(self, *, limit: int, cursor: str | None = None) -> Page[Account]:
+        """Oldest first (the demo account, made at the first start, leads), from `cursor` on."""
+        after = decode_cursor(cursor) if cursor is not None else 0
+        rows = self.c.execute(
+            "SELECT rowid, data FROM accounts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit + 1),
+        ).fetchall()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_load(Account, r[1]) for r in rows]
+        return Page(items, has_more, encode_cursor(rows[-1][0]) if has_more else None)
 
     def save_account(self, account: Account) -> None:
         data = account.model_dump_json()
@@ -406,41 +432,17 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
         )
         return cur.rowcount
 
-    # --- dump --------------------------------------------------------------------------------
-    def dump(self, account_id: str) -> dict[str, list[dict[str, object]]]:
-        out: dict[str, list[dict[str, object]]] = {}
-        for table in ("buyers", "checkouts", "orders", "events"):
-            rows = self.c.execute(
-                f"SELECT data FROM {table} WHERE account_id = ? ORDER BY seq",  # noqa: S608 - fixed
-                (account_id,),
-            ).fetchall()
-            out[table] = [orjson.loads(r[0]) for r in rows]
-        jobs = self.c.execute(
-            "SELECT due_us, kind, ref FROM jobs WHERE account_id = ? ORDER BY due_us, seq",
-            (account_id,),
-        ).fetchall()
-        out["scheduled"] = [{"due_us": j[0], "kind": j[1], "ref": j[2]} for j in jobs]
-        # Settlement lines, settlements (with reported lines), disputes, drift state and
-        # injections, by kind, oldest first (exports are left out: they hold whole files).
-        money: dict[str, list[dict[str, object]]] = {}
-        for kind, data in self.c.execute(
-            "SELECT kind, data FROM finance_objects WHERE account_id = ? AND kind != 'export' "
-            "ORDER BY seq",
-            (account_id,),
-        ):
-            money.setdefault(kind, []).append(orjson.loads(data))
-        out["money"] = [{"kind": kind, "objects": objs} for kind, objs in sorted(money.items())]
-        return out
-
 
 class SqliteStore:
     """Implements `simulator.store.base.Store`. One connection per process, used from the
-    event-loop thread; statements are microseconds, so they run inline rather than in a pool."""
+    event-loop thread; statements are microseconds, so they run inline rather than in a pool
+    (the lock waits are what must not, see the module docstring)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA busy_timeout = 10000")
+        self.conn.execute(f"PRAGMA busy_timeout = {BLOCKING_BUSY_MS}")
+        self.lock_wait_s: float | None = None  # None: blocking (startup, background)
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -483,21 +485,90 @@ class SqliteStore:
             return False
         return int(row[0] or 0) >= len(MIGRATIONS)
 
+    def serving(self, lock_wait_s: float = LOCK_WAIT_S) -> None:
+        """From now on requests use this connection: never sleep in SQLite for a lock."""
+        self.lock_wait_s = lock_wait_s
+        self.conn.execute("PRAGMA busy_timeout = 0")
+
+    def _begin(self, mode: str) -> None:
+        try:
+            self.conn.execute(f"BEGIN {mode}")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise busy(exc) from None
+            raise
+
+    def _open_group(self) -> None:
+        """BEGIN IMMEDIATE as a group committed at the end of this event-loop turn."""
+        self._begin("IMMEDIATE")
+        self._group = []
+        asyncio.get_running_loop().call_soon(self.flush)
+
+    async def writable(self) -> None:
+        """Hold the write lock for the rest of this event-loop turn, awaiting it without
+        blocking the loop for at most `lock_wait_s` (then `StoreBusy`). A `transaction()` or
+        `grouped()` entered right after (no await between) uses it."""
+        if self._group is not None or self.lock_wait_s is None:
+            return
+        deadline = time.monotonic() + self.lock_wait_s
+        for attempt in range(1_000_000):
+            if self._group is not None:  # another request of this turn got the lock meanwhile
+                return
+            try:
+                self._open_group()
+            except StoreBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(_POLL_S[min(attempt, len(_POLL_S) - 1)])
+            else:
+                return
+
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqliteTx]:
+    def transaction(self, *, write: bool = True) -> Iterator[SqliteTx]:
+        """All or nothing, committed when the block ends. `write=False`: a deferred
+        transaction, a consistent snapshot that waits for no writer (it may still write, if
+        the lock is free). A write joins the open group, if any, and commits it with itself."""
+        if write and self._group is not None:
+            self.conn.execute("SAVEPOINT joined")
+            try:
+                yield SqliteTx(self.conn)
+            except BaseException:
+                self.conn.execute("ROLLBACK TO joined")
+                self.conn.execute("RELEASE joined")
+                raise
+            self.conn.execute("RELEASE joined")
+            error = self.flush()
+            if error is not None:
+                raise busy(error) if is_busy(error) else error
+            self._committed()
+            return
         if self._group is not None:
-            self.flush()
-        self.conn.execute("BEGIN IMMEDIATE")
+            self.flush()  # a read sees committed data only
+        self._begin("IMMEDIATE" if write else "DEFERRED")
         try:
             yield SqliteTx(self.conn)
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if is_busy(exc):  # a snapshot that wrote after another writer: nothing was kept
+                raise busy(exc) from None
+            raise
+        self._committed()
+
+    @staticmethod
+    def _committed() -> None:
+        made = commits.get()
+        if made is not None:
+            made.append(1)
 
     @contextmanager
     def read(self) -> Iterator[SqliteTx]:
@@ -513,9 +584,8 @@ class SqliteStore:
         once the group is committed (or raises why it was not), before answering."""
         loop = asyncio.get_running_loop()
         if self._group is None:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._group = []
-            loop.call_soon(self.flush)
+            self._open_group()
+        assert self._group is not None
         waiter: asyncio.Future[None] = loop.create_future()
         self._group.append(waiter)
         self.conn.execute("SAVEPOINT grouped")
@@ -527,11 +597,12 @@ class SqliteStore:
             raise
         self.conn.execute("RELEASE grouped")
 
-    def flush(self) -> None:
-        """Commit the open group, if any, and tell its operations how that went."""
+    def flush(self) -> Exception | None:
+        """Commit the open group, if any, and tell its operations how that went (the error,
+        if the COMMIT failed, is also returned)."""
         waiters, self._group = self._group, None
         if waiters is None:
-            return
+            return None
         error: Exception | None = None
         try:
             self.conn.execute("COMMIT")
@@ -541,6 +612,15 @@ class SqliteStore:
                 self.conn.execute("ROLLBACK")
         for waiter in waiters:
             _settle(waiter, error)
+        return error
+
+    def dump_stream(
+        self, account_id: str, head: dict[str, Any]
+    ) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """The account's dump as JSON bytes, a page at a time (`simulator.store.dump`)."""
+        if self.path == ":memory:":
+            return dump.on_loop(self.conn, account_id, head)
+        return dump.from_file(self.path, account_id, head)
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

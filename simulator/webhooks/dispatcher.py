@@ -230,6 +230,7 @@ class Dispatcher:
                 # them out first, against the same endpoints, to the same nothing).
                 self._looked = max(self._looked, batch.until)
                 return 0
+            await self.store.writable()  # the lock, awaited off the loop
             with self._writing() as (tx, committed):
                 if not fanout.apply(tx, batch):
                     batch = fanout.plan(tx, after=self._looked, limit=FANOUT_BATCH)
@@ -271,6 +272,7 @@ class Dispatcher:
             return []
         claimed: list[tuple[tuple[str, str, str], Prepared]] = []
         try:
+            await self.store.writable()  # the lock, awaited off the loop
             with self._writing() as (tx, committed):
                 for account_id, d, data in failed:
                     if tx.claim_delivery(account_id, d.id, data, wall_us, lease_until):
@@ -387,6 +389,7 @@ class Dispatcher:
     async def flush(self, account: str | None = None, max_rounds: int = 10_000) -> int:
         """Fan out every event committed so far, then deliver everything due now (retries
         falling due on the way included); returns the number of attempts made."""
+        await self.store.writable()  # the lock, awaited off the loop
         with self._writing() as (tx, committed):
             fanout.fan_out(tx)
         if committed is not None:
@@ -476,6 +479,7 @@ class Dispatcher:
         with self.store.read() as tx:
             before = {key: tx.endpoint_data(*key) for key in keys}
         fast, slow = self._settle(batch, before)
+        await self.store.writable()  # the lock, awaited off the loop
         with self._writing() as (tx, committed):
             now = {key: tx.endpoint_data(*key) for key in keys}
             if now != before:
@@ -485,6 +489,7 @@ class Dispatcher:
         if committed is not None:
             await committed
         for p, plan, result in slow:
+            await self.store.writable()  # the lock, awaited off the loop
             with self._scope(p.account_id) as (ctx, committed):
                 self.webhooks.record_attempt(ctx, p.delivery.id, plan, result)
             if committed is not None:

@@ -16,6 +16,8 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
+from simulator.webhooks.safety import is_metadata_address
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024  # read at most this much of an answer; a bigger one closes the connection
 IDLE_PER_ORIGIN = 64
@@ -112,6 +114,10 @@ class Client:
                 )
             except OSError as exc:
                 raise HttpError(str(exc) or type(exc).__name__) from exc
+            peer = writer.get_extra_info("peername")
+            if peer and is_metadata_address(str(peer[0])):  # a name that resolved there
+                writer.close()
+                raise HttpError(f"{origin.host} resolved to {peer[0]}, a metadata address")
             try:
                 return await self._exchange(origin, reader, writer, request)
             except _Stale as exc:

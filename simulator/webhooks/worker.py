@@ -24,7 +24,11 @@ POLL_S = 0.005
 async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
-    app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
+    app = create_app(
+        dataclasses.replace(
+            settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
+        )
+    )
     dispatcher = app.runtime.dispatcher
     store, wall = app.runtime.store, app.runtime.service.wall
     dispatcher.poll_s = POLL_S

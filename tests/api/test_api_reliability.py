@@ -1,0 +1,369 @@
+"""Issue #17, request level: lock contention is a 503 (never a stall or a 500), heavy work runs
+in steps with the same results, every error is problem+json, and the body rules (duplicate
+keys, U+0000, charsets, whitespace), account paging and webhook metadata hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from factories import (
+    ADMIN,
+    ADMIN_TOKEN,
+    BASE_URL,
+    Account,
+    Api,
+    build_app,
+    checkout_body,
+    deterministic_entropy,
+)
+from test_api_errors import assert_problem
+
+from simulator import stepping
+from simulator.app import create_app
+from simulator.clock import ManualClock
+from simulator.settings import Settings
+from simulator.store.sqlite import SqliteStore
+
+JSON = {"Content-Type": "application/json"}
+
+
+# --- body rules ----------------------------------------------------------------------------
+def test_a_duplicate_json_key_is_refused_naming_the_key(api: Api, account: Account) -> None:
+    r = api.post(
+        "/v1/orders/ord_x/captures",
+        headers={**account.headers, **JSON},
+        content=b'{"amount": -5, "amount": 1}',
+    )
+    doc = assert_problem(r, 400, "duplicate_key")
+    assert "'amount'" in doc["detail"]
+
+
+def test_a_duplicate_key_in_a_nested_object_is_refused(api: Api, account: Account) -> None:
+    raw = (
+        b'{"amount": 1000, "currency": "USD", "buyer": {"legal_name": "A", "legal_name": "B"}, '
+        b'"return_url": "https://s.test/r", "cancel_url": "https://s.test/c"}'
+    )
+    doc = assert_problem(
+        api.post("/v1/checkouts", headers={**account.headers, **JSON}, content=raw), 400
+    )
+    assert doc["code"] == "duplicate_key"
+    assert "'legal_name'" in doc["detail"]
+
+
+def test_a_nul_character_in_a_string_is_kept_as_sent(api: Api, account: Account) -> None:
+    """U+0000 is valid JSON and the published schemas allow it: stored and given back as sent,
+    in the answer, a later read and the CSV export."""
+    body = checkout_body()
+    body["buyer"]["legal_name"] = "Acme\u0000Co"
+    body["metadata"] = {"k\u0000ey": "v\u0000"}
+    r = api.post("/v1/checkouts", headers=account.headers, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["metadata"] == {"k\u0000ey": "v\u0000"}
+    buyer = api.buyer(account, r.json()["buyer_id"])
+    assert buyer["legal_name"] == "Acme\u0000Co"
+    export = api.post("/v1/exports", headers=account.headers, json={"format": "csv"})
+    assert export.status_code == 201, export.text
+
+
+def test_a_body_in_another_charset_is_415(api: Api, account: Account) -> None:
+    body = '{"amount": 1}'
+    for charset, status in (("utf-16", 415), ("latin-1", 415), ("UTF-8", 404), ('"utf-8"', 404)):
+        r = api.post(
+            "/v1/orders/ord_missing/captures",
+            headers={**account.headers, "Content-Type": f"application/json; charset={charset}"},
+            content=body.encode("utf-16" if charset == "utf-16" else "utf-8"),
+        )
+        assert_problem(r, status, "unsupported_media_type" if status == 415 else "not_found")
+
+
+@pytest.mark.parametrize("raw", [b"\x0b", b"\x0c", b" \x0c\n"])
+def test_a_body_of_non_json_whitespace_is_malformed_not_empty(api: Api, raw: bytes) -> None:
+    r = api.post("/_sandbox/accounts", headers={**ADMIN, **JSON}, content=raw)
+    assert_problem(r, 400, "malformed_json")
+
+
+def test_a_body_of_json_whitespace_is_empty(api: Api) -> None:
+    r = api.post("/_sandbox/accounts", headers={**ADMIN, **JSON}, content=b" \t\r\n")
+    assert r.status_code == 201, r.text
+
+
+# --- paging --------------------------------------------------------------------------------
+def test_the_account_listing_pages_with_limit_and_cursor(api: Api) -> None:
+    made = [api.new_account(seed=n).id for n in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/_sandbox/accounts", headers=ADMIN, params=params).json()
+        assert len(page["data"]) <= 2
+        seen += [a["id"] for a in page["data"]]
+        cursor = page["next_cursor"]
+        assert page["has_more"] == (cursor is not None)
+        if cursor is None:
+            break
+    assert seen[-5:] == made
+    assert len(set(seen)) == len(seen)
+    assert_problem(api.get("/_sandbox/accounts?limit=101", headers=ADMIN), 422)
+    assert_problem(api.get("/_sandbox/accounts?cursor=nope", headers=ADMIN), 422)
+
+
+# --- webhook hosts -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00:ec2::254]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://0xa9fea9fe/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fe80::1]/hook",
+    ],
+)
+def test_a_wildcard_webhook_host_never_allows_cloud_metadata(clock: ManualClock, url: str) -> None:
+    api = Api(build_app(clock=clock, webhook_allowed_hosts=("*", "169.254.169.254")), clock)
+    try:
+        account = api.new_account()
+        r = api.post("/v1/webhook_endpoints", headers=account.headers, json={"url": url})
+        doc = assert_problem(r, 422, "webhook_url_not_allowed")
+        assert "metadata" in doc["detail"]
+        ok = api.post(
+            "/v1/webhook_endpoints", headers=account.headers, json={"url": "http://shop.test/h"}
+        )
+        assert ok.status_code == 201, ok.text
+    finally:
+        api.close()
+
+
+# --- errors are problems ---------------------------------------------------------------------
+def test_an_unexpected_exception_is_a_500_problem_not_a_plain_page(
+    api: Api, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.app.runtime.service, "list_orders", broken)
+    assert_problem(api.get("/v1/orders", headers=account.headers), 500, "internal_error")
+    assert_problem(api.get("/no/such/page"), 404)
+    assert_problem(api.request("DELETE", "/v1/orders", headers=account.headers), 405)
+
+
+def test_a_database_lock_not_ours_is_a_503_problem(
+    api: Api, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(api.app.runtime.service, "list_orders", locked)
+    r = api.get("/v1/orders", headers=account.headers)
+    assert_problem(r, 503, "store_busy")
+    assert r.headers["retry-after"] == "1"
+
+
+# --- lock contention across connections (a file database) -----------------------------------
+def _file_app(tmp_path: Path, clock: ManualClock, wait_s: float) -> Any:
+    settings = Settings(
+        db=str(tmp_path / "sandbank.db"),
+        data_dir=tmp_path,
+        admin_token=ADMIN_TOKEN,
+        seed=1,
+        public_url=BASE_URL,
+        store_lock_wait_s=wait_s,
+    )
+    return create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
+
+
+async def _lock_held(path: Path, hold_s: float, locked: asyncio.Event) -> None:
+    """Another process's writer: holds the write lock for `hold_s` (a thread, as its own
+    connection would block the loop otherwise)."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    locked.set()
+    await asyncio.sleep(hold_s)
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_write_waits_for_another_connections_lock_without_blocking_reads(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """While another connection holds the write lock for 0.5 s, writes wait for it off the
+    loop (then all succeed) and reads of the same process answer at once."""
+    app = _file_app(tmp_path, clock, wait_s=5.0)
+    api = Api(app, clock)
+    account = api.new_account()
+
+    async def scenario() -> tuple[float, list[float], set[int]]:
+        locked = asyncio.Event()
+        holder = asyncio.create_task(_lock_held(tmp_path / "sandbank.db", 0.5, locked))
+        await locked.wait()
+        started = time.perf_counter()
+        writes = [
+            asyncio.create_task(
+                api.client.post("/v1/checkouts", headers=account.headers, json=checkout_body())
+            )
+            for _ in range(3)  # several waiting at once: the first to get the lock holds it
+        ]
+        reads: list[float] = []
+        for _ in range(5):
+            t = time.perf_counter()
+            r = await api.client.get("/v1/orders", headers=account.headers)
+            assert r.status_code == 200, r.text
+            reads.append(time.perf_counter() - t)
+        statuses = {(await write).status_code for write in writes}
+        await holder
+        return time.perf_counter() - started, reads, statuses
+
+    try:
+        waited, reads, statuses = api.loop.run_until_complete(scenario())
+        assert statuses == {201}
+        assert waited >= 0.4  # it did wait for the lock ...
+        assert max(reads) < 0.3  # ... while the reads went on
+    finally:
+        api.close()
+        app.runtime.store.close()
+
+
+def test_a_lock_held_past_the_wait_is_a_503_with_retry_after_and_changes_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    app = _file_app(tmp_path, clock, wait_s=0.2)
+    api = Api(app, clock)
+    account = api.new_account()
+
+    async def scenario() -> httpx.Response:
+        locked = asyncio.Event()
+        holder = asyncio.create_task(_lock_held(tmp_path / "sandbank.db", 1.0, locked))
+        await locked.wait()
+        r = await api.client.post(
+            "/v1/checkouts",
+            headers={**account.headers, "Idempotency-Key": "k1"},
+            json=checkout_body(),
+        )
+        await holder
+        return r
+
+    try:
+        r = api.loop.run_until_complete(scenario())
+        assert_problem(r, 503, "store_busy")
+        assert r.headers["retry-after"] == "1"
+        # Nothing stored, not even the idempotent answer: the retry creates the checkout.
+        retry = api.post(
+            "/v1/checkouts",
+            headers={**account.headers, "Idempotency-Key": "k1"},
+            json=checkout_body(),
+        )
+        assert retry.status_code == 201
+        assert "idempotent-replayed" not in retry.headers
+    finally:
+        api.close()
+        app.runtime.store.close()
+
+
+# --- heavy work in steps ---------------------------------------------------------------------
+def _book(api: Api, account: Account, orders: int) -> None:
+    for n in range(orders):
+        order = api.approved_order(account, amount=10_000 + n, terms="installments_3")
+        r = api.post(
+            f"/v1/orders/{order['id']}/captures", headers=account.headers, json={"final": True}
+        )
+        assert r.status_code == 201, r.text
+
+
+def _state(api: Api, account: Account) -> dict[str, Any]:
+    dump = api.get(f"/_sandbox/accounts/{account.id}/dump", headers=ADMIN).json()
+    return {k: v for k, v in dump.items() if k != "account"} | {"clock": dump["account"]["clock"]}
+
+
+def test_a_clock_advance_in_small_steps_has_the_same_results_as_in_one(
+    make_app: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = []
+    for step in (stepping.STEP_JOBS, 2):
+        monkeypatch.setattr(stepping, "STEP_JOBS", step)
+        api = Api(make_app(), clock)
+        try:
+            account = api.new_account(seed=11)
+            _book(api, account, 4)
+            r = api.advance(account, "95d")
+            assert r.status_code == 200, r.text
+            states.append(_state(api, account))
+        finally:
+            api.close()
+    assert states[0] == states[1]
+    assert len(states[0]["events"]) > 20  # repayments, settlements and payouts ran
+
+
+def test_work_due_on_a_running_clock_is_caught_up_in_steps_before_a_read(
+    api: Api, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wall clock passes 95 days without a request: the next read first runs the due
+    work (in steps of 2 jobs, committed one by one) and shows its results."""
+    monkeypatch.setattr(stepping, "STEP_JOBS", 2)
+    account = api.new_account(seed=5)
+    _book(api, account, 3)
+    steps: list[int] = []
+    catch_up = stepping.catch_up
+
+    async def counting(service: Any, account_id: str) -> None:
+        steps.append(1)
+        await catch_up(service, account_id)
+
+    monkeypatch.setattr(stepping, "catch_up", counting)
+    clock.advance(timedelta(days=95))
+    events = api.get("/v1/events?limit=100&type=settlement.paid", headers=account.headers)
+    assert events.status_code == 200
+    assert events.json()["data"], "the payouts that fell due were made before the read"
+    assert steps == [1]
+
+
+def test_an_advance_of_one_account_lets_requests_of_another_through(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the steps of a long advance the loop serves other accounts (counted, not
+    timed: the timed figure is in bench/contention.py)."""
+    monkeypatch.setattr(stepping, "STEP_JOBS", 1)
+    busy, other = api.new_account(seed=1), api.new_account(seed=2)
+    _book(api, busy, 3)
+    order = api.approved_order(other)
+
+    async def scenario() -> tuple[int, int]:
+        advance = asyncio.create_task(
+            api.client.post(
+                f"/_sandbox/accounts/{busy.id}/clock/advance", headers=ADMIN, json={"by": "95d"}
+            )
+        )
+        served = 0
+        for _ in range(100_000):  # bounded; the advance takes a few hundred of these
+            if advance.done():
+                break
+            r = await api.client.get(f"/v1/orders/{order['id']}", headers=other.headers)
+            assert r.status_code == 200
+            served += 1
+            await asyncio.sleep(0)  # the in-process transport itself never yields
+        return (await advance).status_code, served
+
+    status, served = api.loop.run_until_complete(scenario())
+    assert status == 200
+    assert served >= 5
+
+
+def test_no_store_busy_waits_in_the_dispatcher_process_settings() -> None:
+    """The webhook process keeps SQLite's blocking wait (it serves no requests)."""
+    store = SqliteStore(":memory:")
+    assert store.lock_wait_s is None
+    store.serving(0.5)
+    assert store.lock_wait_s == 0.5
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    store.close()
+
+
+def test_the_settings_default_lock_wait_is_bounded() -> None:
+    app = build_app()
+    assert 0 < app.runtime.store.lock_wait_s <= 5
