@@ -84,11 +84,21 @@ class LineItemIn(RequestModel):
         return LineItem(**self.model_dump())
 
 
-def _one_of(*names: str) -> dict[str, Any]:
-    """Exactly one of `names` is given; `null` counts as not given, as the server reads it."""
-    return {
-        "oneOf": [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]
-    }
+def _one_of(a: str, b: str) -> dict[str, Any]:
+    """Exactly one of `a` and `b` is given; `null` counts as not given, as the server reads it.
+
+    Said as "not both" plus "if not `a`, then `b`" rather than a top-level `oneOf`: code
+    generators (openapi-python-client, openapi-generator) turn a `oneOf` beside `properties`
+    into a union of untyped variants and lose the fields; they ignore `not` and `if`, and keep
+    one typed model, while validators and schemathesis read the same rule."""
+
+    def given(*names: str) -> dict[str, Any]:
+        return {
+            "required": list(names),
+            "properties": {n: {"not": {"type": "null"}} for n in names},
+        }
+
+    return {"not": given(a, b), "if": {"not": given(a)}, "then": given(b)}
 
 
 class ListQuery(RequestModel):
