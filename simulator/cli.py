@@ -112,6 +112,25 @@ def _contract_parser(sub: Any) -> None:
     )
 
 
+def _faults_args(serve: Any) -> None:
+    """`serve`'s options for fault rules and the request journal."""
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests the journal keeps per account (default 10000; 0: no journal, which "
+        "saves a row written per request)",
+    )
+    serve.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="fault rules and presets to load at start (YAML or JSON; see README)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _OneLineErrors(prog="sandbank", description="Sandbank: a B2B credit provider simulator.")
     p.add_argument("--version", action="version", version=f"sandbank {__version__}")
@@ -224,21 +243,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
     )
-    serve.add_argument(
-        "--journal-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="requests the journal keeps per account (default 10000; 0: no journal, which "
-        "saves a row written per request)",
-    )
-    serve.add_argument(
-        "--faults",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="fault rules and presets to load at start (YAML or JSON; see README)",
-    )
+    _faults_args(serve)
 
     _contract_parser(sub)
 
