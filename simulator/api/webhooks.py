@@ -29,12 +29,13 @@ async def create_endpoint(request: Request) -> Response:
 
 
 async def list_endpoints(request: Request) -> Response:
-    return await run(
-        request,
-        lambda ctx: s.WebhookEndpointList(
-            data=[s.WebhookEndpointOut.of(e) for e in webhooks_of(request).list_endpoints(ctx)]
-        ),
-    )
+    q = query(request, s.ListQuery)
+
+    def op(ctx: Ctx) -> s.WebhookEndpointList:
+        page = webhooks_of(request).endpoint_page(ctx, limit=q.limit, cursor=q.cursor)
+        return s.WebhookEndpointList.of(page, s.WebhookEndpointOut.of)
+
+    return await run(request, op)
 
 
 async def get_endpoint(request: Request) -> Response:
@@ -78,15 +79,12 @@ async def rotate_secret(request: Request) -> Response:
 
 async def list_attempts(request: Request) -> Response:
     q = query(request, s.AttemptQuery)
-    return await run(
-        request,
-        lambda ctx: s.AttemptList(
-            data=[
-                s.AttemptOut.of(d, a)
-                for d, a in webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit)
-            ]
-        ),
-    )
+
+    def op(ctx: Ctx) -> s.AttemptList:
+        page = webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit, cursor=q.cursor)
+        return s.AttemptList.of(page, lambda da: s.AttemptOut.of(*da))
+
+    return await run(request, op)
 
 
 async def recover(request: Request) -> Response:
@@ -144,9 +142,10 @@ OPERATIONS: list[Op] = [
         "GET",
         E,
         list_endpoints,
-        "List webhook endpoints",
+        "List webhook endpoints, oldest first",
         s.WebhookEndpointList,
-        errors=(401,),
+        query=s.ListQuery,
+        errors=(401, 422),
         tag="Webhooks",
     ),
     Op(
@@ -198,7 +197,8 @@ OPERATIONS: list[Op] = [
         "GET",
         f"{E}/{{id}}/attempts",
         list_attempts,
-        "Delivery attempts to this endpoint, newest first",
+        "Delivery attempts to this endpoint: newest delivery first, each delivery's attempts "
+        "newest first",
         s.AttemptList,
         query=s.AttemptQuery,
         errors=(401, 404, 422),
