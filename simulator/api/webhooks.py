@@ -14,6 +14,7 @@ from simulator.context import Ctx
 
 async def create_endpoint(request: Request) -> Response:
     body = await parse(request, s.WebhookEndpointCreate)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     return await run(
         request,
         lambda ctx: s.WebhookEndpointOut.of(
@@ -49,6 +50,7 @@ async def get_endpoint(request: Request) -> Response:
 
 async def update_endpoint(request: Request) -> Response:
     body = await parse(request, s.WebhookEndpointUpdate)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     changes = body.model_dump(exclude_unset=True)
     return await run(
         request,
@@ -59,6 +61,7 @@ async def update_endpoint(request: Request) -> Response:
 
 
 async def delete_endpoint(request: Request) -> Response:
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     def op(ctx: Ctx) -> s.Deleted:
         gone = webhooks_of(request).delete_endpoint(ctx, path_id(request))
         return s.Deleted(id=gone.id, object="webhook_endpoint")

@@ -66,6 +66,7 @@ def _dispatcher(request: Request) -> Dispatcher:
 
 async def set_quirks(request: Request) -> Response:
     body = await parse(request, wh.Quirks, optional=True)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     eid = path_id(request)
     with service_of(request).scope_for("webhook_endpoint", eid) as ctx:
         endpoint = webhooks_of(request).set_quirks(ctx, eid, body)

@@ -7,6 +7,7 @@ wakes it; every change to an endpoint fans out what is pending first.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -133,6 +134,34 @@ class WebhookService:
         any change to an endpoint, so that each event reaches the endpoints as they were when
         it was written (see `simulator.webhooks.fanout`)."""
         made = fanout.fan_out(cast("fanout.FanoutTx", ctx.tx))
+        if made:
+            self.wake()
+        return made
+
+    async def fan_out_in_steps(self) -> int:
+        """Fan out every committed event not yet fanned out, a bounded batch per write
+        transaction (`fanout.MAX_DELIVERIES`), awaiting the lock off the loop and yielding to
+        other requests between batches: an event to many endpoints, or a burst of thousands,
+        never holds the loop or the lock for long. Done before an endpoint changes (its own
+        `fan_out_pending` then finds little or nothing left) and by a flush."""
+        store = self.provider.store
+        made = 0
+        for _ in range(fanout.MAX_BATCHES):
+            with store.read() as tx:
+                pending = cast("fanout.FanoutTx", tx)
+                if pending.last_event_seq() <= pending.fanout_cursor():
+                    break
+            await store.writable()
+            with store.transaction() as tx:
+                batch = fanout.plan(cast("fanout.FanoutTx", tx), after=0, limit=fanout.BATCH)
+                if batch is not None:
+                    fanout.write(cast("fanout.FanoutTx", tx), batch)
+            if batch is None:
+                break
+            made += len(batch.deliveries)
+            if not batch.more:
+                break
+            await asyncio.sleep(0)
         if made:
             self.wake()
         return made

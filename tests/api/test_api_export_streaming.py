@@ -10,25 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import ADMIN, ADMIN_TOKEN, BASE_URL, Account, Api, deterministic_entropy
+from factories import ADMIN, Account, Api
 from test_api_exports import busy_account, download, export
+from test_api_reliability import _file_app
 
 from simulator import exports
-from simulator.app import SandbankApp, create_app
+from simulator.app import SandbankApp
 from simulator.clock import ManualClock
-from simulator.settings import Settings
 from simulator.store import export_rows
-
-
-def _file_app(tmp_path: Path, clock: ManualClock) -> SandbankApp:
-    settings = Settings(
-        db=str(tmp_path / "sandbank.db"),
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        seed=1,
-        public_url=BASE_URL,
-    )
-    return create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
 
 
 def _chunks(app: SandbankApp) -> int:
@@ -44,7 +33,7 @@ def test_an_export_on_a_database_file_gives_the_same_files_as_in_memory(
     monkeypatch.setattr(exports, "CHUNK_BYTES", 200)
     monkeypatch.setattr(export_rows, "FLUSH_BYTES", 1_000)
     monkeypatch.setattr(export_rows, "PAGE", 2)
-    app = _file_app(tmp_path, clock)
+    app = _file_app(tmp_path, clock, wait_s=2.0)
     on_file = Api(app, clock)
     try:
         listed: list[dict[str, Any]] = []
@@ -80,7 +69,7 @@ def test_requests_of_other_accounts_are_answered_while_an_export_is_built(
         return build(rows, fmt, write)
 
     monkeypatch.setattr(exports, "build", held)
-    app = _file_app(tmp_path, clock)
+    app = _file_app(tmp_path, clock, wait_s=2.0)
     api = Api(app, clock)
     try:
         big, other = api.new_account(), api.new_account()
