@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import ADMIN, Account, Api
+from factories import ADMIN, START, Account, Api
 from test_api_exports import busy_account, download, export
 from test_api_reliability import _file_app
 
@@ -133,3 +133,17 @@ def test_resetting_an_account_deletes_its_export_files(
     r = api.post(f"/_sandbox/accounts/{account.id}/reset", headers=ADMIN)
     assert r.status_code == 200, r.text
     assert _chunks(app) == 0
+
+
+def test_an_export_stored_whole_before_files_were_chunks_still_downloads(
+    api: Api, account: Account, app: SandbankApp
+) -> None:
+    file = exports.ExportFile(
+        name="orders.csv", content_type="text/csv", rows=0, bytes=3, sha256="x", content="id\n"
+    )
+    old = exports.Export(id="exp_old1", format="csv", created_at=START, files=[file])
+    with app.runtime.store.transaction() as tx:
+        tx.save_finance(account.id, exports.EXPORT_KIND, old, status=old.status)
+    r = api.get("/v1/exports/exp_old1/files/orders.csv", headers=account.headers)
+    assert r.status_code == 200, r.text
+    assert r.content == b"id\n"
