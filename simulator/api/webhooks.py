@@ -62,6 +62,7 @@ async def update_endpoint(request: Request) -> Response:
 
 async def delete_endpoint(request: Request) -> Response:
     await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
+
     def op(ctx: Ctx) -> s.Deleted:
         gone = webhooks_of(request).delete_endpoint(ctx, path_id(request))
         return s.Deleted(id=gone.id, object="webhook_endpoint")
