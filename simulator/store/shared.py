@@ -1,5 +1,5 @@
 """The state every worker process must share (issue #16), in SQLite (mixed into `SqliteTx`;
-migration 5): fault rules with their fired counts, the attempt counts of Idempotency-Keys, and
+migration 6): fault rules with their fired counts, the attempt counts of Idempotency-Keys, and
 the request journal.
 
 Each worker of `sandbank serve --workers N` used to keep these in its own memory, so a
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from simulator.store.base import StoredRule
 
 MIGRATION = """
--- 5: state shared by the worker processes: fault rules, attempt counts, the request journal
+-- 6: state shared by the worker processes: fault rules, attempt counts, the request journal
 CREATE TABLE fault_rules (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, account_id TEXT,
     times INTEGER, fired INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL, data TEXT NOT NULL);
@@ -45,9 +45,9 @@ class SharedTxMixin:
     # --- fault rules ---------------------------------------------------------------------------
     def fault_rules(self) -> list[StoredRule]:
         rows = self.c.execute(
-            "SELECT id, account_id, times, fired, origin, data FROM fault_rules ORDER BY seq"
+            "SELECT id, account_id, times, fired, origin, data, seq FROM fault_rules ORDER BY seq"
         )
-        return [StoredRule(r[0], r[1], r[2], int(r[3]), r[4], r[5]) for r in rows]
+        return [StoredRule(r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6])) for r in rows]
 
     def add_fault_rule(self, rule: StoredRule) -> None:
         self.c.execute(
