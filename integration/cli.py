@@ -230,6 +230,31 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _refused_key(args: argparse.Namespace) -> str | None:
+    """Why the provider refuses the API key, asked once at start (a bad key is one line now,
+    not a traceback every poll); None when it accepts it, or cannot be asked (down or slow: the
+    service starts and its degraded mode holds the work)."""
+    if getattr(args, "provider", "sandbank") != "sandbank":  # other dialects: other credentials
+        return None
+    url = args.provider_url.rstrip("/")
+    try:
+        r = httpx.get(
+            f"{url}/v1/events",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {args.api_key}"},
+            timeout=5.0,
+        )
+    except httpx.HTTPError:
+        return None
+    if r.status_code not in (401, 403):
+        return None
+    try:
+        detail = r.json().get("detail") or r.reason_phrase
+    except (ValueError, AttributeError):
+        detail = r.reason_phrase
+    return f"the provider at {url} refused --api-key ({r.status_code}: {detail})"
+
+
 def serve(args: argparse.Namespace) -> int:
     if not args.provider_url.startswith(("http://", "https://")):
         return _fail(f"--provider-url must be an http(s) URL, got {args.provider_url!r}")
@@ -245,6 +270,9 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("--budget-ms must be positive (or 0: none), --drive-budget-ms positive")
     if args.breaker_failures < 1 or args.breaker_cooldown <= 0:
         return _fail("--breaker-failures must be at least 1, --breaker-cooldown positive")
+    refused = _refused_key(args)
+    if refused:
+        return _fail(refused)
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)

@@ -23,8 +23,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.domain.errors import StoreBusy
+from simulator.domain.records import Page
 from simulator.faults.engine import path_pattern
 from simulator.store.base import Store, Tx
+from simulator.store.cursor import decode_cursor, page_of
 
 DEFAULT_RING = 10_000
 PAGE = 1000  # journal rows read at a time when listing or counting
@@ -220,11 +222,11 @@ class Journal:
         finally:
             self._drain = None
 
-    def _entries(self, account: str | None) -> Iterator[Entry]:
-        """Newest first, a page of rows at a time (each page its own snapshot)."""
+    def _entries(self, account: str | None, before: int | None = None) -> Iterator[Entry]:
+        """Newest first (below seq `before`, if given), a page of rows at a time (each page its
+        own snapshot)."""
         if self.store is None:
             return
-        before: int | None = None
         while True:
             with self.store.transaction(write=False) as tx:
                 rows = tx.requests(account, before_seq=before, limit=PAGE)
@@ -234,23 +236,22 @@ class Journal:
                 return
             before = rows[-1][0]
 
-    def find(self, flt: RequestFilter, limit: int) -> list[Entry]:
-        """The newest `limit` matching entries, newest first."""
-        found: list[Entry] = []
-        for entry in self._entries(flt.account):
-            if flt.holds(entry):
-                found.append(entry)
-                if len(found) == limit:
-                    break
-        return found
+    def find(self, flt: RequestFilter, limit: int, cursor: str | None = None) -> Page[Entry]:
+        """The matching entries, newest first, `limit` at a time from `cursor` on (the store
+        is read from the cursor's position, and no further than the page needs)."""
+        before = decode_cursor(cursor) if cursor is not None else None
+        matched = ((e.seq, e) for e in self._entries(flt.account, before) if flt.holds(e))
+        return page_of(matched, limit, None, descending=True)
 
     def count(self, flt: RequestFilter) -> int:
         return sum(1 for e in self._entries(flt.account) if flt.holds(e))
 
-    def clear(self, account: str | None = None) -> None:
-        if self.store is not None:
-            with self.store.transaction() as tx:
-                tx.forget_requests(account)
+    def clear(self, account: str | None = None) -> int:
+        """Forget the journal (or one account's part): how many entries were deleted."""
+        if self.store is None:
+            return 0
+        with self.store.transaction() as tx:
+            return tx.forget_requests(account)
 
 
 def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:

@@ -22,11 +22,13 @@ from pydantic import ValidationError
 
 from simulator.clock import parse_duration
 from simulator.domain.errors import NotFound, ValidationFailed
+from simulator.domain.records import Page
 from simulator.faults import engine
 from simulator.faults.models import Rule, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.rng import SeededRng
 from simulator.store.base import Store, StoredRule, Tx
+from simulator.store.cursor import page_of
 
 MAX_RULES = 1000
 
@@ -193,6 +195,13 @@ class FaultRegistry:
         with self.store.transaction(write=False) as tx:
             rules = [_rule(r) for r in tx.fault_rules()]
         return rules if account is None else [r for r in rules if r.account == account]
+
+    def rule_page(self, account: str | None, *, limit: int, cursor: str | None) -> Page[Rule]:
+        """`rules`, oldest first, a page at a time (cursors are the stored rows' places)."""
+        with self.store.transaction(write=False) as tx:
+            stored = tx.fault_rules()
+        keyed = ((r.seq, _rule(r)) for r in stored if account is None or r.account_id == account)
+        return page_of(keyed, limit, cursor, descending=False)
 
     def delete(self, rule_id: str) -> Rule:
         with self.store.transaction() as tx:

@@ -1,5 +1,5 @@
 """The state every worker process must share (issue #16), in SQLite (mixed into `SqliteTx`;
-migration 5): fault rules with their fired counts, the attempt counts of Idempotency-Keys, and
+migration 6): fault rules with their fired counts, the attempt counts of Idempotency-Keys, and
 the request journal.
 
 Each worker of `sandbank serve --workers N` used to keep these in its own memory, so a
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from simulator.store.base import StoredRule
 
 MIGRATION = """
--- 5: state shared by the worker processes: fault rules, attempt counts, the request journal
+-- 6: state shared by the worker processes: fault rules, attempt counts, the request journal
 CREATE TABLE fault_rules (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, account_id TEXT,
     times INTEGER, fired INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL, data TEXT NOT NULL);
@@ -45,9 +45,9 @@ class SharedTxMixin:
     # --- fault rules ---------------------------------------------------------------------------
     def fault_rules(self) -> list[StoredRule]:
         rows = self.c.execute(
-            "SELECT id, account_id, times, fired, origin, data FROM fault_rules ORDER BY seq"
+            "SELECT id, account_id, times, fired, origin, data, seq FROM fault_rules ORDER BY seq"
         )
-        return [StoredRule(r[0], r[1], r[2], int(r[3]), r[4], r[5]) for r in rows]
+        return [StoredRule(r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6])) for r in rows]
 
     def add_fault_rule(self, rule: StoredRule) -> None:
         self.c.execute(
@@ -81,17 +81,8 @@ class SharedTxMixin:
         return int(row[0])
 
     def forget_attempts(self, account_id: str | None, *, seen_before_us: int | None = None) -> int:
-        where: list[str] = []
-        args: list[str | int] = []
-        if account_id is not None:
-            where.append("account_id = ?")
-            args.append(account_id)
-        if seen_before_us is not None:
-            where.append("seen_us < ?")
-            args.append(seen_before_us)
-        sql = "DELETE FROM fault_attempts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, args = _where(("account_id = ?", account_id), ("seen_us < ?", seen_before_us))
+        sql = "DELETE FROM fault_attempts" + where  # noqa: S608 - our conditions, values bound
         return self.c.execute(sql, args).rowcount
 
     # --- the request journal -------------------------------------------------------------------
@@ -105,18 +96,11 @@ class SharedTxMixin:
     def requests(
         self, account_id: str | None, *, before_seq: int | None, limit: int
     ) -> list[tuple[int, str]]:
-        where: list[str] = []
-        args: list[str | int] = []
-        if account_id is not None:
-            where.append("account_id = ?")
-            args.append(account_id)
-        if before_seq is not None:
-            where.append("seq < ?")
-            args.append(before_seq)
-        sql = "SELECT seq, data FROM request_journal"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self.c.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit])
+        where, args = _where(("account_id = ?", account_id), ("seq < ?", before_seq))
+        rows = self.c.execute(
+            f"SELECT seq, data FROM request_journal{where} ORDER BY seq DESC LIMIT ?",  # noqa: S608 - our conditions, values bound
+            [*args, limit],
+        )
         return [(int(seq), str(data)) for seq, data in rows]
 
     def forget_requests(self, account_id: str | None, *, keep: int = 0) -> int:
@@ -132,3 +116,11 @@ class SharedTxMixin:
             "  ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             (account_id, account_id, keep),
         ).rowcount
+
+
+def _where(*conditions: tuple[str, str | int | None]) -> tuple[str, list[str | int]]:
+    """` WHERE a AND b` of the conditions whose value is given (or ""), and those values."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(sql for sql, _ in given), [value for _, value in given]
