@@ -36,6 +36,7 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
     store.poll_lock = True  # find the gaps between the API's group commits (issue #18)
+    store.checkpoint_in_background()  # nor does its loop stop for a checkpoint's fsync
     await dispatcher.start()
     try:
         while os.getppid() == parent_pid:

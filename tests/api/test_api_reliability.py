@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -396,6 +397,24 @@ def test_the_dispatcher_process_polls_for_the_lock_off_its_loop(tmp_path: Path) 
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
     finally:
         store.close()
+
+
+def test_a_served_store_checkpoints_in_a_thread_never_in_a_commit(tmp_path: Path) -> None:
+    """Issue #18: no COMMIT of the API stops its loop for a checkpoint's fsync; a thread of
+    the store's own moves the WAL into the database file, and stops with the store."""
+    path = tmp_path / "sandbank.db"
+    store = SqliteStore(str(path))
+    store.serving(0.5)
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    before = path.stat().st_size
+    with store.transaction():
+        store.set_meta("big", "x" * 400_000)  # ~100 WAL pages, in the WAL only at commit
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < before + 400_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= before + 400_000  # copied into the database file
+    store.close()
+    assert not any(t.name == "sandbank-checkpoint" for t in threading.enumerate())
 
 
 def test_the_settings_default_lock_wait_is_bounded() -> None:
