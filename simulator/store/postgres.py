@@ -24,8 +24,17 @@ Why it is built as it is:
 - Migrations once: under a session advisory lock (`MIGRATE_LOCK`), so replicas starting
   together apply each migration exactly once.
 - A connection pool (psycopg_pool): the event loop's connection is held for the process's
-  life (its statements are sub-millisecond round trips, run inline like SQLite's); dumps
-  stream from a pooled connection of their own in a worker thread.
+  life (its statements are sub-millisecond round trips, run inline like SQLite's); dumps,
+  export builds and export downloads each run on a pooled connection of their own in a worker
+  thread (where SQLite opens a connection on the file).
+- Exports: built in one REPEATABLE READ transaction that reads the snapshot and writes the
+  chunks, committed at the end (a failed build leaves nothing). The chunk inserts take no
+  write lock (no other writer cares about a spool nobody references yet), so a long export
+  never holds up the API's writes; SQLite's short chunk transactions are for its one writer.
+  The nested items (captures, refunds, repayments) are sorted by PostgreSQL from `jsonb`
+  (`PgExportRows`), read through a server-side cursor a page at a time.
+- No checkpoint thread (`checkpoint_in_background` is SQLite's WAL); the dispatcher's
+  `poll_lock` polls the advisory lock as SQLite's polls its lock.
 - Webhook leases are never released wholesale: another replica may be sending. An attempt cut
   off by a crashed replica is sent again when its lease runs out (`dispatcher.LEASE`).
 - Durability: a commit is acknowledged only once PostgreSQL has committed it (synchronous
@@ -37,6 +46,8 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from typing import Any, cast
@@ -44,14 +55,23 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from simulator.domain.errors import StoreBusy
 from simulator.locks import busy, is_busy
-from simulator.store import dump
-from simulator.store.sqlite import MIGRATIONS, SqliteStore, SqliteTx
+from simulator.store import dump, export_rows
+from simulator.store.sqlite import (
+    _BACKGROUND_POLL_S,
+    MIGRATIONS,
+    ExportBuild,
+    SqliteStore,
+    SqliteTx,
+    T,
+)
 
 # Advisory lock keys (any 64-bit numbers; these spell "sandbank" and "migrate").
 WRITE_LOCK = 0x73616E6462616E6B
 MIGRATE_LOCK = 0x6D696772617465
 BLOCKING_LOCK_TIMEOUT = "10s"  # startup and background processes: no request waits on them
+BLOCKING_LOCK_S = 10.0
 POOL_MAX = 4
 
 _JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
@@ -112,6 +132,31 @@ class PgConn:
             cur.executemany(translate(sql), rows)
 
 
+class PgExportRows(export_rows.ExportRows):
+    """`ExportRows` with the nested items sorted by PostgreSQL (SQLite's `json_each` and its
+    Python sort key have no spelling here), through a server-side cursor."""
+
+    def __init__(self, conn: PgConn, account_id: str) -> None:
+        self.c = cast(sqlite3.Connection, conn)
+        self.raw = conn.raw
+        self.aid = account_id
+
+    def _nested(self, field: str) -> Iterator[tuple[str, str]]:
+        # By creation instant (timestamptz, µs), ties in order creation order, then position:
+        # the SQLite store's order.
+        sql = (
+            "SELECT o.id, j.value::text FROM orders o, "
+            "jsonb_array_elements(o.data::jsonb -> %s) WITH ORDINALITY AS j(value, pos) "
+            "WHERE o.account_id = %s "
+            "ORDER BY (j.value ->> 'created_at')::timestamptz, o.seq, j.pos"
+        )
+        with self.raw.cursor(name=f"export_{field}") as cur:
+            cur.itersize = export_rows.PAGE
+            cur.execute(sql, (field, self.aid))
+            while rows := cur.fetchmany(export_rows.PAGE):
+                yield from rows
+
+
 class PgTx(SqliteTx):
     """`SqliteTx`, but for what a shared database must not do."""
 
@@ -129,7 +174,10 @@ class PgStore(SqliteStore):
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self.path = url
         self.lock_wait_s: float | None = None
+        self.poll_lock = False  # the dispatcher's process: `writable` polls the lock
+        self._polling = False
         self._group = None
+        self._checkpointer = None
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
@@ -186,13 +234,36 @@ class PgStore(SqliteStore):
         """From now on requests use this connection: writes try the lock, never wait in it."""
         self.lock_wait_s = lock_wait_s
 
+    def checkpoint_in_background(self, interval_s: float = 0.0) -> None:
+        """Nothing: PostgreSQL checkpoints on its own, off every client's path."""
+
+    async def _poll_blocking(self) -> None:
+        """`writable` for a background process (`poll_lock`): try the lock every millisecond
+        or so, the loop free meanwhile (as SQLite's); past the blocking timeout the write
+        waits for the lock itself, bounded by `lock_timeout`."""
+        self._polling = True
+        try:
+            deadline = time.monotonic() + BLOCKING_LOCK_S
+            for attempt in range(1_000_000):
+                try:
+                    self._open_group()
+                except StoreBusy:
+                    if time.monotonic() >= deadline:
+                        return
+                    await asyncio.sleep(_BACKGROUND_POLL_S[min(attempt, 1)])
+                else:
+                    return
+        finally:
+            self._polling = False
+
     def _begin(self, mode: str) -> None:
         raw = self._raw
         if mode != "IMMEDIATE":  # a snapshot for readers: no lock
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             return
-        # One round trip: BEGIN and the lock (the waiting kind before `serving`).
-        lock = "pg_advisory_xact_lock" if self.lock_wait_s is None else "pg_try_advisory_xact_lock"
+        # One round trip: BEGIN and the lock (the waiting kind before `serving`, unless polling).
+        trying = self.lock_wait_s is not None or self._polling
+        lock = "pg_try_advisory_xact_lock" if trying else "pg_advisory_xact_lock"
         try:
             cur = raw.execute(f"BEGIN; SELECT {lock}({WRITE_LOCK})::text")
             cur.nextset()
@@ -225,6 +296,43 @@ class PgStore(SqliteStore):
             finally:
                 with contextlib.suppress(psycopg.Error):
                     raw.execute("ROLLBACK")
+
+    async def build_export(self, account_id: str, spool: str, build: ExportBuild[T]) -> T:
+        """In a worker thread, on a pooled connection: one transaction reads the snapshot and
+        writes the chunks (see the module docstring)."""
+        return await asyncio.to_thread(self._build_export, account_id, spool, build)
+
+    def _build_export(self, account_id: str, spool: str, build: ExportBuild[T]) -> T:
+        with self.pool.connection() as raw:
+            conn = PgConn(raw)
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            try:
+                chunks = export_rows.ChunkWriter(
+                    cast(sqlite3.Connection, conn), account_id, spool, own_transactions=False
+                )
+                result = build(PgExportRows(conn, account_id), chunks)
+                chunks.flush()
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+            return result
+
+    async def drop_export(self, spool: str) -> None:
+        await asyncio.to_thread(self._drop_export, spool)
+
+    def _drop_export(self, spool: str) -> None:
+        with self.pool.connection() as raw:
+            export_rows.drop(cast(sqlite3.Connection, PgConn(raw)), spool)
+
+    def export_stream(self, spool: str, file: str) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """On a pooled connection of its own, pulled from a worker thread (as `dump_stream`)."""
+        return self._export(spool, file)
+
+    def _export(self, spool: str, file: str) -> Iterator[bytes]:
+        with self.pool.connection() as raw:
+            yield from export_rows.chunks(cast(sqlite3.Connection, PgConn(raw)), spool, file)
 
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):
