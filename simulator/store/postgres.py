@@ -43,10 +43,10 @@ Why it is built as it is:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import sqlite3
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache

@@ -166,6 +166,30 @@ def test_a_second_writer_is_refused_while_serving_and_a_reader_is_not_blocked(
     assert (first.meta("held"), first.meta("other")) == ("1", "1")
 
 
+def test_a_background_store_polls_for_the_write_lock_with_its_loop_free(
+    open_db: Opener,
+) -> None:
+    """The dispatcher's process (`poll_lock`) awaits another store's write lock in short
+    polls, its event loop running meanwhile, and takes the lock once it is free."""
+    first, second = open_db(), open_db()
+    second.poll_lock = True
+
+    async def scenario() -> bool:
+        with first.transaction():
+            first.set_meta("held", "1")
+            waiting = asyncio.create_task(second.writable())
+            for _ in range(50):
+                await asyncio.sleep(0.002)  # the loop turns while `second` waits
+            still_waiting = not waiting.done()
+        await asyncio.wait_for(waiting, 5)
+        with second.transaction():
+            second.set_meta("polled", "1")
+        return still_waiting
+
+    assert asyncio.run(scenario())
+    assert (first.meta("held"), first.meta("polled")) == ("1", "1")
+
+
 def test_a_delivery_is_claimed_by_one_store_only(open_db: Opener) -> None:
     first, second = open_db(), open_db()
     aid = _account(first)
