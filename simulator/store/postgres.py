@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from typing import Any, cast
@@ -55,11 +54,9 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from simulator.domain.errors import StoreBusy
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
 from simulator.store.sqlite import (
-    _BACKGROUND_POLL_S,
     MIGRATIONS,
     ExportBuild,
     SqliteStore,
@@ -243,16 +240,7 @@ class PgStore(SqliteStore):
         waits for the lock itself, bounded by `lock_timeout`."""
         self._polling = True
         try:
-            deadline = time.monotonic() + BLOCKING_LOCK_S
-            for attempt in range(1_000_000):
-                try:
-                    self._open_group()
-                except StoreBusy:
-                    if time.monotonic() >= deadline:
-                        return
-                    await asyncio.sleep(_BACKGROUND_POLL_S[min(attempt, 1)])
-                else:
-                    return
+            await self._poll_group(BLOCKING_LOCK_S)
         finally:
             self._polling = False
 

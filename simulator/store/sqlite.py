@@ -584,18 +584,23 @@ class SqliteStore:
         blocking timeout, SQLite's own wait takes over (no error of ours)."""
         self.conn.execute("PRAGMA busy_timeout = 0")
         try:
-            deadline = time.monotonic() + BLOCKING_BUSY_MS / 1000
-            for attempt in range(1_000_000):
-                try:
-                    self._open_group()
-                except StoreBusy:
-                    if time.monotonic() >= deadline:
-                        return
-                    await asyncio.sleep(_BACKGROUND_POLL_S[min(attempt, 1)])
-                else:
-                    return
+            await self._poll_group(BLOCKING_BUSY_MS / 1000)
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {BLOCKING_BUSY_MS}")
+
+    async def _poll_group(self, wait_s: float) -> None:
+        """Open the group as soon as the lock is free, trying every millisecond or so; past
+        `wait_s`, return without it (the write then waits in its own, blocking way)."""
+        deadline = time.monotonic() + wait_s
+        for attempt in range(1_000_000):
+            try:
+                self._open_group()
+            except StoreBusy:
+                if time.monotonic() >= deadline:
+                    return
+                await asyncio.sleep(_BACKGROUND_POLL_S[min(attempt, 1)])
+            else:
+                return
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
