@@ -52,7 +52,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
@@ -69,7 +69,8 @@ WRITE_LOCK = 0x73616E6462616E6B
 MIGRATE_LOCK = 0x6D696772617465
 BLOCKING_LOCK_TIMEOUT = "10s"  # startup and background processes: no request waits on them
 BLOCKING_LOCK_S = 10.0
-POOL_MAX = 4
+POOL_MAX = 6  # the loop's connection, and one per dump, export build or download under way
+POOL_WAIT_S = 5.0  # then a 503 (StoreBusy): every pooled connection is streaming something
 
 _JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
 
@@ -266,6 +267,18 @@ class PgStore(SqliteStore):
             raw.execute("ROLLBACK")
             raise busy()
 
+    @contextlib.contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for work off the loop; `StoreBusy` if none frees up in time."""
+        try:
+            raw = self.pool.getconn(timeout=POOL_WAIT_S)
+        except PoolTimeout as exc:
+            raise busy(exc) from None
+        try:
+            yield raw
+        finally:
+            self.pool.putconn(raw)  # rolled back first if left in a transaction
+
     def schema_version(self) -> int:
         row = self._raw.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0) if row else 0
@@ -277,7 +290,7 @@ class PgStore(SqliteStore):
         return self._dump(account_id, head)
 
     def _dump(self, account_id: str, head: dict[str, Any]) -> Iterator[bytes]:
-        with self.pool.connection() as raw:
+        with self._pooled() as raw:
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield from dump.chunks(cast(sqlite3.Connection, PgConn(raw)), account_id, head)
@@ -291,7 +304,7 @@ class PgStore(SqliteStore):
         return await asyncio.to_thread(self._build_export, account_id, spool, build)
 
     def _build_export(self, account_id: str, spool: str, build: ExportBuild[T]) -> T:
-        with self.pool.connection() as raw:
+        with self._pooled() as raw:
             conn = PgConn(raw)
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             try:
@@ -311,7 +324,7 @@ class PgStore(SqliteStore):
         await asyncio.to_thread(self._drop_export, spool)
 
     def _drop_export(self, spool: str) -> None:
-        with self.pool.connection() as raw:
+        with self._pooled() as raw:
             export_rows.drop(cast(sqlite3.Connection, PgConn(raw)), spool)
 
     def export_stream(self, spool: str, file: str) -> Iterator[bytes] | AsyncIterator[bytes]:
@@ -319,7 +332,7 @@ class PgStore(SqliteStore):
         return self._export(spool, file)
 
     def _export(self, spool: str, file: str) -> Iterator[bytes]:
-        with self.pool.connection() as raw:
+        with self._pooled() as raw:
             yield from export_rows.chunks(cast(sqlite3.Connection, PgConn(raw)), spool, file)
 
     def close(self) -> None:

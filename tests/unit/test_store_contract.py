@@ -232,3 +232,20 @@ def test_the_dump_streams_an_accounts_objects(store: SqliteStore) -> None:
     assert doc["account"] == {"id": aid}
     assert [b["id"] for b in doc["buyers"]] == [buyer.id]
     assert [e["type"] for e in doc["events"]] == ["buyer.created"]
+
+
+def test_work_off_the_loop_is_refused_as_busy_when_no_pooled_connection_frees_up(
+    pg_server: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: dumps, export builds and downloads each take a pooled connection; with all
+    of them streaming, the next is a `StoreBusy` (a 503 with Retry-After), never a hang."""
+    from simulator.store import postgres  # noqa: PLC0415 - needs the postgres extra
+
+    monkeypatch.setattr(postgres, "POOL_WAIT_S", 0.2)
+    store = postgres.PgStore(pg_server.fresh_url("pool"), pool_max=2)  # the loop's, and one
+    try:
+        with store._pooled(), pytest.raises(StoreBusy):
+            asyncio.run(store.drop_export("spool"))
+        asyncio.run(store.drop_export("spool"))  # freed: it runs
+    finally:
+        store.close()
