@@ -35,8 +35,14 @@ def two(tmp_path: Path) -> Iterator[tuple[Api, Api]]:
     clock = ManualClock(START)
     a, b = worker(tmp_path, clock), worker(tmp_path, clock)
     yield a, b
-    a.close()
-    b.close()
+    stop(a, b)
+
+
+def stop(*apis: Api) -> None:
+    """Close the clients and the stores (their database files stay open otherwise)."""
+    for api in apis:
+        api.close()
+        api.app.runtime.store.close()
 
 
 def new_key(api: Api) -> dict[str, str]:
@@ -94,8 +100,7 @@ def test_the_faults_file_is_stored_once_and_another_file_replaces_its_rules(
     third = worker(tmp_path, clock, fault_rules=(other,))
     rules = first.get("/_sandbox/faults", headers=ADMIN).json()["data"]
     assert [r["effect"]["status"] for r in rules] == [502]
-    for api in (first, second, third):
-        api.close()
+    stop(first, second, third)
 
 
 def test_without_a_journal_nothing_is_stored_and_requests_still_answer(tmp_path: Path) -> None:
@@ -103,4 +108,4 @@ def test_without_a_journal_nothing_is_stored_and_requests_still_answer(tmp_path:
     key = new_key(api)
     assert api.get("/v1/buyers", headers=key).status_code == 200
     assert count(api) == 0
-    api.close()
+    stop(api)
