@@ -31,6 +31,7 @@ import orjson
 
 from simulator.domain.errors import NotFound
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
+from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import Capture, Entity, Event, Order, Refund
 from simulator.domain.records import Page
 from simulator.store.base import Tx
@@ -43,6 +44,7 @@ ColumnType = Literal["string", "integer", "boolean", "datetime", "date", "json"]
 MEDIA: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 # The kinds in the store's finance-objects table this module reads and writes.
 EXPORT_KIND, SETTLEMENT_KIND, LINE_KIND, DISPUTE_KIND = "export", "settlement", "line", "dispute"
+INVOICE_KIND, CHARGE_KIND = "invoice", "charge"
 _PAGE = 100
 
 
@@ -196,6 +198,53 @@ FILES: dict[str, FileSpec] = {
             col("updated_at", "datetime", "Last change (account clock)"),
         ),
     ),
+    "invoices": FileSpec(
+        "One row per invoice of the gateway + net terms personality (`/gateway/v1`), oldest "
+        "first. amount_due = issued - credited - written_off - (paid - refunded).",
+        (
+            col("id", "string", "The invoice (`inv_...`)"),
+            col("number", "string", "The seller's invoice (order) number"),
+            col("status", "string", "draft, open, paid, short_paid or void"),
+            col("past_due", "boolean", "Past its due date with money still due"),
+            col("customer_name", "string", "The customer's name"),
+            col("customer_email", "string", "The customer's email"),
+            col("customer_external_id", "string", "The seller's id for the customer"),
+            col("payment_method", "string", "card or ach: what the customer pays with"),
+            _CURRENCY,
+            col("amount", "integer", "The order's total, minor units"),
+            col("issued_amount", "integer", "Issued (shipped and invoiced), minor units"),
+            col("credited_amount", "integer", "Taken back by credit notes, minor units"),
+            col("paid_amount", "integer", "Cleared payments, minor units"),
+            col("pending_amount", "integer", "Payments still clearing (ACH), minor units"),
+            col("refunded_amount", "integer", "Paid money refunded, minor units"),
+            col("written_off_amount", "integer", "Written off (short paid), minor units"),
+            col("amount_due", "integer", "Still owed, minor units"),
+            col("net_days", "integer", "Days from the first issue to the due date"),
+            col("issued_at", "datetime", "The first issue"),
+            col("due_date", "date", "When payment is due"),
+            col("paid_at", "datetime", "When it was paid in full"),
+            col("voided_at", "datetime", "When the draft was voided"),
+            _CREATED,
+            col("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "charges": FileSpec(
+        "One row per gateway charge (a customer's payment against an invoice), oldest first.",
+        (
+            col("id", "string", "The charge (`ch_...`)"),
+            col("invoice_id", "string", "The invoice paid (`inv_...`)"),
+            col("method", "string", "card or ach"),
+            col("status", "string", "pending (ACH clearing) or succeeded"),
+            _CURRENCY,
+            col("amount", "integer", "Charged, minor units"),
+            col("fee", "integer", "The gateway's fee, minor units"),
+            col("refunded_amount", "integer", "Refunded by credit notes, minor units"),
+            col("initiated_by", "string", "customer (paid on the clock) or merchant (API)"),
+            col("clears_at", "datetime", "When an ACH debit clears"),
+            col("succeeded_at", "datetime", "When it was captured or cleared"),
+            _CREATED,
+        ),
+    ),
     "events": FileSpec(
         "One row per event (the webhook outbox), oldest first.",
         (
@@ -310,6 +359,20 @@ def _refund_row(pair: tuple[str, Refund]) -> dict[str, Any]:
     }
 
 
+def _invoice_row(i: Invoice) -> dict[str, Any]:
+    customer = {
+        "customer_name": i.customer.name,
+        "customer_email": i.customer.email,
+        "customer_external_id": i.customer.external_id,
+        "payment_method": i.customer.payment_method,
+    }
+    derived = {"amount_due": i.due, **customer}
+    return {
+        name: derived[name] if name in derived else getattr(i, name)
+        for name in FILES["invoices"].names
+    }
+
+
 @dataclass(frozen=True)
 class Rows:
     """A file's rows: the objects, and how one becomes a row."""
@@ -345,6 +408,8 @@ def _sources(tx: Tx, aid: str) -> dict[str, Rows]:
         "settlements": Rows(settlements, by_names("settlements")),
         "settlement_lines": Rows(lines, by_names("settlement_lines")),
         "disputes": Rows(tx.finance_all(Dispute, aid, DISPUTE_KIND), by_names("disputes")),
+        "invoices": Rows(tx.finance_all(Invoice, aid, INVOICE_KIND), _invoice_row),
+        "charges": Rows(tx.finance_all(Charge, aid, CHARGE_KIND), by_names("charges")),
         "events": Rows(_events(tx, aid), by_names("events")),
     }
 

@@ -257,6 +257,23 @@ class FinanceService:
         return sorted(open_, key=lambda r: (r.due_at, r.id)), defaulted
 
     # --- balance lines and settlements --------------------------------------------------------
+    def add_line(
+        self,
+        ctx: Ctx,
+        type_: LineType,
+        order_id: str | None,
+        source_id: str,
+        *,
+        gross: int,
+        currency: str,
+        fee: int = 0,
+    ) -> SettlementLine:
+        """A movement of the merchant's balance from another personality (the gateway's
+        charges and refunds): paid out in the same batches as the native lines."""
+        return self._add_line(
+            ctx, type_, order_id, source_id, gross=gross, currency=currency, fee=fee
+        )
+
     def _add_line(
         self,
         ctx: Ctx,
