@@ -84,6 +84,7 @@ LINE_KIND: Final[Mapping[str, LineKind]] = {
     "dispute": LineKind.DISPUTE,
     "dispute_reversal": LineKind.DISPUTE,
     "carry_forward": LineKind.CARRY_FORWARD,
+    "payment": LineKind.PAYMENT,  # a gateway payment (the same balance, another approach)
 }
 
 SETTLEMENT_STATUS: Final[Mapping[str, str]] = {"pending": "pending", "paid": "paid"}
@@ -128,8 +129,11 @@ class ProviderDataError(IntegrationError, ValueError):
 class SandbankAdapter:
     name = "sandbank"
 
-    def __init__(self, client: ResilientClient) -> None:
+    def __init__(self, client: ResilientClient, *, prefix: str = "/v1") -> None:
+        """`prefix`: where the API is mounted (the gateway personality serves the same
+        settlements under its own)."""
         self.client = client
+        self.prefix = prefix
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -298,7 +302,7 @@ class SandbankAdapter:
             params: dict[str, str | int] = {"limit": PAGE}
             if cursor:
                 params["cursor"] = cursor
-            page = await self._call(READS, "GET", "/v1/settlements", params=params)
+            page = await self._call(READS, "GET", f"{self.prefix}/settlements", params=params)
             for raw in _list(page, "data"):
                 settlement = _settlement(raw)
                 if since is not None and settlement.batch is not None and settlement.batch < since:
@@ -312,7 +316,9 @@ class SandbankAdapter:
         return found
 
     async def get_settlement(self, provider_settlement_id: str) -> Settlement:
-        data = await self._call(READS, "GET", f"/v1/settlements/{_seg(provider_settlement_id)}")
+        data = await self._call(
+            READS, "GET", f"{self.prefix}/settlements/{_seg(provider_settlement_id)}"
+        )
         return _settlement(data, with_lines=True)
 
     async def list_disputes(self) -> list[Dispute]:
