@@ -29,7 +29,6 @@ from integration.adapters.sandbank import (
     CANCELS,
     CAPTURES,
     CHECKOUTS,
-    EVENTS,
     PAGE,
     READS,
     REFUNDS,
@@ -171,23 +170,7 @@ class GatewayAdapter:
     # --- events ----------------------------------------------------------------------------
     async def list_events(self, since_cursor: str | None) -> tuple[list[ProviderEvent], str | None]:
         """Events after `since_cursor`, oldest first (see `SandbankAdapter.list_events`)."""
-        newest_first: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": PAGE}
-            if cursor:
-                params["cursor"] = cursor
-            page = await self._call(EVENTS, "GET", f"{PREFIX}/events", params=params)
-            met = False
-            for raw in _list(page, "data"):
-                if since_cursor is not None and raw.get("id") == since_cursor:
-                    met = True
-                    break
-                newest_first.append(raw)
-            cursor = None if met or not page.get("has_more") else page.get("next_cursor")
-            if not cursor:
-                break
-        events = [to_event(raw) for raw in reversed(newest_first)]
+        events = [to_event(raw) for raw in await self._native.raw_events_after(since_cursor)]
         return events, (events[-1].provider_event_id if events else since_cursor)
 
     # --- settlements ------------------------------------------------------------------------

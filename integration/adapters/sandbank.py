@@ -271,13 +271,18 @@ class SandbankAdapter:
         first, so this walks back until it meets the cursor's event, then returns the walk
         reversed. Consumers dedupe on `provider_event_id` anyway (webhooks are at least once).
         """
+        events = [_event(raw) for raw in await self.raw_events_after(since_cursor)]
+        return events, (events[-1].provider_event_id if events else since_cursor)
+
+    async def raw_events_after(self, since_cursor: str | None) -> list[dict[str, Any]]:
+        """The event bodies after `since_cursor` (an event id), oldest first."""
         newest_first: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": PAGE}
             if cursor:
                 params["cursor"] = cursor
-            page = await self._call(EVENTS, "GET", "/v1/events", params=params)
+            page = await self._call(EVENTS, "GET", f"{self.prefix}/events", params=params)
             met = False
             for raw in _list(page, "data"):
                 if since_cursor is not None and raw.get("id") == since_cursor:
@@ -286,9 +291,7 @@ class SandbankAdapter:
                 newest_first.append(raw)
             cursor = None if met else _next_cursor(page)
             if cursor is None:
-                break
-        events = [_event(raw) for raw in reversed(newest_first)]
-        return events, (events[-1].provider_event_id if events else since_cursor)
+                return newest_first[::-1]
 
     # --- settlements and disputes -----------------------------------------------------------
     async def list_settlements(
