@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     # The buyer paid (part of) an order through the provider: approaches where the seller
     # carries the credit risk (gateway + net terms) settle these, not the captures.
     PAYMENT_RECEIVED = "payment_received"
+    PAYMENT_REFUNDED = "payment_refunded"  # part of such a payment given back to the buyer
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +165,5 @@ class ProviderEvent:
     checkout_status: str | None = None  # canonical: open, completed, declined, expired
     settlement: Settlement | None = None  # a payout event's settlement (without its lines)
     payment: Payment | None = None  # a payment event's payment
+    # A payment's refunds, as its event lists them (each by its own provider id; fee 0).
+    payment_refunds: tuple[Payment, ...] = ()

@@ -271,6 +271,7 @@ def to_provider_event(payload: object) -> ProviderEvent:
         checkout_status=facts.checkout_status,
         settlement=facts.settlement,
         payment=facts.payment,
+        payment_refunds=facts.payment_refunds,
     )
 
 

@@ -37,6 +37,7 @@ from simulator.domain.errors import Conflict, InvalidAmount, NotFound
 from simulator.domain.finance import add_business_days, midnight
 from simulator.domain.gateway import (
     Charge,
+    ChargeRefund,
     Customer,
     CustomerBehaviour,
     Invoice,
@@ -208,11 +209,13 @@ class GatewayService:
             cut = min(left, charge.amount - charge.refunded_amount)
             if cut <= 0:
                 continue
+            refund = ChargeRefund(id=ctx.new_id("chr"), amount=cut, created_at=ctx.now)
+            charge.refunds.append(refund)
             charge.refunded_amount += cut
             charge.updated_at = ctx.now
             left -= cut
             self.core.finance.add_line(
-                ctx, "refund", invoice.id, charge.id, gross=-cut, currency=charge.currency
+                ctx, "refund", invoice.id, refund.id, gross=-cut, currency=charge.currency
             )
             self._save_charge(ctx, charge, "charge.refunded")
             if left == 0:

@@ -142,13 +142,14 @@ class EventFacts:
     checkout_status: str | None
     settlement: Settlement | None
     payment: Payment | None
+    payment_refunds: tuple[Payment, ...] = ()
 
 
 def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     """The canonical facts of any provider's webhook or listed event body: the one place the
     receiver learns them, so it names no provider."""
     if payload.get("object_type") in gateway.OBJECT_TYPES:
-        invoice_id, invoice, payment = gateway.event_facts(payload)
+        invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
         return EventFacts(
             invoice_id,
             invoice,
@@ -156,6 +157,7 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
             CheckoutStatus.COMPLETED.value if invoice is not None else None,
             None,
             payment,
+            refunds,
         )
     order, checkout_id, checkout_status = sandbank.event_facts(payload)
     data = payload.get("data")

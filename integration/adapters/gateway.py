@@ -13,7 +13,9 @@ types. The canonical model reads it this way:
   `final` is not a gateway notion: the rest of the order simply stays uninvoiced.
 - A buyer's payment (`charge.succeeded`) is the canonical `payment_received` event, with the
   gateway's fee; those are what the gateway settles (`payment` lines), which the approach's GL
-  mapping (`gl_mapping_gateway.yaml`) tells reconciliation.
+  mapping (`gl_mapping_gateway.yaml`) tells reconciliation. A credit note beyond what was due
+  refunds paid money: `charge.refunded` lists the charge's refunds, each `payment_refunded`
+  (a negative `refund` line).
 - Settlements, their lines and events are Sandbank's own shapes under `/gateway/v1`: read by
   the native adapter's parsers. Chargebacks are not simulated: `list_disputes` is empty.
 """
@@ -62,6 +64,7 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
     "invoice.created": EventKind.AUTHORIZED,
     "invoice.voided": EventKind.CANCELED,
     "charge.succeeded": EventKind.PAYMENT_RECEIVED,
+    "charge.refunded": EventKind.PAYMENT_REFUNDED,
     "settlement.paid": EventKind.PAYOUT,
 }
 
@@ -258,35 +261,49 @@ OBJECT_TYPES: Final = frozenset({"invoice", "charge"})
 
 def event_facts(
     raw: Mapping[str, Any],
-) -> tuple[str | None, Authorization | None, Payment | None]:
-    """(invoice id, invoice snapshot, payment) of a gateway event body, each None when the
-    event does not carry it (another object, a thin payload, unreadable data)."""
+) -> tuple[str | None, Authorization | None, Payment | None, tuple[Payment, ...]]:
+    """(invoice id, invoice snapshot, payment, the payment's refunds) of a gateway event body,
+    each None (or empty) when the event does not carry it (another object, a thin payload,
+    unreadable data)."""
     data = raw.get("data")
     object_type = raw.get("object_type")
     if not isinstance(data, Mapping) or object_type not in OBJECT_TYPES:
-        return None, None, None
+        return None, None, None, ()
     try:
         if object_type == "invoice":
             order = authorization(data)
-            return order.provider_order_id, order, None
+            return order.provider_order_id, order, None, ()
         invoice_id = _str(data, "invoice_id")
+        currency = _str(data, "currency")
+        if raw.get("type") == "charge.refunded":
+            refunds = tuple(
+                Payment(
+                    provider_id=_str(r, "id"),
+                    provider_order_id=invoice_id,
+                    amount=Money(_int(r, "amount"), currency),
+                    fee=0,
+                    at=_time(r, "created_at"),
+                )
+                for r in _list(data, "refunds")
+            )
+            return invoice_id, None, None, refunds
         if raw.get("type") != "charge.succeeded":
-            return invoice_id, None, None
+            return invoice_id, None, None, ()
         payment = Payment(
             provider_id=_str(data, "id"),
             provider_order_id=invoice_id,
-            amount=Money(_int(data, "amount"), _str(data, "currency")),
+            amount=Money(_int(data, "amount"), currency),
             fee=_int(data, "fee"),
             at=_time(data, "succeeded_at"),
         )
     except (ProviderDataError, TypeError, ValueError):
-        return None, None, None
-    return invoice_id, None, payment
+        return None, None, None, ()
+    return invoice_id, None, payment, ()
 
 
 def to_event(raw: Mapping[str, Any]) -> ProviderEvent:
     """A gateway event (webhook body or listed) in canonical terms."""
-    invoice_id, order, payment = event_facts(raw)
+    invoice_id, order, payment, refunds = event_facts(raw)
     return ProviderEvent(
         provider_event_id=_str(raw, "id"),
         kind=EVENT_KIND.get(_str(raw, "type")),
@@ -298,6 +315,7 @@ def to_event(raw: Mapping[str, Any]) -> ProviderEvent:
         checkout_status=CheckoutStatus.COMPLETED.value if order is not None else None,
         settlement=event_settlement(raw),
         payment=payment,
+        payment_refunds=refunds,
     )
 
 

@@ -136,6 +136,14 @@ class Invoice(Entity):
         return False
 
 
+class ChargeRefund(Entity):
+    """Part of a charge given back to the customer (a credit note beyond what was due)."""
+
+    id: str
+    amount: int
+    created_at: datetime
+
+
 class Charge(Entity):
     """One payment through the gateway against an invoice."""
 
@@ -146,6 +154,7 @@ class Charge(Entity):
     amount: int
     fee: int  # the gateway's, itemised on the settlement line
     refunded_amount: int = 0
+    refunds: list[ChargeRefund] = Field(default_factory=list)
     status: states.ChargeStatus = "pending"
     initiated_by: Literal["customer", "merchant"]
     clears_at: datetime | None = None

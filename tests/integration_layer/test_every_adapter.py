@@ -100,3 +100,26 @@ def test_a_gateway_buyer_who_never_pays_leaves_the_receivable_open(
         "/gateway/v1/invoices", headers=shop.account.headers, params={"number": "SO-7"}
     )
     assert r.json()["data"][0]["past_due"] is True
+
+
+def test_a_gateway_refund_of_paid_money_is_posted_and_reconciles(
+    new_shop: Callable[..., Shop],
+) -> None:
+    """A credit note after the buyer paid: the gateway refunds it (a negative `refund` line),
+    the event posts `payment_refunded`, and reconciliation explains the line."""
+    shop = new_shop(retry=RETRY, provider="gateway", inbox=True)
+    place(shop, "SO-8", 40_000)
+    assert shop.post("/orders/SO-8/ship", {"amount": 40_000}).status_code == 200
+    shop.api.advance(shop.account, "31d")  # paid on the due date
+    r = shop.post("/orders/SO-8/refund", {"amount": 10_000})
+    assert (r.status_code, r.json()["erp_state"]) == (200, "partially_refunded"), r.text
+    shop.api.advance(shop.account, "5d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (refund,) = shop.ledger.postings(event_kind="payment_refunded")
+    assert refund.gross == 10_000
+    assert any(line.gross == -10_000 for s in run.settlements for line in s.lines)
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.balanced()

@@ -47,6 +47,7 @@ MEMO_ONLY = {
     EventKind.EXPIRED,
     EventKind.CANCELED,
     EventKind.PAYMENT_RECEIVED,  # the provider collects from the buyer (embedded credit)
+    EventKind.PAYMENT_REFUNDED,
 }
 
 DEFAULT = gl_mapping.load()

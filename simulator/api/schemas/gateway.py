@@ -131,6 +131,12 @@ class InvoiceOut(BaseModel):
         return cls.model_validate({**invoice.model_dump(), "amount_due": invoice.due}, strict=False)
 
 
+class ChargeRefundOut(BaseModel):
+    id: str = Field(description="`chr_...`: the settlement line's `source_id`.")
+    amount: _MINOR
+    created_at: datetime
+
+
 class ChargeOut(BaseModel):
     id: str
     object: Literal["charge"] = "charge"
@@ -141,6 +147,7 @@ class ChargeOut(BaseModel):
     amount: _MINOR
     fee: _MINOR = Field(description="The gateway's fee, itemised on the settlement line.")
     refunded_amount: _MINOR
+    refunds: list[ChargeRefundOut]
     initiated_by: Literal["customer", "merchant"]
     clears_at: datetime | None
     succeeded_at: datetime | None
