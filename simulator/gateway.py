@@ -147,7 +147,8 @@ class GatewayService:
 
     def issue(self, ctx: Ctx, invoice_id: str, amount: int | None) -> Invoice:
         """Invoice a shipment: `amount` of what is not issued yet (None: all of it). The first
-        issue dates the invoice and sets its due date, `net_days` later."""
+        issue dates the invoice and sets its due date, `net_days` later; an issue after the due
+        date sets a new one."""
         invoice = self.get_invoice(ctx, invoice_id)
         if invoice.status == "void":
             raise Conflict(f"invoice {invoice_id} is void: it can no longer be issued")
@@ -162,11 +163,12 @@ class GatewayService:
         invoice.paid_at = None
         if invoice.issued_at is None:
             invoice.issued_at = ctx.now
+        # A shipment before the due date joins it; one after it starts a new term (the buyer
+        # acts again on the new due date, for everything then due).
+        if invoice.due_date is None or ctx.now.date() > invoice.due_date:
             due_at = ctx.now + timedelta(days=invoice.net_days)
             invoice.due_date = due_at.date()
             ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_INVOICE_DUE, invoice.id)
-        elif invoice.due_date is not None and ctx.now.date() > invoice.due_date:
-            invoice.past_due = True  # more issued after the due date: due at once
         self._save(ctx, invoice, "invoice.issued")
         return invoice
 

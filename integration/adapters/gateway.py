@@ -72,11 +72,10 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
 class GatewayAdapter:
     name = "gateway"
 
-    def __init__(self, client: ResilientClient, *, return_to: str | None = None) -> None:
+    def __init__(self, client: ResilientClient) -> None:
         self.client = client
         # Settlements and the settlement calendar are the native API's, under this prefix.
         self._native = SandbankAdapter(client, prefix=PREFIX)
-        self._return_to = return_to
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -112,7 +111,8 @@ class GatewayAdapter:
         return _checkout(data, order.return_url)
 
     async def get_checkout(self, provider_checkout_id: str) -> CheckoutRef:
-        return _checkout(await self._invoice(provider_checkout_id), self._return_to or "")
+        # Nothing for the buyer to accept: no page to send them to once the order exists.
+        return _checkout(await self._invoice(provider_checkout_id), "")
 
     # --- orders ----------------------------------------------------------------------------
     async def get_authorization(self, provider_order_id: str) -> Authorization:

@@ -133,6 +133,23 @@ def test_partial_shipments_issue_part_of_the_order_and_keep_the_first_due_date(
     assert r.status_code == 422, r.text
 
 
+def test_a_shipment_after_the_due_date_starts_a_new_term_the_buyer_pays_on(
+    api: Api, account: Account
+) -> None:
+    inv = create(api, account)
+    act(api, account, inv["id"], "issue", amount=60_000)
+    api.advance(account, "31d")
+    assert get(api, account, inv["id"])["status"] == "paid"
+    again = act(api, account, inv["id"], "issue")
+    assert (again["status"], again["amount_due"], again["due_date"]) == (
+        "open",
+        40_000,
+        "2026-05-01",
+    )
+    api.advance(account, "30d")
+    assert get(api, account, inv["id"])["status"] == "paid"
+
+
 def test_a_late_payer_goes_past_due_then_pays_ten_days_later(api: Api, account: Account) -> None:
     inv = issued(api, account, tag="pays_late")
     api.advance(account, "31d")
