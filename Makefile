@@ -2,20 +2,29 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN    := $(VENV)/.installed-run
+DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser
+.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser
 
-$(STAMP): pyproject.toml
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# What running needs (the base install: `sandbank serve`), and what testing needs (every extra
+# and the tools). Installing the second satisfies the first.
+$(RUN): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN)
+
+$(DEV): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(DEV) $(RUN)
+
+install: $(DEV)
 
 ## run: create .venv, install, start the simulator on 127.0.0.1:8080
-run: $(STAMP)
+run: $(RUN)
 	$(BIN)/sandbank serve $(ARGS)
 
 ## browser: Debian's chromium for the console's browser tests (tests/e2e/test_console_browser.py).
@@ -30,26 +39,29 @@ browser:
 		|| echo "make browser: apt-get install chromium failed; the browser tests will skip"; fi
 
 ## test: the whole suite (unit, API, contract, end-to-end, the console in headless Chromium)
-test: $(STAMP) browser
+test: $(DEV) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-## lint: ruff (lint + format check), mypy strict, and the contract documents match the code
-lint: $(STAMP)
+## lint: ruff (lint + format check), mypy strict, the contract documents match the code and
+## pass openapi-spec-validator and Redocly's recommended rules, and the docs site builds
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sandbank contract --check
+	$(BIN)/python tools/lint_contracts.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 ## contract: the schemathesis contract suite (in-process, or CONTRACT_BASE_URL=...)
-contract: $(STAMP)
+contract: $(DEV)
 	$(BIN)/sandbank contract
 
 ## export-contract: regenerate contracts/*.yaml from the code
-export-contract: $(STAMP)
+export-contract: $(DEV)
 	$(BIN)/sandbank contract --export
 
 ## bench: simulator vs a bare ASGI ceiling on 127.0.0.1, printed side by side; the side-by-side
@@ -58,7 +70,7 @@ export-contract: $(STAMP)
 ## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0); then the
 ## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py); then
 ## unrelated requests' latency at a 2-worker start and during a dump, export, advance (contention.py)
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
 	$(BIN)/python bench/advance.py $(BENCH_ADVANCE_ARGS)
@@ -68,7 +80,7 @@ bench: $(STAMP)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)
-bench-scenarios: $(STAMP)
+bench-scenarios: $(DEV)
 	$(BIN)/python bench/scenarios.py $(BENCH_SCENARIOS_ARGS)
 
 clean:
@@ -76,5 +88,5 @@ clean:
 
 ## load-smoke: 20 s of load through the reference integration, steady/outage/storm/recovery
 ## (what tests/load runs in `make test`); reports in .loadtest/smoke
-load-smoke: $(STAMP)
+load-smoke: $(DEV)
 	$(BIN)/sandbank load run smoke --out .loadtest/smoke $(LOAD_ARGS)

@@ -16,9 +16,14 @@ other account's requests for 0.3-1.0 s. This measures both, on 127.0.0.1 only:
    account (4 in flight); reported: the probe's p50 / p99 / max and its statuses while idle
    (baseline), during a dump of the big account, during an export of it (created, then every
    file downloaded), and during a 90-day advance of its clock; plus the server's RSS before
-   and its peak (VmHWM) after each.
+   and its peak (VmHWM) during each.
+4. Fan-out: on another server, a "fan" account with --endpoints (50) webhook endpoints at a
+   local receiver (bench/webhook_receiver.py); --events (2,000) events written in a burst (8
+   in flight), then every delivery awaited (bounded); the small account probed meanwhile, and
+   first during the same burst on an account without endpoints (what the writes alone cost).
 
     .venv/bin/python bench/contention.py [--orders 8000] [--starts 6] [--skip-start]
+        [--skip-heavy] [--skip-fanout] [--endpoints 50] [--events 2000]
 
 Every process it starts it stops by pid (SIGTERM, then SIGKILL); every loop is bounded in
 count and time; the temporary directory is removed at the end.
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import advance  # bench/advance.py: the same build of captured orders
+import harness  # bench/harness.py: the local webhook receiver
 import httpx
 
 from rehearsal import processes as servers  # the one subprocess helper
@@ -48,7 +54,7 @@ ADMIN = advance.ADMIN
 READERS = 16
 PROBES_IN_FLIGHT = 4
 MAX_PROBES = 20_000  # per phase: bounds the probe loop in count (time is bounded by the op)
-OP_TIMEOUT = 120.0  # seconds for one heavy operation
+OP_TIMEOUT = 300.0  # seconds for one heavy operation
 
 
 def fail(message: str) -> None:
@@ -112,6 +118,15 @@ class Server(servers.Server):
     def start(cls, data_dir: Path, db: Path, workers: int, log: Path) -> Server:
         extra = ["--db", str(db), "--seed", "1", "--admin-token", ADMIN, "--no-demo"]
         return cls(data_dir, servers.free_port(), log, [*extra, "--workers", str(workers)])
+
+    def reset_peak(self) -> None:
+        """Start VmHWM again from the current RSS (Linux: `5` to clear_refs), so that each
+        phase reports its own peak; best effort (the peak then counts from the start)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/clear_refs", "w") as refs:
+                refs.write("5")
+        except OSError:
+            pass
 
     def memory_kb(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the server process."""
@@ -213,7 +228,11 @@ def start_phase(due_db: Path, tmp: Path, built: dict[str, Any], starts: int) -> 
 
 
 async def probe_during(
-    url: str, key: str, order: str, heavy: Callable[[httpx.AsyncClient], Awaitable[None]] | None
+    url: str,
+    key: str,
+    order: str,
+    heavy: Callable[[httpx.AsyncClient], Awaitable[None]] | None,
+    timeout: float = OP_TIMEOUT,
 ) -> tuple[Sample, float]:
     """Probe one order of the small account while `heavy` runs (or for 2 s when None)."""
     sample = Sample()
@@ -237,7 +256,10 @@ async def probe_during(
             if heavy is None:
                 await asyncio.sleep(2.0)
             else:
-                await asyncio.wait_for(heavy(admin), OP_TIMEOUT)
+                try:
+                    await asyncio.wait_for(heavy(admin), timeout)
+                except TimeoutError:  # reported with the figures, not fatal
+                    print(f"    (not done within {timeout:.0f} s)", flush=True)
         finally:
             seconds = time.perf_counter() - started
             done.set()
@@ -245,7 +267,9 @@ async def probe_during(
     return sample, seconds
 
 
-def heavy_phase(pristine: Path, tmp: Path, built: dict[str, Any]) -> list[tuple[str, str]]:
+def heavy_phase(
+    pristine: Path, tmp: Path, built: dict[str, Any], operations: set[str]
+) -> list[tuple[str, str]]:
     big, big_key = built["big"], built["big_key"]
 
     async def dump(client: httpx.AsyncClient) -> None:
@@ -283,20 +307,126 @@ def heavy_phase(pristine: Path, tmp: Path, built: dict[str, Any]) -> list[tuple[
             ("during an export of it (create + download)", export),
             ("during a 90-day advance of its clock", advance_90d),
         ]
+        phases = [p for p in phases if p[1] is None or p[1].__name__ in operations]
         for name, heavy in phases:
+            server.reset_peak()
             rss_before, _ = server.memory_kb()
             sample, seconds = asyncio.run(
                 probe_during(server.url, built["small_key"], built["order"], heavy)
             )
             rss_after, hwm = server.memory_kb()
             print(f"  {name}: {seconds:.2f} s  {sample.row()}", flush=True)
+            print(
+                f"    server RSS before / after / peak during it: {rss_before / 1024:.0f} / "
+                f"{rss_after / 1024:.0f} / {hwm / 1024:.0f} MiB",
+                flush=True,
+            )
             rows.append((f"{name} ({seconds:.2f} s)", sample.row()))
             rows.append(
                 (
-                    "  server RSS before / after / peak so far",
+                    "  server RSS before / after / peak during it",
                     f"{rss_before / 1024:.0f} / {rss_after / 1024:.0f} / {hwm / 1024:.0f} MiB",
                 )
             )
+    finally:
+        server.stop()
+    return rows
+
+
+# --- 4. a webhook fan-out -----------------------------------------------------------------
+FAN_IN_FLIGHT = 8  # concurrent event writes of the burst
+RETRIES = 20  # attempts of one write answered 503
+DRAIN_TIMEOUT = 600.0  # seconds the deliveries may take to arrive
+
+
+async def _burst(url: str, key: str, events: int, busy: Counter[int]) -> None:
+    """`events` writes of the fan account (one `buyer.created` event each), 8 in flight; a
+    503 (the lock busy past its wait) is counted in `busy` and retried after Retry-After."""
+    headers = {"Authorization": f"Bearer {key}"}
+    made = iter(range(events))
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+
+        async def writer() -> None:
+            for n in made:
+                body = {"legal_name": f"Fan {n}", "email": "ap+approve@fan.test"}
+                for _ in range(RETRIES):
+                    r = await client.post("/v1/buyers", json=body)
+                    if r.status_code != 503:
+                        break
+                    busy[503] += 1
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+                if r.status_code != 201:
+                    fail(f"buyer answered {r.status_code}: {r.text[:200]}")
+
+        await asyncio.gather(*(writer() for _ in range(FAN_IN_FLIGHT)))
+
+
+async def _arrived(client: httpx.AsyncClient, hooks: str) -> int:
+    return int((await client.get(f"{hooks}/count")).json()["count"])
+
+
+def fanout_phase(
+    pristine: Path, tmp: Path, built: dict[str, Any], endpoints: int, events: int
+) -> list[tuple[str, str]]:
+    """A fan account with `endpoints` endpoints at a local receiver; `events` events written
+    in a burst, then every delivery awaited (bounded); the small account probed meanwhile.
+    First the same burst with no endpoint: what the writes alone cost the others."""
+    db = tmp / "fanout.db"
+    shutil.copyfile(pristine, db)
+    server = Server.start(tmp, db, 1, tmp / "fanout.log")
+    rows: list[tuple[str, str]] = []
+    try:
+        with harness.bench_app("webhook_receiver.py", tmp / "receiver.log") as receiver:
+            server.wait_healthy()
+            admin = {"Authorization": f"Bearer {ADMIN}"}
+            quiet = httpx.post(f"{server.url}/_sandbox/accounts", json={}, headers=admin).json()
+            fan = httpx.post(f"{server.url}/_sandbox/accounts", json={}, headers=admin).json()
+            for n in range(endpoints):
+                r = httpx.post(
+                    f"{server.url}/v1/webhook_endpoints",
+                    json={"url": f"{receiver.url}/hook", "description": f"fan {n}"},
+                    headers={"Authorization": f"Bearer {fan['api_key']}"},
+                )
+                if r.status_code != 201:
+                    fail(f"endpoint answered {r.status_code}: {r.text[:200]}")
+            httpx.post(f"{receiver.url}/reset", json={}).raise_for_status()
+            wanted = endpoints * events
+
+            busy: Counter[int] = Counter()
+
+            async def without_endpoints(_: httpx.AsyncClient) -> None:
+                await _burst(server.url, quiet["api_key"], events, busy)
+
+            async def fan_out(client: httpx.AsyncClient) -> None:
+                await _burst(server.url, fan["api_key"], events, busy)
+                deadline = time.monotonic() + DRAIN_TIMEOUT
+                while await _arrived(client, receiver.url) < wanted:
+                    if time.monotonic() > deadline:
+                        fail(f"deliveries still missing after {DRAIN_TIMEOUT:.0f} s")
+                    await asyncio.sleep(0.5)
+
+            phases: list[tuple[str, Callable[[httpx.AsyncClient], Awaitable[None]]]] = [
+                (f"during {events:,} events, no endpoint", without_endpoints),
+                (
+                    f"during {events:,} events to {endpoints} endpoints ({wanted:,} deliveries)",
+                    fan_out,
+                ),
+            ]
+            for name, heavy in phases:
+                server.reset_peak()
+                busy.clear()
+                sample, seconds = asyncio.run(
+                    probe_during(
+                        server.url, built["small_key"], built["order"], heavy, DRAIN_TIMEOUT + 60
+                    )
+                )
+                _, hwm = server.memory_kb()
+                arrived = httpx.get(f"{receiver.url}/count").json()["count"]
+                extra = f"peak RSS {hwm / 1024:.0f} MiB; writes answered 503: {busy[503]}"
+                extra += f"; deliveries arrived: {arrived:,}"
+                print(f"  {name}: {seconds:.2f} s  {sample.row()}\n    {extra}", flush=True)
+                rows.append((f"{name} ({seconds:.2f} s)", sample.row()))
+                rows.append(("  server", extra))
     finally:
         server.stop()
     return rows
@@ -309,10 +439,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--starts", type=int, default=6, help="2-worker starts measured (6)")
     p.add_argument("--skip-start", action="store_true", help="skip the multi-worker starts")
     p.add_argument("--skip-heavy", action="store_true", help="skip the heavy operations")
+    p.add_argument("--skip-fanout", action="store_true", help="skip the webhook fan-out")
+    p.add_argument(
+        "--heavy",
+        default="dump,export,advance_90d",
+        help="heavy operations to measure (dump,export,advance_90d)",
+    )
+    p.add_argument("--endpoints", type=int, default=50, help="fan-out endpoints (50)")
+    p.add_argument("--events", type=int, default=2_000, help="fan-out events (2000)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
     if args.orders < 1 or args.starts < 1 or args.accounts < 0:
         fail("--orders and --starts must be at least 1, --accounts at least 0")
+    if not (1 <= args.endpoints <= 1000 and 1 <= args.events <= 100_000):
+        fail("--endpoints must be 1..1000 and --events 1..100000")
     tmp = Path(tempfile.mkdtemp(prefix="sandbank-bench-contention-"))
     try:
         pristine, due_db = tmp / "pristine.db", tmp / "due.db"
@@ -328,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
             sample = start_phase(due_db, tmp, built, args.starts)
             rows.append((f"{READERS - 1} reads at a 2-worker start (x{args.starts})", sample.row()))
         if not args.skip_heavy:
-            rows += heavy_phase(pristine, tmp, built)
+            rows += heavy_phase(pristine, tmp, built, set(args.heavy.split(",")))
+        if not args.skip_fanout:
+            rows += fanout_phase(pristine, tmp, built, args.endpoints, args.events)
         width = max(len(r[0]) for r in rows)
         print(f"\n{'unrelated requests':<{width}}  latency")
         print(f"{'-' * width}  {'-' * 60}")

@@ -55,6 +55,7 @@ from integration.adapters import (
     ProviderDataError,
     gl_mapping_path,
     make_adapter,
+    refused_api_key,
 )
 from integration.app import create_service_app
 from integration.client import ProviderRejected, ProviderUnavailable
@@ -248,6 +249,13 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _refused_key(args: argparse.Namespace) -> str | None:
+    """Why the provider refuses the API key, asked once at start (a bad key is one line now,
+    not a traceback every poll); None when it accepts it, or cannot be asked (down or slow: the
+    service starts and its degraded mode holds the work). The adapters know where to ask."""
+    return refused_api_key(args.provider, args.provider_url, args.api_key)
+
+
 def serve(args: argparse.Namespace) -> int:
     if not args.provider_url.startswith(("http://", "https://")):
         return _fail(f"--provider-url must be an http(s) URL, got {args.provider_url!r}")
@@ -263,6 +271,9 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("--budget-ms must be positive (or 0: none), --drive-budget-ms positive")
     if args.breaker_failures < 1 or args.breaker_cooldown <= 0:
         return _fail("--breaker-failures must be at least 1, --breaker-cooldown positive")
+    refused = _refused_key(args)
+    if refused:
+        return _fail(refused)
     import uvicorn  # noqa: PLC0415 - only `serve` needs it
 
     db = Path(args.db)
@@ -276,12 +287,8 @@ def serve(args: argparse.Namespace) -> int:
                 "cooldown_s": args.breaker_cooldown,
             },
         )
-    except ConfigError as exc:
-        store.close()
-        return _fail(str(exc))
-    try:
         mapping = _mapping(args)
-    except GlMappingError as exc:
+    except (ConfigError, GlMappingError) as exc:
         store.close()
         return _fail(str(exc))
     book = OrderBook(db)

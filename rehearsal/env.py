@@ -60,7 +60,13 @@ class Simulator:
     def start(cls, workdir: Path, admin_token: str = "sbadm_rehearsal") -> Simulator:  # noqa: S107 - a loopback-only throwaway simulator's token
         extra = ["--no-demo", "--admin-token", admin_token]
         server = Server(workdir / "simulator", free_port(), workdir / "simulator.log", extra)
-        return cls(server.url, admin_token, healthy(server))
+        healthy(server)
+        try:  # a rehearsal times webhooks and due work from its first step
+            server.wait_components()
+        except NotReady as exc:
+            server.stop()
+            raise EnvironmentError_(f"{exc.reason}: {server.tail()}") from None
+        return cls(server.url, admin_token, server)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -172,5 +172,23 @@ class Server(Process):
     def ready(self, response: httpx.Response) -> bool:
         return response.status_code == 200 and response.json()["status"] == "ok"
 
+    def wait_components(
+        self, names: Sequence[str] = ("dispatcher", "scheduler"), timeout: float = 60.0
+    ) -> None:
+        """Until health says each of `names` is up (a first heartbeat written). Health answers
+        ok while they are still starting (their grace period), and a spawned process imports the
+        whole app first: seconds on a loaded machine. For callers that time webhook delivery or
+        due work from the start; a component that `sandbank serve` does not run (on `:memory:`)
+        counts as up."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                state = httpx.get(f"{self.url}{self.health_path}", timeout=2.0).json()["components"]
+                if all(state.get(n) is None or state[n]["status"] == "up" for n in names):  # type: ignore[index]
+                    return
+            time.sleep(0.1)
+        raise NotReady(f"{', '.join(names)} not up within {timeout:g}s: {state}", self.output())
+
 
 __all__ = ["STARTUP_TIMEOUT", "NotReady", "Process", "Server", "free_port", "sandbank"]

@@ -23,7 +23,7 @@ from starlette.routing import Route
 import contracts
 from simulator import __version__
 from simulator.accounts import Accounts
-from simulator.api import hosted, problems, v1
+from simulator.api import hosted, problems, reference, v1
 from simulator.api.operations import routes
 from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, present
@@ -102,6 +102,7 @@ async def _index(request: Request) -> Response:
             "name": "sandbank",
             "version": __version__,
             "contract": "/openapi.yaml",
+            "docs": "/docs",
             "control_plane": "/_sandbox/openapi.yaml",
         }
     )
@@ -189,7 +190,13 @@ def create_app(
     async def on_error(request: Request, exc: Exception) -> Response:
         rid = request_id(request)
         if isinstance(exc, HTTPException):  # Starlette's own 404 / 405
-            return problems.from_status(exc.status_code, rid, exc.detail, dict(exc.headers or {}))
+            detail = exc.detail
+            if exc.status_code == 404:  # no route: say where the routes are written down
+                detail = (
+                    f"no such path: {request.url.path}; the API is described at /openapi.yaml "
+                    "(read it at /docs), the control plane at /_sandbox/openapi.yaml"
+                )
+            return problems.from_status(exc.status_code, rid, detail, dict(exc.headers or {}))
         if not isinstance(exc, SandbankError):  # anything else: Starlette's last resort
             log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return problems.from_exception(exc, rid)
@@ -206,6 +213,9 @@ def create_app(
             Route("/gateway/openapi.yaml", _document, methods=["GET"]),
             Route("/gateway/openapi.json", _document, methods=["GET"]),
             *routes(gateway.OPERATIONS),  # the gateway + net terms personality
+            Route("/docs", reference.page, methods=["GET"]),
+            Route("/docs/redoc.standalone.js", reference.bundle, methods=["GET"]),
+            Route("/_sandbox/docs", reference.page, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.show, methods=["GET"]),
             Route("/hosted/checkouts/{id}", hosted.submit, methods=["POST"]),
             *ck.routes,  # Credit Key's v1 dialect and its hosted checkout

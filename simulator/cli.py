@@ -26,7 +26,19 @@ _LIMIT_KEYS = (
 )
 
 
+class _Help(argparse.HelpFormatter):
+    """Room for `integration` beside its description: one line per subcommand in --help."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+        self._action_max_length = 17
+
+
 class _OneLineErrors(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"sandbank: error: {message} (see --help)\n")
 
@@ -47,7 +59,61 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, in one place
+def _contract_parser(sub: Any) -> None:
+    """`sandbank contract`'s options (kept apart: `_parser` lists every command)."""
+    contract = sub.add_parser(
+        "contract",
+        help="run the contract suite, or export the documents",
+        description="Run the schemathesis contract suite in-process, or against --base-url. "
+        "Against a server it runs in a throwaway account made with the admin token, and touches "
+        "no other data; with an API key alone it refuses unless --i-know-this-writes.",
+    )
+    contract.add_argument(
+        "--base-url",
+        default=os.environ.get("CONTRACT_BASE_URL"),
+        help="test this server instead of an in-process simulator (or CONTRACT_BASE_URL)",
+    )
+    contract.add_argument(
+        "--api-key",
+        default=os.environ.get("CONTRACT_API_KEY"),
+        help="run in this key's account instead of a throwaway one; needs --i-know-this-writes "
+        "(or CONTRACT_API_KEY)",
+    )
+    contract.add_argument(
+        "--admin-token",
+        default=os.environ.get("CONTRACT_ADMIN_TOKEN") or os.environ.get("SANDBANK_ADMIN_TOKEN"),
+        help="the server's admin token: the suite makes a throwaway account with it "
+        "(or CONTRACT_ADMIN_TOKEN / SANDBANK_ADMIN_TOKEN)",
+    )
+    contract.add_argument(
+        "--i-know-this-writes",
+        action="store_true",
+        help="allow --api-key alone: the suite creates and refunds orders in that account",
+    )
+    contract.add_argument(
+        "--junit", type=Path, default=None, metavar="PATH", help="also write a JUnit XML report"
+    )
+    contract.add_argument(
+        "-k",
+        dest="select",
+        default=None,
+        metavar="EXPR",
+        help="run only the tests whose names match (pytest -k), e.g. 'examples and checkouts'",
+    )
+    contract.add_argument(
+        "--export",
+        action="store_true",
+        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml and gateway.yaml from "
+        "the code",
+    )
+    contract.add_argument(
+        "--check",
+        action="store_true",
+        help="exit non-zero if the committed documents differ from the code",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
     p = _OneLineErrors(prog="sandbank", description="Sandbank: a B2B credit provider simulator.")
     p.add_argument("--version", action="version", version=f"sandbank {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
@@ -167,32 +233,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
         help="fault rules and presets to load at start (YAML or JSON; see README)",
     )
 
-    contract = sub.add_parser(
-        "contract",
-        help="run the contract suite, or export the documents",
-        description="Run the schemathesis contract suite in-process, or against --base-url.",
-    )
-    contract.add_argument(
-        "--base-url",
-        default=os.environ.get("CONTRACT_BASE_URL"),
-        help="test this server instead of an in-process simulator (or CONTRACT_BASE_URL)",
-    )
-    contract.add_argument(
-        "--api-key",
-        default=os.environ.get("CONTRACT_API_KEY"),
-        help="API key for --base-url (or CONTRACT_API_KEY)",
-    )
-    contract.add_argument(
-        "--export",
-        action="store_true",
-        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml and gateway.yaml from "
-        "the code",
-    )
-    contract.add_argument(
-        "--check",
-        action="store_true",
-        help="exit non-zero if the committed documents differ from the code",
-    )
+    _contract_parser(sub)
 
     webhooks = sub.add_parser(
         "webhooks", help="webhook tools", description="Tools for your webhook receiver."
@@ -258,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every subcommand, i
     advance = clock_sub.add_parser(
         "advance",
         parents=[remote],
-        help="move the account's clock forward, running everything that falls due",
+        help="move the clock forward, running what falls due",
         description="Move the account's clock forward by a duration (30d, 1h30m, 90s, 250ms) "
         "or to an RFC 3339 time (2027-01-01T00:00:00Z), running everything that falls due on "
         "the way, in time order; then print the clock: ACCOUNT NOW running|frozen.",
@@ -402,6 +443,9 @@ def serve(args: argparse.Namespace) -> int:
         metrics=not args.no_metrics,
         console=False if args.no_console else None,
     )
+    problem = _preflight(settings)
+    if problem:  # one line, before the banner promises a server that will not be there
+        raise SystemExit(f"sandbank: error: {problem}")
     if settings.metrics and (settings.webhook_process or args.workers > 1):
         # Several processes count: set before prometheus_client is first imported (below).
         from simulator.metrics_dir import prepare_multiprocess
@@ -500,6 +544,30 @@ def _run_workers(
     uvicorn.run("simulator.cli:_factory", factory=True, workers=workers, **common)
 
 
+def _preflight(settings: Settings) -> str | None:
+    """Why the server cannot start (data directory, address), or None. The address is bound
+    and released here as uvicorn will bind it (SO_REUSEADDR), so what fails here fails there."""
+    import errno
+    import socket
+
+    if not settings.in_memory:
+        for folder in {Path(settings.data_dir), Path(settings.db_path).parent}:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                return f"cannot create the data directory {folder}: {exc.strerror or exc}"
+    try:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((settings.host, settings.port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"{settings.host}:{settings.port} is already in use (try --port)"
+        return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+    return None
+
+
 def contract(args: argparse.Namespace) -> int:
     import yaml
 
@@ -531,14 +599,41 @@ def contract(args: argparse.Namespace) -> int:
             )
             return 1
         return 0
-    env = dict(os.environ)
-    if args.base_url:
-        env["CONTRACT_BASE_URL"] = args.base_url
-    if args.api_key:
-        env["CONTRACT_API_KEY"] = args.api_key
+    require("contract", "sandbank contract")
+    env = _contract_env(args)
+    if env is None:
+        return 2
     suite = Path(contracts.__file__).parent / "suite"
     cmd = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-q"]
+    if args.junit:
+        cmd.append(f"--junitxml={args.junit}")
+    if args.select:
+        cmd.extend(["-k", args.select])
     return subprocess.call(cmd, env=env)  # noqa: S603 - our own interpreter and suite
+
+
+def _contract_env(args: argparse.Namespace) -> dict[str, str] | None:
+    """The suite's environment: a throwaway account made with the admin token, or (with
+    --i-know-this-writes) the API key's own; None after saying why neither may be used."""
+    from contracts.suite.target import refusal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACT_")}
+    if "CONTRACT_MAX_EXAMPLES" in os.environ:
+        env["CONTRACT_MAX_EXAMPLES"] = os.environ["CONTRACT_MAX_EXAMPLES"]
+    if not args.base_url:
+        return env
+    admin = None if args.api_key and args.i_know_this_writes else args.admin_token
+    why = refusal(api_key=args.api_key, admin_token=admin, writes_ok=args.i_know_this_writes)
+    if why:
+        print(f"sandbank: error: {why}", file=sys.stderr)
+        return None
+    env["CONTRACT_BASE_URL"] = args.base_url
+    if admin:
+        env["CONTRACT_ADMIN_TOKEN"] = admin
+    else:
+        env["CONTRACT_API_KEY"] = args.api_key
+        env["CONTRACT_I_KNOW_THIS_WRITES"] = "1"
+    return env
 
 
 def webhooks_check(args: argparse.Namespace) -> int:
@@ -648,17 +743,35 @@ def clock_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def integration(argv: list[str]) -> int:
-    try:
-        from integration import cli
-    except ModuleNotFoundError as exc:
+# What each extra brings (pyproject.toml), checked before a command that needs it starts.
+EXTRAS = {
+    "contract": ("pytest", "schemathesis"),
+    "integration": ("faker", "rich"),
+    "load": ("locust",),
+}
+
+
+def require(extra: str, command: str) -> None:
+    """One line and exit 2 when `command` needs an extra that is not installed."""
+    import importlib.util
+
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
         raise SystemExit(
-            f"sandbank: error: integration needs {exc.name} (pip install it)"
-        ) from None
+            f"sandbank: error: {command} needs {', '.join(missing)}: "
+            f"pip install 'sandbank[{extra}]'"
+        )
+
+
+def integration(argv: list[str]) -> int:
+    require("integration", "sandbank integration")
+    from integration import cli
+
     return cli.main(argv)
 
 
 def load_command(args: argparse.Namespace) -> int:
+    require("load", "sandbank load")
     try:
         from loadtests import runner
     except ModuleNotFoundError as exc:
@@ -687,10 +800,9 @@ def load_command(args: argparse.Namespace) -> int:
 def scenario(argv: list[str]) -> int:
     """`sandbank scenario ...`: the only place the simulator's CLI names `rehearsal` (imported
     here, lazily; the rehearsal package never imports the simulator)."""
-    try:
-        from rehearsal import cli
-    except ModuleNotFoundError as exc:
-        raise SystemExit(f"sandbank: error: scenario needs {exc.name} (pip install it)") from None
+    require("integration", "sandbank scenario")
+    from rehearsal import cli
+
     return cli.main(argv)
 
 

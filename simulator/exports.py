@@ -14,7 +14,11 @@ Rules every file follows:
   same order, nested values as JSON.
 - Deterministic: the same account state gives byte-identical files (and `sha256`).
 
-Building reads the account inside the calling transaction; nothing here writes.
+Building streams (issue #17: an export built in memory froze every account's requests for
+seconds and doubled the server's memory): the store reads the account a page at a time from one
+snapshot, off the event loop (`Store.build_export`, `simulator.store.export_rows`), this module
+encodes each file as it goes, handing over about `CHUNK_BYTES` at a time to be kept as chunks,
+and counts its rows, bytes and SHA-256 on the way; a download streams the chunks back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,11 +36,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from simulator.domain.errors import NotFound
-from simulator.domain.finance import Dispute, Settlement, SettlementLine
-from simulator.domain.gateway import Charge, Invoice
-from simulator.domain.models import Capture, Entity, Event, Order, Refund
+from simulator.domain.gateway import Invoice
+from simulator.domain.models import Capture, Entity, Order, Refund
 from simulator.domain.records import Page
-from simulator.store.base import Tx
+from simulator.store.export_rows import ExportRows
 
 if TYPE_CHECKING:
     from simulator.context import Ctx
@@ -44,8 +49,10 @@ ColumnType = Literal["string", "integer", "boolean", "datetime", "date", "json"]
 MEDIA: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 # The kinds in the store's finance-objects table this module reads and writes.
 EXPORT_KIND, SETTLEMENT_KIND, LINE_KIND, DISPUTE_KIND = "export", "settlement", "line", "dispute"
-INVOICE_KIND, CHARGE_KIND = "invoice", "charge"
-_PAGE = 100
+CHUNK_BYTES = 64 * 1024  # what the builder hands over at a time
+Row = Callable[[Any], dict[str, Any]]
+Sink = Callable[[str, bytes], None]  # (file name, chunk)
+_SPOOLS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -266,46 +273,21 @@ class ExportFile(Entity):
     rows: int
     bytes: int
     sha256: str
-    content: str
+    content: str | None = None  # the bytes, in exports made before files were chunks
 
 
 class Export(Entity):
-    """A stored export: its files with their contents (the metadata is the public object)."""
+    """A stored export: its files' metadata (the public object) and where their bytes are."""
 
     id: str
     format: ExportFormat
     status: Literal["succeeded"] = "succeeded"
     created_at: datetime
+    spool: str | None = None  # its files' chunks (`Store.export_stream`); None: `content`
     files: list[ExportFile]
 
     def file(self, name: str) -> ExportFile | None:
         return next((f for f in self.files if f.name == name), None)
-
-
-# --- reading the account -------------------------------------------------------------------------
-def _orders(tx: Tx, aid: str) -> list[Order]:
-    """Every order of the account, oldest first."""
-    newest_first: list[Order] = []
-    cursor: str | None = None
-    while True:
-        page = tx.list_orders(
-            aid, status=None, merchant_order_id=None, buyer_id=None, limit=_PAGE, cursor=cursor
-        )
-        newest_first.extend(page.items)
-        if page.next_cursor is None:
-            return newest_first[::-1]
-        cursor = page.next_cursor
-
-
-def _events(tx: Tx, aid: str) -> list[Event]:
-    newest_first: list[Event] = []
-    cursor: str | None = None
-    while True:
-        page = tx.list_events(aid, limit=_PAGE, cursor=cursor)
-        newest_first.extend(page.items)
-        if page.next_cursor is None:
-            return newest_first[::-1]
-        cursor = page.next_cursor
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -373,44 +355,24 @@ def _invoice_row(i: Invoice) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Rows:
-    """A file's rows: the objects, and how one becomes a row."""
-
-    items: list[Any]
-    row: Callable[[Any], dict[str, Any]]
+def _by_names(file: str) -> Callable[[Any], dict[str, Any]]:
+    names = FILES[file].names
+    return lambda obj: {name: getattr(obj, name) for name in names}
 
 
-def _sources(tx: Tx, aid: str) -> dict[str, Rows]:
-    orders = _orders(tx, aid)
-    # Captures, refunds and repayments live in their order; a stable sort by creation keeps
-    # ties (a frozen clock) in order, then position, order.
-    captures = sorted(
-        ((o.id, c) for o in orders for c in o.captures), key=lambda p: p[1].created_at
-    )
-    refunds = sorted(((o.id, r) for o in orders for r in o.refunds), key=lambda p: p[1].created_at)
-    repayments = sorted((r for o in orders for r in o.repayments), key=lambda r: r.created_at)
-    settlements = tx.finance_all(Settlement, aid, SETTLEMENT_KIND)
-    # The true lines: each settlement's own (`reported_lines` may carry injected drift; a
-    # settled carry-forward line exists only there), then the lines still waiting for a batch.
-    lines = [line for s in settlements for line in s.lines]
-    lines += tx.finance_all(SettlementLine, aid, LINE_KIND, status="unsettled")
-
-    def by_names(file: str) -> Callable[[Any], dict[str, Any]]:
-        names = FILES[file].names
-        return lambda obj: {name: getattr(obj, name) for name in names}
-
+def _sources(rows: ExportRows) -> dict[str, tuple[Callable[[], Iterable[Any]], Row]]:
+    """Per file: its objects (read when the file is written), and how one becomes a row."""
     return {
-        "orders": Rows(orders, _order_row),
-        "captures": Rows(captures, _capture_row),
-        "refunds": Rows(refunds, _refund_row),
-        "repayments": Rows(repayments, by_names("repayments")),
-        "settlements": Rows(settlements, by_names("settlements")),
-        "settlement_lines": Rows(lines, by_names("settlement_lines")),
-        "disputes": Rows(tx.finance_all(Dispute, aid, DISPUTE_KIND), by_names("disputes")),
-        "invoices": Rows(tx.finance_all(Invoice, aid, INVOICE_KIND), _invoice_row),
-        "charges": Rows(tx.finance_all(Charge, aid, CHARGE_KIND), by_names("charges")),
-        "events": Rows(_events(tx, aid), by_names("events")),
+        "orders": (rows.orders, _order_row),
+        "captures": (rows.captures, _capture_row),
+        "refunds": (rows.refunds, _refund_row),
+        "repayments": (rows.repayments, _by_names("repayments")),
+        "settlements": (rows.settlements, _by_names("settlements")),
+        "settlement_lines": (rows.settlement_lines, _by_names("settlement_lines")),
+        "disputes": (rows.disputes, _by_names("disputes")),
+        "invoices": (rows.invoices, _invoice_row),
+        "charges": (rows.charges, _by_names("charges")),
+        "events": (rows.events, _by_names("events")),
     }
 
 
@@ -441,58 +403,93 @@ def _csv_value(value: Any, type_: ColumnType) -> str:
     return str(_json_value(value, type_))
 
 
-def _rows(spec: FileSpec, source: Rows) -> Iterator[list[tuple[Column, Any]]]:
-    for item in source.items:
-        row = source.row(item)
-        if list(row) != spec.names:  # pragma: no cover - a builder out of step with FILES
-            raise AssertionError(f"row keys {list(row)} are not the columns {spec.names}")
-        yield [(column, row[column.name]) for column in spec.columns]
-
-
-def encode(spec: FileSpec, source: Rows, fmt: ExportFormat) -> tuple[bytes, int]:
-    """The file's bytes and its row count."""
-    count = 0
+def _lines(spec: FileSpec, items: Iterable[Any], row: Row, fmt: ExportFormat) -> Iterator[bytes]:
+    """The file's bytes, about `CHUNK_BYTES` at a time."""
     if fmt == "jsonl":
         out = bytearray()
-        for row in _rows(spec, source):
-            out += orjson.dumps({c.name: _json_value(v, c.type) for c, v in row}) + b"\n"
-            count += 1
-        return bytes(out), count
+        for item in items:
+            values = _checked(spec, row(item))
+            out += orjson.dumps({c.name: _json_value(values[c.name], c.type) for c in spec.columns})
+            out += b"\n"
+            if len(out) >= CHUNK_BYTES:
+                yield bytes(out)
+                out.clear()
+        yield bytes(out)
+        return
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(spec.names)
-    for row in _rows(spec, source):
-        writer.writerow([_csv_value(v, c.type) for c, v in row])
-        count += 1
-    return text.getvalue().encode(), count
+    for item in items:
+        values = _checked(spec, row(item))
+        writer.writerow([_csv_value(values[c.name], c.type) for c in spec.columns])
+        if text.tell() >= CHUNK_BYTES:
+            yield text.getvalue().encode()
+            text.seek(0)
+            text.truncate()
+    yield text.getvalue().encode()
 
 
-def build(tx: Tx, aid: str, fmt: ExportFormat) -> list[ExportFile]:
-    """Every file of `FILES`, in that order, from the account's current state."""
-    sources = _sources(tx, aid)
+def _checked(spec: FileSpec, row: dict[str, Any]) -> dict[str, Any]:
+    if list(row) != spec.names:  # pragma: no cover - a builder out of step with FILES
+        raise AssertionError(f"row keys {list(row)} are not the columns {spec.names}")
+    return row
+
+
+def encode(spec: FileSpec, items: list[Any], row: Row, fmt: ExportFormat) -> bytes:
+    """A small file's bytes at once (a settlement's report)."""
+    return b"".join(_lines(spec, items, row, fmt))
+
+
+def build(rows: ExportRows, fmt: ExportFormat, write: Sink) -> list[ExportFile]:
+    """Every file of `FILES`, in that order, from the account's rows: each file's bytes go to
+    `write(name, chunk)` as they are encoded (nothing holds a whole file); its size, row count
+    and hash are counted on the way."""
+    sources = _sources(rows)
     files: list[ExportFile] = []
     for name, spec in FILES.items():
-        data, rows = encode(spec, sources[name], fmt)
+        read, row = sources[name]
+        counted = _Counted(read())
+        digest, size, file = hashlib.sha256(), 0, f"{name}.{fmt}"
+        for chunk in _lines(spec, counted, row, fmt):
+            if chunk:
+                digest.update(chunk)
+                size += len(chunk)
+                write(file, chunk)
         files.append(
             ExportFile(
-                name=f"{name}.{fmt}",
+                name=file,
                 content_type=MEDIA[fmt],
-                rows=rows,
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                content=data.decode(),
+                rows=counted.count,
+                bytes=size,
+                sha256=digest.hexdigest(),
             )
         )
     return files
 
 
+class _Counted:
+    """An iterable that counts what it gave."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
 # --- the export object ----------------------------------------------------------------------
-def create_export(ctx: Ctx, fmt: ExportFormat) -> Export:
-    """Build every file now, inside the caller's transaction, and store the export."""
-    export = Export(
-        id=ctx.new_id("exp"), format=fmt, created_at=ctx.now, files=build(ctx.tx, ctx.aid, fmt)
-    )
-    ctx.tx.save_finance(ctx.aid, EXPORT_KIND, export, status=export.status)
+def spool_name(aid: str) -> str:
+    """Where an export's chunks are kept while it is built and after: unique per process and
+    build (the export's id is drawn from the account's RNG only once its files are done)."""
+    return f"{aid}.{os.getpid()}.{next(_SPOOLS)}"
+
+
+def create_export(ctx: Ctx, fmt: ExportFormat, spool: str, files: list[ExportFile]) -> Export:
+    """Store the export whose files `build` wrote under `spool`."""
+    export = Export(id=ctx.new_id("exp"), format=fmt, created_at=ctx.now, spool=spool, files=files)
+    ctx.tx.save_finance(ctx.aid, EXPORT_KIND, export, status=export.status, ref=spool)
     return export
 
 
@@ -503,10 +500,10 @@ def get_export(ctx: Ctx, export_id: str) -> Export:
     return export
 
 
-def export_file(ctx: Ctx, export_id: str, name: str) -> ExportFile:
-    found = get_export(ctx, export_id).file(name)
+def export_file(export: Export, name: str) -> ExportFile:
+    found = export.file(name)
     if found is None:
-        raise NotFound(f"file in export {export_id}", name)
+        raise NotFound(f"file in export {export.id}", name)
     return found
 
 

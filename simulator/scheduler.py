@@ -112,7 +112,13 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     """The scheduler's process (`simulator.supervisor`)."""
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
 
-    app = create_app(dataclasses.replace(settings, demo_account=False, webhook_process=False))
+    # No request is served here: SQLite's own blocking lock wait, as in the webhook process (the
+    # API's non-blocking wait would turn every busy moment into a failed round and heartbeat).
+    app = create_app(
+        dataclasses.replace(
+            settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
+        )
+    )
     service = app.runtime.service
     owner = f"{os.getpid()}-{os.urandom(4).hex()}"
     task = asyncio.create_task(Scheduler(service, service.wall, owner).serve(True, attempt))

@@ -196,17 +196,31 @@ class Api:
 
     def walk(self, url: str, account: Account, **params: Any) -> Iterator[list[dict[str, Any]]]:
         """Yield each page of a list endpoint until has_more is false."""
+        return self.pages(url, account.headers, **params)
+
+    def pages(
+        self, url: str, headers: dict[str, str], **params: Any
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`walk` with any credentials (the control plane's too); at most 1,000 pages, none
+        longer than `limit` when given."""
         cursor: str | None = None
-        while True:
+        for _ in range(1_000):
             query = {**params, **({"cursor": cursor} if cursor else {})}
-            r = self.get(url, headers=account.headers, params=query)
+            r = self.get(url, headers=headers, params=query)
             assert r.status_code == 200, r.text
             page = r.json()
+            assert page["object"] == "list"
+            assert len(page["data"]) <= int(params.get("limit", len(page["data"])))
             yield page["data"]
             if not page["has_more"]:
                 assert page["next_cursor"] is None
                 return
             cursor = page["next_cursor"]
+        raise AssertionError(f"{url} never ended")
+
+    def every(self, url: str, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, page by page."""
+        return [item for page in self.pages(url, headers, **params) for item in page]
 
 
 # --- Hypothesis strategies ----------------------------------------------------------------

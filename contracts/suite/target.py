@@ -1,4 +1,10 @@
-"""What the suite tests: an in-process simulator (default) or the server at CONTRACT_BASE_URL."""
+"""What the suite tests: an in-process simulator (default) or the server at CONTRACT_BASE_URL.
+
+Against a server the suite writes (buyers, checkouts, orders, captures, refunds) and resets the
+account it uses between stateful scenarios, so by default it makes a throwaway account through
+the control plane (CONTRACT_ADMIN_TOKEN) and touches nothing else. An API key alone means
+running in someone's account: only with CONTRACT_I_KNOW_THIS_WRITES=1, and never reset.
+"""
 
 from __future__ import annotations
 
@@ -37,13 +43,43 @@ def max_examples() -> int:
     return int(os.environ.get("CONTRACT_MAX_EXAMPLES", DEFAULT_MAX_EXAMPLES))
 
 
+WRITES = (
+    "the contract suite writes to the account it runs in (buyers, checkouts, orders, captures, "
+    "refunds)"
+)
+
+
+def refusal(*, api_key: str | None, admin_token: str | None, writes_ok: bool) -> str | None:
+    """Why the suite must not run against a server with these credentials, or None."""
+    if admin_token:
+        return None
+    if not api_key:
+        return (
+            "testing a server needs its admin token (--admin-token, or CONTRACT_ADMIN_TOKEN / "
+            "SANDBANK_ADMIN_TOKEN): the suite then runs in a throwaway account"
+        )
+    if not writes_ok:
+        return (
+            f"{WRITES}: give the admin token to run in a throwaway account instead, or "
+            "--i-know-this-writes (CONTRACT_I_KNOW_THIS_WRITES=1) to use this API key's account"
+        )
+    return None
+
+
 def _remote(url: str) -> Target:
     key = os.environ.get("CONTRACT_API_KEY")
     admin = os.environ.get("CONTRACT_ADMIN_TOKEN")
-    if not key and admin:
+    why = refusal(
+        api_key=key,
+        admin_token=admin,
+        writes_ok=os.environ.get("CONTRACT_I_KNOW_THIS_WRITES") == "1",
+    )
+    if why:
+        raise RuntimeError(why)
+    if admin:
         response = requests.post(
             f"{url}/_sandbox/accounts",
-            json={"name": "contract-suite"},
+            json={"name": f"contract-suite-{_run}"},
             headers={"Authorization": f"Bearer {admin}"},
             timeout=30,
         )
@@ -59,11 +95,7 @@ def _remote(url: str) -> Target:
             ).raise_for_status()
 
         return Target(api_key=key, base_url=url, reset=reset)
-    if not key:
-        raise RuntimeError(
-            "CONTRACT_BASE_URL is set: also set CONTRACT_API_KEY, or CONTRACT_ADMIN_TOKEN so the "
-            "suite can create an account through the control plane"
-        )
+    assert key is not None  # refusal() said so
     return Target(api_key=key, base_url=url)
 
 

@@ -125,6 +125,36 @@ def make_adapter(
     return SandbankAdapter(client)
 
 
+# Where an API key can be tried without changing anything (a one-item read), per provider
+# that takes one.
+_KEY_PROBES = {"sandbank": "/v1/events", "gateway": "/gateway/v1/events"}
+
+
+def refused_api_key(provider: str, base_url: str, api_key: str | None) -> str | None:
+    """Why the provider refuses `api_key` (one line), asked once; None when it accepts it,
+    takes no API key, or cannot be asked (down or slow)."""
+    probe = _KEY_PROBES.get(provider)
+    if probe is None:
+        return None
+    url = base_url.rstrip("/")
+    try:
+        r = httpx.get(
+            f"{url}{probe}",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=5.0,
+        )
+    except httpx.HTTPError:
+        return None
+    if r.status_code not in (401, 403):
+        return None
+    try:
+        detail = r.json().get("detail") or r.reason_phrase
+    except (ValueError, AttributeError):
+        detail = r.reason_phrase
+    return f"the provider at {url} refused --api-key ({r.status_code}: {detail})"
+
+
 def gl_mapping_path(provider: str) -> Path:
     """The GL mapping file of the provider's approach."""
     if provider not in GL_MAPPINGS:
@@ -193,4 +223,5 @@ __all__ = [
     "event_facts",
     "gl_mapping_path",
     "make_adapter",
+    "refused_api_key",
 ]

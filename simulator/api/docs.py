@@ -35,6 +35,31 @@ Not part of the provider contract.
 """
 
 
+PROVIDER_TAGS = {
+    "Buyers": "The businesses that buy on terms, and their credit lines.",
+    "Prequalifications": "Soft credit checks before a checkout: no order, no hold on credit.",
+    "Checkouts": "Offers of credit to a buyer for one purchase; the buyer answers on a hosted "
+    "page.",
+    "Orders": "Accepted checkouts: capture as you ship, refund, cancel.",
+    "Settlements": "Payouts to the merchant, their lines and report files.",
+    "Disputes": "Buyers contesting captured orders; answer with evidence or accept.",
+    "Exports": "The account's data as CSV or JSON lines files.",
+    "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
+    "Webhooks": "Endpoints that receive events, their secrets and delivery attempts; the "
+    "`webhooks` section describes each event's payload.",
+    "Test helpers": "Sandbox-only shortcuts that act as the buyer.",
+}
+SANDBOX_TAGS = {
+    "Health": "Is the server up (no token needed).",
+    "Accounts": "Sandbox accounts: create, list, reset, seed, dump.",
+    "Clock": "Each account's virtual clock: read, advance (running what falls due), freeze.",
+    "Buyer and underwriter": "Act as the buyer on a checkout or the underwriter on a review.",
+    "Faults": "Fault rules and presets: errors, latency and broken connections on /v1.",
+    "Journal": "The request journal: what clients sent and got, to verify.",
+    "Webhooks": "Delivery quirks, the delivery log, flush and replay.",
+    "Money": "Disputes opened as the buyer, and settlement-report drift.",
+}
+
 # The public snapshot in `data`, per `object_type` (what `schemas.present` makes of the object).
 SNAPSHOTS: dict[str, type[BaseModel]] = {
     "buyer": s.BuyerOut,
@@ -197,6 +222,7 @@ def provider_document() -> dict[str, Any]:
         description=PROVIDER_DESCRIPTION,
         transient=True,
         webhooks=webhooks(),
+        tags=PROVIDER_TAGS,
     )
 
 
@@ -207,6 +233,7 @@ def sandbox_document() -> dict[str, Any]:
         version=__version__,
         description=SANDBOX_DESCRIPTION,
         idempotency=False,
+        tags=SANDBOX_TAGS,
     )
     doc["paths"]["/_sandbox/health"]["get"]["security"] = []
     return doc

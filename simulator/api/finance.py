@@ -14,7 +14,7 @@ from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.asgi import ACCOUNT_KEY
 from simulator.context import Ctx
 from simulator.domain.finance import SettlementLine
-from simulator.exports import FILES, MEDIA, FileSpec, Rows, col, encode
+from simulator.exports import FILES, MEDIA, FileSpec, col, encode
 
 # The settlement report: one row per line as the report tells it, oldest first. Its columns
 # after the two ids are the exports' `settlement_lines` columns, so the two never drift apart.
@@ -71,7 +71,7 @@ async def get_settlement_report(request: Request) -> Response:
     q = query(request, s.ReportQuery)
     with service_of(request).scope(request.scope[ACCOUNT_KEY]) as ctx:
         settlement = service_of(request).finance.get_settlement(ctx, path_id(request))
-    data, _ = encode(REPORT, Rows(settlement.report_lines, _report_row), q.format)
+    data = encode(REPORT, settlement.report_lines, _report_row, q.format)
     name = f"{settlement.id}.{q.format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return Response(data, 200, media_type=MEDIA[q.format], headers=headers)

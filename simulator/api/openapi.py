@@ -15,6 +15,8 @@ from simulator.api.operations import Op
 from simulator.api.schemas import EventOut, Problem
 
 REF = "#/components/schemas/{model}"
+# Where `make run` serves both documents; clients point elsewhere with their own base URL.
+SERVER = {"url": "http://127.0.0.1:8080", "description": "a local simulator (`sandbank serve`)"}
 _ERROR_TEXT = {
     400: "Malformed JSON or a bad request",
     401: "Missing or unknown credentials",
@@ -137,31 +139,31 @@ def _webhooks(
         if name in schemas or name in added or (thin in schemas and thin not in added):
             raise ValueError(f"schema name {name} or {thin} is taken")
         added[thin] = thin_schema
+        # Each payload is a whole object, not `allOf` of EventOut and narrowed fields: code
+        # generators cannot merge `type: string` with a `const` and drop such schemas.
+        base = schemas[ref(EventOut, "serialization")["$ref"].rsplit("/", 1)[1]]
+        properties = copy.deepcopy(base["properties"])
+        narrowed: dict[str, dict[str, Any]] = {
+            "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            "object": {"type": "string", "const": "event"},
+            "type": {"type": "string", "const": hook.event_type},
+            "object_type": {"type": "string", "const": hook.object_type},
+            "data": {
+                "description": "The object as a GET of it returns it, as it was when the event "
+                "happened (or ids only: the thin form).",
+                "oneOf": [ref(hook.snapshot, "serialization"), {"$ref": REF.format(model=thin)}],
+            },
+        }
+        for key, schema in narrowed.items():
+            title = properties.get(key, {}).get("title")
+            properties[key] = {**({"title": title} if title else {}), **schema}
         added[name] = {
+            "type": "object",
             "title": name,
             "description": f"The body of the `{hook.event_type}` webhook: the event as "
             "`GET /v1/events/{id}` returns it.",
-            "allOf": [
-                ref(EventOut, "serialization"),
-                {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
-                        "object": {"type": "string", "const": "event"},
-                        "type": {"type": "string", "const": hook.event_type},
-                        "object_type": {"type": "string", "const": hook.object_type},
-                        "data": {
-                            "description": "The object as a GET of it returns it, as it was "
-                            "when the event happened (or ids only: the thin form).",
-                            "oneOf": [
-                                ref(hook.snapshot, "serialization"),
-                                {"$ref": REF.format(model=thin)},
-                            ],
-                        },
-                    },
-                    "required": ["object"],
-                },
-            ],
+            "properties": properties,
+            "required": sorted({"object", *base.get("required", ())}, key=list(properties).index),
         }
         out[hook.event_type] = {
             "post": {
@@ -181,6 +183,17 @@ def _webhooks(
             }
         }
     return out, added
+
+
+def _describe(op: Op, idempotency: bool) -> str:
+    """An operation's description when the table gives none: its summary, and what a client
+    needs to know of every such call (retry safety, paging)."""
+    text = op.summary.rstrip(".") + "."
+    if idempotency and op.method in ("POST", "PATCH") and op.idempotent_post:
+        text += " Safe to retry with the same `Idempotency-Key`: the first result is replayed."
+    if op.query is not None and "cursor" in op.query.model_fields:
+        text += " Newest first; page with `limit` and the previous page's `next_cursor`."
+    return text
 
 
 def _clean_name(name: str) -> str:
@@ -214,6 +227,7 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
     extra_paths: dict[str, Any] | None = None,
     transient: bool = False,
     webhooks: Sequence[Webhook] = (),
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     if webhooks:
@@ -260,8 +274,7 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
         entry: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary}
         if op.tag:
             entry["tags"] = [op.tag]
-        if op.description:
-            entry["description"] = op.description
+        entry["description"] = op.description or _describe(op, idempotency)
         params: list[dict[str, Any]] = [
             {
                 "name": name,
@@ -306,9 +319,22 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
         paths.update(extra_paths)
     hooks, hook_schemas = _webhooks(webhooks, ref, schemas)
 
+    used_tags = {t for ops_ in paths.values() for op_ in ops_.values() for t in op_.get("tags", ())}
+    if webhooks:
+        used_tags.add("Webhooks")
+    tag_text = tags or {}
+    if used_tags - set(tag_text):
+        raise ValueError(f"describe every tag: {sorted(used_tags - set(tag_text))}")
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": description,
+            "license": {"name": "Apache 2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [SERVER],
+        "tags": [{"name": t, "description": d} for t, d in tag_text.items() if t in used_tags],
         "paths": paths,
         **({"webhooks": hooks} if hooks else {}),
         "components": {
@@ -320,14 +346,14 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
                     "required": True,
                     "schema": {"type": "string"},
                 },
-                "IdempotentReplayed": {
-                    "description": "`true` when this is a saved result replayed for a retry.",
-                    "schema": {"type": "string", "enum": ["true"]},
-                },
             },
         },
     }
     if idempotency:
+        doc["components"]["headers"]["IdempotentReplayed"] = {
+            "description": "`true` when this is a saved result replayed for a retry.",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
         doc["components"]["parameters"] = {
             "IdempotencyKey": {
                 "name": "Idempotency-Key",

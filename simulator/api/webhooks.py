@@ -14,6 +14,7 @@ from simulator.context import Ctx
 
 async def create_endpoint(request: Request) -> Response:
     body = await parse(request, s.WebhookEndpointCreate)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     return await run(
         request,
         lambda ctx: s.WebhookEndpointOut.of(
@@ -29,12 +30,13 @@ async def create_endpoint(request: Request) -> Response:
 
 
 async def list_endpoints(request: Request) -> Response:
-    return await run(
-        request,
-        lambda ctx: s.WebhookEndpointList(
-            data=[s.WebhookEndpointOut.of(e) for e in webhooks_of(request).list_endpoints(ctx)]
-        ),
-    )
+    q = query(request, s.ListQuery)
+
+    def op(ctx: Ctx) -> s.WebhookEndpointList:
+        page = webhooks_of(request).endpoint_page(ctx, limit=q.limit, cursor=q.cursor)
+        return s.WebhookEndpointList.of(page, s.WebhookEndpointOut.of)
+
+    return await run(request, op)
 
 
 async def get_endpoint(request: Request) -> Response:
@@ -48,6 +50,7 @@ async def get_endpoint(request: Request) -> Response:
 
 async def update_endpoint(request: Request) -> Response:
     body = await parse(request, s.WebhookEndpointUpdate)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     changes = body.model_dump(exclude_unset=True)
     return await run(
         request,
@@ -58,6 +61,8 @@ async def update_endpoint(request: Request) -> Response:
 
 
 async def delete_endpoint(request: Request) -> Response:
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
+
     def op(ctx: Ctx) -> s.Deleted:
         gone = webhooks_of(request).delete_endpoint(ctx, path_id(request))
         return s.Deleted(id=gone.id, object="webhook_endpoint")
@@ -78,15 +83,12 @@ async def rotate_secret(request: Request) -> Response:
 
 async def list_attempts(request: Request) -> Response:
     q = query(request, s.AttemptQuery)
-    return await run(
-        request,
-        lambda ctx: s.AttemptList(
-            data=[
-                s.AttemptOut.of(d, a)
-                for d, a in webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit)
-            ]
-        ),
-    )
+
+    def op(ctx: Ctx) -> s.AttemptList:
+        page = webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit, cursor=q.cursor)
+        return s.AttemptList.of(page, lambda da: s.AttemptOut.of(*da))
+
+    return await run(request, op)
 
 
 async def recover(request: Request) -> Response:
@@ -144,9 +146,10 @@ OPERATIONS: list[Op] = [
         "GET",
         E,
         list_endpoints,
-        "List webhook endpoints",
+        "List webhook endpoints, oldest first",
         s.WebhookEndpointList,
-        errors=(401,),
+        query=s.ListQuery,
+        errors=(401, 422),
         tag="Webhooks",
     ),
     Op(
@@ -198,7 +201,8 @@ OPERATIONS: list[Op] = [
         "GET",
         f"{E}/{{id}}/attempts",
         list_attempts,
-        "Delivery attempts to this endpoint, newest first",
+        "Delivery attempts to this endpoint: newest delivery first, each delivery's attempts "
+        "newest first",
         s.AttemptList,
         query=s.AttemptQuery,
         errors=(401, 404, 422),

@@ -69,7 +69,7 @@ class Live:
         self._queues.append(queue)
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
-            recent = self.journal.find(RequestFilter(), BACKFILL * 10)
+            recent = self.journal.find(RequestFilter(), BACKFILL * 10).items
             backfill = [e for e in reversed(recent) if e.seq > after and flt.holds(e)]
             if backfill:
                 yield _message(backfill[-BACKFILL:])

@@ -400,7 +400,7 @@ class Console:
                 endpoints = self.rt.webhooks.list_endpoints(ctx)
             deliveries = self.rt.webhooks.deliveries(
                 account.id, endpoint_id=None, event_id=None, status=None, limit=50
-            )
+            ).items
         backlog = self.stored().backlog
         return self.render(
             request,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import json_response, parse, query, service_of
 from simulator.domain.errors import NotFound
@@ -29,14 +30,18 @@ class RuleOut(Rule):
     object: Literal["fault_rule"] = "fault_rule"
 
 
-class RuleList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[RuleOut]
+class RuleList(s.ListOut[RuleOut]):
+    """Oldest first."""
 
 
 class AccountQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     account: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class RuleQuery(AccountQuery):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: s.Cursor | None = None
 
 
 class Cleared(BaseModel):
@@ -80,6 +85,7 @@ class CountBody(RequestFilter):
 
 class RequestQuery(RequestFilter):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: s.Cursor | None = None
 
 
 class JournalEntry(BaseModel):
@@ -98,9 +104,8 @@ class JournalEntry(BaseModel):
     fault: dict[str, Any] | None
 
 
-class JournalList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[JournalEntry]
+class JournalList(s.ListOut[JournalEntry]):
+    """Newest first."""
 
 
 class Count(BaseModel):
@@ -135,9 +140,15 @@ async def create_fault(request: Request) -> Response:
 
 
 async def list_faults(request: Request) -> Response:
-    q = query(request, AccountQuery)
+    q = query(request, RuleQuery)
+    page = _registry(request).rule_page(q.account, limit=q.limit, cursor=q.cursor)
     return json_response(
-        {"object": "list", "data": [_out(r) for r in _registry(request).rules(q.account)]}
+        {
+            "object": "list",
+            "data": [_out(r) for r in page.items],
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        }
     )
 
 
@@ -180,8 +191,15 @@ async def apply_preset(request: Request) -> Response:
 
 async def list_requests(request: Request) -> Response:
     q = query(request, RequestQuery)
-    found = _journal(request).find(q, q.limit)
-    return json_response({"object": "list", "data": [e.public() for e in found]})
+    page = _journal(request).find(q, q.limit, q.cursor)
+    return json_response(
+        {
+            "object": "list",
+            "data": [e.public() for e in page.items],
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 async def count_requests(request: Request) -> Response:
@@ -246,7 +264,7 @@ OPERATIONS: list[Op] = [
         list_faults,
         "List fault rules (all, or one account's)",
         RuleList,
-        query=AccountQuery,
+        query=RuleQuery,
         errors=(401, 422),
         tag="Faults",
     ),

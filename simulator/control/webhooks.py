@@ -25,6 +25,7 @@ class DeliveryQuery(BaseModel):
     event: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     status: DeliveryStatus | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: s.Cursor | None = None
 
 
 class DeliveryOut(BaseModel):
@@ -39,9 +40,8 @@ class DeliveryOut(BaseModel):
     attempts: list[dict[str, Any]]
 
 
-class DeliveryList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[DeliveryOut]
+class DeliveryList(s.ListOut[DeliveryOut]):
+    """Newest first."""
 
 
 class FlushIn(BaseModel):
@@ -66,6 +66,7 @@ def _dispatcher(request: Request) -> Dispatcher:
 
 async def set_quirks(request: Request) -> Response:
     body = await parse(request, wh.Quirks, optional=True)
+    await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     eid = path_id(request)
     with service_of(request).scope_for("webhook_endpoint", eid) as ctx:
         endpoint = webhooks_of(request).set_quirks(ctx, eid, body)
@@ -76,11 +77,16 @@ async def set_quirks(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     q = query(request, DeliveryQuery)
-    found = webhooks_of(request).deliveries(
-        q.account, endpoint_id=q.endpoint, event_id=q.event, status=q.status, limit=q.limit
+    page = webhooks_of(request).deliveries(
+        q.account,
+        endpoint_id=q.endpoint,
+        event_id=q.event,
+        status=q.status,
+        limit=q.limit,
+        cursor=q.cursor,
     )
     return json_response(
-        DeliveryList(data=[DeliveryOut.model_validate(d.model_dump()) for d in found])
+        DeliveryList.of(page, lambda d: DeliveryOut.model_validate(d.model_dump()))
     )
 
 

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.domain.records import Page
 from simulator.faults.engine import path_pattern
+from simulator.store.cursor import page_of
 
 DEFAULT_RING = 10_000
 NO_ACCOUNT = ""  # the ring of requests that failed authentication
@@ -114,10 +116,10 @@ class Journal:
             return
         yield from sorted((e for r in rings for e in r), key=lambda e: e.seq)
 
-    def find(self, flt: RequestFilter, limit: int) -> list[Entry]:
-        """The newest `limit` matching entries, newest first."""
+    def find(self, flt: RequestFilter, limit: int, cursor: str | None = None) -> Page[Entry]:
+        """The matching entries, newest first, `limit` at a time from `cursor` on."""
         matched = [e for e in self._entries(flt.account) if flt.holds(e)]
-        return matched[::-1][:limit]
+        return page_of(((e.seq, e) for e in reversed(matched)), limit, cursor, descending=True)
 
     def count(self, flt: RequestFilter) -> int:
         return sum(1 for e in self._entries(flt.account) if flt.holds(e))

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 
 from simulator.clock import parse_duration
 from simulator.domain.errors import NotFound, ValidationFailed
+from simulator.domain.records import Page
 from simulator.faults import engine
 from simulator.faults.models import Rule, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.rng import SeededRng
+from simulator.store.cursor import page_of
 
 MAX_RULES = 1000
 MAX_TRACKED_KEYS = 100_000
@@ -51,6 +53,8 @@ class FaultDice:
 class FaultRegistry:
     def __init__(self, *, server_seed: int, operations: Iterable[str]) -> None:
         self._rules: dict[str, Rule] = {}
+        self._seq: dict[str, int] = {}  # each rule's place in the list (for page cursors)
+        self._added = 0
         self._by_account: dict[str | None, list[Rule]] = {}
         self._ids = SeededRng("fault-ids", server_seed)
         self.operations = frozenset(operations)
@@ -107,6 +111,8 @@ class FaultRegistry:
             )
         stored = self.resolve(rule, now, self._ids.id("flt"), preset=preset)
         self._rules[stored.id] = stored
+        self._added += 1
+        self._seq[stored.id] = self._added
         self._by_account.setdefault(stored.account, []).append(stored)
         self._index.clear()
         return stored
@@ -147,9 +153,15 @@ class FaultRegistry:
         rules = list(self._rules.values())
         return rules if account is None else [r for r in rules if r.account == account]
 
+    def rule_page(self, account: str | None, *, limit: int, cursor: str | None) -> Page[Rule]:
+        """`rules`, oldest first, a page at a time."""
+        keyed = ((self._seq[r.id], r) for r in self.rules(account))
+        return page_of(keyed, limit, cursor, descending=False)
+
     def delete(self, rule_id: str) -> Rule:
         rule = self.get(rule_id)
         del self._rules[rule_id]
+        del self._seq[rule_id]
         self._by_account[rule.account].remove(rule)
         self._index.clear()
         return rule

@@ -10,7 +10,18 @@ from collections.abc import Callable
 from simulator.api import problems
 from simulator.asgi import ACCOUNT_KEY, REQUEST_ID_KEY, ASGIApp, Receive, Scope, Send
 
-PUBLIC_SANDBOX = ("/_sandbox/health", "/_sandbox/openapi.yaml", "/_sandbox/openapi.json")
+PUBLIC_SANDBOX = (
+    "/_sandbox/health",
+    "/_sandbox/openapi.yaml",
+    "/_sandbox/openapi.json",
+    "/_sandbox/docs",
+)
+NO_CREDENTIALS = "send your API key as 'Authorization: Bearer sk_test_...'"
+NO_SCHEME = "put the scheme before the key: 'Authorization: Bearer sk_test_...'"
+UNKNOWN_KEY = "this API key is not known here (a reset server or another server's key?)"
+ADMIN_ON_V1 = (
+    "that is the admin token: /v1 takes an account's API key (POST /_sandbox/accounts gives one)"
+)
 # The console signs its users in itself (session cookie, CSRF): see simulator/console.
 CONSOLE = "/_sandbox/console"
 ACCOUNT_PREFIXES = ("/v1", "/gateway/v1")  # the APIs an account's key opens
@@ -22,6 +33,10 @@ def bearer(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
     return None
+
+
+def _has_authorization(scope: Scope) -> bool:
+    return any(name == b"authorization" and value.strip() for name, value in scope["headers"])
 
 
 class AuthMiddleware:
@@ -41,12 +56,13 @@ class AuthMiddleware:
             token = bearer(scope)
             account = self.account_for_key(token) if token else None
             if account is None:
-                await self._deny(
-                    scope,
-                    receive,
-                    send,
-                    "send a valid API key as 'Authorization: Bearer sk_test_...'",
-                )
+                if token is None:
+                    why = NO_SCHEME if _has_authorization(scope) else NO_CREDENTIALS
+                elif hmac.compare_digest(token.encode(), self.admin_token):
+                    why = ADMIN_ON_V1
+                else:
+                    why = UNKNOWN_KEY
+                await self._deny(scope, receive, send, why)
                 return
             scope[ACCOUNT_KEY] = account
         elif (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
+from simulator.store.export_rows import ExportRows
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +99,9 @@ class Tx(Protocol):
     ) -> WebhookEndpoint | None: ...
     def webhook_endpoint_account(self, endpoint_id: str) -> str | None: ...
     def webhook_endpoints(self, account_id: str) -> list[WebhookEndpoint]: ...
+    def webhook_endpoint_page(
+        self, account_id: str, *, limit: int, cursor: str | None
+    ) -> Page[WebhookEndpoint]: ...
     def delete_webhook_endpoint(self, account_id: str, endpoint_id: str) -> None: ...
     def save_delivery(self, account_id: str, d: Delivery, created_us: int) -> None: ...
     def insert_delivery(self, account_id: str, d: Delivery, created_us: int) -> None: ...
@@ -188,6 +192,24 @@ class Store(Protocol):
         self, account_id: str, head: dict[str, Any]
     ) -> Iterator[bytes] | AsyncIterator[bytes]:
         """An account's dump as JSON bytes, a page at a time."""
+        ...
+
+    async def build_export(
+        self,
+        account_id: str,
+        spool: str,
+        build: Callable[[ExportRows, Callable[[str, bytes], None]], T],
+    ) -> T:
+        """`build(rows, write_chunk)` over one snapshot of the account, off the event loop;
+        the chunks it writes are kept under `spool`."""
+        ...
+
+    async def drop_export(self, spool: str) -> None:
+        """Delete the chunks kept under `spool`."""
+        ...
+
+    def export_stream(self, spool: str, file: str) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """A file's chunks kept under `spool`, a page at a time."""
         ...
 
     def schema_version(self) -> int:

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -41,7 +41,7 @@ from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.domain.records import Page, SavedResponse
 from simulator.locks import busy, commits, is_busy
-from simulator.store import dump
+from simulator.store import dump, export_rows
 from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
@@ -51,6 +51,8 @@ from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTx
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+ExportBuild = Callable[[export_rows.ExportRows, Callable[[str, bytes], None]], T]
 BLOCKING_BUSY_MS = 10_000  # startup and background processes: no request waits on them
 LOCK_WAIT_S = 2.0  # how long a request awaits the write lock before a 503
 _POLL_S = (0.0005, 0.001, 0.002, 0.004)  # then the last, until the wait is over
@@ -100,6 +102,8 @@ MIGRATIONS: list[str] = [
     FINANCE_MIGRATION,
     # 4: the webhook fan-out cursor
     FANOUT_MIGRATION,
+    # 5: export files as chunks (streamed in and out)
+    export_rows.MIGRATION,
 ]
 
 _OBJECT_TABLES = (
@@ -111,6 +115,7 @@ _OBJECT_TABLES = (
     "idempotency",
     *WEBHOOK_TABLES,
     *FINANCE_TABLES,
+    *export_rows.TABLES,
 )
 _ID_TABLES = {
     "buy": "buyers",
@@ -622,6 +627,32 @@ class SqliteStore:
             return dump.on_loop(self.conn, account_id, head)
         return dump.from_file(self.path, account_id, head)
 
+    async def build_export(self, account_id: str, spool: str, build: ExportBuild[T]) -> T:
+        """Run `build` over the account's rows with a writer of chunks under `spool`
+        (`simulator.store.export_rows`). On a database file: in a worker thread, reading one
+        snapshot on a connection of its own and writing on another, in short transactions, so
+        neither the event loop nor the write lock is held for long. `:memory:` has no second
+        connection: there it runs on the loop, at once (tests and throwaway runs)."""
+        if self.path == ":memory:":
+            writer = export_rows.ChunkWriter(self.conn, account_id, spool, own_transactions=False)
+            result = build(export_rows.ExportRows(self.conn, account_id), writer)
+            writer.flush()
+            return result
+        return await asyncio.to_thread(_build_export, self.path, account_id, spool, build)
+
+    async def drop_export(self, spool: str) -> None:
+        """Delete the chunks written under `spool` (an export that was not kept)."""
+        if self.path == ":memory:":
+            export_rows.drop(self.conn, spool)
+            return
+        await asyncio.to_thread(_drop_export, self.path, spool)
+
+    def export_stream(self, spool: str, file: str) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """A stored export file's bytes, a page of chunks at a time (as `dump_stream`)."""
+        if self.path == ":memory:":
+            return _on_loop(export_rows.chunks(self.conn, spool, file))
+        return _export_from_file(self.path, spool, file)
+
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
@@ -636,6 +667,56 @@ class SqliteStore:
     def close(self) -> None:
         self.flush()
         self.conn.close()
+
+
+def _writer(path: str) -> sqlite3.Connection:
+    """A connection of a worker thread's own: it may wait for the lock (no loop is blocked)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BLOCKING_BUSY_MS}")
+    return conn
+
+
+def _build_export(path: str, account_id: str, spool: str, build: ExportBuild[T]) -> T:
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    writer = _writer(path)
+    try:
+        reader.execute("BEGIN")  # one snapshot for every file
+        chunks = export_rows.ChunkWriter(writer, account_id, spool, own_transactions=True)
+        try:
+            result = build(export_rows.ExportRows(reader, account_id), chunks)
+            chunks.flush()
+        except BaseException:
+            export_rows.drop(writer, spool)
+            raise
+        return result
+    finally:
+        reader.close()
+        writer.close()
+
+
+def _drop_export(path: str, spool: str) -> None:
+    conn = _writer(path)
+    try:
+        export_rows.drop(conn, spool)
+    finally:
+        conn.close()
+
+
+def _export_from_file(path: str, spool: str, file: str) -> Iterator[bytes]:
+    """On a connection of its own, pulled from a worker thread (Starlette iterates a plain
+    iterator there)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        yield from export_rows.chunks(conn, spool, file)
+    finally:
+        conn.close()
+
+
+async def _on_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """One chunk per event-loop turn (`:memory:`)."""
+    for chunk in chunks:
+        yield chunk
+        await asyncio.sleep(0)
 
 
 def _settle(waiter: asyncio.Future[None], error: Exception | None) -> None:

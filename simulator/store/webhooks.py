@@ -16,7 +16,9 @@ from typing import Any
 
 from simulator.clock import to_us
 from simulator.domain.models import Event
+from simulator.domain.records import Page
 from simulator.domain.webhooks import Delivery, WebhookEndpoint
+from simulator.store.cursor import decode_cursor, encode_cursor
 
 MIGRATION = """
 CREATE TABLE webhook_endpoints (
@@ -84,6 +86,20 @@ class WebhookTxMixin:
             "SELECT data FROM webhook_endpoints WHERE account_id = ? ORDER BY seq", (account_id,)
         ).fetchall()
         return [WebhookEndpoint.model_validate_json(r[0]) for r in rows]
+
+    def webhook_endpoint_page(
+        self, account_id: str, *, limit: int, cursor: str | None
+    ) -> Page[WebhookEndpoint]:
+        """Oldest first (the order they fire in), from `cursor` on."""
+        after = decode_cursor(cursor) if cursor is not None else 0
+        rows = self.c.execute(
+            "SELECT seq, data FROM webhook_endpoints WHERE account_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (account_id, after, limit + 1),
+        ).fetchall()
+        items = [WebhookEndpoint.model_validate_json(r[1]) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, more, encode_cursor(rows[limit - 1][0]) if more else None)
 
     def delete_webhook_endpoint(self, account_id: str, endpoint_id: str) -> None:
         self.c.execute(

@@ -388,12 +388,9 @@ class Dispatcher:
 
     async def flush(self, account: str | None = None, max_rounds: int = 10_000) -> int:
         """Fan out every event committed so far, then deliver everything due now (retries
-        falling due on the way included); returns the number of attempts made."""
-        await self.store.writable()  # the lock, awaited off the loop
-        with self._writing() as (tx, committed):
-            fanout.fan_out(tx)
-        if committed is not None:
-            await committed
+        falling due on the way included); returns the number of attempts made. The fan-out
+        goes in bounded steps (`WebhookService.fan_out_in_steps`)."""
+        await self.webhooks.fan_out_in_steps()
         made = 0
         for _ in range(max_rounds):
             # attempts of this account (or any) that the background task already started

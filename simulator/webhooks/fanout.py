@@ -38,6 +38,9 @@ from simulator.rng import SeededRng
 log = logging.getLogger("sandbank.webhooks")
 BATCH = 2000  # events per read; a transaction fans out as many batches as it must
 MAX_BATCHES = 10_000  # bound on one transaction's batches (20 million events)
+# Deliveries per batch at most (at least one event's): an event to many endpoints, or a burst
+# of events, is fanned out in bounded steps, each a short write (issue #17).
+MAX_DELIVERIES = 500
 
 
 class FanoutTx(Protocol):
@@ -129,7 +132,10 @@ def plan(tx: FanoutTx, *, after: int, limit: int) -> Plan | None:
     more = len(rows) == limit
     batch = Plan(cursor, rows[-1][0] if more else top, more, {})
     parsed: dict[str, list[wh.WebhookEndpoint]] = {}
-    for _seq, account_id, event_id, event_type, created in rows:
+    for n, (_seq, account_id, event_id, event_type, created) in enumerate(rows):
+        if len(batch.deliveries) >= MAX_DELIVERIES and n:  # the rest in the next batch
+            batch.until, batch.more = rows[n - 1][0], True
+            break
         endpoints = parsed.get(account_id)
         if endpoints is None:
             texts = batch.endpoints[account_id] = tx.webhook_endpoint_texts(account_id)

@@ -7,6 +7,7 @@ wakes it; every change to an endpoint fans out what is pending first.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,11 +18,15 @@ from simulator.context import Ctx
 from simulator.domain import webhooks as wh
 from simulator.domain.errors import NotFound, WebhookUrlRefused
 from simulator.domain.models import Event
+from simulator.domain.records import Page
 from simulator.rng import SeededRng
 from simulator.service import ProviderService
+from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.webhooks import fanout, signing
 from simulator.webhooks.safety import HostPolicy
 
+_ATTEMPT_BITS = 16  # an attempt's number in a cursor of the attempts list
+_ATTEMPT_MASK = (1 << _ATTEMPT_BITS) - 1
 BODY_KEPT = 64 * 1024  # request bodies kept in the delivery log
 COUNTER_DIGITS = 7
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
@@ -133,6 +138,34 @@ class WebhookService:
             self.wake()
         return made
 
+    async def fan_out_in_steps(self) -> int:
+        """Fan out every committed event not yet fanned out, a bounded batch per write
+        transaction (`fanout.MAX_DELIVERIES`), awaiting the lock off the loop and yielding to
+        other requests between batches: an event to many endpoints, or a burst of thousands,
+        never holds the loop or the lock for long. Done before an endpoint changes (its own
+        `fan_out_pending` then finds little or nothing left) and by a flush."""
+        store = self.provider.store
+        made = 0
+        for _ in range(fanout.MAX_BATCHES):
+            with store.read() as tx:
+                pending = cast("fanout.FanoutTx", tx)
+                if pending.last_event_seq() <= pending.fanout_cursor():
+                    break
+            await store.writable()
+            with store.transaction() as tx:
+                batch = fanout.plan(cast("fanout.FanoutTx", tx), after=0, limit=fanout.BATCH)
+                if batch is not None:
+                    fanout.write(cast("fanout.FanoutTx", tx), batch)
+            if batch is None:
+                break
+            made += len(batch.deliveries)
+            if not batch.more:
+                break
+            await asyncio.sleep(0)
+        if made:
+            self.wake()
+        return made
+
     # --- endpoints ---------------------------------------------------------------------------
     def _check_url(self, url: str, path: str = "body.url") -> None:
         problem = self.policy.problem(url)
@@ -164,6 +197,12 @@ class WebhookService:
 
     def list_endpoints(self, ctx: Ctx) -> list[wh.WebhookEndpoint]:
         return list(ctx.tx.webhook_endpoints(ctx.aid))
+
+    def endpoint_page(
+        self, ctx: Ctx, *, limit: int, cursor: str | None
+    ) -> Page[wh.WebhookEndpoint]:
+        """The account's endpoints, oldest first, a page at a time."""
+        return ctx.tx.webhook_endpoint_page(ctx.aid, limit=limit, cursor=cursor)
 
     def update_endpoint(
         self, ctx: Ctx, endpoint_id: str, changes: dict[str, Any]
@@ -212,15 +251,36 @@ class WebhookService:
         return endpoint
 
     def attempts(
-        self, ctx: Ctx, endpoint_id: str, *, limit: int
-    ) -> list[tuple[wh.Delivery, wh.Attempt]]:
-        """The endpoint's attempts, newest first."""
+        self, ctx: Ctx, endpoint_id: str, *, limit: int, cursor: str | None = None
+    ) -> Page[tuple[wh.Delivery, wh.Attempt]]:
+        """The endpoint's attempts, newest delivery first and each delivery's attempts newest
+        first, `limit` at a time. The cursor is the position of the last one given: its
+        delivery's row, and its attempt number in the low `_ATTEMPT_BITS`."""
         self.get_endpoint(ctx, endpoint_id)
-        out: list[tuple[wh.Delivery, wh.Attempt]] = []
-        for _, delivery in ctx.tx.deliveries(ctx.aid, endpoint_id=endpoint_id, limit=limit):
-            out.extend((delivery, a) for a in reversed(delivery.attempts))
-        out.sort(key=lambda da: (da[1].at, da[1].n), reverse=True)
-        return out[:limit]
+        bound: int | None = None  # deliveries below this row
+        resume = (-1, 0)  # in this delivery, only the attempts numbered below this
+        if cursor is not None:
+            position = decode_cursor(cursor)
+            resume = (position >> _ATTEMPT_BITS, position & _ATTEMPT_MASK)
+            bound = resume[0] + 1
+        found: list[tuple[int, wh.Delivery, wh.Attempt]] = []
+        while True:
+            rows = ctx.tx.deliveries(
+                ctx.aid, endpoint_id=endpoint_id, limit=limit + 1, cursor_seq=bound
+            )
+            for seq, delivery in rows:
+                found.extend(
+                    (seq, delivery, a)
+                    for a in reversed(delivery.attempts)
+                    if seq != resume[0] or a.n < resume[1]
+                )
+            if len(found) > limit or len(rows) <= limit:
+                break
+            bound = rows[-1][0]
+        more = len(found) > limit
+        last = found[limit - 1] if more else None
+        after = encode_cursor(last[0] << _ATTEMPT_BITS | last[2].n) if last else None
+        return Page([(d, a) for _, d, a in found[:limit]], more, after)
 
     def recover(self, ctx: Ctx, endpoint_id: str, since: datetime) -> int:
         """Send every failed delivery of the endpoint created since `since` again, now."""
@@ -245,13 +305,21 @@ class WebhookService:
         event_id: str | None,
         status: str | None,
         limit: int,
-    ) -> list[wh.Delivery]:
-        """The delivery log across accounts (control plane), newest first."""
-        with self.provider.store.transaction() as tx:
+        cursor: str | None = None,
+    ) -> Page[wh.Delivery]:
+        """The delivery log across accounts (control plane), newest first, from `cursor` on."""
+        with self.provider.store.transaction(write=False) as tx:
             rows = tx.deliveries(
-                account_id, endpoint_id=endpoint_id, event_id=event_id, status=status, limit=limit
+                account_id,
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                status=status,
+                limit=limit + 1,
+                cursor_seq=decode_cursor(cursor) if cursor is not None else None,
             )
-        return [d for _, d in rows]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(rows[limit - 1][0]) if more else None
+        return Page([d for _, d in rows[:limit]], more, next_cursor)
 
     def replay_event(self, ctx: Ctx, event_id: str) -> list[wh.Delivery]:
         """New deliveries of a stored event, now, to every endpoint that wants its type."""

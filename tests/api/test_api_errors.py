@@ -250,3 +250,40 @@ def test_random_list_queries_never_produce_a_500(
 def test_random_durations_never_produce_a_500(api: Api, account: Account, by: str) -> None:
     r = api.post(f"/_sandbox/accounts/{account.id}/clock/advance", headers=ADMIN, json={"by": by})
     assert r.status_code in (200, 422), (by, r.text)
+
+
+def test_each_kind_of_bad_credentials_gets_its_own_401_text(api: Api, account: Account) -> None:
+    cases = {
+        "no header": ({}, "send your API key as"),
+        "no scheme": ({"Authorization": account.api_key}, "put the scheme before the key"),
+        "basic": ({"Authorization": "Basic eDp5"}, "put the scheme before the key"),
+        "unknown key": ({"Authorization": "Bearer sk_test_nobody"}, "is not known here"),
+        "admin token": (dict(ADMIN), "that is the admin token"),
+    }
+    for name, (headers, text) in cases.items():
+        r = api.get("/v1/orders", headers=headers)
+        assert r.status_code == 401, name
+        assert r.headers["content-type"] == "application/problem+json", name
+        assert text in r.json()["detail"], (name, r.json()["detail"])
+
+
+def test_an_unknown_path_is_a_problem_that_points_to_the_contract(api: Api) -> None:
+    r = api.get("/v2/orders")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "/openapi.yaml" in r.json()["detail"]
+    assert "/v2/orders" in r.json()["detail"]
+
+
+def test_the_docs_page_renders_the_contract_from_this_server_only(api: Api) -> None:
+    for path, spec in (("/docs", "/openapi.json"), ("/_sandbox/docs", "/_sandbox/openapi.json")):
+        r = api.get(path)
+        assert r.status_code == 200
+        assert f'spec-url="{spec}"' in r.text
+        assert "http" not in r.text.split("<body>", 1)[1]  # nothing from elsewhere
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert api.get(spec).status_code == 200
+    bundle = api.get("/docs/redoc.standalone.js")
+    assert bundle.status_code == 200
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert len(bundle.content) > 500_000

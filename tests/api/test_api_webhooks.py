@@ -792,3 +792,36 @@ def test_a_reset_account_gets_its_new_events_and_none_of_the_old(
     assert names == ["Old Co", "Fresh Co"]
     assert receiver.bodies()[-1]["data"]["id"] == fresh["id"]
     assert [d["status"] for d in deliveries(hooks, acct)] == ["succeeded"]
+
+
+# --- paging (issue #17) --------------------------------------------------------------------
+def test_the_delivery_log_pages_newest_first(hooks: Api, acct: Account, receiver: Receiver) -> None:
+    for n in range(3):
+        endpoint(hooks, acct, description=f"ep {n}")
+    new_buyer(hooks, acct)
+    new_buyer(hooks, acct)
+    flush(hooks)
+    url = "/_sandbox/webhooks/deliveries"
+    whole = hooks.get(url, headers=ADMIN, params={"account": acct.id}).json()["data"]
+    assert len(whole) == 6
+    assert hooks.every(url, ADMIN, account=acct.id, limit=4) == whole
+
+
+def test_attempts_page_newest_delivery_first_and_each_attempt_once(
+    hooks: Api, acct: Account, receiver: Receiver
+) -> None:
+    receiver.status = 500  # every delivery fails and is retried
+    ep = endpoint(hooks, acct)
+    for _ in range(3):
+        new_buyer(hooks, acct)
+    flush(hooks)
+    hooks.advance(acct, "1h")
+    flush(hooks)
+    url = f"/v1/webhook_endpoints/{ep['id']}/attempts"
+    paged = hooks.every(url, acct.headers, limit=2)
+    whole = hooks.get(url, headers=acct.headers, params={"limit": 100}).json()["data"]
+    assert paged == whole
+    keys = [(a["delivery_id"], a["n"]) for a in paged]
+    assert len(keys) == len(set(keys)) > 3  # retries too, each once
+    per_delivery = [k for k in keys if k[0] == keys[0][0]]
+    assert [n for _, n in per_delivery] == sorted((n for _, n in per_delivery), reverse=True)

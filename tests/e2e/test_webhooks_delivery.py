@@ -149,7 +149,14 @@ def receiver() -> Iterator[Receiver]:
 # --- sandbank serve -----------------------------------------------------------------------------
 @pytest.fixture
 def start(start_server: StartServer) -> Callable[[Path, int], Server]:
-    return lambda data_dir, port: start_server(data_dir, port, *SERVE_ARGS)
+    """A server whose webhook process is up: the delivery timings below count from there."""
+
+    def up(data_dir: Path, port: int) -> Server:
+        server = start_server(data_dir, port, *SERVE_ARGS)
+        server.wait_components(["dispatcher"])
+        return server
+
+    return up
 
 
 # --- helpers ------------------------------------------------------------------------------------

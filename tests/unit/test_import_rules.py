@@ -5,7 +5,8 @@
   simulator/console never import simulator.store (they call services);
 - integration never imports simulator (it talks HTTP only);
 - rehearsal (the scenario runner) imports neither simulator nor integration;
-- loadtests (the Locust load tests) neither.
+- loadtests (the Locust load tests) neither;
+- sandbank_pytest (the pytest plugin) imports neither: it starts and drives a server over HTTP.
 
 Every import counts: inside functions and `if TYPE_CHECKING:` blocks too.
 """
@@ -46,6 +47,11 @@ RULES = (
         "rehearsal",
         forbidden=("simulator", "integration"),
         why="scenarios drive both over HTTP only",
+    ),
+    Rule(
+        "sandbank_pytest",
+        forbidden=("simulator", "integration"),
+        why="the plugin drives a server over HTTP, local or shared alike",
     ),
     Rule(
         "loadtests",

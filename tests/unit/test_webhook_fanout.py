@@ -8,14 +8,16 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
-from factories import ADMIN_TOKEN, BASE_URL, START, Api, deterministic_entropy
+import pytest
+from factories import ADMIN, ADMIN_TOKEN, BASE_URL, START, Api, deterministic_entropy
 
 from simulator.app import create_app
 from simulator.clock import ManualClock
 from simulator.settings import Settings
-from simulator.store.sqlite import SqliteStore
+from simulator.store.sqlite import MIGRATIONS, SqliteStore, SqliteTx
 from simulator.webhooks import fanout
 
 HOOK = "http://127.0.0.1:9/hook"
@@ -130,7 +132,8 @@ def test_a_database_from_before_the_cursor_starts_it_after_its_last_event(
     path = tmp_path / "sandbank.db"
     store = SqliteStore(str(path))
     store.conn.execute("DELETE FROM meta WHERE key = 'webhook_fanout_seq'")
-    store.conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    store.conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
+    store.conn.execute("DROP TABLE export_chunks")  # migration 5
     for n in range(3):
         store.conn.execute(
             "INSERT INTO events (account_id, id, type, object_id, data) VALUES (?, ?, ?, ?, ?)",
@@ -139,7 +142,7 @@ def test_a_database_from_before_the_cursor_starts_it_after_its_last_event(
     store.close()
     store = SqliteStore(str(path))
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == len(MIGRATIONS)
         assert store.meta("webhook_fanout_seq") == "3"
     finally:
         store.close()
@@ -183,6 +186,68 @@ def test_a_batch_planned_before_a_change_is_not_written_over_it(tmp_path: Path) 
             assert fanout.fan_out(tx) == 1  # someone else fanned out: the cursor moved
             assert not fanout.apply(tx, fresh)
         assert sum(_deliveries_per_event(store).values()) == 1
+    finally:
+        api.app.runtime.store.close()
+        api.close()
+
+
+def test_a_large_fan_out_is_written_in_bounded_batches_each_event_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #17: 12 events to 7 endpoints (84 deliveries) with batches bounded at 20
+    deliveries: a flush writes them in several short transactions, none bigger than the bound
+    plus one event's worth, and every event reaches every endpoint once."""
+    monkeypatch.setattr(fanout, "MAX_DELIVERIES", 20)
+    sizes: list[int] = []
+    insert = SqliteTx.insert_fanned_out
+
+    def counted(self: SqliteTx, rows: list[Any]) -> None:
+        sizes.append(len(rows))
+        insert(self, rows)
+
+    monkeypatch.setattr(SqliteTx, "insert_fanned_out", counted)
+    path = tmp_path / "sandbank.db"
+    api = _api(path)
+    try:
+        account = api.new_account(seed=5)
+        for _ in range(7):
+            r = api.post("/v1/webhook_endpoints", headers=account.headers, json={"url": HOOK})
+            assert r.status_code == 201, r.text
+        for n in range(12):
+            _buyer(api, account.headers, n)
+        assert api.post("/_sandbox/webhooks/flush", headers=ADMIN, json={}).status_code == 200
+        assert sum(sizes) == 84
+        assert len(sizes) >= 4
+        assert max(sizes) <= 20 + 7
+        assert set(_deliveries_per_event(api.app.runtime.store).values()) == {7}
+    finally:
+        api.app.runtime.store.close()
+        api.close()
+
+
+def test_an_endpoint_created_during_a_fan_out_backlog_gets_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before an endpoint is created, the events not yet fanned out are, in bounded batches
+    (small here) of their own transactions; the new endpoint gets none of them."""
+    monkeypatch.setattr(fanout, "MAX_DELIVERIES", 3)
+    path = tmp_path / "sandbank.db"
+    api = _api(path)
+    try:
+        account = api.new_account(seed=5)
+        for _ in range(2):
+            r = api.post("/v1/webhook_endpoints", headers=account.headers, json={"url": HOOK})
+            assert r.status_code == 201, r.text
+        for n in range(6):
+            _buyer(api, account.headers, n)
+        r = api.post("/v1/webhook_endpoints", headers=account.headers, json={"url": HOOK})
+        assert r.status_code == 201, r.text
+        store = api.app.runtime.store
+        assert set(_deliveries_per_event(store).values()) == {2}
+        late = store.conn.execute(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = ?", (r.json()["id"],)
+        ).fetchone()[0]
+        assert late == 0
     finally:
         api.app.runtime.store.close()
         api.close()

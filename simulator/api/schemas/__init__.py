@@ -25,6 +25,7 @@ from simulator.api.schemas.checkouts import (
 from simulator.api.schemas.common import (
     Amount,
     Currency,
+    Cursor,
     Email,
     FieldError,
     LineItemIn,
@@ -114,6 +115,7 @@ __all__ = [
     "CreditLineOut",
     "CreditUsageOut",
     "Currency",
+    "Cursor",
     "DecisionOut",
     "Deleted",
     "DisputeListQuery",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -84,24 +84,34 @@ class LineItemIn(RequestModel):
         return LineItem(**self.model_dump())
 
 
-def _one_of(*names: str) -> dict[str, Any]:
-    """Exactly one of `names` is given; `null` counts as not given, as the server reads it."""
-    return {
-        "oneOf": [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]
-    }
+def _one_of(a: str, b: str) -> dict[str, Any]:
+    """Exactly one of `a` and `b` is given; `null` counts as not given, as the server reads it.
+
+    Said as "not both" plus "if not `a`, then `b`" rather than a top-level `oneOf`: code
+    generators (openapi-python-client, openapi-generator) turn a `oneOf` beside `properties`
+    into a union of untyped variants and lose the fields; they ignore `not` and `if`, and keep
+    one typed model, while validators and schemathesis read the same rule."""
+
+    def given(*names: str) -> dict[str, Any]:
+        return {
+            "required": list(names),
+            "properties": {n: {"not": {"type": "null"}} for n in names},
+        }
+
+    return {"not": given(a, b), "if": {"not": given(a)}, "then": given(b)}
+
+
+Cursor = Annotated[
+    str,
+    StringConstraints(pattern=CURSOR_PATTERN),
+    Field(description="`next_cursor` of the previous page."),
+]
 
 
 class ListQuery(RequestModel):
     model_config = ConfigDict(extra="forbid", strict=False)  # query strings are text
     limit: Annotated[int, Field(ge=1, le=100)] = 10
-    cursor: (
-        Annotated[
-            str,
-            StringConstraints(pattern=CURSOR_PATTERN),
-            Field(description="`next_cursor` of the previous page."),
-        ]
-        | None
-    ) = None
+    cursor: Cursor | None = None
 
 
 class LineItemOut(BaseModel):
@@ -121,6 +131,15 @@ class ListOut(BaseModel, Generic[T]):
     data: list[T]
     has_more: bool
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Any], of: Callable[[Any], T]) -> Self:
+        """One page of objects, each shown by `of` (for a named subclass of a list)."""
+        return cls(
+            data=[of(item) for item in page.items],
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
+        )
 
 
 def listed(page: Page[Any], of: Callable[[Any], M]) -> ListOut[M]:

@@ -8,13 +8,19 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 
-from simulator.api.schemas.common import LongText, RequestModel, Rfc3339, Url
+from simulator.api.schemas.common import (
+    ListOut,
+    ListQuery,
+    LongText,
+    RequestModel,
+    Rfc3339,
+    Url,
+)
 from simulator.domain import webhooks as wh
 from simulator.domain.states import (
     EndpointStatus,
@@ -97,9 +103,8 @@ class WebhookEndpointOut(WebhookEndpointPublic):
         return cls.model_validate(e.model_dump(), strict=False)
 
 
-class WebhookEndpointList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[WebhookEndpointOut]
+class WebhookEndpointList(ListOut[WebhookEndpointOut]):
+    """Oldest first (the order they were registered in)."""
 
 
 class AttemptOut(BaseModel):
@@ -133,13 +138,11 @@ class AttemptOut(BaseModel):
         )
 
 
-class AttemptList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[AttemptOut]
+class AttemptList(ListOut[AttemptOut]):
+    """Newest delivery first, each delivery's attempts newest first."""
 
 
-class AttemptQuery(RequestModel):
-    model_config = ConfigDict(extra="forbid", strict=False)  # query strings are text
+class AttemptQuery(ListQuery):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 

@@ -44,6 +44,7 @@ def creditkey_document() -> dict[str, Any]:
         security=False,
         idempotency=False,
         transient=True,
+        tags={"Credit Key v1": "Credit Key's merchant endpoints, over Sandbank's orders."},
     )
     components = doc["components"]
     error = ck.ErrorOut.model_json_schema(ref_template=openapi.REF)

@@ -74,6 +74,14 @@ _EVENTS: dict[str, tuple[str, str]] = {
         "keeps its fee.",
     ),
 }
+TAGS = {
+    "Invoices": "The seller's invoices: a draft per order, issued on shipment, credited, "
+    "written off.",
+    "Charges": "The buyers' card and ACH payments against invoices, with the gateway's fee.",
+    "Settlements": "Payouts to the merchant, their lines and report files (the account's own).",
+    "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
+    "Webhooks": "The `webhooks` section describes each gateway event's payload.",
+}
 _SNAPSHOTS: dict[str, type[BaseModel]] = {
     **SNAPSHOTS,
     "invoice": g.InvoiceOut,
@@ -90,4 +98,5 @@ def gateway_document() -> dict[str, Any]:
         description=DESCRIPTION,
         transient=True,
         webhooks=webhooks(GATEWAY_EVENT_TYPES, _EVENTS, _SNAPSHOTS),
+        tags=TAGS,
     )
