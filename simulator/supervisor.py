@@ -1,7 +1,8 @@
 """Supervision of `sandbank serve`'s background processes: the webhook dispatcher and the
 scheduler.
 
-Each runs in a process of its own (spawned, at a lower CPU priority, ending with the server:
+Each runs in a process of its own (spawned, the scheduler at a lower CPU priority, ending with
+the server:
 `simulator.lifecycle`). The supervisor, a thread of the server's main process, starts them
 after the database is migrated, and when one exits it records why and starts it again after
 a backoff (`BACKOFF_S`, doubling to `BACKOFF_MAX_S`; back to the first step once a process
@@ -48,6 +49,10 @@ HEARTBEAT_S = 1.0
 STALE_S = 5.0  # a heartbeat older than this: the process is taken as down
 STARTUP_GRACE_S = 30.0  # a first start counts as healthy this long before its first heartbeat
 NICE = 10  # background work: the API's processes come first when both want the CPU
+# ... except the webhook dispatcher's: at NICE it got a tenth of an equal process's CPU, so
+# under load (or on a busy machine) deliveries fell seconds behind the events (issue #18).
+# Deliveries are the API's output too: they get a fair share.
+COMPONENT_NICE = {"dispatcher": 0}
 CRASH_ENV = "SANDBANK_CRASH_ONCE"
 # name -> "module:function", an async function (settings, parent_pid, attempt) run in the child
 COMPONENTS: dict[str, str] = {
@@ -131,10 +136,11 @@ def status(store: Store, name: str, now_us: int) -> dict[str, Any] | None:
 
 # --- the child side -----------------------------------------------------------------------
 def component_main(name: str, settings: Settings, parent_pid: int, attempt: int) -> None:
-    """A component's process: ends with the server, runs at `NICE`, then its `run`."""
+    """A component's process: ends with the server, runs at its niceness (`NICE` unless
+    `COMPONENT_NICE` says otherwise), then its `run`."""
     lifecycle.die_with_parent(parent_pid)
     with contextlib.suppress(OSError):
-        os.nice(NICE)
+        os.nice(COMPONENT_NICE.get(name, NICE))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))

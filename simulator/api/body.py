@@ -46,10 +46,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# One decoder for every body: `json.loads` with a hook builds a new decoder on each call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def check(raw: bytes) -> None:
     """Raise `DuplicateKey` for a repeated key (malformed JSON is left to the model)."""
+    if b'"' not in raw:
+        return  # no string, so no key: nothing can repeat
     try:
-        json.loads(raw, object_pairs_hook=_no_duplicates)
+        # decoded as `json.loads` decodes bytes (a BOM, surrogates), the hook's decoder reused
+        _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except DuplicateKey:
         raise
     except (ValueError, RecursionError):

@@ -162,6 +162,8 @@ class FaultMiddleware:
         rules = self.registry.candidates_for(
             account, method, operation, self.operations.templates.get(operation or "")
         )
+        if not rules and header is None:
+            return None, None  # the usual request: nothing to decide, no closures to build
         loaded: list[Account] = []
 
         def the_account() -> Account:

@@ -3,10 +3,12 @@
 Deliveries then never compete with the API for its event loop or its core: the API process
 only writes events; this process fans them out into deliveries, finds those due (polling every
 few milliseconds), sends them and records the attempts, through the same SQLite file (WAL lets
-it read while the API writes; writes take turns, each of this process's short). Leases keep
-it and any in-process `flush` from sending one attempt twice. `simulator.supervisor` starts
-it (at a lower CPU priority, ending with the server even on SIGKILL) and restarts it when it
-exits; it writes a heartbeat every `HEARTBEAT_S` for the health check.
+it read while the API writes; writes take turns, each of this process's short, and it polls
+for the write lock every millisecond rather than leave the wait to SQLite's backing-off busy
+handler, which a busy API wins every time). Leases keep it and any in-process `flush` from
+sending one attempt twice. `simulator.supervisor` starts it (at the API's CPU priority: under
+load, deliveries get a fair share; issue #18), ends it with the server even on SIGKILL,
+restarts it when it exits; it writes a heartbeat every `HEARTBEAT_S` for the health check.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     store, wall = app.runtime.store, app.runtime.service.wall
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
+    store.poll_lock = True  # find the gaps between the API's group commits (issue #18)
+    store.checkpoint_in_background()  # nor does its loop stop for a checkpoint's fsync
     await dispatcher.start()
     try:
         while os.getppid() == parent_pid:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -362,6 +363,58 @@ def test_no_store_busy_waits_in_the_dispatcher_process_settings() -> None:
     assert store.lock_wait_s == 0.5
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
     store.close()
+
+
+def test_the_dispatcher_process_polls_for_the_lock_off_its_loop(tmp_path: Path) -> None:
+    """Issue #18: the webhook process awaits the write lock in short polls (its loop runs on
+    meanwhile), takes it as soon as it is free, and its other writes keep SQLite's wait."""
+    path = tmp_path / "sandbank.db"
+    store = SqliteStore(str(path))
+    store.poll_lock = True  # as simulator/webhooks/worker.py sets it
+
+    async def scenario() -> tuple[float, int]:
+        locked = asyncio.Event()
+        holder = asyncio.create_task(_lock_held(path, 0.3, locked))
+        await locked.wait()
+        started = time.perf_counter()
+        waiting = asyncio.create_task(store.writable())
+        ticks = 0
+        while not waiting.done():
+            ticks += 1
+            await asyncio.sleep(0.001)
+        await waiting
+        waited = time.perf_counter() - started
+        with store.transaction() as tx:  # joins the group it opened
+            tx.c.execute("INSERT INTO meta (key, value) VALUES ('polled', 'yes')")
+        await holder
+        return waited, ticks
+
+    try:
+        waited, ticks = asyncio.run(scenario())
+        assert 0.2 <= waited < 2.0
+        assert ticks >= 20  # SQLite's own busy wait would have frozen the loop: no ticks
+        assert store.meta("polled") == "yes"
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    finally:
+        store.close()
+
+
+def test_a_served_store_checkpoints_in_a_thread_never_in_a_commit(tmp_path: Path) -> None:
+    """Issue #18: no COMMIT of the API stops its loop for a checkpoint's fsync; a thread of
+    the store's own moves the WAL into the database file, and stops with the store."""
+    path = tmp_path / "sandbank.db"
+    store = SqliteStore(str(path))
+    store.serving(0.5)
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    before = path.stat().st_size
+    with store.transaction():
+        store.set_meta("big", "x" * 400_000)  # ~100 WAL pages, in the WAL only at commit
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < before + 400_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= before + 400_000  # copied into the database file
+    store.close()
+    assert not any(t.name == "sandbank-checkpoint" for t in threading.enumerate())
 
 
 def test_the_settings_default_lock_wait_is_bounded() -> None:
