@@ -68,10 +68,12 @@ def simulator(
     *,
     log_level: str = "warning",
     python: Sequence[str] = (sys.executable,),
+    more: Sequence[str] = (),
 ) -> Server:
     """`sandbank serve` on a free port for the bench: its own data dir, the bench's admin token,
-    seed 7; `log` None discards its output (the access-log run measures logging, not a disk)."""
-    extra = ["--admin-token", ADMIN, "--seed", "7"]
+    seed 7, then `more` arguments; `log` None discards its output (the access-log run measures
+    logging, not a disk)."""
+    extra = ["--admin-token", ADMIN, "--seed", "7", *more]
     return Server(data_dir, free_port(), log, extra, log_level=log_level, python=python)
 
 

@@ -84,8 +84,12 @@ def bench(args: argparse.Namespace) -> int:
                     binary, fx, scripts, args, sim=sim, results=results, latency=latency
                 )
         results["post_log"] = throughput.access_log(binary, tmp, args)
+        journal = throughput.journal_cost(binary, tmp, args)
+        for cmp in journal:
+            results[f"{cmp.label}_off"] = cmp.row(loaded=False, tag="off")
+            results[f"{cmp.label}_on"] = cmp.row(loaded=True, tag="on")
         hooks = None if args.skip_webhooks else webhook_delivery.run(binary, tmp, args, results)
-    report(results, comparisons, args, hooks)
+    report(results, comparisons, args, hooks, journal)
     return 0
 
 
@@ -94,6 +98,7 @@ def report(
     comparisons: list[Comparison],
     args: argparse.Namespace,
     hooks: HookReport | None,
+    journal: list[Comparison],
 ) -> None:
     print()
     print(
@@ -109,6 +114,7 @@ def report(
         )
     print()
     throughput.report(results)
+    throughput.report_journal(journal)
     if not args.skip_faults:
         fault_overhead.report(comparisons, results.get("latency"), args)
     if hooks is not None:

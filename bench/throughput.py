@@ -5,7 +5,8 @@ and `sandbank serve` (one worker, a real database file in a temporary data dir) 
 bounded wrk workload: POST /v1/checkouts with a valid body for a buyer created beforehand, and
 GET /v1/orders/{id} for an order created and approved beforehand. Then the simulator's POST with
 an Idempotency-Key, and with the access log on (a second simulator at log level info, its
-output discarded). Target: POST >= 4,000 req/s and >= 0.25 x the ceiling.
+output discarded). Target: POST >= 4,000 req/s and >= 0.25 x the ceiling. Then the journal's
+cost: POST and GET on two more fresh simulators, journal on and off (target: on > 0.5 x off).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import Fixture, Result, measure, prepare, simulator, write_scripts
+from harness import Comparison, Fixture, Result, measure, prepare, simulator, write_scripts
 
 from rehearsal.processes import Process, Server
 
 TARGET = 4000  # req/s of POST /v1/checkouts
 CEILING_SHARE = 0.25  # ... and at least this share of the bare app's
+JOURNAL_FLOOR = 0.5  # req/s with the journal on, as a share of it off
 
 
 def run(
@@ -62,6 +64,55 @@ def access_log(binary: str, tmp: Path, args: argparse.Namespace) -> Result:
             args,
             "sandbank POST /v1/checkouts, access log on",
         )
+
+
+def journal_cost(binary: str, tmp: Path, args: argparse.Namespace) -> list[Comparison]:
+    """What the request journal costs (a row stored per request, issue #16): the same POST and
+    GET on two fresh simulators side by side, the journal off (`--journal-size 0`) and on (the
+    default), in interleaved rounds (A B B A ...), with each server's CPU time per request."""
+    with (
+        simulator(tmp / "data-journal-off", None, more=["--journal-size", "0"]) as off,
+        simulator(tmp / "data-journal-on", None) as on,
+    ):
+        ready = {}
+        for journal, sim in ((False, off), (True, on)):
+            fx = prepare(sim.url)
+            (tmp / f"journal-{journal}").mkdir()
+            ready[journal] = (sim, fx, write_scripts(tmp / f"journal-{journal}", fx))
+        found = []
+        for verb in ("post", "get"):
+            cmp = Comparison(f"{verb.upper()} journal", [], [])
+            for n in range(args.rounds):
+                for journal in (False, True) if n % 2 == 0 else (True, False):
+                    sim, fx, scripts = ready[journal]
+                    path = "/v1/checkouts" if verb == "post" else f"/v1/orders/{fx.order_id}"
+                    result = measure(
+                        binary,
+                        sim.url + path,
+                        scripts[verb],
+                        args,
+                        f"{verb.upper()}, journal {'on' if journal else 'off'} #{n + 1}",
+                        cpu_of=sim.proc.pid,
+                    )
+                    (cmp.with_rules if journal else cmp.without).append(result)
+            found.append(cmp)
+    return found
+
+
+def report_journal(comparisons: list[Comparison]) -> None:
+    for cmp in comparisons:
+        ratio = cmp.best(cmp.with_rules).rps / cmp.best(cmp.without).rps
+        verdict = "meets" if ratio > JOURNAL_FLOOR else "misses"
+        print(
+            f"{cmp.label} on / off, best req/s: {ratio:.3f} (target > {JOURNAL_FLOOR}: the"
+            f" journal must not halve throughput): {verdict} ({cmp.figures('off', 'on')})"
+        )
+        cpu = cmp.cpu_overhead()
+        if cpu is not None:
+            print(
+                f"  server CPU per request, median: {cmp.median_cpu(loaded=False) or 0:.0f}"
+                f" -> {cmp.median_cpu(loaded=True) or 0:.0f} us ({cpu:+.1%})"
+            )
 
 
 def report(results: dict[str, Result]) -> None:

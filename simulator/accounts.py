@@ -1,8 +1,9 @@
 """Account-level operations of the control plane: create, look up by key, list, reset, reseed.
 
-An account's state is more than its stored objects: its fault dice and its request journal
-live in this process (`FaultRegistry`, `Journal`). Each operation here changes all of them
-together, so the control plane and the contract suite cannot do half of a reset.
+An account's state is more than its stored objects: its fault dice (in this process), its
+attempt counts and its request journal (in the store, kept apart from its objects:
+`FaultRegistry`, `Journal`). Each operation here changes all of them together, so the control
+plane and the contract suite cannot do half of a reset.
 """
 
 from __future__ import annotations

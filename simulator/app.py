@@ -133,10 +133,10 @@ def create_app(
         (op.method, op.path, op.operation_id)
         for op in [*v1.OPERATIONS, *creditkey.OPERATIONS, *gateway.OPERATIONS]
     )
-    faults = FaultRegistry(server_seed=server_seed, operations=operations.ids)
-    for rule in settings.fault_rules:
-        faults.add(faults.validate(rule, "faults"), wall.now())
-    journal = Journal(settings.journal_size)
+    faults = FaultRegistry(store=store, server_seed=server_seed, operations=operations.ids)
+    faults.load_file(settings.fault_rules, wall.now())
+    # 0: no journal (listeners only; `--journal-size 0`, the benchmark's baseline)
+    journal = Journal(settings.journal_size, store if settings.journal_size > 0 else None)
     accounts = Accounts(store, service, server_seed, faults=faults, journal=journal)
     admin_token = _persisted_secret(settings, entropy)
     policy = HostPolicy(settings.webhook_allowed_hosts)

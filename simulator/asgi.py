@@ -24,6 +24,10 @@ BODY_KEY = "sandbank.body"  # the whole request body, read once (`read_body`)
 IDEMPOTENCY_KEY = "sandbank.idempotency"  # an `IdempotentRequest` (idempotency middleware)
 ACCOUNT_KEY = "sandbank.account"  # the caller's account id (auth middleware)
 REQUEST_ID_KEY = "sandbank.request_id"  # the `Request-Id` (request-id middleware)
+# The request journal (fault middleware): a function (tx, status, replayed) that stores the
+# request's entry in the operation's own transaction, and whether it was stored.
+JOURNAL_KEY = "sandbank.journal"
+JOURNALED_KEY = "sandbank.journaled"
 
 MAX_BODY = 1024 * 1024
 

@@ -113,6 +113,25 @@ def _contract_parser(sub: Any) -> None:
     )
 
 
+def _faults_args(serve: Any) -> None:
+    """`serve`'s options for fault rules and the request journal."""
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests the journal keeps per account (default 10000; 0: no journal, which "
+        "saves a row written per request)",
+    )
+    serve.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="fault rules and presets to load at start (YAML or JSON; see README)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _OneLineErrors(prog="sandbank", description="Sandbank: a B2B credit provider simulator.")
     p.add_argument("--version", action="version", version=f"sandbank {__version__}")
@@ -225,13 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
     )
-    serve.add_argument(
-        "--faults",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="fault rules and presets to load at start (YAML or JSON; see README)",
-    )
+    _faults_args(serve)
 
     _contract_parser(sub)
 
@@ -405,6 +418,8 @@ def _serve_fault_rules(args: argparse.Namespace) -> tuple[Any, ...]:
     """Checks the worker flags and loads `--faults` (one-line errors, before anything starts)."""
     if args.workers < 1:
         raise SystemExit("sandbank: error: --workers must be at least 1")
+    if args.journal_size is not None and args.journal_size < 0:
+        raise SystemExit("sandbank: error: --journal-size must be 0 or more")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
     if args.faults is None:
@@ -442,6 +457,7 @@ def serve(args: argparse.Namespace) -> int:
         reports_dir=args.reports_dir,
         metrics=not args.no_metrics,
         console=False if args.no_console else None,
+        journal_size=args.journal_size,
     )
     problem = _preflight(settings)
     if problem:  # one line, before the banner promises a server that will not be there

@@ -20,7 +20,7 @@ class Settings:
     log_level: str = "info"
     demo_account: bool = True
     fault_rules: tuple[Any, ...] = ()  # rules as written (e.g. from `--faults FILE`), validated
-    journal_size: int = 10_000  # requests kept per account in the journal
+    journal_size: int = 10_000  # requests kept per account in the journal; 0: no journal
     # Hosts webhooks may go to besides loopback (SSRF safety); "*" allows any.
     webhook_allowed_hosts: tuple[str, ...] = ()
     # True: a separate process delivers webhooks (`sandbank serve` on a database file), and the

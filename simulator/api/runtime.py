@@ -18,6 +18,8 @@ from simulator.api import body, problems
 from simulator.asgi import (
     ACCOUNT_KEY,
     IDEMPOTENCY_KEY,
+    JOURNAL_KEY,
+    JOURNALED_KEY,
     REQUEST_ID_KEY,
     IdempotentRequest,
     read_body,
@@ -113,7 +115,11 @@ async def run(
         if pending:
             await pending[0]  # what the error says was read in the group: it must be kept too
         raise
-    await pending[0]
+    try:
+        await pending[0]
+    except Exception:
+        request.scope.pop(JOURNALED_KEY, None)  # its journal entry was not kept either
+        raise
     return response
 
 
@@ -139,9 +145,16 @@ def _grouped(
 ) -> Response:
     """The operation in the current group; its commit waiter goes into `pending`. (A function
     of its own, so that nothing of the work outlives it while the response waits.)"""
+    journal: Callable[[Any, int, bool], None] | None = request.scope.get(JOURNAL_KEY)
     with service_of(request).shared_scope(request.scope[ACCOUNT_KEY]) as (ctx, committed):
         pending.append(committed)
-        return _execute(ctx, request, operation, status)
+        response = _execute(ctx, request, operation, status)
+        if journal is not None:  # the request's journal entry, in the same transaction
+            replayed = response.headers.get("idempotent-replayed") == "true"
+            journal(ctx.tx, response.status_code, replayed)
+    if journal is not None:
+        request.scope[JOURNALED_KEY] = True
+    return response
 
 
 def _json(result: BaseModel) -> bytes:

@@ -209,8 +209,7 @@ async def count_requests(request: Request) -> Response:
 
 async def clear_requests(request: Request) -> Response:
     q = query(request, AccountQuery)
-    _journal(request).clear(q.account)
-    return json_response(Cleared(deleted=0))
+    return json_response(Cleared(deleted=_journal(request).clear(q.account)))
 
 
 class _AnyObject(BaseModel):

@@ -1,22 +1,38 @@
-"""The request journal: every /v1 request, kept in a bounded ring per account (WireMock's
-request log), with filters for listing and a count for verification."""
+"""The request journal: every /v1 request, the newest `size` per account kept in the store
+(WireMock's request log), with filters for listing and a count for verification.
+
+In the store (`Tx.add_requests`), not in a process's memory, so that every worker of
+`sandbank serve --workers N` lists every request and a restart keeps them (issue #16). An
+entry is written before its response leaves: inside the request's own group commit when the
+operation ran without a fault (`write`, called by `simulator.api.runtime.run`), otherwise in a
+group commit of its own that the response awaits (`save`), shared with the other requests of
+the same event-loop turn. Listeners (metrics, the console's live view) hear of every entry
+this process records (`record`)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.domain.errors import StoreBusy
 from simulator.domain.records import Page
 from simulator.faults.engine import path_pattern
-from simulator.store.cursor import page_of
+from simulator.store.base import Store, Tx
+from simulator.store.cursor import decode_cursor, page_of
 
 DEFAULT_RING = 10_000
-NO_ACCOUNT = ""  # the ring of requests that failed authentication
+PAGE = 1000  # journal rows read at a time when listing or counting
+BACKLOG_MAX = 10_000  # entries waiting for a busy write lock, at most (then the oldest go)
+DRAIN_RETRY_S = 0.01
+log = logging.getLogger("sandbank.journal")
 
 
 @dataclass(slots=True)
@@ -39,6 +55,18 @@ class Entry:
         data = asdict(self)
         data["at"] = self.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return data
+
+    def stored(self) -> str:
+        """The entry as the journal keeps it (its `seq` there is ignored: the row's counts).
+        orjson writes the dataclass itself, an order of magnitude faster than `public`."""
+        return orjson.dumps(self, option=orjson.OPT_UTC_Z).decode()
+
+    @classmethod
+    def load(cls, seq: int, text: str) -> Entry:
+        data = orjson.loads(text)
+        data["seq"] = seq
+        data["at"] = datetime.fromisoformat(data["at"])
+        return cls(**data)
 
 
 class RequestFilter(BaseModel):
@@ -87,45 +115,155 @@ class RequestFilter(BaseModel):
 
 
 class Journal:
-    def __init__(self, size: int = DEFAULT_RING) -> None:
+    def __init__(self, size: int = DEFAULT_RING, store: Store | None = None) -> None:
         self.size = size
-        self._rings: dict[str, deque[Entry]] = {}
+        self.store = store  # None: listeners only (the console's benchmark)
         self._seq = 0
+        self._written: dict[str | None, int] = {}  # rows this process wrote, per account
+        self._backlog: deque[Entry] = deque()  # entries that met the write lock taken
+        self._drain: asyncio.Task[None] | None = None
+        self._unannounced: set[int] = set()  # ids of queued entries the listeners await
+        self._batch: tuple[list[Entry], asyncio.Future[None]] | None = None  # this turn's
         # Told of every entry as it is recorded: the metrics and the console's live view.
         self.listeners: list[Callable[[Entry], None]] = []
 
     def next_seq(self) -> int:
+        """This process's count of the entries it recorded (the stored seq is the row's)."""
         self._seq += 1
         return self._seq
 
     def record(self, entry: Entry) -> None:
-        ring = self._rings.get(entry.account or NO_ACCOUNT)
-        if ring is None:
-            ring = self._rings[entry.account or NO_ACCOUNT] = deque(maxlen=self.size)
-        ring.append(entry)
+        """Tell the listeners of an entry, once it has its seq (an entry still waiting for a
+        busy write lock is told of once stored)."""
+        if entry.seq == 0 and self.store is not None:
+            self._unannounced.add(id(entry))
+            return
         for listener in self.listeners:
             listener(entry)
 
-    def _entries(self, account: str | None) -> Iterator[Entry]:
-        if account is not None:
-            yield from self._rings.get(account, ())
+    def write(self, tx: Tx, entry: Entry) -> None:
+        """Store the entry in the caller's transaction (it gets its seq); every `size // 10`
+        rows of an account this process writes, trim its journal to the newest `size`."""
+        entry.seq = tx.add_request(entry.account, entry.stored())
+        n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
+        if entry.account is not None and n % max(1, self.size // 10) == 0:
+            tx.forget_requests(entry.account, keep=self.size)
+
+    async def save(self, entry: Entry) -> None:
+        """Store the entry, with the others of this event-loop turn, in the turn's group commit,
+        and await that commit; or, when another process holds the write lock, later: a read
+        (GET) never waits for a writer (issue #17), so its entry then trails its response by
+        that writer's commit."""
+        if self.store is None:
             return
-        rings = list(self._rings.values())
-        if len(rings) == 1:
-            yield from rings[0]
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = ([], loop.create_future())
+            loop.call_soon(self._write_batch)
+        self._batch[0].append(entry)
+        try:
+            await asyncio.shield(self._batch[1])
+        except Exception:  # the whole group failed; its operations say why
+            log.warning("the journal lost %s: its commit failed", entry.request_id)
+
+    def _write_batch(self) -> None:
+        """The turn's entries in one savepoint of the group commit; their waiters complete with
+        it (or at once, if the lock is taken: the entries wait in the backlog)."""
+        assert self._batch is not None
+        assert self.store is not None
+        (entries, done), self._batch = self._batch, None
+        try:
+            with self.store.grouped() as (tx, committed):
+                for entry in entries:
+                    self.write(tx, entry)
+        except StoreBusy:
+            for entry in entries:
+                self._later(entry)
+            done.set_result(None)
             return
-        yield from sorted((e for r in rings for e in r), key=lambda e: e.seq)
+        except Exception as exc:  # never leave the requests waiting
+            done.set_exception(exc)
+            done.add_done_callback(_retrieve)
+            return
+        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, done))
+
+    def _later(self, entry: Entry) -> None:
+        if len(self._backlog) >= BACKLOG_MAX:
+            lost = self._backlog.popleft()
+            log.warning("the journal lost %s: too many entries waiting", lost.request_id)
+        self._backlog.append(entry)
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drained())
+
+    async def _drained(self) -> None:
+        """Store the entries that met a busy lock, as soon as it is free."""
+        store = self.store
+        assert store is not None  # entries are queued only with a store
+        try:
+            while self._backlog:
+                try:
+                    await store.writable()
+                except StoreBusy:
+                    await asyncio.sleep(DRAIN_RETRY_S)
+                    continue
+                waiting = list(self._backlog)
+                self._backlog.clear()
+                with store.grouped() as (tx, committed):
+                    for entry in waiting:
+                        self.write(tx, entry)
+                try:
+                    await committed
+                except Exception:
+                    log.warning("the journal lost %d entries: their commit failed", len(waiting))
+                for entry in waiting:
+                    if id(entry) in self._unannounced:
+                        self._unannounced.discard(id(entry))
+                        self.record(entry)
+        finally:
+            self._drain = None
+
+    def _entries(self, account: str | None, before: int | None = None) -> Iterator[Entry]:
+        """Newest first (below seq `before`, if given), a page of rows at a time (each page its
+        own snapshot)."""
+        if self.store is None:
+            return
+        while True:
+            with self.store.transaction(write=False) as tx:
+                rows = tx.requests(account, before_seq=before, limit=PAGE)
+            for seq, text in rows:
+                yield Entry.load(seq, text)
+            if len(rows) < PAGE:
+                return
+            before = rows[-1][0]
 
     def find(self, flt: RequestFilter, limit: int, cursor: str | None = None) -> Page[Entry]:
-        """The matching entries, newest first, `limit` at a time from `cursor` on."""
-        matched = [e for e in self._entries(flt.account) if flt.holds(e)]
-        return page_of(((e.seq, e) for e in reversed(matched)), limit, cursor, descending=True)
+        """The matching entries, newest first, `limit` at a time from `cursor` on (the store
+        is read from the cursor's position, and no further than the page needs)."""
+        before = decode_cursor(cursor) if cursor is not None else None
+        matched = ((e.seq, e) for e in self._entries(flt.account, before) if flt.holds(e))
+        return page_of(matched, limit, None, descending=True)
 
     def count(self, flt: RequestFilter) -> int:
         return sum(1 for e in self._entries(flt.account) if flt.holds(e))
 
-    def clear(self, account: str | None = None) -> None:
-        if account is None:
-            self._rings.clear()
-        else:
-            self._rings.pop(account, None)
+    def clear(self, account: str | None = None) -> int:
+        """Forget the journal (or one account's part): how many entries were deleted."""
+        if self.store is None:
+            return 0
+        with self.store.transaction() as tx:
+            return tx.forget_requests(account)
+
+
+def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """The group's outcome, to the entries' waiters (marked seen: each waiter logs it)."""
+    error = None if committed.cancelled() else committed.exception()
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+        done.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,15 +1,23 @@
-"""The live fault rules of one server process, the attempt counts of Idempotency-Keys, and the
-per-account fault dice. Rules live in memory (like Toxiproxy's toxics): `--faults FILE` loads
-them at start, `/_sandbox/faults` changes them while running, a restart forgets live changes.
+"""The fault rules of the server, the attempt counts of Idempotency-Keys, and the per-account
+fault dice. Rules and attempt counts live in the store (`simulator.store.shared`), so every
+worker process of `sandbank serve --workers N` sees the same rules, a `times: N` rule fires N
+times in all, and a restart keeps them (issue #16). Each process caches the rules, reloaded
+when the store's `fault_rules_version` moves (one indexed read per request).
+
+`--faults FILE` loads its rules once per distinct file (a restart with the same file keeps
+them and their fired counts; with another file, they are replaced); `/_sandbox/faults`
+changes them while running. The dice stay per process (see docs/shared-state.md).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import asyncio
+import hashlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from simulator.clock import parse_duration
@@ -19,10 +27,10 @@ from simulator.faults import engine
 from simulator.faults.models import Rule, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.rng import SeededRng
+from simulator.store.base import Store, StoredRule, Tx
 from simulator.store.cursor import page_of
 
 MAX_RULES = 1000
-MAX_TRACKED_KEYS = 100_000
 
 
 def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
@@ -51,16 +59,16 @@ class FaultDice:
 
 
 class FaultRegistry:
-    def __init__(self, *, server_seed: int, operations: Iterable[str]) -> None:
-        self._rules: dict[str, Rule] = {}
-        self._seq: dict[str, int] = {}  # each rule's place in the list (for page cursors)
-        self._added = 0
-        self._by_account: dict[str | None, list[Rule]] = {}
-        self._ids = SeededRng("fault-ids", server_seed)
+    def __init__(self, *, store: Store, server_seed: int, operations: Iterable[str]) -> None:
+        self.store = store
+        self.server_seed = server_seed
         self.operations = frozenset(operations)
-        self._attempts: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._dice: dict[str, FaultDice] = {}
+        self._version: str | None = "unread"  # of the cached rules below
+        self._stored: dict[str, Rule] = {}
+        self._by_account: dict[str | None, list[Rule]] = {}
         self._index: dict[tuple[str, str, str | None], list[Rule]] = {}
+        self._dice: dict[str, FaultDice] = {}
+        self._counted = 0  # attempts counted by this process (to forget old ones now and then)
 
     # --- rules -----------------------------------------------------------------------------
     def validate(self, data: Any, where: str) -> RuleIn:
@@ -98,8 +106,12 @@ class FaultRegistry:
     def add(self, rule: RuleIn, now: datetime, *, preset: str | None = None) -> Rule:
         """Store a rule; `now` is the clock its window counts from (the account's, or the wall
         clock for rules that apply to every account)."""
+        with self.store.transaction() as tx:
+            return self._add(tx, rule, now, preset=preset, origin="api")
+
+    def _add(self, tx: Tx, rule: RuleIn, now: datetime, *, preset: str | None, origin: str) -> Rule:
         self._check_operation(rule, "body")
-        if len(self._rules) >= MAX_RULES:
+        if len(tx.fault_rules()) >= MAX_RULES:
             raise ValidationFailed(
                 [
                     {
@@ -109,13 +121,38 @@ class FaultRegistry:
                     }
                 ]
             )
-        stored = self.resolve(rule, now, self._ids.id("flt"), preset=preset)
-        self._rules[stored.id] = stored
-        self._added += 1
-        self._seq[stored.id] = self._added
-        self._by_account.setdefault(stored.account, []).append(stored)
-        self._index.clear()
+        # Ids from the server seed and a counter every process shares: same seed, same ids.
+        counter = int(self.store.meta(_ID_COUNTER) or 0)
+        ids = SeededRng("fault-ids", self.server_seed, counter)
+        stored = self.resolve(rule, now, ids.id("flt"), preset=preset)
+        self.store.set_meta(_ID_COUNTER, str(ids.counter))
+        tx.add_fault_rule(_stored(stored, origin))
+        self._changed()
         return stored
+
+    def _changed(self) -> None:
+        """Tell every process (this one included) to reload the rules (in the caller's
+        transaction)."""
+        self.store.set_meta(VERSION_KEY, str(int(self.store.meta(VERSION_KEY) or 0) + 1))
+
+    def load_file(self, rules: Iterable[Any], now: datetime) -> None:
+        """The `--faults FILE` rules, validated, stored once: every worker of a server calls
+        this at start; the first stores them, the others (and restarts with the same file)
+        find them there. Another file replaces the rules an earlier one stored."""
+        validated = [self.validate(r, "faults") for r in rules]
+        digest = hashlib.sha256(
+            orjson.dumps([r.model_dump(mode="json") for r in validated])
+        ).hexdigest()
+        with self.store.transaction() as tx:
+            if self.store.meta(_FILE_KEY) == digest:
+                return
+            old = [r.id for r in tx.fault_rules() if r.origin == "file"]
+            if old:
+                tx.delete_fault_rules(old)
+            for rule in validated:
+                self._add(tx, rule, now, preset=None, origin="file")
+            self._changed()
+            self.store.set_meta(_FILE_KEY, digest)
 
     @staticmethod
     def resolve(rule: RuleIn, now: datetime, rule_id: str, *, preset: str | None = None) -> Rule:
@@ -141,40 +178,67 @@ class FaultRegistry:
         preset = PRESETS.get(name)
         if preset is None:
             raise NotFound("preset", name)
-        return [self.add(r, now, preset=name) for r in preset.build(account, duration)]
+        with self.store.transaction() as tx:
+            return [
+                self._add(tx, r, now, preset=name, origin="api")
+                for r in preset.build(account, duration)
+            ]
 
     def get(self, rule_id: str) -> Rule:
-        rule = self._rules.get(rule_id)
-        if rule is None:
-            raise NotFound("fault rule", rule_id)
-        return rule
+        for rule in self.rules():
+            if rule.id == rule_id:
+                return rule
+        raise NotFound("fault rule", rule_id)
 
     def rules(self, account: str | None = None) -> list[Rule]:
-        rules = list(self._rules.values())
+        """The stored rules with their fired counts as of now, in creation order."""
+        with self.store.transaction(write=False) as tx:
+            rules = [_rule(r) for r in tx.fault_rules()]
         return rules if account is None else [r for r in rules if r.account == account]
 
     def rule_page(self, account: str | None, *, limit: int, cursor: str | None) -> Page[Rule]:
-        """`rules`, oldest first, a page at a time."""
-        keyed = ((self._seq[r.id], r) for r in self.rules(account))
+        """`rules`, oldest first, a page at a time (cursors are the stored rows' places)."""
+        with self.store.transaction(write=False) as tx:
+            stored = tx.fault_rules()
+        keyed = ((r.seq, _rule(r)) for r in stored if account is None or r.account_id == account)
         return page_of(keyed, limit, cursor, descending=False)
 
     def delete(self, rule_id: str) -> Rule:
-        rule = self.get(rule_id)
-        del self._rules[rule_id]
-        del self._seq[rule_id]
-        self._by_account[rule.account].remove(rule)
-        self._index.clear()
-        return rule
+        with self.store.transaction() as tx:
+            for stored in tx.fault_rules():
+                if stored.id == rule_id:
+                    tx.delete_fault_rules([rule_id])
+                    self._changed()
+                    return _rule(stored)
+        raise NotFound("fault rule", rule_id)
 
     def clear(self, account: str | None = None) -> int:
         """Delete every rule (or every rule of `account`); always succeeds."""
-        doomed = self.rules(account)
-        for rule in doomed:
-            self.delete(rule.id)
-        return len(doomed)
+        with self.store.transaction() as tx:
+            doomed = [r.id for r in tx.fault_rules() if account is None or r.account_id == account]
+            deleted = tx.delete_fault_rules(doomed) if doomed else 0
+            if deleted:
+                self._changed()
+        return deleted
+
+    def _sync(self) -> None:
+        """Reload the cached rules if any process changed them since they were read."""
+        version = self.store.meta(VERSION_KEY)
+        if version == self._version:
+            return
+        with self.store.read() as tx:
+            version = self.store.meta(VERSION_KEY)
+            stored = [_rule(r) for r in tx.fault_rules()]
+        self._version = version
+        self._stored = {r.id: r for r in stored}
+        self._by_account = {}
+        for rule in stored:
+            self._by_account.setdefault(rule.account, []).append(rule)
+        self._index.clear()
 
     def active(self) -> bool:
-        return bool(self._rules)
+        self._sync()
+        return bool(self._stored)
 
     def candidates_for(
         self, account: str, method: str, operation: str | None, template: str | None
@@ -182,6 +246,7 @@ class FaultRegistry:
         """`candidates`, less the rules whose operation, method or path can never match this
         operation (`template` is its path template). Cached per (account, method, operation)
         until the rules change, so rules that cannot match cost a request nothing."""
+        self._sync()
         key = (account, method, operation)
         found = self._index.get(key)
         if found is None:
@@ -200,6 +265,7 @@ class FaultRegistry:
 
     def candidates(self, account: str) -> list[Rule]:
         """Rules for every account first, then the account's own, each in creation order."""
+        self._sync()
         shared = self._by_account.get(None)
         own = self._by_account.get(account)
         if shared and own:
@@ -207,25 +273,43 @@ class FaultRegistry:
         return shared or own or []
 
     # --- decisions -------------------------------------------------------------------------
-    def choose(
+    async def choose(
         self,
         rules: list[Rule],
         facts: engine.RequestFacts,
         now_for: Callable[[Rule], datetime],
         dice: FaultDice,
     ) -> Rule | None:
-        rule = engine.choose(rules, facts, now_for, dice)
-        if rule is not None:
-            rule.fired += 1
-        return rule
+        """The engine's choice, its firing claimed in the store: a stored rule that another
+        process retired meanwhile (its `times` used up) or deleted is passed over."""
+        left = rules
+        while True:
+            rule = engine.choose(left, facts, now_for, dice)
+            if rule is None or rule.id not in self._stored:  # a Sandbank-Fault header's rule
+                if rule is not None:
+                    rule.fired += 1
+                return rule
+            await self.store.writable()
+            with self.store.grouped() as (tx, committed):
+                fired = tx.claim_fault_rule(rule.id)
+            await committed  # the firing is counted before the fault is acted
+            if fired is not None:
+                rule.fired = fired
+                return rule
+            if rule.times is not None:
+                rule.fired = rule.times  # this process now knows it retired
+            left = left[left.index(rule) + 1 :]
 
-    def attempt(self, account: str, key: str) -> int:
-        """Count this request as one more attempt of `key` (1 on first sight)."""
-        slot = (account, key)
-        n = self._attempts.pop(slot, 0) + 1
-        self._attempts[slot] = n
-        if len(self._attempts) > MAX_TRACKED_KEYS:
-            self._attempts.popitem(last=False)
+    async def attempt(self, account: str, key: str, now_us: int) -> int:
+        """Count this request as one more attempt of `key` (1 on first sight), in the group
+        commit the request's own operation joins (the response awaits that commit)."""
+        await self.store.writable()
+        with self.store.grouped() as (tx, committed):
+            n = tx.count_attempt(account, key, now_us)
+            self._counted += 1
+            if self._counted % FORGET_EVERY == 0:
+                tx.forget_attempts(None, seen_before_us=now_us - ATTEMPTS_KEPT_US)
+        asyncio.ensure_future(committed).add_done_callback(_retrieve)
         return n
 
     def dice(self, account: str, seed_of: Callable[[str], int]) -> FaultDice:
@@ -237,8 +321,32 @@ class FaultRegistry:
     def reseed(self, account: str) -> None:
         """The account's seed changed or it was reset: restart its fault dice and attempts."""
         self._dice.pop(account, None)
-        for slot in [s for s in self._attempts if s[0] == account]:
-            del self._attempts[slot]
+        with self.store.transaction() as tx:
+            tx.forget_attempts(account)
+
+
+VERSION_KEY = "fault_rules_version"  # meta row every process reads before deciding
+_ID_COUNTER = "fault_rng_counter"
+_FILE_KEY = "fault_file_digest"
+FORGET_EVERY = 10_000  # attempts counted by a process between two sweeps of old ones
+ATTEMPTS_KEPT_US = 24 * 3600 * 1_000_000  # an Idempotency-Key not seen for a day is forgotten
+
+
+def _stored(rule: Rule, origin: str) -> StoredRule:
+    data = rule.model_dump_json(by_alias=True, exclude={"fired"})
+    return StoredRule(rule.id, rule.account, rule.times, rule.fired, origin, data)
+
+
+def _rule(stored: StoredRule) -> Rule:
+    rule = Rule.model_validate_json(stored.data)
+    rule.fired = stored.fired
+    return rule
+
+
+def _retrieve(future: Any) -> None:
+    """Mark a group's failure as seen (the operation that shares the group reports it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _param(seg: str) -> bool:

@@ -21,6 +21,8 @@ import orjson
 from simulator.api import problems
 from simulator.asgi import (
     ACCOUNT_KEY,
+    JOURNAL_KEY,
+    JOURNALED_KEY,
     REQUEST_ID_KEY,
     ASGIApp,
     Message,
@@ -29,7 +31,7 @@ from simulator.asgi import (
     Send,
     read_body,
 )
-from simulator.clock import WallClock, virtual_now
+from simulator.clock import WallClock, to_us, virtual_now
 from simulator.domain.errors import Forbidden, SandbankError, ValidationFailed
 from simulator.domain.models import Account
 from simulator.faults import engine, sockets
@@ -102,26 +104,35 @@ class FaultMiddleware:
                 header = value.decode("latin-1")
         method, path = scope["method"], scope["path"]
         operation = self.operations.resolve(method, path)
-        attempt = self.registry.attempt(account, key) if key is not None else None
+        attempt = None
+        if key is not None:
+            attempt = await self.registry.attempt(account, key, to_us(self.wall.now()))
         status: int | None = None
         replayed = False
+        rec = _Recording(self.journal, self.wall, scope, operation, key, attempt, started)
 
         async def observe(message: MutableMapping[str, Any]) -> None:
             nonlocal status, replayed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 replayed = (b"idempotent-replayed", b"true") in message.get("headers", ())
+                if not scope.get(JOURNALED_KEY):  # stored before the response leaves
+                    await rec.save(status, replayed)
             await send(message)
 
         try:
             try:
-                rule, dice = self._choose(scope, account, method, path, operation, attempt, header)
+                rule, dice = await self._choose(
+                    scope, account, method, path, operation, attempt, header
+                )
             except SandbankError as err:
                 await problems.from_error(err, str(scope.get(REQUEST_ID_KEY, "")))(
                     scope, receive, observe
                 )
                 return
             if rule is None:
+                if self.journal.store is not None:  # stored in the operation's transaction
+                    scope[JOURNAL_KEY] = rec.write
                 await self.app(scope, receive, observe)
             else:
                 fault = {
@@ -133,26 +144,12 @@ class FaultMiddleware:
                 scope.setdefault("sandbank.log", {})["fault"] = fault
                 await self._act(rule, dice, scope, receive, observe)
         finally:
-            self.journal.record(
-                Entry(
-                    seq=self.journal.next_seq(),
-                    at=self.wall.now(),
-                    request_id=str(scope.get(REQUEST_ID_KEY, "")),
-                    account=account,
-                    method=method,
-                    path=path,
-                    operation=operation,
-                    status=status,
-                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                    idempotency_key=key,
-                    attempt=attempt,
-                    replayed=replayed or bool(scope.get(REPLAYED_KEY)),
-                    fault=scope.get("sandbank.log", {}).get("fault"),
-                )
-            )
+            if not scope.get(JOURNALED_KEY):  # no response was started (reset, empty, hang)
+                await rec.save(status, replayed)
+            rec.announce()
 
     # --- deciding --------------------------------------------------------------------------
-    def _choose(  # noqa: PLR0917 - the request's facts, named
+    async def _choose(  # noqa: PLR0917 - the request's facts, named
         self,
         scope: Scope,
         account: str,
@@ -210,7 +207,7 @@ class FaultMiddleware:
             return the_account().seed
 
         dice = self.registry.dice(account, seed_of)
-        return self.registry.choose(rules, facts, now_for, dice), dice
+        return await self.registry.choose(rules, facts, now_for, dice), dice
 
     def _header_rules(self, header: str, account: str, now: datetime) -> list[Rule]:
         text = header.strip()
@@ -334,6 +331,64 @@ class FaultMiddleware:
             start["headers"] = [*headers, (b"content-type", effect.content_type.encode("latin-1"))]
             await send(start)
             await send({"type": "http.response.body", "body": real.body, "more_body": False})
+
+
+class _Recording:
+    """One request's journal entry: stored in the operation's own transaction (`write`, when
+    no fault acts), or before the response starts (`save`), or, when no response starts, at
+    the end; the listeners hear of it at the end, with the whole request's latency."""
+
+    def __init__(  # noqa: PLR0917 - the request's facts, named
+        self,
+        journal: Journal,
+        wall: WallClock,
+        scope: Scope,
+        operation: str | None,
+        key: str | None,
+        attempt: int | None,
+        started: float,
+    ) -> None:
+        self.journal, self.wall, self.scope = journal, wall, scope
+        self.operation, self.key, self.attempt, self.started = operation, key, attempt, started
+        self.stored: Entry | None = None
+
+    def entry(self, status: int | None, replayed: bool) -> Entry:
+        scope = self.scope
+        return Entry(
+            seq=0,  # the stored row's
+            at=self.wall.now(),
+            request_id=str(scope.get(REQUEST_ID_KEY, "")),
+            account=scope[ACCOUNT_KEY],
+            method=scope["method"],
+            path=scope["path"],
+            operation=self.operation,
+            status=status,
+            latency_ms=self.elapsed_ms(),
+            idempotency_key=self.key,
+            attempt=self.attempt,
+            # The journal says what the operation did, whatever a fault makes of its answer.
+            replayed=replayed or bool(scope.get(REPLAYED_KEY)),
+            fault=scope.get("sandbank.log", {}).get("fault"),
+        )
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 3)
+
+    def write(self, tx: Any, status: int, replayed: bool) -> None:
+        """In the operation's transaction (`simulator.api.runtime.run`)."""
+        self.stored = self.entry(status, replayed)
+        self.journal.write(tx, self.stored)
+
+    async def save(self, status: int | None, replayed: bool) -> None:
+        """In a group commit of its own, awaited."""
+        self.stored = self.entry(status, replayed)
+        self.scope[JOURNALED_KEY] = True
+        await self.journal.save(self.stored)
+
+    def announce(self) -> None:
+        if self.stored is not None:
+            self.stored.latency_ms = self.elapsed_ms()
+            self.journal.record(self.stored)
 
 
 class _HeaderView:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +25,21 @@ class Job:
     due_us: int
     kind: str
     ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRule:
+    """A fault rule as the store keeps it: its JSON (`data`, without `fired`), the columns the
+    store needs to claim firings atomically, and where it came from (`origin`: "api", or
+    "file" for the `--faults FILE` rules, which a restart with another file replaces)."""
+
+    id: str
+    account_id: str | None
+    times: int | None
+    fired: int
+    origin: str
+    data: str
+    seq: int = 0  # its place in creation order (set by the store; page cursors)
 
 
 class Tx(Protocol):
@@ -84,6 +99,49 @@ class Tx(Protocol):
     # the server's background processes (simulator/store/runtime.py)
     def due_accounts(self, wall_us: int, after_rowid: int, limit: int) -> list[tuple[int, str]]: ...
     def pending_deliveries(self) -> int: ...
+
+    # state the worker processes share (simulator/store/shared.py; issue #16)
+    def fault_rules(self) -> list[StoredRule]:
+        """Every fault rule, in creation order."""
+        ...
+
+    def add_fault_rule(self, rule: StoredRule) -> None: ...
+    def delete_fault_rules(self, rule_ids: Sequence[str]) -> int:
+        """Delete these rules (unknown ids are skipped); how many were deleted."""
+        ...
+
+    def claim_fault_rule(self, rule_id: str) -> int | None:
+        """Count one firing of the rule, only if it exists and has fired fewer than its `times`:
+        its new `fired`, or None (retired or deleted). Atomic across processes: one conditional
+        `UPDATE ... SET fired = fired + 1 WHERE id = ? AND (times IS NULL OR fired < times)
+        RETURNING fired` in a write transaction."""
+        ...
+
+    def count_attempt(self, account_id: str, key: str, now_us: int) -> int:
+        """Count one more request with this Idempotency-Key: its attempt number (1 the first
+        time). Atomic across processes (one upsert ... RETURNING)."""
+        ...
+
+    def forget_attempts(self, account_id: str | None, *, seen_before_us: int | None = None) -> int:
+        """Forget the attempt counts of an account (None: every account), or only those last
+        seen before `seen_before_us` (wall clock)."""
+        ...
+
+    def add_request(self, account_id: str | None, data: str) -> int:
+        """Append an entry (its JSON) to the request journal: its seq, above every earlier
+        one's (`INSERT ... RETURNING seq`)."""
+        ...
+
+    def requests(
+        self, account_id: str | None, *, before_seq: int | None, limit: int
+    ) -> list[tuple[int, str]]:
+        """Journal rows (seq, entry JSON), newest first: one account's or (None) everyone's,
+        with a seq below `before_seq` if given (the next page)."""
+        ...
+
+    def forget_requests(self, account_id: str | None, *, keep: int = 0) -> int:
+        """Delete an account's journal rows but its newest `keep` (None: every row)."""
+        ...
 
     # idempotency
     def saved_response(self, account_id: str, key: str, now_us: int) -> SavedResponse | None: ...

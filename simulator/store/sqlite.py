@@ -48,6 +48,8 @@ from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
 from simulator.store.finance import MIGRATION as FINANCE_MIGRATION
 from simulator.store.runtime import RuntimeTxMixin
+from simulator.store.shared import MIGRATION as SHARED_MIGRATION
+from simulator.store.shared import SharedTxMixin
 from simulator.store.webhooks import FANOUT_MIGRATION, WEBHOOK_TABLES, WebhookTxMixin
 from simulator.store.webhooks import MIGRATION as WEBHOOK_MIGRATION
 
@@ -107,6 +109,8 @@ MIGRATIONS: list[str] = [
     FANOUT_MIGRATION,
     # 5: export files as chunks (streamed in and out)
     export_rows.MIGRATION,
+    # 6: fault rules, attempt counts and the request journal, shared by the workers
+    SHARED_MIGRATION,
 ]
 
 _OBJECT_TABLES = (
@@ -155,7 +159,7 @@ def _account(data: str) -> Account:
     return found.model_copy()
 
 
-class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin):
+class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
     """Implements `simulator.store.base.Tx` on one connection inside BEGIN IMMEDIATE."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -492,10 +496,12 @@ class SqliteStore:
 
     def _current(self) -> bool:
         try:
-            row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version <= ?", (len(MIGRATIONS),)
+            ).fetchone()
         except sqlite3.OperationalError:  # no such table: a new database
             return False
-        return int(row[0] or 0) >= len(MIGRATIONS)
+        return int(row[0]) >= len(MIGRATIONS)  # every one applied, none missing in between
 
     def serving(self, lock_wait_s: float = LOCK_WAIT_S) -> None:
         """From now on requests use this connection: never sleep in SQLite for a lock, nor

@@ -391,7 +391,10 @@ def test_the_journal_filters_and_clears_per_account(api: Api, account: Account) 
     api.get("/v1/orders", headers=other.headers)
     assert len(journal(api, account)) == 1
     assert count(api) == 2
-    api.request("DELETE", "/_sandbox/requests", headers=ADMIN, params={"account": account.id})
+    cleared = api.request(
+        "DELETE", "/_sandbox/requests", headers=ADMIN, params={"account": account.id}
+    )
+    assert cleared.json() == {"deleted": 1}
     assert journal(api, account) == []
     assert count(api, account=other.id) == 1
 

@@ -32,6 +32,7 @@ from simulator.clock import ManualClock
 from simulator.console import live
 from simulator.faults.journal import Entry, Journal
 from simulator.settings import Settings
+from simulator.store.sqlite import SqliteStore
 
 C = "/_sandbox/console"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -386,7 +387,7 @@ def test_a_stream_that_falls_behind_drops_entries_and_says_how_many(
 ) -> None:
     monkeypatch.setattr(live, "BATCH_S", 0.0)
     monkeypatch.setattr(live, "QUEUE_SIZE", 2)
-    journal = Journal(10)
+    journal = Journal(10, SqliteStore(":memory:"))  # the backfill reads the stored journal
     hub = live.Live(journal)
     journal.listeners.append(hub.publish)
 
@@ -408,7 +409,8 @@ def test_a_stream_that_falls_behind_drops_entries_and_says_how_many(
 
 
 def _entry(journal: Journal, status: int) -> Entry:
-    return Entry(
+    """A request's entry, stored as the fault middleware stores it when there is a store."""
+    entry = Entry(
         seq=journal.next_seq(),
         at=START,
         request_id="req_1",
@@ -423,6 +425,10 @@ def _entry(journal: Journal, status: int) -> Entry:
         replayed=False,
         fault=None,
     )
+    if journal.store is not None:
+        with journal.store.transaction() as tx:
+            journal.write(tx, entry)
+    return entry
 
 
 def _read_stream(browser: Browser, query: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ and fault files."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from simulator.faults.models import Latency, RuleIn
 from simulator.faults.presets import PRESETS
 from simulator.faults.registry import FaultDice, FaultRegistry, could_match
 from simulator.rng import SeededRng
+from simulator.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 OPS = [op.operation_id for op in v1.OPERATIONS]
@@ -51,9 +53,14 @@ def rule(reg: FaultRegistry, now: datetime = T0, **data: Any) -> Any:
     return reg.add(RuleIn.model_validate(data), now)
 
 
+def pick(reg: FaultRegistry, dice: Any) -> Any:
+    """The registry's choice for a createCapture request of acct_a, its firing claimed."""
+    return asyncio.run(reg.choose(reg.candidates("acct_a"), facts(), lambda _: T0, dice))
+
+
 @pytest.fixture
 def reg() -> FaultRegistry:
-    return FaultRegistry(server_seed=1, operations=ALL_OPS)
+    return FaultRegistry(store=SqliteStore(":memory:"), server_seed=1, operations=ALL_OPS)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +119,7 @@ def test_ramp_rises_linearly_across_its_window(reg: FaultRegistry) -> None:
 def test_times_retires_a_rule_after_it_fired_that_often(reg: FaultRegistry) -> None:
     rule(reg, times=2)
     dice = FaultDice("acct_a", 1)
-    chosen = [reg.choose(reg.candidates("acct_a"), facts(), lambda _: T0, dice) for _ in range(3)]
+    chosen = [pick(reg, dice) for _ in range(3)]
     assert [c is not None for c in chosen] == [True, True, False]
 
 
@@ -120,9 +127,11 @@ def test_first_matching_rule_in_creation_order_wins(reg: FaultRegistry) -> None:
     rule(reg, match={"operation": "getOrder"})
     second = rule(reg, match={"operation": "createCapture"})
     third = rule(reg)
-    got = reg.choose(reg.candidates("acct_a"), facts(), lambda _: T0, FaultDice("a", 1))
-    assert got is second
-    assert third.fired == 0
+    got = pick(reg, FaultDice("a", 1))
+    assert got is not None
+    assert got.id == second.id
+    assert reg.get(second.id).fired == 1
+    assert reg.get(third.id).fired == 0
 
 
 class CountingDice:
@@ -143,7 +152,7 @@ def test_certain_rules_throw_no_dice(reg: FaultRegistry) -> None:
     rule(reg, probability=0.0)
     rule(reg, probability=1.0)
     dice = CountingDice()
-    assert reg.choose(reg.candidates("acct_a"), facts(), lambda _: T0, dice) is not None
+    assert pick(reg, dice) is not None
     assert dice.draws == 0
 
 
