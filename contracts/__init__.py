@@ -9,3 +9,4 @@ HERE = Path(str(resources.files(__name__)))
 PROVIDER = HERE / "openapi.yaml"
 SANDBOX = HERE / "sandbox.yaml"
 CREDITKEY = HERE / "creditkey.yaml"  # Credit Key's v1 dialect
+GATEWAY = HERE / "gateway.yaml"  # the gateway + net terms personality

@@ -1,6 +1,6 @@
 """`sandbank integration ...`: run the order-to-cash service, and reconcile.
 
-sandbank integration serve --provider-url URL (--api-key KEY | --provider creditkey --public-key K
+sandbank integration serve --provider-url URL [--provider NAME] (--api-key KEY | --public-key K
                            --shared-secret S) [--db PATH] [--host H] [--port P]
                            [--webhook-secret whsec_... (repeatable)] [--resume-every S]
                            [--process-every S] [--poll-every S] [--budget-ms MS]
@@ -47,11 +47,19 @@ from typing import Any
 import httpx
 
 from integration import logs
-from integration.adapters import ConfigError, ProviderAdapter, make_adapter
-from integration.adapters.sandbank import ProviderDataError
+from integration.adapters import (
+    CREDENTIALS,
+    PROVIDERS,
+    ConfigError,
+    ProviderAdapter,
+    ProviderDataError,
+    gl_mapping_path,
+    make_adapter,
+    refused_api_key,
+)
 from integration.app import create_service_app
 from integration.client import ProviderRejected, ProviderUnavailable
-from integration.gl_mapping import GlMappingError
+from integration.gl_mapping import GlMapping, GlMappingError, load
 from integration.inbox import Inbox
 from integration.ledger import Ledger, LedgerError
 from integration.metrics import Metrics
@@ -72,16 +80,22 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def _provider_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider-url", required=True, help="the provider's base URL")
+    needs = "; ".join(f"{name}: {', '.join(CREDENTIALS[name])}" for name in PROVIDERS)
     p.add_argument(
         "--provider",
-        choices=["sandbank", "creditkey"],
-        default="sandbank",
-        help="the provider's API: Sandbank's /v1 (default) or Credit Key's v1 (with "
-        "--public-key and --shared-secret; --provider-url is the SDKs' base, e.g. .../app)",
+        choices=PROVIDERS,
+        default=PROVIDERS[0],
+        help=f"the provider's API (default {PROVIDERS[0]}); each needs its credentials ({needs})",
     )
-    p.add_argument("--api-key", help="the merchant's API key at the provider (sandbank)")
-    p.add_argument("--public-key", help="the merchant's Credit Key public key (creditkey)")
-    p.add_argument("--shared-secret", help="the merchant's Credit Key shared secret (creditkey)")
+    p.add_argument("--api-key", help="the merchant's API key at the provider")
+    p.add_argument("--public-key", help="the merchant's public key at the provider")
+    p.add_argument("--shared-secret", help="the merchant's shared secret at the provider")
+    p.add_argument(
+        "--gl-mapping",
+        type=Path,
+        default=None,
+        help="the GL mapping YAML (default: the one of the provider's approach)",
+    )
     p.add_argument(
         "--db",
         default="integration.db",
@@ -225,6 +239,11 @@ def _adapter(
     return make_adapter(config, store=store, now=utc_now, transport=transport)
 
 
+def _mapping(args: argparse.Namespace) -> GlMapping:
+    """The GL mapping: `--gl-mapping`, else the provider's approach's. Raises GlMappingError."""
+    return load(args.gl_mapping or gl_mapping_path(args.provider))
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"sandbank integration: error: {message}\n")
     return 2
@@ -233,26 +252,8 @@ def _fail(message: str) -> int:
 def _refused_key(args: argparse.Namespace) -> str | None:
     """Why the provider refuses the API key, asked once at start (a bad key is one line now,
     not a traceback every poll); None when it accepts it, or cannot be asked (down or slow: the
-    service starts and its degraded mode holds the work)."""
-    if getattr(args, "provider", "sandbank") != "sandbank":  # other dialects: other credentials
-        return None
-    url = args.provider_url.rstrip("/")
-    try:
-        r = httpx.get(
-            f"{url}/v1/events",
-            params={"limit": 1},
-            headers={"Authorization": f"Bearer {args.api_key}"},
-            timeout=5.0,
-        )
-    except httpx.HTTPError:
-        return None
-    if r.status_code not in (401, 403):
-        return None
-    try:
-        detail = r.json().get("detail") or r.reason_phrase
-    except (ValueError, AttributeError):
-        detail = r.reason_phrase
-    return f"the provider at {url} refused --api-key ({r.status_code}: {detail})"
+    service starts and its degraded mode holds the work). The adapters know where to ask."""
+    return refused_api_key(args.provider, args.provider_url, args.api_key)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -286,11 +287,12 @@ def serve(args: argparse.Namespace) -> int:
                 "cooldown_s": args.breaker_cooldown,
             },
         )
-    except ConfigError as exc:
+        mapping = _mapping(args)
+    except (ConfigError, GlMappingError) as exc:
         store.close()
         return _fail(str(exc))
     book = OrderBook(db)
-    ledger = Ledger.sqlite(db)
+    ledger = Ledger.sqlite(db, mapping)
     inbox = Inbox(db, clock=utc_now)
     try:
         app = create_service_app(
@@ -346,7 +348,7 @@ async def run_reconcile(
         return _fail(str(exc))
     metrics = Metrics()
     try:
-        ledger = Ledger.sqlite(db)
+        ledger = Ledger.sqlite(db, _mapping(args))
     except (GlMappingError, LedgerError, OSError) as exc:
         store.close()
         return _fail(f"the ledger cannot be opened: {exc}")

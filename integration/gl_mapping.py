@@ -56,7 +56,7 @@ from pydantic import (
 )
 
 from integration.errors import IntegrationError
-from integration.model import EventKind
+from integration.model import EventKind, LineKind
 
 DEFAULT_MAPPING_PATH = Path(__file__).with_name("gl_mapping.yaml")
 
@@ -98,12 +98,22 @@ class TaxTreatment(_Strict):
     account: AccountName
 
 
+class Settles(_Strict):
+    """Which settlement line the provider pays a posting of this event in: its kind, and the
+    sign of the line's gross seen from the posting's gross (a refund's line is negative)."""
+
+    line: LineKind
+    sign: Literal[1, -1] = 1
+
+
 class EventRule(_Strict):
-    """What one canonical event posts. No legs: memo only (nothing is posted)."""
+    """What one canonical event posts. No legs: memo only (nothing is posted). `settles`: the
+    settlement line reconciliation expects for each posting (absent: none)."""
 
     memo: str = ""
     legs: tuple[LegRule, ...] = ()
     tax: TaxTreatment | None = None
+    settles: Settles | None = None
 
     @field_validator("legs")
     @classmethod
@@ -168,6 +178,15 @@ class GlMapping(_Strict):
 
     def rule(self, event_kind: EventKind) -> EventRule:
         return self.events[event_kind]
+
+    def settled_kinds(self) -> dict[EventKind, tuple[LineKind, int]]:
+        """The postings the provider settles, as (line kind, sign): what reconciliation
+        expects on the settlement reports (the approach's, as this file says it)."""
+        return {
+            kind: (rule.settles.line, rule.settles.sign)
+            for kind, rule in self.events.items()
+            if rule.settles is not None
+        }
 
     def resolve(
         self, event_kind: EventKind, figures: Mapping[str, int], terms: str | None = None

@@ -164,7 +164,7 @@ def configure(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request's full URL at INFO: the provider_call lines already say each
-    # attempt, and a URL may carry credentials (Credit Key's travel in the query string).
+    # attempt, and a URL may carry credentials (some providers' travel in the query string).
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 

@@ -25,6 +25,10 @@ class EventKind(StrEnum):
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
+    # The buyer paid (part of) an order through the provider: approaches where the seller
+    # carries the credit risk (gateway + net terms) settle these, not the captures.
+    PAYMENT_RECEIVED = "payment_received"
+    PAYMENT_REFUNDED = "payment_refunded"  # part of such a payment given back to the buyer
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class LineKind(StrEnum):
     DISPUTE = "dispute"  # a dispute's debit (negative) or, when it is won, its reversal
     # A deficit moved from one payout to the next (a pair of lines that cancel out; no order).
     CARRY_FORWARD = "carry_forward"
+    PAYMENT = "payment"  # a buyer's payment collected by a gateway (fee: the gateway's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,17 @@ class Dispute:
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    """A buyer's payment against an order, collected by the provider (a gateway charge)."""
+
+    provider_id: str
+    provider_order_id: str
+    amount: Money
+    fee: int  # what the provider keeps, minor units
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderEvent:
     """An event as the integration understands it; `raw` keeps the provider's own payload."""
 
@@ -148,3 +164,6 @@ class ProviderEvent:
     provider_checkout_id: str | None = None  # the checkout the event (or its order) is about
     checkout_status: str | None = None  # canonical: open, completed, declined, expired
     settlement: Settlement | None = None  # a payout event's settlement (without its lines)
+    payment: Payment | None = None  # a payment event's payment
+    # A payment's refunds, as its event lists them (each by its own provider id; fee 0).
+    payment_refunds: tuple[Payment, ...] = ()

@@ -52,6 +52,7 @@ from integration.model import (
     Capture,
     EventKind,
     Money,
+    Payment,
     ProviderEvent,
     Refund,
 )
@@ -215,7 +216,9 @@ class OrderToCash:
           (canceled) or a lapse (expired) of an authorization nothing was shipped against.
 
         A paid settlement's event posts its fees and payout (by settlement id, as a
-        reconciliation run does: whichever comes first posts).
+        reconciliation run does: whichever comes first posts). A payment's event (a buyer paid
+        the provider: gateway + net terms) posts `payment_received` by the payment's id, and its
+        refunds `payment_refunded` by theirs.
 
         Returns what happened: posted, unknown_order, ignored, held, unchanged or updated."""
         if event.settlement is not None:
@@ -223,6 +226,13 @@ class OrderToCash:
                 return "ignored"
             post_payouts(self.ledger, [event.settlement])
             return "posted"
+        if event.payment is not None:
+            return self._post_payment(EventKind.PAYMENT_RECEIVED, event.payment)
+        if event.payment_refunds:
+            outcomes = [
+                self._post_payment(EventKind.PAYMENT_REFUNDED, r) for r in event.payment_refunds
+            ]
+            return outcomes[0]
         snapshot = event.order
         found = self.book.find(
             provider_order_id=event.provider_order_id
@@ -278,6 +288,23 @@ class OrderToCash:
             if new:
                 logs.emit(log, "provider_events_polled", new=new)
         return new
+
+    def _post_payment(self, kind: EventKind, payment: Payment) -> str:
+        """A buyer's payment collected by the provider (approaches where the seller carries
+        the credit risk), or a refund of one, posted by its provider id for an order the ERP
+        knows (again: nothing new)."""
+        if self.book.find(provider_order_id=payment.provider_order_id) is None:
+            return "unknown_order"
+        money = payment.amount
+        self.ledger.post(
+            kind,
+            {"gross": money.amount, "fee": payment.fee},
+            money.currency,
+            payment.provider_id,
+            at=payment.at,
+            order_id=payment.provider_order_id,
+        )
+        return "posted"
 
     def _post_movements(self, snapshot: Authorization) -> None:
         for capture in snapshot.captures:

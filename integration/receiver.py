@@ -60,7 +60,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from integration.adapters.sandbank import EVENT_KIND, event_facts, event_settlement
+from integration.adapters import EVENT_KIND, event_facts
 from integration.errors import IntegrationError, Problem
 from integration.inbox import Applied, Inbox, RawEvent
 from integration.model import ProviderEvent
@@ -256,27 +256,22 @@ def to_provider_event(payload: object) -> ProviderEvent:
         raise UnparseableEvent(f"created_at {created!r} is not RFC 3339") from None
     if at.tzinfo is None:
         raise UnparseableEvent(f"created_at {created!r} has no UTC offset")
-    object_id = payload.get("object_id")
-    data = payload.get("data")
-    order_id: object = None
-    if payload.get("object_type") == "order":
-        order_id = object_id
-    elif isinstance(data, dict):
-        order_id = data.get("order_id")  # e.g. checkout.completed names the order it made
     raw: dict[str, object] = {str(k): v for k, v in payload.items()}
-    order, checkout_id, checkout_status = event_facts(raw)
+    facts = event_facts(raw)
     return ProviderEvent(
         provider_event_id=event_id,
         # the adapter's table; any other type is None: recorded, applied to order state if it
         # carries an order snapshot, never posted
         kind=EVENT_KIND.get(event_type),
-        provider_order_id=order_id if isinstance(order_id, str) and order_id else None,
+        provider_order_id=facts.provider_order_id,
         at=at,
         raw=raw,
-        order=order,
-        provider_checkout_id=checkout_id,
-        checkout_status=checkout_status,
-        settlement=event_settlement(raw),
+        order=facts.order,
+        provider_checkout_id=facts.provider_checkout_id,
+        checkout_status=facts.checkout_status,
+        settlement=facts.settlement,
+        payment=facts.payment,
+        payment_refunds=facts.payment_refunds,
     )
 
 

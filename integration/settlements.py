@@ -8,9 +8,11 @@
    (`dispute_opened`; `dispute_won` or `dispute_lost` once decided), by dispute id, so the
    books know every dispute whose money a report can carry (read after the settlements, so
    none of theirs is missed);
-3. turns the ledger into what it expects to be settled (`ledger_expectations`): every capture,
-   refund and dispute posting not reversed, for its order, expected in the batch the
-   provider's settlement calendar gives its time (`ProviderAdapter.settlement_batch`);
+3. turns the ledger into what it expects to be settled (`ledger_expectations`): every posting
+   the GL mapping says the provider settles (`settles`: captures, refunds and disputes for
+   embedded credit; the buyers' payments for gateway + net terms), not reversed, for its
+   order, expected in the batch the provider's settlement calendar gives its time
+   (`ProviderAdapter.settlement_batch`);
 4. runs the pure `integration.reconcile.reconcile` over the window from the oldest to the
    newest batch read: the ERP's orders are the known orders, orders with open ERP holds are
    held; `carry_forward` lines (a deficit moved between payouts, no order) are left out;
@@ -19,7 +21,7 @@
 6. records the metrics: the mismatch rate, the settlement lag of each capture line of a paid
    settlement (paid at - captured at; once per settlement per `Metrics`), the disputed ratio.
 
-Disputes reach `reconcile` as ledger items, not as its `disputes` argument: Sandbank debits a
+Disputes reach `reconcile` as ledger items, not as its `disputes` argument: the provider debits a
 dispute as a line of its own (and credits a won one back as another) instead of withholding it
 from the capture's line, so the ledger expects exactly those lines, and a dispute line missing,
 late, twice or a cent off is found like any other. Passing the disputes as well would explain
@@ -41,13 +43,6 @@ from integration.model import Dispute, EventKind, LineKind, Settlement
 from integration.orders import OrderBook
 from integration.reconcile import LedgerEntry, Report, reconcile
 
-# Posting kinds the provider settles, as (line kind, sign from the merchant's side).
-SETTLED_KINDS: dict[EventKind, tuple[LineKind, int]] = {
-    EventKind.CAPTURED: (LineKind.CAPTURE, 1),
-    EventKind.REFUNDED: (LineKind.REFUND, -1),
-    EventKind.DISPUTE_OPENED: (LineKind.DISPUTE, -1),
-    EventKind.DISPUTE_WON: (LineKind.DISPUTE, 1),
-}
 # A decided dispute's second posting, by canonical status.
 DECIDED: dict[str, EventKind] = {
     "won": EventKind.DISPUTE_WON,
@@ -114,7 +109,8 @@ def ledger_expectations(
     provider_of = {o.merchant_order_id: o.provider_order_id for o in erp_orders}
     by_hold = {h.reference: h.merchant_order_id for h in book.holds() if h.reference}
     entries: list[LedgerEntry] = []
-    for kind, (line_kind, sign) in SETTLED_KINDS.items():
+    # Which postings the provider settles is the approach's: its GL mapping says (`settles`).
+    for kind, (line_kind, sign) in ledger.mapping.settled_kinds().items():
         for p in ledger.postings(event_kind=kind):
             if p.id in reversed_ids:
                 continue

@@ -31,7 +31,7 @@ from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
 from simulator.console import console_routes
 from simulator.control import operations as control
-from simulator.dialects import creditkey
+from simulator.dialects import creditkey, gateway
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.domain.records import StoredCounts
@@ -86,7 +86,12 @@ def _server_seed(settings: Settings, store: SqliteStore, entropy: Entropy) -> in
 
 
 async def _document(request: Request) -> Response:
-    path = contracts.SANDBOX if request.url.path.startswith("/_sandbox") else contracts.PROVIDER
+    if request.url.path.startswith("/_sandbox"):
+        path = contracts.SANDBOX
+    elif request.url.path.startswith("/gateway"):
+        path = contracts.GATEWAY
+    else:
+        path = contracts.PROVIDER
     if request.url.path.endswith(".json"):
         return JSONResponse(yaml.safe_load(path.read_text()))
     return Response(path.read_bytes(), media_type="application/yaml")
@@ -128,7 +133,8 @@ def create_app(
     )
     server_seed = _server_seed(settings, store, entropy)
     operations = OperationIndex(
-        (op.method, op.path, op.operation_id) for op in [*v1.OPERATIONS, *creditkey.OPERATIONS]
+        (op.method, op.path, op.operation_id)
+        for op in [*v1.OPERATIONS, *creditkey.OPERATIONS, *gateway.OPERATIONS]
     )
     faults = FaultRegistry(store=store, server_seed=server_seed, operations=operations.ids)
     faults.load_file(settings.fault_rules, wall.now())
@@ -207,6 +213,9 @@ def create_app(
             Route("/openapi.json", _document, methods=["GET"]),
             Route("/_sandbox/openapi.yaml", _document, methods=["GET"]),
             Route("/_sandbox/openapi.json", _document, methods=["GET"]),
+            Route("/gateway/openapi.yaml", _document, methods=["GET"]),
+            Route("/gateway/openapi.json", _document, methods=["GET"]),
+            *routes(gateway.OPERATIONS),  # the gateway + net terms personality
             Route("/docs", reference.page, methods=["GET"]),
             Route("/docs/redoc.standalone.js", reference.bundle, methods=["GET"]),
             Route("/_sandbox/docs", reference.page, methods=["GET"]),
@@ -242,7 +251,7 @@ def create_app(
         ("creditkey", ck.edge),
         # 3. an unexpected exception becomes a 500 problem, never a bare page
         ("errors", ErrorBoundary),
-        # 4. who is calling: account API key on /v1, admin token on /_sandbox
+        # 4. who is calling: account API key on /v1 and /gateway/v1, admin token on /_sandbox
         (
             "auth",
             lambda a: AuthMiddleware(a, account_for_key=accounts.for_key, admin_token=admin_token),

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from simulator.domain.errors import NotFound
+from simulator.domain.gateway import Invoice
 from simulator.domain.models import Capture, Entity, Order, Refund
 from simulator.domain.records import Page
 from simulator.store.export_rows import ExportRows
@@ -204,6 +205,53 @@ FILES: dict[str, FileSpec] = {
             col("updated_at", "datetime", "Last change (account clock)"),
         ),
     ),
+    "invoices": FileSpec(
+        "One row per invoice of the gateway + net terms personality (`/gateway/v1`), oldest "
+        "first. amount_due = issued - credited - written_off - (paid - refunded).",
+        (
+            col("id", "string", "The invoice (`inv_...`)"),
+            col("number", "string", "The seller's invoice (order) number"),
+            col("status", "string", "draft, open, paid, short_paid or void"),
+            col("past_due", "boolean", "Past its due date with money still due"),
+            col("customer_name", "string", "The customer's name"),
+            col("customer_email", "string", "The customer's email"),
+            col("customer_external_id", "string", "The seller's id for the customer"),
+            col("payment_method", "string", "card or ach: what the customer pays with"),
+            _CURRENCY,
+            col("amount", "integer", "The order's total, minor units"),
+            col("issued_amount", "integer", "Issued (shipped and invoiced), minor units"),
+            col("credited_amount", "integer", "Taken back by credit notes, minor units"),
+            col("paid_amount", "integer", "Cleared payments, minor units"),
+            col("pending_amount", "integer", "Payments still clearing (ACH), minor units"),
+            col("refunded_amount", "integer", "Paid money refunded, minor units"),
+            col("written_off_amount", "integer", "Written off (short paid), minor units"),
+            col("amount_due", "integer", "Still owed, minor units"),
+            col("net_days", "integer", "Days from the first issue to the due date"),
+            col("issued_at", "datetime", "The first issue"),
+            col("due_date", "date", "When payment is due"),
+            col("paid_at", "datetime", "When it was paid in full"),
+            col("voided_at", "datetime", "When the draft was voided"),
+            _CREATED,
+            col("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "charges": FileSpec(
+        "One row per gateway charge (a customer's payment against an invoice), oldest first.",
+        (
+            col("id", "string", "The charge (`ch_...`)"),
+            col("invoice_id", "string", "The invoice paid (`inv_...`)"),
+            col("method", "string", "card or ach"),
+            col("status", "string", "pending (ACH clearing) or succeeded"),
+            _CURRENCY,
+            col("amount", "integer", "Charged, minor units"),
+            col("fee", "integer", "The gateway's fee, minor units"),
+            col("refunded_amount", "integer", "Refunded by credit notes, minor units"),
+            col("initiated_by", "string", "customer (paid on the clock) or merchant (API)"),
+            col("clears_at", "datetime", "When an ACH debit clears"),
+            col("succeeded_at", "datetime", "When it was captured or cleared"),
+            _CREATED,
+        ),
+    ),
     "events": FileSpec(
         "One row per event (the webhook outbox), oldest first.",
         (
@@ -293,6 +341,20 @@ def _refund_row(pair: tuple[str, Refund]) -> dict[str, Any]:
     }
 
 
+def _invoice_row(i: Invoice) -> dict[str, Any]:
+    customer = {
+        "customer_name": i.customer.name,
+        "customer_email": i.customer.email,
+        "customer_external_id": i.customer.external_id,
+        "payment_method": i.customer.payment_method,
+    }
+    derived = {"amount_due": i.due, **customer}
+    return {
+        name: derived[name] if name in derived else getattr(i, name)
+        for name in FILES["invoices"].names
+    }
+
+
 def _by_names(file: str) -> Callable[[Any], dict[str, Any]]:
     names = FILES[file].names
     return lambda obj: {name: getattr(obj, name) for name in names}
@@ -308,6 +370,8 @@ def _sources(rows: ExportRows) -> dict[str, tuple[Callable[[], Iterable[Any]], R
         "settlements": (rows.settlements, _by_names("settlements")),
         "settlement_lines": (rows.settlement_lines, _by_names("settlement_lines")),
         "disputes": (rows.disputes, _by_names("disputes")),
+        "invoices": (rows.invoices, _invoice_row),
+        "charges": (rows.charges, _by_names("charges")),
         "events": (rows.events, _by_names("events")),
     }
 

@@ -99,7 +99,7 @@ class FinanceService:
         self._schedule_repayments(ctx, order, capture)
         bps = ctx.account.settings.discount_fee_bps.get(order.terms, 0)
         fee = fee_for(capture.amount, bps)
-        self._add_line(
+        self.add_line(
             ctx,
             "capture",
             order.id,
@@ -112,7 +112,7 @@ class FinanceService:
     def on_refund(self, ctx: Ctx, order: Order, refund: Refund) -> int:
         """Returns the credit to give back to the buyer: what the refund took off repayments
         still owed (a refund of money already repaid is the provider's to return)."""
-        self._add_line(
+        self.add_line(
             ctx, "refund", order.id, refund.id, gross=-refund.amount, currency=refund.currency
         )
         return self._relieve(ctx, order, refund.amount)
@@ -257,7 +257,7 @@ class FinanceService:
         return sorted(open_, key=lambda r: (r.due_at, r.id)), defaulted
 
     # --- balance lines and settlements --------------------------------------------------------
-    def _add_line(
+    def add_line(
         self,
         ctx: Ctx,
         type_: LineType,
@@ -270,6 +270,8 @@ class FinanceService:
         batch_date: date | None = None,
         schedule: bool = True,
     ) -> SettlementLine:
+        """A movement of the merchant's balance (the gateway personality's charges and refunds
+        too), paid out in the batch of `batch_date` (its business day by default)."""
         line = SettlementLine(
             id=ctx.new_id("sln"),
             type=type_,
@@ -355,7 +357,7 @@ class FinanceService:
                 batch_date=day,
                 created_at=ctx.now,
             )
-        return self._add_line(
+        return self.add_line(
             ctx,
             "carry_forward",
             None,
@@ -525,7 +527,7 @@ class FinanceService:
             created_at=ctx.now,
             updated_at=ctx.now,
         )
-        self._add_line(ctx, "dispute", order.id, dispute.id, gross=-amount, currency=order.currency)
+        self.add_line(ctx, "dispute", order.id, dispute.id, gross=-amount, currency=order.currency)
         self._save_dispute(ctx, dispute)
         ctx.tx.schedule(ctx.aid, to_us(dispute.respond_by), JOB_DISPUTE_DEADLINE, dispute.id)
         self.core.emit(ctx, "dispute.created", dispute)
@@ -580,7 +582,7 @@ class FinanceService:
         dispute.apply("win" if outcome == "won" else "lose", ctx.now)
         dispute.closed_at = ctx.now
         if outcome == "won":
-            self._add_line(
+            self.add_line(
                 ctx,
                 "dispute_reversal",
                 dispute.order_id,

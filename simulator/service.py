@@ -31,6 +31,7 @@ from simulator.domain.errors import (
     ValidationFailed,
 )
 from simulator.domain.finance import Dispute, Settlement
+from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import (
     Account,
     AccountSettings,
@@ -50,6 +51,7 @@ from simulator.domain.money import MAX_AMOUNT, check_currency
 from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
+from simulator.gateway import GatewayService
 from simulator.rng import SeededRng
 from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Store, Tx
@@ -93,6 +95,7 @@ class ProviderService:
         self.on_job: Callable[[str], None] | None = None
         self.on_advance: Callable[[float, bool], None] | None = None
         self.finance = FinanceService(self)
+        self.gateway = GatewayService(self)
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -170,7 +173,15 @@ class ProviderService:
         self,
         ctx: Ctx,
         type_: str,
-        obj: Buyer | Checkout | Order | WebhookEndpoint | Repayment | Settlement | Dispute,
+        obj: Buyer
+        | Checkout
+        | Order
+        | WebhookEndpoint
+        | Repayment
+        | Settlement
+        | Dispute
+        | Invoice
+        | Charge,
     ) -> None:
         # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
         # on every write) is skipped: model_construct.
@@ -222,6 +233,8 @@ class ProviderService:
                 handler(self, ctx, job.ref)
             elif (money := FinanceService.JOBS.get(job.kind)) is not None:
                 money(self.finance, ctx, job.ref)
+            elif (invoicing := GatewayService.JOBS.get(job.kind)) is not None:
+                invoicing(self.gateway, ctx, job.ref)
         ctx.now = real_now
         if budget is None:
             return False

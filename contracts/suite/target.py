@@ -109,7 +109,17 @@ def _in_process() -> Target:
     assert demo is not None, "the in-process simulator has no demo account"
 
     def reset() -> None:
-        app.runtime.accounts.reset(demo.id)
+        # Through the app, on the event loop schemathesis serves it from: that loop also runs
+        # the app's lifespan (the inline dispatcher and scheduler on `:memory:`), so a direct
+        # call from this thread could meet their open transaction on the one connection.
+        from schemathesis.python import asgi  # noqa: PLC0415 - only the in-process target
+
+        with asgi.get_client(app) as client:  # type: ignore[arg-type]  # MutableMapping vs dict scope types
+            r = client.post(
+                f"http://{asgi.HOST}/_sandbox/accounts/{demo.id}/reset",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+        assert r.status_code == 200, f"contract account reset failed: {r.status_code} {r.text}"
 
     return Target(api_key=demo.api_key, app=app, reset=reset)
 

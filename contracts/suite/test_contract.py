@@ -6,6 +6,7 @@ All default schemathesis checks run, plus the project checks in `checks.py`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,9 @@ TARGET = target.resolve()
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
-def contract_schema(*phases: str) -> Any:
-    """The published provider document, aimed at the target, with only `phases` enabled."""
+def contract_schema(*phases: str, document: Path = contracts.PROVIDER) -> Any:
+    """A published document (the provider's by default), aimed at the target, with only
+    `phases` enabled."""
     config: dict[str, Any] = {
         "phases": {
             name: {"enabled": name in phases}
@@ -42,9 +44,7 @@ def contract_schema(*phases: str) -> Any:
     config["phases"]["examples"]["fill-missing"] = True
     if TARGET.base_url:
         config["base-url"] = TARGET.base_url
-    schema = schemathesis.openapi.from_path(
-        contracts.PROVIDER, config=schemathesis.Config.from_dict(config)
-    )
+    schema = schemathesis.openapi.from_path(document, config=schemathesis.Config.from_dict(config))
     if TARGET.app is not None:
         schema.app = TARGET.app
     # The scheme name must match `components.securitySchemes` in the document.

@@ -2,9 +2,9 @@
 
 Configuration keys (all but `provider`, `base_url` and the credentials optional):
 
-    provider: sandbank            # or creditkey
+    provider: sandbank            # or creditkey, or gateway (gateway + net terms, /gateway/v1)
     base_url: http://127.0.0.1:8080   # creditkey: the SDKs' base, e.g. http://127.0.0.1:8080/app
-    api_key: sk_test_...          # sandbank's credential
+    api_key: sk_test_...          # sandbank's and gateway's credential
     public_key: acme_...          # creditkey's two credentials
     shared_secret: ...
     timeout_s: 10
@@ -22,11 +22,14 @@ import asyncio
 import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from integration.adapters import gateway, sandbank
 from integration.adapters.base import (
     AuthorizationStatus,
     Buyer,
@@ -37,15 +40,32 @@ from integration.adapters.base import (
     ProviderAdapter,
 )
 from integration.adapters.creditkey import CreditKeyAdapter
-from integration.adapters.sandbank import IN_FLIGHT_CODES, SandbankAdapter
+from integration.adapters.gateway import GatewayAdapter
+from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
 from integration.errors import IntegrationError
+from integration.model import Authorization, EventKind, Payment, Settlement
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
-PROVIDERS = ("sandbank", "creditkey")
-CREDENTIALS = {"sandbank": ("api_key",), "creditkey": ("public_key", "shared_secret")}
+PROVIDERS = ("sandbank", "creditkey", "gateway")
+CREDENTIALS = {
+    "sandbank": ("api_key",),
+    "creditkey": ("public_key", "shared_secret"),
+    "gateway": ("api_key",),
+}
+# The GL mapping of each provider's approach (one YAML per approach, in the integration
+# package): embedded credit for Sandbank's /v1 and Credit Key, gateway + net terms for the
+# gateway. `sandbank integration serve --gl-mapping` overrides it.
+_HERE = Path(__file__).resolve().parent.parent
+GL_MAPPINGS = {
+    "sandbank": _HERE / "gl_mapping.yaml",
+    "creditkey": _HERE / "gl_mapping.yaml",
+    "gateway": _HERE / "gl_mapping_gateway.yaml",
+}
+# Every provider's event types, in canonical kinds (webhook bodies name their type only).
+EVENT_KIND: Mapping[str, EventKind] = {**sandbank.EVENT_KIND, **gateway.EVENT_KIND}
 
 
 class ConfigError(IntegrationError, ValueError):
@@ -100,17 +120,108 @@ def make_adapter(
     )
     if provider == "creditkey":
         return CreditKeyAdapter(client, config["public_key"], config["shared_secret"], now=now)
+    if provider == "gateway":
+        return GatewayAdapter(client)
     return SandbankAdapter(client)
 
 
+# Where an API key can be tried without changing anything (a one-item read), per provider
+# that takes one.
+_KEY_PROBES = {"sandbank": "/v1/events", "gateway": "/gateway/v1/events"}
+
+
+def refused_api_key(provider: str, base_url: str, api_key: str | None) -> str | None:
+    """Why the provider refuses `api_key` (one line), asked once; None when it accepts it,
+    takes no API key, or cannot be asked (down or slow)."""
+    probe = _KEY_PROBES.get(provider)
+    if probe is None:
+        return None
+    url = base_url.rstrip("/")
+    try:
+        r = httpx.get(
+            f"{url}{probe}",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=5.0,
+        )
+    except httpx.HTTPError:
+        return None
+    if r.status_code not in (401, 403):
+        return None
+    try:
+        detail = r.json().get("detail") or r.reason_phrase
+    except (ValueError, AttributeError):
+        detail = r.reason_phrase
+    return f"the provider at {url} refused --api-key ({r.status_code}: {detail})"
+
+
+def gl_mapping_path(provider: str) -> Path:
+    """The GL mapping file of the provider's approach."""
+    if provider not in GL_MAPPINGS:
+        raise ConfigError(f"unknown provider {provider!r} (known: {', '.join(PROVIDERS)})")
+    return GL_MAPPINGS[provider]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """What a provider's event body says in canonical terms (each None when it does not)."""
+
+    provider_order_id: str | None
+    order: Authorization | None
+    provider_checkout_id: str | None
+    checkout_status: str | None
+    settlement: Settlement | None
+    payment: Payment | None
+    payment_refunds: tuple[Payment, ...] = ()
+
+
+def event_facts(payload: Mapping[str, Any]) -> EventFacts:
+    """The canonical facts of any provider's webhook or listed event body: the one place the
+    receiver learns them, so it names no provider."""
+    if payload.get("object_type") in gateway.OBJECT_TYPES:
+        invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
+        return EventFacts(
+            invoice_id,
+            invoice,
+            invoice_id if invoice is not None else None,
+            CheckoutStatus.COMPLETED.value if invoice is not None else None,
+            None,
+            payment,
+            refunds,
+        )
+    order, checkout_id, checkout_status = sandbank.event_facts(payload)
+    data = payload.get("data")
+    order_id: object = None
+    if payload.get("object_type") == "order":
+        order_id = payload.get("object_id")
+    elif isinstance(data, Mapping):
+        order_id = data.get("order_id")  # e.g. checkout.completed names the order it made
+    return EventFacts(
+        order_id if isinstance(order_id, str) and order_id else None,
+        order,
+        checkout_id,
+        checkout_status,
+        sandbank.event_settlement(payload),
+        None,
+    )
+
+
 __all__ = [
+    "EVENT_KIND",
+    "GL_MAPPINGS",
+    "PROVIDERS",
     "AuthorizationStatus",
     "Buyer",
     "CheckoutRef",
     "CheckoutStatus",
     "ConfigError",
+    "EventFacts",
     "LineItem",
     "PlaceOrder",
     "ProviderAdapter",
+    "ProviderDataError",
+    "event_facts",
+    "gl_mapping_path",
     "make_adapter",
+    "refused_api_key",
 ]

@@ -84,6 +84,7 @@ LINE_KIND: Final[Mapping[str, LineKind]] = {
     "dispute": LineKind.DISPUTE,
     "dispute_reversal": LineKind.DISPUTE,
     "carry_forward": LineKind.CARRY_FORWARD,
+    "payment": LineKind.PAYMENT,  # a gateway payment (the same balance, another approach)
 }
 
 SETTLEMENT_STATUS: Final[Mapping[str, str]] = {"pending": "pending", "paid": "paid"}
@@ -128,8 +129,11 @@ class ProviderDataError(IntegrationError, ValueError):
 class SandbankAdapter:
     name = "sandbank"
 
-    def __init__(self, client: ResilientClient) -> None:
+    def __init__(self, client: ResilientClient, *, prefix: str = "/v1") -> None:
+        """`prefix`: where the API is mounted (the gateway personality serves the same
+        settlements under its own)."""
         self.client = client
+        self.prefix = prefix
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -267,13 +271,18 @@ class SandbankAdapter:
         first, so this walks back until it meets the cursor's event, then returns the walk
         reversed. Consumers dedupe on `provider_event_id` anyway (webhooks are at least once).
         """
+        events = [_event(raw) for raw in await self.raw_events_after(since_cursor)]
+        return events, (events[-1].provider_event_id if events else since_cursor)
+
+    async def raw_events_after(self, since_cursor: str | None) -> list[dict[str, Any]]:
+        """The event bodies after `since_cursor` (an event id), oldest first."""
         newest_first: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": PAGE}
             if cursor:
                 params["cursor"] = cursor
-            page = await self._call(EVENTS, "GET", "/v1/events", params=params)
+            page = await self._call(EVENTS, "GET", f"{self.prefix}/events", params=params)
             met = False
             for raw in _list(page, "data"):
                 if since_cursor is not None and raw.get("id") == since_cursor:
@@ -282,9 +291,7 @@ class SandbankAdapter:
                 newest_first.append(raw)
             cursor = None if met else _next_cursor(page)
             if cursor is None:
-                break
-        events = [_event(raw) for raw in reversed(newest_first)]
-        return events, (events[-1].provider_event_id if events else since_cursor)
+                return newest_first[::-1]
 
     # --- settlements and disputes -----------------------------------------------------------
     async def list_settlements(
@@ -298,7 +305,7 @@ class SandbankAdapter:
             params: dict[str, str | int] = {"limit": PAGE}
             if cursor:
                 params["cursor"] = cursor
-            page = await self._call(READS, "GET", "/v1/settlements", params=params)
+            page = await self._call(READS, "GET", f"{self.prefix}/settlements", params=params)
             for raw in _list(page, "data"):
                 settlement = _settlement(raw)
                 if since is not None and settlement.batch is not None and settlement.batch < since:
@@ -312,7 +319,9 @@ class SandbankAdapter:
         return found
 
     async def get_settlement(self, provider_settlement_id: str) -> Settlement:
-        data = await self._call(READS, "GET", f"/v1/settlements/{_seg(provider_settlement_id)}")
+        data = await self._call(
+            READS, "GET", f"{self.prefix}/settlements/{_seg(provider_settlement_id)}"
+        )
         return _settlement(data, with_lines=True)
 
     async def list_disputes(self) -> list[Dispute]:

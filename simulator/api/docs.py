@@ -10,7 +10,7 @@ from simulator import __version__
 from simulator.api import openapi, v1
 from simulator.api import schemas as s
 from simulator.control import operations as control
-from simulator.domain.webhooks import EVENT_TYPES, event_object_type
+from simulator.domain.webhooks import NATIVE_EVENT_TYPES, event_object_type
 
 PROVIDER_DESCRIPTION = """\
 Sandbank's native provider API: embedded B2B credit (pay on terms at checkout) with buyers,
@@ -71,7 +71,7 @@ SNAPSHOTS: dict[str, type[BaseModel]] = {
     "dispute": s.DisputeOut,
 }
 
-# When each event type is sent: (summary, description). One entry per `EVENT_TYPES`.
+# When each event type is sent: (summary, description). One entry per `NATIVE_EVENT_TYPES`.
 EVENTS: dict[str, tuple[str, str]] = {
     "buyer.created": (
         "A buyer was created",
@@ -189,19 +189,24 @@ EVENTS: dict[str, tuple[str, str]] = {
 }
 
 
-def webhooks() -> list[openapi.Webhook]:
-    """The `webhooks` section's entries, one per event type the simulator emits."""
-    if set(EVENTS) != set(EVENT_TYPES):
-        raise RuntimeError(f"describe exactly the event types: {set(EVENTS) ^ set(EVENT_TYPES)}")
+def webhooks(
+    types: tuple[str, ...] = NATIVE_EVENT_TYPES,
+    described: dict[str, tuple[str, str]] = EVENTS,
+    snapshots: dict[str, type[BaseModel]] = SNAPSHOTS,
+) -> list[openapi.Webhook]:
+    """The `webhooks` section's entries, one per event type of a document (the native API's
+    by default; the gateway personality passes its own)."""
+    if set(described) != set(types):
+        raise RuntimeError(f"describe exactly the event types: {set(described) ^ set(types)}")
     out = []
-    for event_type in EVENT_TYPES:
+    for event_type in types:
         object_type = event_object_type(event_type)
-        summary, description = EVENTS[event_type]
+        summary, description = described[event_type]
         out.append(
             openapi.Webhook(
                 event_type=event_type,
                 object_type=object_type,
-                snapshot=SNAPSHOTS[object_type],
+                snapshot=snapshots[object_type],
                 summary=summary,
                 description=description,
             )

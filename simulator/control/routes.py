@@ -18,7 +18,7 @@ from simulator.clock import parse_duration
 from simulator.control.health import Health, health
 from simulator.dialects.creditkey.credentials import credentials
 from simulator.domain.errors import ValidationFailed
-from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings
+from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings, GatewayFees
 from simulator.domain.money import CURRENCIES
 from simulator.runtime import runtime_of
 
@@ -29,6 +29,12 @@ class Strict(BaseModel):
 
 def _default_fees() -> dict[s.Terms, int]:
     return cast("dict[s.Terms, int]", dict(DEFAULT_FEE_BPS))
+
+
+class GatewayFeesIn(GatewayFees):
+    """The same knobs and bounds as the stored setting; unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AccountSettingsIn(Strict):
@@ -66,6 +72,11 @@ class AccountSettingsIn(Strict):
     dispute_response_days: Annotated[int, Field(ge=1, le=365)] = 7
     dispute_decision_days: Annotated[int, Field(ge=1, le=365)] = 14
     dispute_win_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
+    gateway_fees: GatewayFeesIn = Field(
+        default_factory=GatewayFeesIn,
+        description="Gateway + net terms (`/gateway/v1`): the gateway's fee per charge (card: "
+        "bps + fixed; ACH: bps, capped) and the business days an ACH debit takes to clear.",
+    )
 
     @field_validator("default_currency")
     @classmethod

@@ -71,7 +71,11 @@ def fee_for(gross: int, bps: int) -> int:
 
 
 # --- settlements -----------------------------------------------------------------------------
-LineType = Literal["capture", "refund", "fee", "dispute", "dispute_reversal", "carry_forward"]
+# `payment`: a customer's payment through the gateway (gateway + net terms; its fee is the
+# gateway's per-transaction fee).
+LineType = Literal[
+    "capture", "refund", "fee", "dispute", "dispute_reversal", "carry_forward", "payment"
+]
 
 
 class SettlementLine(Entity):
@@ -81,7 +85,7 @@ class SettlementLine(Entity):
     id: str
     type: LineType
     order_id: str | None
-    source_id: str  # the capture, refund, dispute or settlement it comes from
+    source_id: str  # the capture, refund, dispute, charge or settlement it comes from
     gross: int
     fee: int
     net: int  # gross - fee

@@ -44,6 +44,17 @@ DEFAULT_FEE_BPS: dict[str, int] = {
 }
 
 
+class GatewayFees(Entity):
+    """The gateway's price per transaction, an account setting: card `card_bps` of the amount
+    plus `card_fixed`; ACH `ach_bps` of the amount, at most `ach_cap` (minor units)."""
+
+    card_bps: int = Field(default=290, ge=0, le=2_000)
+    card_fixed: int = Field(default=30, ge=0, le=10_000)
+    ach_bps: int = Field(default=80, ge=0, le=2_000)
+    ach_cap: int = Field(default=500, ge=0, le=1_000_000)
+    ach_clearing_days: int = Field(default=3, ge=0, le=10)  # business days
+
+
 class AccountSettings(Entity):
     """Per-account knobs. Durations are seconds on the account's clock."""
 
@@ -74,6 +85,8 @@ class AccountSettings(Entity):
     dispute_response_days: int = 7
     dispute_decision_days: int = 14
     dispute_win_probability: float = 0.5
+    # Gateway + net terms (`/gateway/v1`): the gateway's fees per transaction, ACH clearing.
+    gateway_fees: GatewayFees = Field(default_factory=GatewayFees)
 
 
 class Account(Entity):

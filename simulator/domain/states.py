@@ -210,9 +210,51 @@ ENDPOINT: Machine[EndpointStatus] = _machine(
     },
 )
 
+# Gateway + net terms (simulator/gateway.py): the seller's own invoice. A draft is an order not
+# yet shipped; issuing (on shipment, several times for partial shipments) opens it; payments
+# and credit notes bring what is due to 0 (`settle`); the seller may close an underpaid
+# invoice by writing the rest off (`write_off`). Issuing more reopens a settled invoice.
+InvoiceStatus = Literal["draft", "open", "paid", "short_paid", "void"]
+INVOICE: Machine[InvoiceStatus] = _machine(
+    "invoice",
+    InvoiceStatus,
+    "draft",
+    frozenset({"void"}),
+    {
+        ("draft", "issue"): "open",
+        ("draft", "void"): "void",
+        ("open", "issue"): "open",
+        ("open", "settle"): "paid",
+        ("open", "write_off"): "short_paid",
+        ("paid", "issue"): "open",
+        ("short_paid", "issue"): "open",
+    },
+)
+
+# A gateway charge: a card is captured at once; an ACH debit clears days later.
+ChargeStatus = Literal["pending", "succeeded"]
+CHARGE: Machine[ChargeStatus] = _machine(
+    "charge",
+    ChargeStatus,
+    "pending",
+    frozenset({"succeeded"}),
+    {("pending", "clear"): "succeeded"},
+)
+
 MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
     {
         m.resource: m
-        for m in (CHECKOUT, ORDER, CREDIT_LINE, REPAYMENT, SETTLEMENT, DISPUTE, DELIVERY, ENDPOINT)
+        for m in (
+            CHECKOUT,
+            ORDER,
+            CREDIT_LINE,
+            REPAYMENT,
+            SETTLEMENT,
+            DISPUTE,
+            DELIVERY,
+            ENDPOINT,
+            INVOICE,
+            CHARGE,
+        )
     }
 )

@@ -21,7 +21,8 @@ JITTER = 0.2
 DISABLE_AFTER = timedelta(days=5)  # an endpoint failing that long is disabled
 THROTTLE_FLOOR_S = 60  # 429 or a timeout: the next attempt no sooner than this
 
-# Every event type the simulator emits (also the `enabled_events` an endpoint may list).
+# Every event type of the native API. `EVENT_TYPES` (below): every type the simulator emits,
+# which is what an endpoint's `enabled_events` may list.
 EVENT_TYPES: tuple[str, ...] = (
     "buyer.created",
     "buyer.credit_line.updated",
@@ -48,6 +49,23 @@ EVENT_TYPES: tuple[str, ...] = (
     "dispute.lost",
     "webhook_endpoint.disabled",
 )
+# The gateway + net terms personality's (`/gateway/v1`, contracts/gateway.yaml); settlements are
+# the same as the native API's.
+GATEWAY_EVENT_TYPES: tuple[str, ...] = (
+    "invoice.created",
+    "invoice.issued",
+    "invoice.payment_received",
+    "invoice.paid",
+    "invoice.overdue",
+    "invoice.credited",
+    "invoice.written_off",
+    "invoice.voided",
+    "charge.pending",
+    "charge.succeeded",
+    "charge.refunded",
+)
+NATIVE_EVENT_TYPES = EVENT_TYPES
+EVENT_TYPES = NATIVE_EVENT_TYPES + GATEWAY_EVENT_TYPES
 # The object an event's `data` snapshots, where its type's first word does not say it.
 EVENT_OBJECT_TYPES: dict[str, str] = {
     "buyer.payment.succeeded": "repayment",

@@ -18,7 +18,9 @@ from simulator.faults.models import RuleIn
 # Decisions: pre-qualification, and the buyer's approval through the test helpers.
 DECISION_OPERATIONS = ("createPrequalification", "approveCheckout")
 # Captures: on /v1, and Credit Key's confirm_order (the capture on shipment).
-CAPTURE_OPERATIONS = ("createCapture", "creditkey.confirm_order")
+# A capture in each API: the native one, Credit Key's, and the gateway personality's issue
+# of an invoice (its shipment).
+CAPTURE_OPERATIONS = ("createCapture", "creditkey.confirm_order", "gateway.issueInvoice")
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "lost-response-after-capture",
-            "The first attempt of every capture (createCapture, Credit Key's confirm_order) "
+            "The first attempt of every capture (createCapture, Credit Key's confirm_order, the "
+            "gateway's issueInvoice) "
             "commits (capture stored, event written), then the connection is reset: only an "
             "idempotent retry learns what happened.",
             tuple(

@@ -1,4 +1,5 @@
-"""Who is calling: an account (bearer API key) on `/v1`, the admin (bearer token) on
+"""Who is calling: an account (bearer API key) on `/v1` and the gateway personality's
+`/gateway/v1`, the admin (bearer token) on
 `/_sandbox`. Health, the hosted pages and the published documents are public."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ADMIN_ON_V1 = (
 )
 # The console signs its users in itself (session cookie, CSRF): see simulator/console.
 CONSOLE = "/_sandbox/console"
+ACCOUNT_PREFIXES = ("/v1", "/gateway/v1")  # the APIs an account's key opens
 
 
 def bearer(scope: Scope) -> str | None:
@@ -50,7 +52,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path.startswith("/v1/") or path == "/v1":
+        if any(path == p or path.startswith(p + "/") for p in ACCOUNT_PREFIXES):
             token = bearer(scope)
             account = self.account_for_key(token) if token else None
             if account is None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
+from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
 
 PAGE = 200  # rows per read
@@ -112,6 +113,13 @@ class ExportRows:
 
     def disputes(self) -> Iterator[Dispute]:
         return (Dispute.model_validate_json(d) for d in self._finance("dispute"))
+
+    def invoices(self) -> Iterator[Invoice]:
+        """The gateway + net terms personality's invoices."""
+        return (Invoice.model_validate_json(d) for d in self._finance("invoice"))
+
+    def charges(self) -> Iterator[Charge]:
+        return (Charge.model_validate_json(d) for d in self._finance("charge"))
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))

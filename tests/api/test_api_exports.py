@@ -72,7 +72,8 @@ def every(api: Api, account: Account, url: str) -> Rows:
 
 
 def busy_account(api: Api, account: Account) -> None:
-    """Two orders with captures, a refund, a dispute, a cancel, and settlements (3 days on)."""
+    """Two orders with captures, a refund, a dispute, a cancel, a gateway invoice paid in part,
+    and settlements (3 days on)."""
     h = account.headers
     first = api.approved_order(account, 125_000)
     second = api.approved_order(account, 40_000, merchant_order_id="SO-1002")
@@ -85,6 +86,18 @@ def busy_account(api: Api, account: Account) -> None:
     r = api.post(f"/_sandbox/orders/{second['id']}/disputes", headers=ADMIN, json={"amount": 500})
     assert r.status_code == 201, r.text
     assert api.post(f"/v1/orders/{third['id']}/cancel", headers=h).status_code == 200
+    # The gateway + net terms personality: an invoice issued and paid in part by card.
+    body = {
+        "number": "INV-1",
+        "customer": {"name": "Acme", "email": "ap+defaults@acme.test"},
+        "amount": 20_000,
+    }
+    r = api.post("/gateway/v1/invoices", headers=h, json=body)
+    assert r.status_code == 201, r.text
+    invoice = r.json()["id"]
+    assert api.post(f"/gateway/v1/invoices/{invoice}/issue", headers=h).status_code == 200
+    r = api.post("/gateway/v1/charges", headers=h, json={"invoice": invoice, "amount": 5_000})
+    assert r.status_code == 201, r.text
     api.advance(account, "3d")
 
 

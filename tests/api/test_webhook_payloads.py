@@ -29,7 +29,7 @@ import contracts
 from simulator.api import docs
 from simulator.app import SandbankApp
 from simulator.clock import ManualClock
-from simulator.domain.webhooks import EVENT_TYPES
+from simulator.domain.webhooks import NATIVE_EVENT_TYPES as EVENT_TYPES
 
 HOOK = "http://127.0.0.1:9/hook"
 GONE = "http://127.0.0.1:9/gone"  # answers 410: the endpoint is disabled

@@ -33,9 +33,10 @@ import httpx
 import pytest
 from e2e_servers import Server
 
-from integration.adapters import make_adapter
+from integration.adapters import gl_mapping_path, make_adapter
 from integration.app import WEBHOOK_PATH, create_service_app
 from integration.breaker import Breakers
+from integration.gl_mapping import load
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.model import EventKind
@@ -110,6 +111,11 @@ class Provider:
         assert r.status_code == 200, r.text
         return list(r.json()["data"])
 
+    def invoices(self, number: str) -> list[dict[str, Any]]:
+        r = self.api.get("/gateway/v1/invoices", params={"number": number})
+        assert r.status_code == 200, r.text
+        return list(r.json()["data"])
+
     def events(self, type_: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         cursor: str | None = None
@@ -151,11 +157,12 @@ class Dialect:
     capture: str
     refund: str
     ok: int  # a successful capture's status
+    receivable: str = RECEIVABLE  # the ledger account of what is owed (the approach's mapping)
 
     def config(self, server: Server, provider: Provider) -> dict[str, Any]:
         if self.name == "creditkey":  # the SDKs' base URL, with the account's two keys
             return {"provider": "creditkey", "base_url": f"{server.url}/app", **provider.creditkey}
-        return {"provider": "sandbank", "base_url": server.url, "api_key": provider.api_key}
+        return {"provider": self.name, "base_url": server.url, "api_key": provider.api_key}
 
     def flags(self, server: Server, provider: Provider) -> list[str]:
         """The same, as `sandbank integration serve` flags (`base_url` is --provider-url)."""
@@ -176,6 +183,16 @@ DIALECTS = [
         "creditkey.confirm_order",
         "creditkey.refund",
         200,
+    ),
+    # Gateway + net terms: the seller's own invoice is the order (no buyer decision).
+    Dialect(
+        "gateway",
+        "/gateway/v1/*",
+        "gateway.createInvoice",
+        "gateway.issueInvoice",
+        "gateway.creditInvoice",
+        200,
+        "1200 Accounts receivable - Customers",
     ),
 ]
 
@@ -219,7 +236,7 @@ class Shop:
             breakers=Breakers(lambda: self.t, failure_threshold=5, cooldown_s=30.0),
         )
         self.book = OrderBook(db)
-        self.ledger = Ledger.sqlite(db)
+        self.ledger = Ledger.sqlite(db, load(gl_mapping_path(dialect.name)))
         self.inbox = Inbox(db, clock=utc_now)
         self.service = OrderToCash(self.adapter, self.book, self.ledger, clock=utc_now)
         app = create_service_app(self.service, resume_every_s=None)
@@ -272,8 +289,9 @@ def shop(server: Server, provider: Provider, tmp_path: Path, dialect: Dialect) -
 def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charged_twice(
     shop: Shop, provider: Provider, dialect: Dialect
 ) -> None:
-    """The same run through either adapter (Sandbank's /v1 or Credit Key's v1): the service,
-    ledger and their guarantees do not depend on the provider's API."""
+    """The same run through every adapter (Sandbank's /v1, Credit Key's v1, the gateway + net
+    terms personality): the service, ledger and their guarantees do not depend on the
+    provider's API."""
     orders = [f"SO-F{n}" for n in range(1, 7)]
 
     async def run() -> dict[str, int]:
@@ -290,9 +308,10 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         await shop.settle()
         for moid in orders:
             order = shop.book.get(moid)
-            assert order.erp_state is ErpState.AWAITING_BUYER, order
-            assert order.provider_checkout_id is not None
-            provider.approve(order.provider_checkout_id)
+            if dialect.name != "gateway":  # the seller's own terms: no buyer to ask
+                assert order.erp_state is ErpState.AWAITING_BUYER, order
+                assert order.provider_checkout_id is not None
+                provider.approve(order.provider_checkout_id)
             assert (await shop.http.get(f"/orders/{moid}")).json()["erp_state"] == "authorized"
 
         # 2. Every capture commits, then its connection is reset: only the same key learns it.
@@ -329,7 +348,8 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
         await shop.settle()
         checkout = shop.book.get("SO-F7").provider_checkout_id
         assert checkout is not None
-        provider.approve(checkout)
+        if dialect.name != "gateway":
+            provider.approve(checkout)
         seen["ship1 SO-F7"] = await shop.act("SO-F7", "ship", 100_000)
 
         # 5. The provider's events, polled after the fact, change nothing and post nothing
@@ -378,7 +398,20 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
     refund_ids: set[str] = set()
     for moid in [*orders, "SO-F7"]:
         erp = shop.book.get(moid)
-        (at_provider,) = provider.orders(moid)  # no order lost, none made twice
+        if dialect.name == "gateway":  # the invoice is the order: its issues are its captures
+            (invoice,) = provider.invoices(moid)
+            issues = [
+                e for e in provider.events("invoice.issued") if e["object_id"] == invoice["id"]
+            ]
+            at_provider = {
+                "id": invoice["id"],
+                "captured_amount": invoice["issued_amount"],
+                "refunded_amount": invoice["credited_amount"],
+                "captures": [{"id": e["id"]} for e in issues],
+                "refunds": [],
+            }
+        else:
+            (at_provider,) = provider.orders(moid)  # no order lost, none made twice
         # Credit Key's one id per order is the checkout's.
         at_id = at_provider["checkout_id"] if dialect.name == "creditkey" else at_provider["id"]
         assert erp.provider_order_id == at_id
@@ -401,18 +434,21 @@ def test_through_storms_resets_and_an_outage_no_order_is_lost_and_nothing_charge
             assert not hold.resolution.startswith("rejected"), hold
     assert shop.book.get("SO-F1").erp_state is ErpState.SHIPPED
     assert shop.book.get("SO-F3").erp_state is ErpState.PARTIALLY_REFUNDED
-    assert len(provider.events("order.captured")) == len(capture_ids) == 11
+    captured_type = "invoice.issued" if dialect.name == "gateway" else "order.captured"
+    assert len(provider.events(captured_type)) == len(capture_ids) == 11
 
     # The ledger: one posting per provider capture and refund, balanced, equal to the provider.
     captured = {p.reference for p in shop.ledger.postings(event_kind=EventKind.CAPTURED)}
     refunded = {p.reference for p in shop.ledger.postings(event_kind=EventKind.REFUNDED)}
     if dialect.name == "sandbank":
         assert (captured, refunded) == (capture_ids, refund_ids)
-    else:  # Credit Key names no capture: one posting per shipment intent instead
+    elif dialect.name == "creditkey":  # no capture ids: one posting per shipment intent
         assert (len(captured), len(refunded)) == (len(capture_ids), len(refund_ids))
+    else:  # the gateway names no capture either; its credit notes are the refunds
+        assert (len(captured), len(refunded)) == (len(capture_ids), 1)
     assert len(shop.ledger.postings(event_kind=EventKind.CAPTURED)) == len(capture_ids)
     assert all(sum(shop.ledger.trial_balance(c).values()) == 0 for c in shop.ledger.currencies())
-    assert shop.ledger.balance(RECEIVABLE, "USD") == total_shipped - total_refunded
+    assert shop.ledger.balance(dialect.receivable, "USD") == total_shipped - total_refunded
     assert total_shipped == 6 * 60_000 + 4 * 40_000 + 100_000
 
 

@@ -21,9 +21,10 @@ import httpx
 from factories import ADMIN, BASE_URL, Account, Api
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from integration.adapters import make_adapter
+from integration.adapters import gl_mapping_path, make_adapter
 from integration.app import create_service_app
 from integration.breaker import Breakers
+from integration.gl_mapping import load
 from integration.inbox import Inbox
 from integration.ledger import Ledger
 from integration.orders import OrderBook
@@ -56,7 +57,10 @@ class Shop:
         correlation_ids: Callable[[], str] | None = None,
         request_budget_s: float | None = 0.8,
         drive_budget_s: float | None = 5.0,
+        provider: str = "sandbank",
     ) -> None:
+        """`provider`: which adapter (`integration.adapters.PROVIDERS`) the service uses; its
+        ledger posts with that provider's approach's GL mapping."""
         self.api = api
         self.sim = sim
         self.account = account
@@ -68,11 +72,7 @@ class Shop:
         self.store = IntegrationStore(
             db, new_key=lambda: f"ik_{rng.getrandbits(64):016x}", now=wall
         )
-        config: dict[str, Any] = {
-            "provider": "sandbank",
-            "base_url": BASE_URL,
-            "api_key": account.api_key,
-        }
+        config = provider_config(api, account, provider)
         if retry is not None:
             config["retry"] = dict(retry)
         self.adapter = make_adapter(
@@ -88,7 +88,7 @@ class Shop:
             transport=httpx.ASGITransport(app=sim),
         )
         self.book = OrderBook(db)
-        self.ledger = Ledger.sqlite(db)
+        self.ledger = Ledger.sqlite(db, load(gl_mapping_path(provider)))
         self.inbox: Inbox | None = Inbox(db, clock=wall) if inbox else None
         self.service = OrderToCash(
             self.adapter, self.book, self.ledger, clock=wall, drive_budget_s=drive_budget_s
@@ -215,6 +215,15 @@ def order_body(
             {"name": "Pallet of widgets", "quantity": 2, "unit_amount": amount // 2}
         ]
     return body
+
+
+def provider_config(api: Api, account: Account, provider: str) -> dict[str, Any]:
+    """The adapter configuration of `provider` for this account of the in-process simulator."""
+    if provider == "creditkey":  # the SDKs' base URL, with the account's Credit Key keys
+        r = api.get(f"/_sandbox/accounts/{account.id}", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        return {"provider": provider, "base_url": f"{BASE_URL}/app", **r.json()["creditkey"]}
+    return {"provider": provider, "base_url": BASE_URL, "api_key": account.api_key}
 
 
 def balanced(ledger: Ledger) -> bool:

@@ -41,7 +41,14 @@ CASH = "1010 Cash - Operating account"
 FEES = "6100 Merchant discount fees - Credit provider"
 INSTALLMENT_FEES = "6110 Merchant discount fees - Installments"
 TAX = "2300 Sales tax payable"
-MEMO_ONLY = {EventKind.AUTHORIZED, EventKind.DECLINED, EventKind.EXPIRED, EventKind.CANCELED}
+MEMO_ONLY = {
+    EventKind.AUTHORIZED,
+    EventKind.DECLINED,
+    EventKind.EXPIRED,
+    EventKind.CANCELED,
+    EventKind.PAYMENT_RECEIVED,  # the provider collects from the buyer (embedded credit)
+    EventKind.PAYMENT_REFUNDED,
+}
 
 DEFAULT = gl_mapping.load()
 

@@ -35,6 +35,8 @@ def test_every_resource_with_a_status_has_a_machine() -> None:
         "dispute",
         "webhook_delivery",
         "webhook_endpoint",
+        "invoice",
+        "charge",
     }
 
 
@@ -84,6 +86,9 @@ def test_every_non_terminal_state_has_an_exit(resource: str) -> None:
         ("dispute", "under_review", "win", "won"),
         ("webhook_delivery", "failed", "recover", "pending"),
         ("webhook_endpoint", "disabled", "disable", "disabled"),
+        ("invoice", "paid", "issue", "open"),
+        ("invoice", "open", "write_off", "short_paid"),
+        ("charge", "pending", "clear", "succeeded"),
     ],
 )
 def test_transition_applies_the_table(resource: str, state: str, event: str, expected: str) -> None:
@@ -106,6 +111,8 @@ def test_transition_applies_the_table(resource: str, state: str, event: str, exp
         ("settlement", "paid", "pay"),
         ("dispute", "needs_response", "win"),
         ("webhook_delivery", "succeeded", "fail"),
+        ("invoice", "open", "void"),
+        ("invoice", "void", "issue"),
     ],
 )
 def test_illegal_transition_raises_invalid_transition_409(

@@ -15,10 +15,12 @@ from simulator.api.schemas.buyers import BuyerOut
 from simulator.api.schemas.checkouts import CheckoutOut
 from simulator.api.schemas.common import ListQuery, Rfc3339
 from simulator.api.schemas.finance import DisputeOut, SettlementSummaryOut
+from simulator.api.schemas.gateway import ChargeOut, InvoiceOut
 from simulator.api.schemas.orders import OrderOut, RepaymentOut
 from simulator.api.schemas.webhooks import WebhookEndpointPublic
 from simulator.domain import webhooks as wh
 from simulator.domain.finance import Dispute, Settlement
+from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import (
     Buyer,
     Checkout,
@@ -67,6 +69,10 @@ def present(obj: Any) -> dict[str, Any]:
         out = SettlementSummaryOut.of(obj)
     elif isinstance(obj, Dispute):
         out = DisputeOut.of(obj)
+    elif isinstance(obj, Invoice):
+        out = InvoiceOut.of(obj)
+    elif isinstance(obj, Charge):
+        out = ChargeOut.of(obj)
     else:  # pragma: no cover - the service only snapshots these
         raise TypeError(type(obj))
     return out.model_dump(mode="json")

@@ -1,0 +1,125 @@
+"""Order to cash through every adapter that exists (`integration.adapters.PROVIDERS`), against
+the in-process simulator: the same service, ERP, ledger and reconciliation, only the adapter and
+its approach's GL mapping differ. Each run places an order, ships it in two parts, refunds part,
+lets the provider's clock run (payouts; for gateway + net terms, the buyer pays the invoice on
+its due date), folds the provider's events in, and reconciles: the books balance and nothing is
+left unexplained, whichever approach carried the money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from shop_harness import Shop, order_body
+
+from integration.adapters import PROVIDERS, CheckoutStatus
+from integration.settlements import run_reconciliation
+
+RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}
+
+
+@pytest.fixture(params=PROVIDERS)
+def shop(request: pytest.FixtureRequest, new_shop: Callable[..., Shop]) -> Shop:
+    return new_shop(retry=RETRY, provider=request.param, inbox=True)
+
+
+def place(shop: Shop, merchant_order_id: str, amount: int = 100_000) -> None:
+    """Place the order; where the provider asks the buyer, the buyer accepts."""
+    r = shop.post("/orders", order_body(merchant_order_id, amount))
+    assert r.status_code == 201, r.text
+    if r.json()["erp_state"] == "awaiting_buyer":
+        done = shop.api.approve(r.json()["provider_checkout_id"])
+        assert done["status"] == CheckoutStatus.COMPLETED.value, done
+    got = shop.get(f"/orders/{merchant_order_id}").json()
+    assert got["erp_state"] == "authorized", got
+
+
+def test_order_to_cash_through_the_adapter_balances_and_reconciles(shop: Shop) -> None:
+    place(shop, "SO-1")
+    for amount, state in ((60_000, "partially_shipped"), (40_000, "shipped")):
+        r = shop.post("/orders/SO-1/ship", {"amount": amount})
+        assert (r.status_code, r.json()["erp_state"]) == (200, state), r.text
+    r = shop.post("/orders/SO-1/refund", {"amount": 15_000})
+    assert (r.status_code, r.json()["erp_state"]) == (200, "partially_refunded"), r.text
+    got = shop.get("/orders/SO-1").json()
+    assert (got["shipped_amount"], got["refunded_amount"]) == (100_000, 15_000)
+    assert (got["provider"]["captured_amount"], got["provider"]["refunded_amount"]) == (
+        100_000,
+        15_000,
+    )
+
+    # Months pass at the provider: payouts, and the buyer's payment where the seller invoices.
+    shop.api.advance(shop.account, "45d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    assert shop.balanced()
+    kinds = {p.event_kind for p in shop.ledger.postings()}
+    assert {"captured", "refunded"} <= kinds
+    if run.settlements:  # an approach whose provider reports settlements: they were paid
+        assert {"payout"} <= kinds
+
+
+def test_the_gateway_approach_posts_the_buyers_payment_and_settles_it(
+    new_shop: Callable[..., Shop],
+) -> None:
+    shop = new_shop(retry=RETRY, provider="gateway", inbox=True)
+    place(shop, "SO-9", 50_000)
+    assert shop.post("/orders/SO-9/ship", {"amount": 50_000}).status_code == 200
+    shop.api.advance(shop.account, "40d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (payment,) = shop.ledger.postings(event_kind="payment_received")
+    assert payment.gross == 50_000
+    fees = 50_000 * 290 // 10_000 + 30
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.ledger.balance("1220 Gateway clearing", "USD") == 0
+    assert shop.ledger.balance("6150 Payment processing fees", "USD") == fees
+    assert shop.ledger.balance("1010 Cash - Operating account", "USD") == 50_000 - fees
+
+
+def test_a_gateway_buyer_who_never_pays_leaves_the_receivable_open(
+    new_shop: Callable[..., Shop],
+) -> None:
+    shop = new_shop(retry=RETRY, provider="gateway", inbox=True)
+    body = order_body("SO-7", 30_000)
+    body["buyer"]["email"] = "ap+defaults@acme.test"
+    assert shop.post("/orders", body).status_code == 201
+    assert shop.post("/orders/SO-7/ship", {"amount": 30_000}).status_code == 200
+    shop.api.advance(shop.account, "60d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 30_000
+    r = shop.api.get(
+        "/gateway/v1/invoices", headers=shop.account.headers, params={"number": "SO-7"}
+    )
+    assert r.json()["data"][0]["past_due"] is True
+
+
+def test_a_gateway_refund_of_paid_money_is_posted_and_reconciles(
+    new_shop: Callable[..., Shop],
+) -> None:
+    """A credit note after the buyer paid: the gateway refunds it (a negative `refund` line),
+    the event posts `payment_refunded`, and reconciliation explains the line."""
+    shop = new_shop(retry=RETRY, provider="gateway", inbox=True)
+    place(shop, "SO-8", 40_000)
+    assert shop.post("/orders/SO-8/ship", {"amount": 40_000}).status_code == 200
+    shop.api.advance(shop.account, "31d")  # paid on the due date
+    r = shop.post("/orders/SO-8/refund", {"amount": 10_000})
+    assert (r.status_code, r.json()["erp_state"]) == (200, "partially_refunded"), r.text
+    shop.api.advance(shop.account, "5d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (refund,) = shop.ledger.postings(event_kind="payment_refunded")
+    assert refund.gross == 10_000
+    assert any(line.gross == -10_000 for s in run.settlements for line in s.lines)
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.balanced()
