@@ -54,6 +54,7 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from simulator.domain.errors import ValidationFailed
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
 from simulator.store.sqlite import (
@@ -115,6 +116,11 @@ def _code(statement: str) -> bool:
     )
 
 
+def _nul() -> ValidationFailed:
+    message = "text may not contain NUL (\\u0000) characters"
+    return ValidationFailed([{"path": "", "message": message, "type": "string"}])
+
+
 class PgConn:
     """The slice of `sqlite3.Connection` the SQLite store's queries use, on a psycopg
     connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT)."""
@@ -123,6 +129,8 @@ class PgConn:
         self.raw = raw
 
     def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[Any]:
+        if args and any(isinstance(a, str) and "\x00" in a for a in args):
+            raise _nul()  # PostgreSQL's text cannot hold it (SQLite's can): a 422, not a 500
         return self.raw.execute(translate(sql), args or None)
 
     def executemany(self, sql: str, rows: Any) -> None:

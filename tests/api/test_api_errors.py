@@ -287,3 +287,9 @@ def test_the_docs_page_renders_the_contract_from_this_server_only(api: Api) -> N
     assert bundle.status_code == 200
     assert bundle.headers["content-type"].startswith("text/javascript")
     assert len(bundle.content) > 500_000
+
+
+def test_a_nul_character_in_a_filter_is_never_a_500(api: Api, account: Account) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): no match, or a 422, on either store."""
+    r = api.get("/v1/orders", headers=account.headers, params={"merchant_order_id": "\x00"})
+    assert r.status_code in (200, 422), r.text
