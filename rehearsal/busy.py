@@ -11,11 +11,19 @@ answer is retried: injected faults (their own codes) reach the runner as they ar
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 
 ATTEMPTS = 20  # at most ~20 s of Retry-After waits (1 s each), then the 503 is the answer
 CODE = "store_busy"
+
+
+def _wait(response: httpx.Response) -> float:
+    try:
+        return max(min(float(response.headers.get("retry-after", "1")), 5.0), 0.05)
+    except ValueError:
+        return 1.0
 
 
 def _busy(response: httpx.Response) -> bool:
@@ -41,15 +49,31 @@ class BusyRetryTransport(httpx.AsyncBaseTransport):
             if not _busy(response):
                 return response
             await response.aclose()
-            try:
-                wait = min(float(response.headers.get("retry-after", "1")), 5.0)
-            except ValueError:
-                wait = 1.0
-            await asyncio.sleep(max(wait, 0.05))
+            await asyncio.sleep(_wait(response))
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-__all__ = ["BusyRetryTransport"]
+class BusyRetrySyncTransport(httpx.BaseTransport):
+    """The same for a blocking client (the load tests' control-plane calls)."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+        self.inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(ATTEMPTS - 1):
+            response = self.inner.handle_request(request)
+            response.read()
+            if not _busy(response):
+                return response
+            response.close()
+            time.sleep(_wait(response))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+__all__ = ["BusyRetrySyncTransport", "BusyRetryTransport"]

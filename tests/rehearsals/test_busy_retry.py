@@ -65,3 +65,17 @@ def test_a_server_busy_for_good_answers_503_after_the_bounded_attempts(
 
     assert asyncio.run(go()).status_code == 503
     assert len(seen) == 3
+
+
+def test_the_blocking_client_retries_a_busy_answer_too() -> None:
+    answers = [httpx.Response(503, json=BUSY, headers={"Retry-After": "0"}), httpx.Response(204)]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    transport = busy.BusyRetrySyncTransport(httpx.MockTransport(handler))
+    with httpx.Client(base_url="http://sim.test", transport=transport) as c:
+        assert c.delete("/_sandbox/faults").status_code == 204
+    assert len(seen) == 2
