@@ -48,6 +48,8 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from rehearsal.busy import BusyRetrySyncTransport
+
 PHASES = ("steady", "outage", "storm", "recovery")
 SHARES = {"steady": 0.4, "outage": 0.2, "storm": 0.2, "recovery": 0.2}
 DRAIN_S = 4.0  # after recovery: users stopped, workers' last reports arrive (every 3 s)
@@ -96,6 +98,7 @@ def admin(target: Target) -> httpx.Client:
         base_url=target.sim_url,
         headers={"Authorization": f"Bearer {target.admin_token}"},
         timeout=30.0,
+        transport=BusyRetrySyncTransport(),  # a busy moment must not end a fault phase
     )
 
 

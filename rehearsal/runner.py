@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 
 from rehearsal import invariants as inv
+from rehearsal.busy import BusyRetryTransport
 from rehearsal.env import DeadPort, EnvironmentError_, Integration, Simulator, free_port
 from rehearsal.model import Probe, Scenario, Step, format_ms
 from rehearsal.result import (
@@ -282,6 +283,7 @@ class Runner:
             base_url=simulator.url,
             headers={"Authorization": f"Bearer {simulator.admin_token}"},
             timeout=60.0,
+            transport=BusyRetryTransport(),
         )
         attached = bool(self.options.integration_url)
         if attached:
@@ -300,7 +302,10 @@ class Runner:
             )
             account, key = r["id"], r["api_key"]
         api = httpx.AsyncClient(
-            base_url=simulator.url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0
+            base_url=simulator.url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60.0,
+            transport=BusyRetryTransport(),
         )
         clock = await self._ok(admin.post(f"/_sandbox/accounts/{account}/clock/freeze"))
         t0 = next_monday_9(_when(clock["now"]))
