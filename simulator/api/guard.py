@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,32 +25,38 @@ from simulator.domain.errors import StoreBusy
 from simulator.locks import commits
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 MAX_ROUNDS = 100  # bounds the rounds (a clock finding new work due each time, a busy lock)
 _RETRY_S = 0.005
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
     async def run(request: Request) -> Response:
-        stepping.deferring()
-        deadline = time.monotonic() + (service_of(request).store.lock_wait_s or 0)
-        for _ in range(MAX_ROUNDS):
-            made: list[int] = []
-            token = commits.set(made)
-            try:
-                return await endpoint(request)
-            except stepping.DueWork as due:
-                account: str | None = due.account_id
-            except StoreBusy:
-                if made or time.monotonic() >= deadline:
-                    raise
-                account = None
-            finally:
-                commits.reset(token)
-            if account is None:
-                await asyncio.sleep(_RETRY_S)
-            else:
-                await stepping.catch_up(service_of(request), account)
-                stepping.deferring(False)  # what fell due since is little: inline
-        raise StoreBusy("the account keeps finding new work due; retry shortly")
+        return await retrying(request, lambda: endpoint(request))
 
     return run
+
+
+async def retrying(request: Request, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()` under the rules above (also the console's form actions)."""
+    stepping.deferring()
+    deadline = time.monotonic() + (service_of(request).store.lock_wait_s or 0)
+    for _ in range(MAX_ROUNDS):
+        made: list[int] = []
+        token = commits.set(made)
+        try:
+            return await attempt()
+        except stepping.DueWork as due:
+            account: str | None = due.account_id
+        except StoreBusy:
+            if made or time.monotonic() >= deadline:
+                raise
+            account = None
+        finally:
+            commits.reset(token)
+        if account is None:
+            await asyncio.sleep(_RETRY_S)
+        else:
+            await stepping.catch_up(service_of(request), account)
+            stepping.deferring(False)  # what fell due since is little: inline
+    raise StoreBusy("the account keeps finding new work due; retry shortly")

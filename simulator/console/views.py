@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from rehearsal.result import RunResult
+from simulator.api.guard import retrying
 from simulator.asgi import read_body
 from simulator.clock import parse_duration, virtual_now
 from simulator.console.live import Live, LiveFilter
@@ -168,7 +169,8 @@ class Console:
             if not back.startswith(f"{PATH}/") or "//" in back or "\\" in back:
                 back = f"{PATH}/"
             try:
-                message, ok = await act(request, form), True
+                # As an API call: due work in steps, a lock taken elsewhere waited for.
+                message, ok = await retrying(request, lambda: act(request, form)), True
             except SandbankError as err:
                 message, ok = err.detail, False
             except ValidationError as err:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -460,3 +462,34 @@ def _report_json() -> str:
         duration_s=12.5,
         simulated_s=900.0,
     ).model_dump_json()
+
+
+def test_a_form_waits_for_a_write_lock_another_process_holds_briefly(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Another process (the webhook dispatcher, a second worker) holding the write lock for a
+    moment delays a form's action; it is not the 503 "busy" message."""
+    settings = Settings(
+        db=str(tmp_path / "sandbank.db"),
+        data_dir=tmp_path,
+        admin_token=ADMIN_TOKEN,
+        seed=1,
+        public_url=BASE_URL,
+        store_lock_wait_s=5.0,
+    )
+    api = Api(create_app(settings, wall_clock=clock, entropy=deterministic_entropy()), clock)
+    account = api.new_account()
+    browser = Browser(api)
+    browser.login()
+    other = sqlite3.connect(tmp_path / "sandbank.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))
+    release.start()
+    try:
+        browser.submit(f"{C}/faults/presets", preset="total-outage", account=account.id)
+    finally:
+        release.join()
+        other.close()
+    assert f"total-outage on {account.id}" in browser.flash()
+    rules = api.get("/_sandbox/faults", headers=ADMIN).json()["data"]
+    assert [r["preset"] for r in rules] == ["total-outage"]
