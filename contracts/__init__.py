@@ -10,3 +10,4 @@ PROVIDER = HERE / "openapi.yaml"
 SANDBOX = HERE / "sandbox.yaml"
 CREDITKEY = HERE / "creditkey.yaml"  # Credit Key's v1 dialect
 GATEWAY = HERE / "gateway.yaml"  # the gateway + net terms personality
+VCARDS = HERE / "vcards.yaml"  # the virtual cards personality

@@ -39,6 +39,7 @@ from simulator.domain.errors import NotFound
 from simulator.domain.gateway import Invoice
 from simulator.domain.models import Capture, Entity, Order, Refund
 from simulator.domain.records import Page
+from simulator.domain.vcards import Allocation, Vcard, VcardInvoice, VcardPayment
 from simulator.store.export_rows import ExportRows
 
 if TYPE_CHECKING:
@@ -252,6 +253,72 @@ FILES: dict[str, FileSpec] = {
             _CREATED,
         ),
     ),
+    "vcard_invoices": FileSpec(
+        "One row per invoice of the virtual cards personality (`/vcards/v1`), oldest first. "
+        "amount_due = issued - credited - written_off - (paid - refunded).",
+        (
+            col("id", "string", "The invoice (`vinv_...`)"),
+            col("number", "string", "The seller's invoice (order) number"),
+            col("status", "string", "draft, open, paid, short_paid or void"),
+            col("past_due", "boolean", "Past due with money no card covers"),
+            col("customer_name", "string", "The customer's name"),
+            col("customer_email", "string", "The customer's email"),
+            col("customer_external_id", "string", "The seller's id for the customer"),
+            col("processing", "string", "automatic or manual: who processes its cards"),
+            _CURRENCY,
+            col("amount", "integer", "The order's total, minor units"),
+            col("issued_amount", "integer", "Issued (shipped and invoiced), minor units"),
+            col("credited_amount", "integer", "Taken back by credit notes, minor units"),
+            col("paid_amount", "integer", "Cleared card payments, minor units"),
+            col("pending_amount", "integer", "Captured, still clearing, minor units"),
+            col("carded_amount", "integer", "On cards not captured yet, minor units"),
+            col("refunded_amount", "integer", "Paid money refunded to cards, minor units"),
+            col("written_off_amount", "integer", "Written off (short paid), minor units"),
+            col("amount_due", "integer", "Still owed, minor units"),
+            col("due_date", "date", "When payment is due"),
+            col("paid_at", "datetime", "When it was paid in full"),
+            _CREATED,
+            col("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "vcards": FileSpec(
+        "One row per virtual card the buyers' AP issued, oldest first (a token and the last "
+        "four digits: never a card number).",
+        (
+            col("id", "string", "The card (`vcard_...`)"),
+            col("token", "string", "`vcard_tok_...`"),
+            col("last4", "string", "The card number's last four digits"),
+            col("exp_month", "integer", "Expiry month"),
+            col("exp_year", "integer", "Expiry year"),
+            col("expires_at", "datetime", "When it expires (account clock)"),
+            col("status", "string", "active, used or expired"),
+            _CURRENCY,
+            col("limit", "integer", "Spending limit, minor units"),
+            col("authorized_amount", "integer", "Held, not captured, minor units"),
+            col("captured_amount", "integer", "Captured, minor units"),
+            col("declines", "integer", "Attempts it declined"),
+            col("invoices", "json", "What it was issued for: [{invoice_id, amount}]"),
+            col("payment_id", "string", "Its capture (`vcp_...`)"),
+            _CREATED,
+        ),
+    ),
+    "vcard_allocations": FileSpec(
+        "One row per allocation of a card capture to an invoice (which card paid how much of "
+        "which invoice), oldest capture first; each cleared one is a `payment` line.",
+        (
+            col("id", "string", "The allocation (`val_...`): the line's source_id"),
+            col("payment_id", "string", "The capture (`vcp_...`)"),
+            col("card_id", "string", "The card (`vcard_...`)"),
+            col("invoice_id", "string", "The invoice paid (`vinv_...`)"),
+            col("status", "string", "The capture's: pending or cleared"),
+            _CURRENCY,
+            col("amount", "integer", "Paid to the invoice, minor units"),
+            col("fee", "integer", "Its share of interchange + scheme fee, minor units"),
+            col("refunded_amount", "integer", "Refunded to the card, minor units"),
+            col("created_at", "datetime", "When the card was captured (account clock)"),
+            col("cleared_at", "datetime", "When the capture cleared"),
+        ),
+    ),
     "events": FileSpec(
         "One row per event (the webhook outbox), oldest first.",
         (
@@ -355,6 +422,44 @@ def _invoice_row(i: Invoice) -> dict[str, Any]:
     }
 
 
+def _vcard_invoice_row(i: VcardInvoice) -> dict[str, Any]:
+    derived = {
+        "amount_due": i.due,
+        "customer_name": i.customer.name,
+        "customer_email": i.customer.email,
+        "customer_external_id": i.customer.external_id,
+    }
+    return {
+        name: derived[name] if name in derived else getattr(i, name)
+        for name in FILES["vcard_invoices"].names
+    }
+
+
+def _vcard_row(card: Vcard) -> dict[str, Any]:
+    invoices = [i.model_dump() for i in card.invoices]
+    return {
+        name: invoices if name == "invoices" else getattr(card, name)
+        for name in FILES["vcards"].names
+    }
+
+
+def _allocation_row(pair: tuple[VcardPayment, Allocation]) -> dict[str, Any]:
+    p, a = pair
+    return {
+        "id": a.id,
+        "payment_id": p.id,
+        "card_id": a.card_id,
+        "invoice_id": a.invoice_id,
+        "status": p.status,
+        "currency": p.currency,
+        "amount": a.amount,
+        "fee": a.fee,
+        "refunded_amount": a.refunded_amount,
+        "created_at": p.created_at,
+        "cleared_at": p.cleared_at,
+    }
+
+
 def _by_names(file: str) -> Callable[[Any], dict[str, Any]]:
     names = FILES[file].names
     return lambda obj: {name: getattr(obj, name) for name in names}
@@ -372,6 +477,9 @@ def _sources(rows: ExportRows) -> dict[str, tuple[Callable[[], Iterable[Any]], R
         "disputes": (rows.disputes, _by_names("disputes")),
         "invoices": (rows.invoices, _invoice_row),
         "charges": (rows.charges, _by_names("charges")),
+        "vcard_invoices": (rows.vcard_invoices, _vcard_invoice_row),
+        "vcards": (rows.vcards, _vcard_row),
+        "vcard_allocations": (rows.vcard_allocations, _allocation_row),
         "events": (rows.events, _by_names("events")),
     }
 

@@ -55,6 +55,7 @@ from simulator.gateway import GatewayService
 from simulator.rng import SeededRng
 from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Store, Tx
+from simulator.vcards import VcardObject, VcardService
 
 # The account clock stays far enough from datetime.max that every TTL and duration added to
 # it still fits (an overflow there would be a 500 on the next request).
@@ -96,6 +97,7 @@ class ProviderService:
         self.on_advance: Callable[[float, bool], None] | None = None
         self.finance = FinanceService(self)
         self.gateway = GatewayService(self)
+        self.vcards = VcardService(self)
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -181,7 +183,8 @@ class ProviderService:
         | Settlement
         | Dispute
         | Invoice
-        | Charge,
+        | Charge
+        | VcardObject,
     ) -> None:
         # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
         # on every write) is skipped: model_construct.
@@ -192,7 +195,7 @@ class ProviderService:
                 object_type=(
                     "webhook_endpoint"
                     if isinstance(obj, WebhookEndpoint)
-                    else type(obj).__name__.lower()
+                    else getattr(obj, "OBJECT_TYPE", None) or type(obj).__name__.lower()
                 ),
                 object_id=obj.id,
                 created_at=ctx.now,
@@ -235,6 +238,8 @@ class ProviderService:
                 money(self.finance, ctx, job.ref)
             elif (invoicing := GatewayService.JOBS.get(job.kind)) is not None:
                 invoicing(self.gateway, ctx, job.ref)
+            elif (cards := VcardService.JOBS.get(job.kind)) is not None:
+                cards(self.vcards, ctx, job.ref)
         ctx.now = real_now
         if budget is None:
             return False

@@ -20,6 +20,7 @@ SERVER = {"url": "http://127.0.0.1:8080", "description": "a local simulator (`sa
 _ERROR_TEXT = {
     400: "Malformed JSON or a bad request",
     401: "Missing or unknown credentials",
+    402: "A card declined: expired, used, or over its limit (see `code`)",
     404: "No such object in this account",
     409: "The object's state does not allow this (or the Idempotency-Key is in flight)",
     413: "Body larger than 1 MiB",

@@ -18,7 +18,13 @@ from simulator.clock import parse_duration
 from simulator.control.health import Health, health
 from simulator.dialects.creditkey.credentials import credentials
 from simulator.domain.errors import ValidationFailed
-from simulator.domain.models import DEFAULT_FEE_BPS, Account, AccountSettings, GatewayFees
+from simulator.domain.models import (
+    DEFAULT_FEE_BPS,
+    Account,
+    AccountSettings,
+    GatewayFees,
+    VcardFees,
+)
 from simulator.domain.money import CURRENCIES
 from simulator.runtime import runtime_of
 
@@ -32,6 +38,12 @@ def _default_fees() -> dict[s.Terms, int]:
 
 
 class GatewayFeesIn(GatewayFees):
+    """The same knobs and bounds as the stored setting; unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VcardFeesIn(VcardFees):
     """The same knobs and bounds as the stored setting; unknown keys refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -76,6 +88,11 @@ class AccountSettingsIn(Strict):
         default_factory=GatewayFeesIn,
         description="Gateway + net terms (`/gateway/v1`): the gateway's fee per charge (card: "
         "bps + fixed; ACH: bps, capped) and the business days an ACH debit takes to clear.",
+    )
+    vcard_fees: VcardFeesIn = Field(
+        default_factory=VcardFeesIn,
+        description="Virtual cards (`/vcards/v1`): interchange and scheme fee per card "
+        "transaction (bps + fixed each), business days to clear, how long a card is valid.",
     )
 
     @field_validator("default_currency")

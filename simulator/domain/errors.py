@@ -127,6 +127,24 @@ class InvalidTransition(SandbankError):
         self.resource, self.state, self.event = resource, state, event
 
 
+class CardDeclined(SandbankError):
+    """A virtual card refused a hold (402, as card networks answer): `code` says why."""
+
+    code, status, title = "card_declined", 402, "Card declined"
+
+
+class CardExpired(CardDeclined):
+    code, title = "card_expired", "Card expired"
+
+
+class CardOverLimit(CardDeclined):
+    code, title = "card_over_limit", "Over the card's limit"
+
+
+class CardUsed(CardDeclined):
+    code, title = "card_used", "Single-use card already used"
+
+
 class IdempotencyKeyInUse(SandbankError):
     code, status, title = "idempotency_key_in_use", 409, "Idempotency key in use"
 

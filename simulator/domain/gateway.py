@@ -16,14 +16,16 @@ total, and what is still due is derived from them, never stored:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
 from simulator.domain import states
 from simulator.domain.models import Entity, GatewayFees, LineItem
 
+T = TypeVar("T")
 PaymentMethod = Literal["card", "ach"]
 PAYMENT_METHODS: tuple[PaymentMethod, ...] = ("card", "ach")
 # What the customer does when an invoice falls due (magic value or the account's dice):
@@ -55,15 +57,20 @@ def short_by(due: int) -> int:
     return max(1, (due * SHORT_PAY_BPS + 5_000) // 10_000) if due > 1 else 0
 
 
-def behaviour_tag(email: str, name: str) -> CustomerBehaviour | None:
-    """`+pays_late` (and the others above) in the email's sub-address or `[pays_late]` in the
-    name, as the native API's magic values."""
+def magic_tag(email: str, name: str, table: Mapping[str, T]) -> T | None:
+    """The first of `table`'s tags in the email's sub-address (`ap+pays_late@...`) or in
+    brackets in the name (`[pays_late]`), as the native API's magic values."""
     tags = email.split("@", 1)[0].lower().split("+")[1:]
     tags += [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
     for tag in tags:
-        if tag in _BEHAVIOUR_TAGS:
-            return _BEHAVIOUR_TAGS[tag]
+        if tag in table:
+            return table[tag]
     return None
+
+
+def behaviour_tag(email: str, name: str) -> CustomerBehaviour | None:
+    """`+pays_late` (and the others above) on the customer."""
+    return magic_tag(email, name, _BEHAVIOUR_TAGS)
 
 
 class Customer(Entity):

@@ -55,6 +55,22 @@ class GatewayFees(Entity):
     ach_clearing_days: int = Field(default=3, ge=0, le=10)  # business days
 
 
+class VcardFees(Entity):
+    """What the merchant pays per virtual-card transaction, an account setting: the issuer's
+    interchange (`interchange_bps` of the amount plus `interchange_fixed`) and the card
+    scheme's fee (`scheme_bps` plus `scheme_fixed`), minor units; a captured card clears
+    `clearing_days` business days later; a card the AP issues is valid `card_valid_days`
+    (`expiring_card_days` for the AP that sends a card nobody uses in time)."""
+
+    interchange_bps: int = Field(default=250, ge=0, le=2_000)
+    interchange_fixed: int = Field(default=10, ge=0, le=10_000)
+    scheme_bps: int = Field(default=13, ge=0, le=2_000)
+    scheme_fixed: int = Field(default=2, ge=0, le=10_000)
+    clearing_days: int = Field(default=2, ge=0, le=10)  # business days
+    card_valid_days: int = Field(default=30, ge=1, le=365)
+    expiring_card_days: int = Field(default=3, ge=1, le=365)
+
+
 class AccountSettings(Entity):
     """Per-account knobs. Durations are seconds on the account's clock."""
 
@@ -87,6 +103,8 @@ class AccountSettings(Entity):
     dispute_win_probability: float = 0.5
     # Gateway + net terms (`/gateway/v1`): the gateway's fees per transaction, ACH clearing.
     gateway_fees: GatewayFees = Field(default_factory=GatewayFees)
+    # Virtual cards (`/vcards/v1`): interchange and scheme fees per card transaction, clearing.
+    vcard_fees: VcardFees = Field(default_factory=VcardFees)
 
 
 class Account(Entity):

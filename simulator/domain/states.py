@@ -241,6 +241,27 @@ CHARGE: Machine[ChargeStatus] = _machine(
     {("pending", "clear"): "succeeded"},
 )
 
+# A virtual card the buyer's AP issued (simulator/vcards.py): single use, so its one capture
+# uses it up; one never captured expires on the clock (any hold is released).
+VcardStatus = Literal["active", "used", "expired"]
+VCARD: Machine[VcardStatus] = _machine(
+    "vcard",
+    VcardStatus,
+    "active",
+    frozenset({"used", "expired"}),
+    {("active", "capture"): "used", ("active", "expire"): "expired"},
+)
+
+# A capture of a virtual card: pending until it clears, business days later.
+VcardPaymentStatus = Literal["pending", "cleared"]
+VCARD_PAYMENT: Machine[VcardPaymentStatus] = _machine(
+    "vcard_payment",
+    VcardPaymentStatus,
+    "pending",
+    frozenset({"cleared"}),
+    {("pending", "clear"): "cleared"},
+)
+
 MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
     {
         m.resource: m
@@ -255,6 +276,8 @@ MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
             ENDPOINT,
             INVOICE,
             CHARGE,
+            VCARD,
+            VCARD_PAYMENT,
         )
     }
 )

@@ -64,13 +64,32 @@ GATEWAY_EVENT_TYPES: tuple[str, ...] = (
     "charge.succeeded",
     "charge.refunded",
 )
+# The virtual cards personality's (`/vcards/v1`, contracts/vcards.yaml): the invoice events are
+# named as the gateway's (their object is a `vcard_invoice`), the cards' and captures' its own.
+VCARD_EVENT_TYPES: tuple[str, ...] = (
+    *(t for t in GATEWAY_EVENT_TYPES if t.startswith("invoice.")),
+    "vcard.issued",
+    "vcard.authorized",
+    "vcard.declined",
+    "vcard.expired",
+    "vcard.captured",
+    "vcard.cleared",
+    "vcard.refunded",
+)
 NATIVE_EVENT_TYPES = EVENT_TYPES
-EVENT_TYPES = NATIVE_EVENT_TYPES + GATEWAY_EVENT_TYPES
+EVENT_TYPES = (
+    NATIVE_EVENT_TYPES
+    + GATEWAY_EVENT_TYPES
+    + tuple(t for t in VCARD_EVENT_TYPES if t not in GATEWAY_EVENT_TYPES)
+)
 # The object an event's `data` snapshots, where its type's first word does not say it.
 EVENT_OBJECT_TYPES: dict[str, str] = {
     "buyer.payment.succeeded": "repayment",
     "buyer.payment.late": "repayment",
     "buyer.payment.defaulted": "repayment",
+    "vcard.captured": "vcard_payment",
+    "vcard.cleared": "vcard_payment",
+    "vcard.refunded": "vcard_payment",
 }
 
 

@@ -1,5 +1,5 @@
-"""Who is calling: an account (bearer API key) on `/v1` and the gateway personality's
-`/gateway/v1`, the admin (bearer token) on
+"""Who is calling: an account (bearer API key) on `/v1` and the gateway and virtual-card
+personalities' `/gateway/v1`, `/vcards/v1`, the admin (bearer token) on
 `/_sandbox`. Health, the hosted pages and the published documents are public."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ADMIN_ON_V1 = (
 )
 # The console signs its users in itself (session cookie, CSRF): see simulator/console.
 CONSOLE = "/_sandbox/console"
-ACCOUNT_PREFIXES = ("/v1", "/gateway/v1")  # the APIs an account's key opens
+ACCOUNT_PREFIXES = ("/v1", "/gateway/v1", "/vcards/v1")  # the APIs an account's key opens
 
 
 def bearer(scope: Scope) -> str | None:

@@ -23,6 +23,7 @@ from typing import Any
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
+from simulator.domain.vcards import Allocation, Vcard, VcardInvoice, VcardPayment
 
 PAGE = 200  # rows per read
 CHUNK_PAGE = 16  # chunks per read when downloading
@@ -120,6 +121,18 @@ class ExportRows:
 
     def charges(self) -> Iterator[Charge]:
         return (Charge.model_validate_json(d) for d in self._finance("charge"))
+
+    def vcard_invoices(self) -> Iterator[VcardInvoice]:
+        """The virtual cards personality's invoices, cards and card captures."""
+        return (VcardInvoice.model_validate_json(d) for d in self._finance("vcard_invoice"))
+
+    def vcards(self) -> Iterator[Vcard]:
+        return (Vcard.model_validate_json(d) for d in self._finance("vcard"))
+
+    def vcard_allocations(self) -> Iterator[tuple[VcardPayment, Allocation]]:
+        for data in self._finance("vcard_payment"):
+            payment = VcardPayment.model_validate_json(data)
+            yield from ((payment, a) for a in payment.allocations)
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))

@@ -73,7 +73,7 @@ def every(api: Api, account: Account, url: str) -> Rows:
 
 def busy_account(api: Api, account: Account) -> None:
     """Two orders with captures, a refund, a dispute, a cancel, a gateway invoice paid in part,
-    and settlements (3 days on)."""
+    a virtual-card invoice paid by card, and settlements (3 days on)."""
     h = account.headers
     first = api.approved_order(account, 125_000)
     second = api.approved_order(account, 40_000, merchant_order_id="SO-1002")
@@ -97,6 +97,13 @@ def busy_account(api: Api, account: Account) -> None:
     invoice = r.json()["id"]
     assert api.post(f"/gateway/v1/invoices/{invoice}/issue", headers=h).status_code == 200
     r = api.post("/gateway/v1/charges", headers=h, json={"invoice": invoice, "amount": 5_000})
+    assert r.status_code == 201, r.text
+    # The virtual cards personality: the AP's card for an invoice, captured at once.
+    r = api.post("/vcards/v1/invoices", headers=h, json={**body, "amount": 8_000})
+    assert r.status_code == 201, r.text
+    invoice = r.json()["id"]
+    assert api.post(f"/vcards/v1/invoices/{invoice}/issue", headers=h).status_code == 200
+    r = api.post("/vcards/v1/cards", headers=h, json={"invoices": [{"invoice": invoice}]})
     assert r.status_code == 201, r.text
     api.advance(account, "3d")
 

@@ -11,6 +11,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from simulator.api.schemas import vcards as vc
 from simulator.api.schemas.buyers import BuyerOut
 from simulator.api.schemas.checkouts import CheckoutOut
 from simulator.api.schemas.common import ListQuery, Rfc3339
@@ -54,6 +55,8 @@ class EventListQuery(ListQuery):
 
 def present(obj: Any) -> dict[str, Any]:
     """Event snapshots: the same public shape a GET of the object returns."""
+    if (card_out := vc.snapshot(obj)) is not None:  # before Invoice: a VcardInvoice is one
+        return card_out.model_dump(mode="json")
     out: BaseModel
     if isinstance(obj, Order):
         out = OrderOut.of(obj)
