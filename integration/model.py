@@ -165,5 +165,8 @@ class ProviderEvent:
     checkout_status: str | None = None  # canonical: open, completed, declined, expired
     settlement: Settlement | None = None  # a payout event's settlement (without its lines)
     payment: Payment | None = None  # a payment event's payment
+    # A payment event that pays several orders at once (one card captured for several
+    # invoices): one payment per order, each by its own provider id.
+    payments: tuple[Payment, ...] = ()
     # A payment's refunds, as its event lists them (each by its own provider id; fee 0).
     payment_refunds: tuple[Payment, ...] = ()

@@ -2,9 +2,10 @@
 
 Configuration keys (all but `provider`, `base_url` and the credentials optional):
 
-    provider: sandbank            # or creditkey, or gateway (gateway + net terms, /gateway/v1)
+    provider: sandbank            # or creditkey, or gateway (gateway + net terms, /gateway/v1),
+                                  # or vcard (virtual cards, /vcards/v1)
     base_url: http://127.0.0.1:8080   # creditkey: the SDKs' base, e.g. http://127.0.0.1:8080/app
-    api_key: sk_test_...          # sandbank's and gateway's credential
+    api_key: sk_test_...          # sandbank's, gateway's and vcard's credential
     public_key: acme_...          # creditkey's two credentials
     shared_secret: ...
     timeout_s: 10
@@ -29,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from integration.adapters import gateway, sandbank
+from integration.adapters import gateway, sandbank, vcard
 from integration.adapters.base import (
     AuthorizationStatus,
     Buyer,
@@ -42,6 +43,7 @@ from integration.adapters.base import (
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
+from integration.adapters.vcard import VcardAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
 from integration.errors import IntegrationError
@@ -49,23 +51,29 @@ from integration.model import Authorization, EventKind, Payment, Settlement
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
-PROVIDERS = ("sandbank", "creditkey", "gateway")
+PROVIDERS = ("sandbank", "creditkey", "gateway", "vcard")
 CREDENTIALS = {
     "sandbank": ("api_key",),
     "creditkey": ("public_key", "shared_secret"),
     "gateway": ("api_key",),
+    "vcard": ("api_key",),
 }
 # The GL mapping of each provider's approach (one YAML per approach, in the integration
 # package): embedded credit for Sandbank's /v1 and Credit Key, gateway + net terms for the
-# gateway. `sandbank integration serve --gl-mapping` overrides it.
+# gateway, virtual cards for vcard. `sandbank integration serve --gl-mapping` overrides it.
 _HERE = Path(__file__).resolve().parent.parent
 GL_MAPPINGS = {
     "sandbank": _HERE / "gl_mapping.yaml",
     "creditkey": _HERE / "gl_mapping.yaml",
     "gateway": _HERE / "gl_mapping_gateway.yaml",
+    "vcard": _HERE / "gl_mapping_vcards.yaml",
 }
 # Every provider's event types, in canonical kinds (webhook bodies name their type only).
-EVENT_KIND: Mapping[str, EventKind] = {**sandbank.EVENT_KIND, **gateway.EVENT_KIND}
+EVENT_KIND: Mapping[str, EventKind] = {
+    **sandbank.EVENT_KIND,
+    **gateway.EVENT_KIND,
+    **vcard.EVENT_KIND,
+}
 
 
 class ConfigError(IntegrationError, ValueError):
@@ -122,12 +130,18 @@ def make_adapter(
         return CreditKeyAdapter(client, config["public_key"], config["shared_secret"], now=now)
     if provider == "gateway":
         return GatewayAdapter(client)
+    if provider == "vcard":
+        return VcardAdapter(client)
     return SandbankAdapter(client)
 
 
 # Where an API key can be tried without changing anything (a one-item read), per provider
 # that takes one.
-_KEY_PROBES = {"sandbank": "/v1/events", "gateway": "/gateway/v1/events"}
+_KEY_PROBES = {
+    "sandbank": "/v1/events",
+    "gateway": "/gateway/v1/events",
+    "vcard": "/vcards/v1/events",
+}
 
 
 def refused_api_key(provider: str, base_url: str, api_key: str | None) -> str | None:
@@ -173,11 +187,24 @@ class EventFacts:
     settlement: Settlement | None
     payment: Payment | None
     payment_refunds: tuple[Payment, ...] = ()
+    payments: tuple[Payment, ...] = ()  # one payment paying several orders
 
 
 def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     """The canonical facts of any provider's webhook or listed event body: the one place the
     receiver learns them, so it names no provider."""
+    if payload.get("object_type") in vcard.OBJECT_TYPES:
+        invoice_id, invoice, payments, refunds = vcard.event_facts(payload)
+        return EventFacts(
+            invoice_id,
+            invoice,
+            invoice_id if invoice is not None else None,
+            CheckoutStatus.COMPLETED.value if invoice is not None else None,
+            None,
+            None,
+            refunds,
+            payments,
+        )
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
         return EventFacts(

@@ -71,11 +71,12 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
 
 class GatewayAdapter:
     name = "gateway"
+    prefix: str = PREFIX  # where the API is mounted (the virtual cards adapter mounts its own)
 
     def __init__(self, client: ResilientClient) -> None:
         self.client = client
         # Settlements and the settlement calendar are the native API's, under this prefix.
-        self._native = SandbankAdapter(client, prefix=PREFIX)
+        self._native = SandbankAdapter(client, prefix=self.prefix)
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -104,7 +105,7 @@ class GatewayAdapter:
         data = await self._call(
             CHECKOUTS,
             "POST",
-            f"{PREFIX}/invoices",
+            f"{self.prefix}/invoices",
             body,
             intent_id=intent_id or f"checkout:{order.merchant_order_id}",
         )
@@ -122,7 +123,7 @@ class GatewayAdapter:
         page = await self._call(
             READS,
             "GET",
-            f"{PREFIX}/invoices",
+            f"{self.prefix}/invoices",
             params={"number": merchant_order_id, "limit": PAGE},
         )
         return [authorization(x) for x in _list(page, "data")]
@@ -160,7 +161,7 @@ class GatewayAdapter:
         data = await self._call(
             CANCELS,
             "POST",
-            f"{PREFIX}/invoices/{_seg(provider_order_id)}/void",
+            f"{self.prefix}/invoices/{_seg(provider_order_id)}/void",
             {"reason": reason} if reason is not None else {},
             intent_id=intent_id,
         )
@@ -173,7 +174,7 @@ class GatewayAdapter:
     # --- events ----------------------------------------------------------------------------
     async def list_events(self, since_cursor: str | None) -> tuple[list[ProviderEvent], str | None]:
         """Events after `since_cursor`, oldest first (see `SandbankAdapter.list_events`)."""
-        events = [to_event(raw) for raw in await self._native.raw_events_after(since_cursor)]
+        events = [self.to_event(raw) for raw in await self._native.raw_events_after(since_cursor)]
         return events, (events[-1].provider_event_id if events else since_cursor)
 
     # --- settlements ------------------------------------------------------------------------
@@ -192,8 +193,11 @@ class GatewayAdapter:
         return self._native.settlement_batch(at)
 
     # --- plumbing --------------------------------------------------------------------------
+    def to_event(self, raw: Mapping[str, Any]) -> ProviderEvent:
+        return to_event(raw)
+
     async def _invoice(self, invoice_id: str) -> dict[str, Any]:
-        return await self._call(READS, "GET", f"{PREFIX}/invoices/{_seg(invoice_id)}")
+        return await self._call(READS, "GET", f"{self.prefix}/invoices/{_seg(invoice_id)}")
 
     async def _act(
         self, invoice_id: str, verb: str, amount: Money, intent_id: str, family: str
@@ -201,7 +205,7 @@ class GatewayAdapter:
         return await self._call(
             family,
             "POST",
-            f"{PREFIX}/invoices/{_seg(invoice_id)}/{verb}",
+            f"{self.prefix}/invoices/{_seg(invoice_id)}/{verb}",
             {"amount": amount.amount},
             intent_id=intent_id,
         )

@@ -123,3 +123,51 @@ def test_a_gateway_refund_of_paid_money_is_posted_and_reconciles(
     assert any(line.gross == -10_000 for s in run.settlements for line in s.lines)
     assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
     assert shop.balanced()
+
+
+def test_one_virtual_card_paying_two_orders_posts_a_payment_per_order_and_reconciles(
+    new_shop: Callable[..., Shop],
+) -> None:
+    """Card-level matching: the buyer's AP pays two invoices with one card; the capture's two
+    allocations are two `payment_received` postings and two `payment` lines, each with its
+    share of the interchange and scheme fee."""
+    shop = new_shop(retry=RETRY, provider="vcard", inbox=True)
+    for moid, amount in (("SO-21", 30_000), ("SO-22", 70_000)):
+        body = order_body(moid, amount)
+        body["buyer"]["email"] = "ap+consolidates@acme.test"
+        assert shop.post("/orders", body).status_code == 201
+        assert shop.post(f"/orders/{moid}/ship", {"amount": amount}).status_code == 200
+    shop.api.advance(shop.account, "40d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (card,) = shop.api.get("/vcards/v1/cards", headers=shop.account.headers).json()["data"]
+    assert len(card["invoices"]) == 2
+    payments = shop.ledger.postings(event_kind="payment_received")
+    assert sorted(p.gross for p in payments) == [30_000, 70_000]
+    fees = (100_000 * 263 + 5_000) // 10_000 + 12  # interchange 2.5 % + 10, scheme 0.13 % + 2
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.ledger.balance("1230 Card processor clearing", "USD") == 0
+    assert shop.ledger.balance("6160 Card acceptance fees", "USD") == fees
+    assert shop.ledger.balance("1010 Cash - Operating account", "USD") == 100_000 - fees
+
+
+def test_a_virtual_card_refund_of_paid_money_is_posted_and_reconciles(
+    new_shop: Callable[..., Shop],
+) -> None:
+    shop = new_shop(retry=RETRY, provider="vcard", inbox=True)
+    place(shop, "SO-23", 40_000)
+    assert shop.post("/orders/SO-23/ship", {"amount": 40_000}).status_code == 200
+    shop.api.advance(shop.account, "35d")  # the card was captured on the due date and cleared
+    r = shop.post("/orders/SO-23/refund", {"amount": 10_000})
+    assert (r.status_code, r.json()["erp_state"]) == (200, "partially_refunded"), r.text
+    shop.api.advance(shop.account, "5d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (refund,) = shop.ledger.postings(event_kind="payment_refunded")
+    assert refund.gross == 10_000
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.balanced()
