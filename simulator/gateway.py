@@ -146,28 +146,10 @@ class GatewayService:
             self.core.emit(ctx, event, invoice)
 
     def issue(self, ctx: Ctx, invoice_id: str, amount: int | None) -> Invoice:
-        """Invoice a shipment: `amount` of what is not issued yet (None: all of it). The first
-        issue dates the invoice and sets its due date, `net_days` later; an issue after the due
-        date sets a new one."""
+        """Invoice a shipment (`Invoice.ship`): a new term falls due on the clock."""
         invoice = self.get_invoice(ctx, invoice_id)
-        if invoice.status == "void":
-            raise Conflict(f"invoice {invoice_id} is void: it can no longer be issued")
-        amount = invoice.issuable if amount is None else amount
-        if amount <= 0 or amount > invoice.issuable:
-            raise InvalidAmount(
-                f"an issue must be between 1 and {invoice.issuable}, what is not issued yet "
-                f"of invoice {invoice_id}"
-            )
-        invoice.apply("issue", ctx.now)
-        invoice.issued_amount += amount
-        invoice.paid_at = None
-        if invoice.issued_at is None:
-            invoice.issued_at = ctx.now
-        # A shipment before the due date joins it; one after it starts a new term (the buyer
-        # acts again on the new due date, for everything then due).
-        if invoice.due_date is None or ctx.now.date() > invoice.due_date:
-            due_at = ctx.now + timedelta(days=invoice.net_days)
-            invoice.due_date = due_at.date()
+        due_at = invoice.ship(amount, ctx.now)
+        if due_at is not None:
             ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_INVOICE_DUE, invoice.id)
         self._save(ctx, invoice, "invoice.issued")
         return invoice
@@ -226,18 +208,7 @@ class GatewayService:
     def write_off(self, ctx: Ctx, invoice_id: str, amount: int | None) -> Invoice:
         """Close an underpaid invoice: the rest (`amount` must be all of it) is no longer owed."""
         invoice = self.get_invoice(ctx, invoice_id)
-        rest = invoice.collectible
-        if invoice.status != "open" or rest == 0 or invoice.pending_amount:
-            raise Conflict(
-                f"invoice {invoice_id} is {invoice.status} with {rest} collectible and "
-                f"{invoice.pending_amount} clearing: only an open invoice with nothing "
-                "clearing and something due can be written off"
-            )
-        if amount is not None and amount != rest:
-            raise InvalidAmount(f"a write-off closes the invoice: it must be {rest}, all due")
-        invoice.written_off_amount += rest
-        invoice.apply("write_off", ctx.now)
-        invoice.past_due = False
+        invoice.close_short(amount, ctx.now)
         self._save(ctx, invoice, "invoice.written_off")
         return invoice
 

@@ -164,25 +164,11 @@ class VcardService:
             self.core.emit(ctx, event, invoice)
 
     def issue(self, ctx: Ctx, invoice_id: str, amount: int | None) -> VcardInvoice:
-        """Invoice a shipment (as the gateway's): the first issue sets the due date, on which
-        the buyer's AP acts."""
+        """Invoice a shipment (`Invoice.ship`, as the gateway's): the buyer's AP acts on the
+        due date."""
         invoice = self.get_invoice(ctx, invoice_id)
-        if invoice.status == "void":
-            raise Conflict(f"invoice {invoice_id} is void: it can no longer be issued")
-        amount = invoice.issuable if amount is None else amount
-        if amount <= 0 or amount > invoice.issuable:
-            raise InvalidAmount(
-                f"an issue must be between 1 and {invoice.issuable}, what is not issued yet "
-                f"of invoice {invoice_id}"
-            )
-        invoice.apply("issue", ctx.now)
-        invoice.issued_amount += amount
-        invoice.paid_at = None
-        if invoice.issued_at is None:
-            invoice.issued_at = ctx.now
-        if invoice.due_date is None or ctx.now.date() > invoice.due_date:
-            due_at = ctx.now + timedelta(days=invoice.net_days)
-            invoice.due_date = due_at.date()
+        due_at = invoice.ship(amount, ctx.now)
+        if due_at is not None:
             ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_INVOICE_DUE, invoice.id)
         self._save(ctx, invoice, "invoice.issued")
         return invoice
@@ -250,21 +236,10 @@ class VcardService:
                 break
 
     def write_off(self, ctx: Ctx, invoice_id: str, amount: int | None) -> VcardInvoice:
-        """Close an underpaid invoice: the rest (`amount` must be all of it) is no longer owed."""
+        """Close an underpaid invoice: the rest (`amount` must be all of it) is no longer owed;
+        not while a capture is clearing or a card is out for it."""
         invoice = self.get_invoice(ctx, invoice_id)
-        rest = invoice.collectible
-        if invoice.status != "open" or rest == 0 or invoice.pending_amount or invoice.carded_amount:
-            raise Conflict(
-                f"invoice {invoice_id} is {invoice.status} with {rest} collectible, "
-                f"{invoice.pending_amount} clearing and {invoice.carded_amount} on cards not "
-                "captured: only an open invoice with nothing clearing or carded and something "
-                "due can be written off"
-            )
-        if amount is not None and amount != rest:
-            raise InvalidAmount(f"a write-off closes the invoice: it must be {rest}, all due")
-        invoice.written_off_amount += rest
-        invoice.apply("write_off", ctx.now)
-        invoice.past_due = False
+        invoice.close_short(amount, ctx.now)
         self._save(ctx, invoice, "invoice.written_off")
         return invoice
 

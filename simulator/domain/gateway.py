@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal, TypeVar
 
 from pydantic import Field
 
 from simulator.domain import states
+from simulator.domain.errors import Conflict, InvalidAmount
 from simulator.domain.models import Entity, GatewayFees, LineItem
 
 T = TypeVar("T")
@@ -129,9 +130,54 @@ class Invoice(Entity):
         """Issued and not yet credited or written off: what a credit note may take back."""
         return self.issued_amount - self.credited_amount - self.written_off_amount
 
+    @property
+    def on_its_way(self) -> int:
+        """Money that is coming but not paid yet (a write-off must wait for it)."""
+        return self.pending_amount
+
     def apply(self, event: str, at: datetime) -> None:
         self.status = states.INVOICE.transition(self.status, event)
         self.updated_at = at
+
+    def ship(self, amount: int | None, at: datetime) -> datetime | None:
+        """Issue `amount` of what is not issued yet (None: all of it), on shipment. The first
+        issue dates the invoice and sets its due date, `net_days` later; a shipment before the
+        due date joins it, one after it starts a new term (the buyer acts again on the new due
+        date, for everything then due). Returns when a new term falls due, else None."""
+        if self.status == "void":
+            raise Conflict(f"invoice {self.id} is void: it can no longer be issued")
+        amount = self.issuable if amount is None else amount
+        if amount <= 0 or amount > self.issuable:
+            raise InvalidAmount(
+                f"an issue must be between 1 and {self.issuable}, what is not issued yet "
+                f"of invoice {self.id}"
+            )
+        self.apply("issue", at)
+        self.issued_amount += amount
+        self.paid_at = None
+        if self.issued_at is None:
+            self.issued_at = at
+        if self.due_date is None or at.date() > self.due_date:
+            due_at = at + timedelta(days=self.net_days)
+            self.due_date = due_at.date()
+            return due_at
+        return None
+
+    def close_short(self, amount: int | None, at: datetime) -> None:
+        """Write off what is still collectible (`amount`, when given, must be all of it): only
+        an open invoice with something due and nothing on its way."""
+        rest = self.collectible
+        if self.status != "open" or rest == 0 or self.on_its_way:
+            raise Conflict(
+                f"invoice {self.id} is {self.status} with {rest} collectible and "
+                f"{self.on_its_way} on its way: only an open invoice with nothing on its way "
+                "and something due can be written off"
+            )
+        if amount is not None and amount != rest:
+            raise InvalidAmount(f"a write-off closes the invoice: it must be {rest}, all due")
+        self.written_off_amount += rest
+        self.apply("write_off", at)
+        self.past_due = False
 
     def settle_if_done(self, at: datetime) -> bool:
         """Open with nothing due and nothing pending: paid. True when it changed."""

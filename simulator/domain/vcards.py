@@ -102,6 +102,11 @@ class VcardInvoice(Invoice):
         """What a new card (or a manual capture) may still pay."""
         return max(0, self.due - self.pending_amount - self.carded_amount)
 
+    @property
+    def on_its_way(self) -> int:
+        """Captured and clearing, or on a card not captured yet."""
+        return self.pending_amount + self.carded_amount
+
 
 class Allocation(Entity):
     """Part of one card capture paying one invoice: a `payment` line of its own."""
