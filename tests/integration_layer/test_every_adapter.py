@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from shop_harness import Shop, order_body
 
-from integration.adapters import PROVIDERS, CheckoutStatus
+from integration.adapters import PROVIDERS, CheckoutStatus, event_facts
 from integration.settlements import run_reconciliation
 
 RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}
@@ -171,3 +171,28 @@ def test_a_virtual_card_refund_of_paid_money_is_posted_and_reconciles(
     assert refund.gross == 10_000
     assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
     assert shop.balanced()
+
+
+def test_a_card_capture_event_body_reads_as_one_payment_per_invoice_and_a_broken_one_as_none() -> (
+    None
+):
+    """What the receiver learns of a webhook body (`integration.adapters.event_facts`): each
+    allocation of a cleared capture is a payment for its own order; unreadable data is none."""
+    allocation = {"id": "val_1", "invoice_id": "vinv_1", "amount": 300, "fee": 8}
+    body = {
+        "type": "vcard.cleared",
+        "object_type": "vcard_payment",
+        "data": {
+            "currency": "USD",
+            "cleared_at": "2026-04-02T00:00:00Z",
+            "allocations": [allocation, {**allocation, "id": "val_2", "invoice_id": "vinv_2"}],
+        },
+    }
+    facts = event_facts(body)
+    assert [(p.provider_id, p.provider_order_id, p.fee) for p in facts.payments] == [
+        ("val_1", "vinv_1", 8),
+        ("val_2", "vinv_2", 8),
+    ]
+    assert facts.payment is None
+    broken = {**body, "data": {"currency": "USD", "allocations": [{"id": "val_1"}]}}
+    assert event_facts(broken).payments == ()
