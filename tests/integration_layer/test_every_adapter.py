@@ -173,9 +173,7 @@ def test_a_virtual_card_refund_of_paid_money_is_posted_and_reconciles(
     assert shop.balanced()
 
 
-def test_a_card_capture_event_body_reads_as_one_payment_per_invoice_and_a_broken_one_as_none() -> (
-    None
-):
+def test_a_card_capture_body_reads_as_a_payment_per_invoice_and_broken_data_as_none() -> None:
     """What the receiver learns of a webhook body (`integration.adapters.event_facts`): each
     allocation of a cleared capture is a payment for its own order; unreadable data is none."""
     allocation = {"id": "val_1", "invoice_id": "vinv_1", "amount": 300, "fee": 8}
