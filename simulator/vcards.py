@@ -13,9 +13,10 @@ Money rules, in one place:
   that pays one invoice) is a `payment` line on the merchant's balance: gross = the allocation,
   fee = its share of the capture's interchange + scheme fee, net = what the merchant gets.
 - A hold (authorization) never exceeds what is left of the card's limit, and a capture never
-  exceeds its hold; a card past its expiry, or asked for more than its limit allows, declines
-  (`CardDeclined`, 402). A single-use card is used up by its capture (the rest of the hold is
-  released); one never captured expires on the clock and its invoices are due again.
+  exceeds its hold; a card past its expiry, used, or asked for more than its limit allows,
+  declines (`CardDeclined`, 402): the decline is recorded on the card, as a network would. A
+  single-use card is used up by its capture (the rest of the hold is released); one never
+  captured expires on the clock and its invoices are due again.
 - A credit note takes money off what is due first; beyond that (the buyer had paid), the card
   is refunded: a negative `refund` line per allocation it reaches, newest first; the merchant
   does not get the fee back.
@@ -35,6 +36,7 @@ from typing import Protocol
 from simulator.clock import to_us
 from simulator.context import Ctx
 from simulator.domain.errors import (
+    CardDeclined,
     CardExpired,
     CardOverLimit,
     CardUsed,
@@ -316,10 +318,9 @@ class VcardService:
         over the limit, the attempt is declined and it takes what the limit allows."""
         wanted = sum(p.amount for p in card.invoices)
         if wanted > card.available:
-            card.declines += 1
-            self._save_card(ctx, card, "vcard.declined")
-        amount = min(wanted, card.available)
-        self.authorize(ctx, card.id, amount)
+            self.authorize(ctx, card.id, wanted)  # declined, and recorded
+            card = self.get_card(ctx, card.id)
+        self.authorize(ctx, card.id, min(wanted, card.available))
         self.capture(ctx, card.id, None, None, initiated_by="processor")
 
     def get_card(self, ctx: Ctx, card_id: str) -> Vcard:
@@ -342,19 +343,27 @@ class VcardService:
             self.core.emit(ctx, event, card)
 
     # --- the merchant's processor: authorize, capture ----------------------------------------
-    def authorize(self, ctx: Ctx, card_id: str, amount: int) -> Vcard:
-        """A hold on the card: declined (402) after its expiry or beyond what is left of its
-        limit; nothing is stored on a decline."""
+    def authorize(self, ctx: Ctx, card_id: str, amount: int) -> Vcard | CardDeclined:
+        """A hold on the card. After its expiry, after its capture, or beyond what is left of
+        its limit, the card declines: the decline is recorded (`declines`, `vcard.declined`)
+        and returned, for the caller to answer 402 with it."""
         card = self.get_card(ctx, card_id)
+        if amount <= 0:
+            raise InvalidAmount("a hold must be at least 1")
+        declined: CardDeclined | None = None
         if card.status == "used":
-            raise CardUsed(f"card {card_id} was captured: a single-use card takes one capture")
-        if card.status == "expired" or ctx.now >= card.expires_at:
-            raise CardExpired(f"card {card_id} expired at {card.expires_at.isoformat()}")
-        if amount <= 0 or amount > card.available:
-            raise CardOverLimit(
+            declined = CardUsed(f"card {card_id} was captured: a single-use card takes one capture")
+        elif card.status == "expired" or ctx.now >= card.expires_at:
+            declined = CardExpired(f"card {card_id} expired at {card.expires_at.isoformat()}")
+        elif amount > card.available:
+            declined = CardOverLimit(
                 f"card {card_id} has {card.available} of its {card.limit} limit left: a hold "
                 f"of {amount} is declined",
             )
+        if declined is not None:
+            card.declines += 1
+            self._save_card(ctx, card, "vcard.declined")
+            return declined
         card.authorized_amount += amount
         self._save_card(ctx, card, "vcard.authorized")
         return card

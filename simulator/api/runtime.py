@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -83,6 +83,15 @@ def query(request: Request, model: type[M]) -> M:
 
 def request_id(request: Request) -> str:
     return str(request.scope.get(REQUEST_ID_KEY, "req_unknown"))
+
+
+class Refused(BaseModel):
+    """An operation's answer that is an error *and* keeps what the operation stored: a card
+    network records a decline (its count, its event) while the merchant gets a 402. Return it
+    instead of raising, which would undo everything."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    error: SandbankError
 
 
 def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
@@ -191,7 +200,12 @@ def _execute(
     try:
         with undo:
             result = operation(ctx)
-        body, code, media = _json(result), status, JSON
+        if isinstance(result, Refused):
+            err = result.error
+            body, code = problems.error_body(err, request_id(request)), err.status
+            media = problems.PROBLEM_JSON
+        else:
+            body, code, media = _json(result), status, JSON
     except StoreBusy:
         raise  # not the operation's answer: never saved for a replay
     except SandbankError as err:

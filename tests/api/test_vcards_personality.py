@@ -214,6 +214,9 @@ def test_a_manual_merchant_holds_within_the_limit_and_a_declined_hold_is_a_402_p
     assert (payment["amount"], payment["status"]) == (60_000, "pending")
     r = api.post(f"{V}/cards/{card['id']}/authorize", headers=account.headers, json={"amount": 1})
     assert (r.status_code, r.json()["code"]) == (402, "card_used")
+    # The network records each decline: the card counts them, each is an event.
+    assert get(api, account, f"cards/{card['id']}")["declines"] == 2
+    assert types(api, account).count("vcard.declined") == 2
     assert get(api, account, f"invoices/{inv['id']}")["amount_due"] == 100_000  # until it clears
 
 

@@ -16,10 +16,12 @@ from simulator.api import schemas as s
 from simulator.api import v1
 from simulator.api.guard import Endpoint
 from simulator.api.operations import Op
-from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.api.runtime import Refused, parse, path_id, query, run, service_of
 from simulator.api.schemas import vcards as vc
 from simulator.context import Ctx
+from simulator.domain.errors import CardDeclined
 from simulator.domain.gateway import Customer
+from simulator.domain.vcards import Vcard
 from simulator.vcards import VcardService
 
 PREFIX = "/vcards/v1"
@@ -136,11 +138,15 @@ async def get_card(request: Request) -> Response:
     )
 
 
+def _held(result: Vcard | CardDeclined) -> BaseModel:
+    """The card, or its decline as a 402 problem (the decline itself is kept)."""
+    return Refused(error=result) if isinstance(result, CardDeclined) else vc.CardOut.of(result)
+
+
 async def authorize_card(request: Request) -> Response:
     body = await parse(request, vc.AuthorizeIn)
     return await _run(
-        request,
-        lambda cards, ctx: vc.CardOut.of(cards.authorize(ctx, path_id(request), body.amount)),
+        request, lambda cards, ctx: _held(cards.authorize(ctx, path_id(request), body.amount))
     )
 
 

@@ -31,7 +31,7 @@ or one whose limit is below what is due (magic values `+pays_late`, `+splits`,
 seeded dice). `processing: automatic` invoices have their cards authorized and captured at
 once; `manual` ones wait for `POST /cards/{id}/authorize` and `/capture`. A hold beyond the
 card's limit, or on an expired or used card, is declined: `402` with `code` `card_over_limit`,
-`card_expired` or `card_used`.
+`card_expired` or `card_used`; the card records it (`declines`, `vcard.declined`).
 
 A capture is allocated to invoices (`allocations`: which card paid how much of which invoice)
 and clears `clearing_days` business days later; then every allocation is a `payment` line on
@@ -71,8 +71,9 @@ _EVENTS: dict[str, tuple[str, str]] = {
     ),
     "vcard.authorized": ("A hold was placed on a card", "`authorized_amount` grew."),
     "vcard.declined": (
-        "The processor's attempt on a card was declined",
-        "Over the card's limit: the processor then takes what the limit allows.",
+        "A hold on a card was declined",
+        "Over its limit, expired or used (the caller got a 402); the processor's automatic "
+        "attempt then takes what the limit allows.",
     ),
     "vcard.expired": (
         "A card expired unused",
