@@ -308,9 +308,24 @@ def event_facts(
 def to_event(raw: Mapping[str, Any]) -> ProviderEvent:
     """A gateway event (webhook body or listed) in canonical terms."""
     invoice_id, order, payment, refunds = event_facts(raw)
+    return invoice_event(raw, EVENT_KIND, invoice_id, order, payment=payment, refunds=refunds)
+
+
+def invoice_event(
+    raw: Mapping[str, Any],
+    kinds: Mapping[str, EventKind],
+    invoice_id: str | None,
+    order: Authorization | None,
+    *,
+    payment: Payment | None = None,
+    payments: tuple[Payment, ...] = (),
+    refunds: tuple[Payment, ...] = (),
+) -> ProviderEvent:
+    """An event of an approach whose orders are the seller's invoices, in canonical terms: an
+    invoice snapshot is a completed checkout (no buyer decision)."""
     return ProviderEvent(
         provider_event_id=_str(raw, "id"),
-        kind=EVENT_KIND.get(_str(raw, "type")),
+        kind=kinds.get(_str(raw, "type")),
         provider_order_id=invoice_id,
         at=_time(raw, "created_at"),
         raw=dict(raw),
@@ -320,6 +335,7 @@ def to_event(raw: Mapping[str, Any]) -> ProviderEvent:
         settlement=event_settlement(raw),
         payment=payment,
         payment_refunds=refunds,
+        payments=payments,
     )
 
 
@@ -329,5 +345,6 @@ __all__ = [
     "GatewayAdapter",
     "authorization",
     "event_facts",
+    "invoice_event",
     "to_event",
 ]

@@ -21,15 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from integration.adapters.base import CheckoutStatus
-from integration.adapters.gateway import GatewayAdapter, authorization
+from integration.adapters.gateway import GatewayAdapter, authorization, invoice_event
 from integration.adapters.sandbank import (
     ProviderDataError,
     _int,
     _list,
     _str,
     _time,
-    event_settlement,
 )
 from integration.model import Authorization, EventKind, Money, Payment, ProviderEvent
 
@@ -111,19 +109,7 @@ def event_facts(raw: Mapping[str, Any]) -> Facts:
 def to_event(raw: Mapping[str, Any]) -> ProviderEvent:
     """A virtual-card event (webhook body or listed) in canonical terms."""
     invoice_id, order, payments, refunds = event_facts(raw)
-    return ProviderEvent(
-        provider_event_id=_str(raw, "id"),
-        kind=EVENT_KIND.get(_str(raw, "type")),
-        provider_order_id=invoice_id,
-        at=_time(raw, "created_at"),
-        raw=dict(raw),
-        order=order,
-        provider_checkout_id=invoice_id if order is not None else None,
-        checkout_status=CheckoutStatus.COMPLETED.value if order is not None else None,
-        settlement=event_settlement(raw),
-        payments=payments,
-        payment_refunds=refunds,
-    )
+    return invoice_event(raw, EVENT_KIND, invoice_id, order, payments=payments, refunds=refunds)
 
 
 __all__ = ["EVENT_KIND", "OBJECT_TYPES", "VcardAdapter", "event_facts", "to_event"]
