@@ -27,6 +27,8 @@ _ERROR_TEXT = {
     415: "Body is not application/json, or not UTF-8 (a `charset` other than utf-8)",
     422: "Validation failed (see `errors` for field paths), or a business rule refused it",
 }
+# Answers only some APIs give (a card's decline): a document has them only where declared.
+_WHERE_DECLARED = frozenset({402})
 # What any provider may answer when it is overloaded or failing (and what Sandbank's faults
 # inject): documented on every operation so clients are written for them.
 TRANSIENT_TEXT = {
@@ -251,7 +253,10 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
 
     headers = {"Request-Id": {"$ref": "#/components/headers/RequestId"}}
     responses: dict[str, Any] = {}
+    declared = {code for op in ops for code in op.errors}
     for status, text in _ERROR_TEXT.items():
+        if status in _WHERE_DECLARED and status not in declared:
+            continue
         responses[str(status)] = {
             "description": text,
             "headers": headers,
