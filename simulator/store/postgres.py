@@ -123,19 +123,85 @@ def _nul() -> ValidationFailed:
 
 class PgConn:
     """The slice of `sqlite3.Connection` the SQLite store's queries use, on a psycopg
-    connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT)."""
+    connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT).
+
+    A write transaction runs in psycopg's pipeline mode (`pipelined`, from its BEGIN to its
+    COMMIT): a statement whose result nobody reads (an INSERT, an UPDATE, a SAVEPOINT) is sent
+    without waiting for its answer, so an operation costs a round trip per result it reads
+    rather than one per statement. The results still arrive in order; reading one (a fetch,
+    `rowcount`) waits for it. A statement's error surfaces no later than the RELEASE of the
+    savepoint it ran in (each RELEASE first syncs), so it fails the operation that sent it, and
+    COMMIT is acknowledged only once PostgreSQL answered every statement before it."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self._pipeline: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None
+        self._pipe: psycopg.Pipeline | None = None
 
-    def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[Any]:
+    def pipelined(self) -> None:
+        """Pipeline the statements from now to the transaction's COMMIT or ROLLBACK."""
+        self._pipeline = self.raw.pipeline()
+        self._pipe = self._pipeline.__enter__()
+
+    def _end(self) -> None:
+        """Leave pipeline mode: wait for every answer; raise the first statement's error."""
+        pipeline, self._pipeline, self._pipe = self._pipeline, None, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
         if args and any(isinstance(a, str) and "\x00" in a for a in args):
             raise _nul()  # PostgreSQL's text cannot hold it (SQLite's can): a 422, not a 500
-        return self.raw.execute(translate(sql), args or None)
+        pipe = self._pipe
+        if pipe is None:
+            return self.raw.execute(translate(sql), args or None)
+        if sql == "COMMIT":
+            try:
+                self.raw.execute(sql)
+            finally:
+                self._end()  # one round trip for the last statements and the COMMIT
+            return None
+        if sql == "ROLLBACK":
+            with contextlib.suppress(psycopg.Error):  # the error being rolled back
+                self._end()
+            return self.raw.execute(sql)
+        if sql.startswith("ROLLBACK TO"):
+            with contextlib.suppress(psycopg.Error):  # the error being rolled back
+                pipe.sync()
+        elif sql.startswith("RELEASE"):
+            pipe.sync()  # an error of the savepoint's statements fails it, not a later one
+        return _Pending(self.raw.execute(translate(sql), args or None), pipe)
 
     def executemany(self, sql: str, rows: Any) -> None:
         with self.raw.cursor() as cur:
             cur.executemany(translate(sql), rows)
+
+
+class _Pending:
+    """A pipelined statement's cursor: reading its `rowcount` waits for its answer (a fetch
+    does so by itself)."""
+
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self._cur, self._pipe = cur, pipe
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        return self._cur.fetchmany(size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur)
 
 
 class PgExportRows(export_rows.ExportRows):
@@ -274,6 +340,7 @@ class PgStore(SqliteStore):
         if not row or row[0] == "false":
             raw.execute("ROLLBACK")
             raise busy()
+        cast(PgConn, self.conn).pipelined()
 
     @contextlib.contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
