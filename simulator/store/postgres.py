@@ -18,9 +18,17 @@ Why it is built as it is:
   webhook attempt's claim (a conditional UPDATE of its lease), a clock job's deletion and the
   scheduler's lease are each taken by one process only. Reads take no lock (a REPEATABLE READ
   snapshot, or autocommit statements), as WAL reads do.
-- Lock waits off the event loop, as with SQLite: once serving, a write tries the lock
-  (`pg_try_advisory_xact_lock`) and `writable()` polls it with short sleeps; past the wait, a
-  503 (`StoreBusy`). Startup and background processes wait for it, bounded by `lock_timeout`.
+- Lock waits off the event loop, and in turn. Once serving (and in the webhook dispatcher's
+  process), `writable()` waits for the write lock in a worker thread, on a connection of its
+  own (`_locker`, a session-level advisory lock on the same key): PostgreSQL grants waiters in
+  the order they asked, so two replicas under write load take turns, a group commit each.
+  (Polling with `pg_try_advisory_xact_lock` instead, as SQLite must, let the replica holding
+  the lock take it again before the other's next try: 31 POST/s across two replicas.) The
+  group then runs on the loop's connection without a lock of its own and the lock is released
+  after its COMMIT. Past `lock_wait_s`, a 503 (`StoreBusy`); a request cancelled meanwhile
+  leaves nothing held (the lock, once granted, opens a group that commits at the end of that
+  loop turn). Startup and other background writers wait in `pg_advisory_xact_lock`, bounded
+  by `lock_timeout`: in the same queue.
 - Migrations once: under a session advisory lock (`MIGRATE_LOCK`), so replicas starting
   together apply each migration exactly once.
 - A connection pool (psycopg_pool): the event loop's connection is held for the process's
@@ -45,16 +53,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from simulator.domain.errors import ValidationFailed
+from simulator.domain.errors import StoreBusy, ValidationFailed
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
 from simulator.store.sqlite import (
@@ -250,11 +261,18 @@ class PgStore(SqliteStore):
         self._polling = False
         self._group = None
         self._checkpointer = None
+        self._locker: psycopg.Connection[Any] | None = None  # holds the queued write lock
+        self._locker_timeout_ms = 0
+        self._held = False  # the locker holds the write lock (for the open group)
+        self._grants = 0
+        self._acquiring: asyncio.Future[None] | None = None
+        self._waiting: Future[None] | None = None  # the same wait, as the thread sees it
+        self._lock_thread: ThreadPoolExecutor | None = None
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_max,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": f"sandbank-{os.getpid()}"},
             open=False,
             name="sandbank",
         )
@@ -303,8 +321,109 @@ class PgStore(SqliteStore):
         return PgTx(self.conn)
 
     def serving(self, lock_wait_s: float = 2.0) -> None:
-        """From now on requests use this connection: writes try the lock, never wait in it."""
+        """From now on requests use this connection: writes wait for the lock off the loop."""
         self.lock_wait_s = lock_wait_s
+
+    async def writable(self) -> None:
+        """Hold the write lock for the rest of this event-loop turn (see `SqliteStore`),
+        waiting for it in turn with the other processes (the module docstring)."""
+        if self.lock_wait_s is None and not self.poll_lock:
+            return  # startup: `_begin` waits in the lock itself
+        background = self.lock_wait_s is None
+        deadline = time.monotonic() + (BLOCKING_LOCK_S if background else self.lock_wait_s or 0)
+        while self._group is None:
+            if self._held:  # granted: the first request of this process to resume opens it
+                try:
+                    self._open_group()
+                except BaseException:
+                    self._release()
+                    raise
+                return
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise busy()
+                await self._queued(left)
+            except StoreBusy:
+                if background:
+                    return  # the write waits for the lock its own way (`_begin`)
+                raise
+
+    async def _queued(self, wait_s: float) -> None:
+        """Wait for the write lock in a worker thread, one wait at a time per process. A
+        grant nobody takes up (every waiter cancelled) is given back two loop turns later."""
+        acquiring = self._acquiring
+        if acquiring is None:
+            if self._lock_thread is None:
+                self._lock_thread = ThreadPoolExecutor(1, thread_name_prefix="sandbank-lock")
+            self._waiting = self._lock_thread.submit(self._lock_blocking, wait_s)
+            acquiring = self._acquiring = asyncio.wrap_future(self._waiting)
+            acquiring.add_done_callback(self._granted)
+        elif acquiring.done():
+            # Over, but `_granted` has not run yet (it is next on the loop): awaiting a done
+            # future would not yield, and the caller's loop would spin without letting it.
+            await asyncio.sleep(0)
+            return
+        await asyncio.shield(acquiring)
+
+    def _lock_blocking(self, wait_s: float) -> None:
+        """In a worker thread: the session-level write lock on the locker connection, waited
+        for up to `wait_s` (then `StoreBusy`)."""
+        if self._locker is None:
+            self._locker = self.pool.getconn(timeout=POOL_WAIT_S)
+        timeout_ms = max(1, int(wait_s * 1000))
+        try:
+            if timeout_ms != self._locker_timeout_ms:
+                self._locker.execute(f"SET lock_timeout = {timeout_ms}")
+                self._locker_timeout_ms = timeout_ms
+            self._locker.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        except psycopg.Error as exc:
+            if is_busy(exc):
+                raise busy(exc) from None
+            self._drop_locker()
+            raise
+
+    def _granted(self, future: asyncio.Future[None]) -> None:
+        """On the loop, once the wait is over: the lock is this process's until the group
+        its waiters open is committed (`flush`)."""
+        self._acquiring = self._waiting = None
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._held = True  # (already, if `_begin` waited for this grant itself)
+        self._grants += 1
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self._unused, self._grants)  # after the waiters ran
+
+    def _unused(self, grant: int) -> None:
+        if grant == self._grants and self._held and self._group is None:
+            self._release()
+
+    def _release(self) -> None:
+        """Give the queued write lock back (closing its connection if that fails: a closed
+        session holds no lock)."""
+        if not self._held:
+            return
+        self._held = False
+        try:
+            assert self._locker is not None
+            self._locker.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+        except psycopg.Error:
+            self._drop_locker()
+
+    def _drop_locker(self) -> None:
+        locker, self._locker, self._locker_timeout_ms = self._locker, None, 0
+        if locker is not None:
+            with contextlib.suppress(psycopg.Error):
+                locker.close()
+            with contextlib.suppress(Exception):
+                self.pool.putconn(locker)
+
+    def flush(self) -> Exception | None:
+        """Commit the open group (`SqliteStore.flush`), then release the queued lock."""
+        try:
+            return super().flush()
+        finally:
+            self._release()
 
     def checkpoint_in_background(self, interval_s: float = 0.0) -> None:
         """Nothing: PostgreSQL checkpoints on its own, off every client's path."""
@@ -324,8 +443,21 @@ class PgStore(SqliteStore):
         if mode != "IMMEDIATE":  # a snapshot for readers: no lock
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             return
-        # One round trip: BEGIN and the lock (the waiting kind before `serving`, unless polling).
         trying = self.lock_wait_s is not None or self._polling
+        if not self._held and not trying and self._waiting is not None:
+            # A write that waits in the lock (a background process's), while this process's
+            # locker waits in the same queue ahead of it: waiting here, on the loop, for a lock
+            # only the loop can give back would wait for itself. Wait for the locker's turn.
+            try:
+                self._waiting.result(timeout=BLOCKING_LOCK_S)
+            except (StoreBusy, TimeoutError, psycopg.Error) as exc:
+                raise busy(exc) from None
+            self._held = True  # given back by `_unused` or the group's flush, as any grant
+        if self._held:  # the locker holds the write lock for this transaction
+            raw.execute("BEGIN")
+            cast(PgConn, self.conn).pipelined()
+            return
+        # One round trip: BEGIN and the lock (the waiting kind before `serving`, unless polling).
         lock = "pg_try_advisory_xact_lock" if trying else "pg_advisory_xact_lock"
         try:
             cur = raw.execute(f"BEGIN; SELECT {lock}({WRITE_LOCK})::text")
@@ -413,6 +545,9 @@ class PgStore(SqliteStore):
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):
             self.flush()
+        if self._lock_thread is not None:
+            self._lock_thread.shutdown(wait=False, cancel_futures=True)
+        self._drop_locker()
         with contextlib.suppress(psycopg.Error):
             self.pool.putconn(self._raw)
         self.pool.close()
