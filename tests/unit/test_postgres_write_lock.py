@@ -34,11 +34,12 @@ def open_pg(pg_server: ThrowawayPostgres) -> Iterator[Callable[[], PgStore]]:
         store.close()
 
 
-def _writes(store: PgStore, name: str, n: int) -> None:
+def _writes(store: PgStore, name: str, n: int, start: threading.Barrier) -> None:
     """`n` group commits, each appending `name` to the shared meta row `order` (the order in
     which the writers got the lock), as a request of a serving process would write."""
 
     async def run() -> None:
+        start.wait(10)  # both writers' loops are running: they start together
         for _ in range(n):
             await store.writable()
             with store.grouped() as (_tx, committed):
@@ -52,8 +53,9 @@ def test_two_stores_that_keep_writing_take_the_lock_in_turn(open_pg: Callable[[]
     first, second = open_pg(), open_pg()
     for store in (first, second):
         store.serving(10.0)
+    start = threading.Barrier(2)
     threads = [
-        threading.Thread(target=_writes, args=(s, name, 30))
+        threading.Thread(target=_writes, args=(s, name, 30, start))
         for s, name in ((first, "a"), (second, "b"))
     ]
     for t in threads:
