@@ -46,7 +46,7 @@ from harness import (
     simulator,
 )
 
-from rehearsal.processes import NotReady, Process, free_port
+from rehearsal.processes import NotReady, Process, Server, free_port
 
 PRISM_CACHE = Path.home() / ".cache" / "sandbank-bench" / "prism"
 PRISM_INSTALL_TIMEOUT = 300
@@ -132,7 +132,7 @@ def scripts(tmp: Path, peer: Peer) -> tuple[Path, Path]:
     return paths
 
 
-def baseline_server(python: str | None, tmp: Path) -> Process | _NoServer:
+def baseline_server(python: str | None, tmp: Path) -> Server | _NoServer:
     """Another tree's `sandbank serve` (its interpreter, e.g. main's .venv/bin/python): the
     "before" of a change, measured in the same run as the "after"."""
     if python is None:
@@ -174,6 +174,12 @@ def bench(args: argparse.Namespace) -> int:
             prism_server(prism, tmp) as mock,
             baseline_server(args.baseline_python, tmp) as base,
         ):
+            # Measure once the dispatcher and scheduler processes are up: each imports the
+            # whole app first, seconds of CPU that would otherwise fall into the first
+            # measured run (sandbank's POST of round 1 was half its later rounds).
+            sim.wait_components()
+            if base is not None:
+                base.wait_components()
             peers = [
                 sandbank_peer(sim.url),
                 *([sandbank_peer(base.url, "baseline")] if base is not None else []),
