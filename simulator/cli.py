@@ -338,6 +338,14 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
+
+    fakes = sub.add_parser(
+        "fakes",
+        help="local fakes of support systems (zendesk, servicenow)",
+        description="Local fakes of support systems: see `sandbank fakes --help`.",
+        add_help=False,
+    )
+    fakes.add_argument("fakes_argv", nargs=argparse.REMAINDER)
     return p
 
 
@@ -835,6 +843,10 @@ def main(argv: list[str] | None = None) -> int:
         return integration(argv[1:])
     if argv[:1] == ["scenario"]:  # likewise
         return scenario(argv[1:])
+    if argv[:1] == ["fakes"]:  # likewise (fakes/cli.py)
+        from fakes import cli as fakes_cli
+
+        return fakes_cli.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
