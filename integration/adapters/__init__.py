@@ -293,6 +293,7 @@ __all__ = [
     "EVENT_KIND",
     "GL_MAPPINGS",
     "PROVIDERS",
+    "TICKET_CREDENTIALS",
     "TICKET_SYSTEMS",
     "AuthorizationStatus",
     "Buyer",
