@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from integration import logs
+from integration import compare_cli, logs
 from integration.adapters import (
     CREDENTIALS,
     PROVIDERS,
@@ -215,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write the run's Prometheus metrics (mismatch rate, settlement lag, disputed "
         "ratio) to this file, e.g. for node_exporter's textfile collector",
     )
+    compare_cli.add_parser(sub)
     return p
 
 
@@ -432,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "compare":
+        return compare_cli.run(args)
     return asyncio.run(run_reconcile(args))
 
 
