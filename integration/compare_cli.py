@@ -57,6 +57,7 @@ def add_parser(sub: Any) -> None:
         help="only these adapters (repeat; default: every one)",
     )
     p.add_argument("--report", type=Path, metavar="DIR", help="write compare.json, compare.html")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--provider-url", help="a running simulator (default: start one)")
     p.add_argument(
         "--admin-token",
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         except CompareError as exc:
             print(f"sandbank integration: error: {exc}", file=sys.stderr)
             return 2
-    print(comparison.render_text())
+    print(comparison.render_markdown() if args.markdown else comparison.render_text())
     if args.report:
         for path in write_reports(comparison, args.report):
             print(f"wrote {path}")
