@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print("sandbank integration: error: --provider-url needs --admin-token", file=sys.stderr)
         return 2
     logs.configure(logging.ERROR)  # the table is the output; errors still go to stderr
-    with tempfile.TemporaryDirectory(prefix="sandbank-compare-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="approaches-compare-") as tmp:
         work = Path(tmp)
         try:
             if args.provider_url:
@@ -112,7 +112,7 @@ def _with_own_simulator(args: argparse.Namespace, work: Path) -> Any:
         with Server(
             work / "data",
             free_port(),
-            work / "sandbank-serve.log",
+            work / "simulator.log",
             ["--db", ":memory:", "--no-demo"],
             env={"SANDBANK_ADMIN_TOKEN": token},  # not on a command line others can read
         ) as server:

@@ -94,9 +94,7 @@ def make_adapter(
             f"unknown provider {provider!r} in config key 'provider' "
             f"(known: {', '.join(PROVIDERS)})"
         )
-    for key in ("base_url", *CREDENTIALS[provider]):
-        if not isinstance(config.get(key), str) or not config[key]:
-            raise ConfigError(f"config key {key!r} is required for provider {provider!r}")
+    _require(config, ("base_url", *CREDENTIALS[provider]), f"provider {provider!r}")
     client = _client(
         config,
         config.get("api_key"),  # Credit Key's credentials travel as request parameters
@@ -114,6 +112,12 @@ def make_adapter(
     if provider == "gateway":
         return GatewayAdapter(client)
     return SandbankAdapter(client)
+
+
+def _require(config: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
+    for key in keys:
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise ConfigError(f"config key {key!r} is required for {what}")
 
 
 def _client(
@@ -186,9 +190,7 @@ def make_ticket_system(
             f"unknown ticket system {system!r} in config key 'system' "
             f"(known: {', '.join(TICKET_SYSTEMS)})"
         )
-    for key in ("base_url", *TICKET_CREDENTIALS[system]):
-        if not isinstance(config.get(key), str) or not config[key]:
-            raise ConfigError(f"config key {key!r} is required for ticket system {system!r}")
+    _require(config, ("base_url", *TICKET_CREDENTIALS[system]), f"ticket system {system!r}")
     if system == "zendesk":
         auth = httpx.BasicAuth(f"{config['email']}/token", config["token"])
     else:
