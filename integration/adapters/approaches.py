@@ -64,6 +64,9 @@ APPROACHES: tuple[Approach, ...] = (
         EMBEDDED_TAGS,
     ),
     Approach("gateway", "gateway + net terms", "seller", api_key_config("gateway")),
+    # Listed ahead of their adapters (issue #15): they run once their adapter is in PROVIDERS.
+    Approach("vcard", "virtual cards", "the buyer's card issuer", api_key_config("vcard")),
+    Approach("invoicing", "traditional invoicing (EDI)", "seller", api_key_config("invoicing")),
 )
 
 
