@@ -39,7 +39,7 @@ from integration.adapters.base import (
     PlaceOrder,
     ProviderAdapter,
 )
-from integration.adapters.collections import collection_fact
+from integration.adapters.collection_facts import collection_fact
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
