@@ -8,7 +8,8 @@
                                            additional_tags}}                 200 {"ticket"}
     GET  /api/v2/tickets/{id}/comments.json                                  200 {"comments"}
 
-Authentication is Zendesk's API-token form of basic auth, `{email}/token:{token}`. Errors take
+Authentication is Zendesk's API-token form of basic auth, `{email}/token:{token}`. A create
+with an `Idempotency-Key` already seen answers the ticket it made (as Zendesk does). Errors take
 Zendesk's own shape, `{"error": "RecordNotFound", "description": "Not found"}`, and a
 validation error adds `details` per field. Ticket ids count from 1 and times come from the
 injected clock, so the same calls give the same tickets. Statuses: new, open, pending, hold,
@@ -105,6 +106,7 @@ def _comment(body: dict[str, Any], at: str) -> dict[str, Any] | None:
 def create_zendesk_app(*, token: str, clock: Clock = system_clock) -> Starlette:
     """The fake on its own in-memory state; any `{email}/token:{token}` authenticates."""
     tickets: dict[int, Ticket] = {}
+    by_key: dict[str, int] = {}  # Idempotency-Key -> the ticket its first request made
 
     def authenticated(request: Request) -> None:
         creds = basic_credentials(request)
@@ -128,6 +130,10 @@ def create_zendesk_app(*, token: str, clock: Clock = system_clock) -> Starlette:
 
     async def create(request: Request) -> Response:
         authenticated(request)
+        key = request.headers.get("idempotency-key")
+        if key in by_key:  # a replay: the ticket the first request made, nothing new
+            made = tickets[by_key[key]].json(base(request))
+            return JSONResponse({"ticket": made}, 201, headers={"x-idempotency-lookup": "hit"})
         body = await ticket_body(request)
         at = stamp(clock())
         comment = _comment(body, at)
@@ -152,6 +158,8 @@ def create_zendesk_app(*, token: str, clock: Clock = system_clock) -> Starlette:
             comments=[comment],
         )
         tickets[ticket.id] = ticket
+        if key:
+            by_key[key] = ticket.id
         headers = {"Location": f"{base(request)}/api/v2/tickets/{ticket.id}.json"}
         return JSONResponse({"ticket": ticket.json(base(request))}, 201, headers=headers)
 

@@ -261,8 +261,9 @@ class TicketSink:
 
     # --- telling the desk ---------------------------------------------------------------------
     async def flush(self) -> int:
-        """Send the owed work, oldest first; stop at the first `ProviderUnavailable` (the desk
-        is down or its breaker open: everything stays owed for the next run). A final refusal
+        """Send the owed work, oldest first; stop at the first `ProviderUnavailable` or
+        unreadable answer (the desk is down, its breaker open, or it answered nonsense:
+        everything stays owed for the next run). A final refusal
         ends that piece of work with its error recorded. Returns how many were done."""
         done = 0
         for owed in self.owed():
@@ -271,8 +272,10 @@ class TicketSink:
                 continue  # its open is still owed (it failed finally: see its error)
             try:
                 ticket = await self._send(owed, case)
-            except ProviderUnavailable as exc:
-                self._failed(owed, str(exc), finished=False)
+            except (ProviderUnavailable, ValueError, KeyError, TypeError) as exc:
+                # Down, or an answer it cannot read (was the ticket made? the next round's
+                # find tells): everything stays owed.
+                self._failed(owed, str(exc) or type(exc).__name__, finished=False)
                 log.warning(
                     "ticket desk unavailable; %d pieces of work stay owed", len(self.owed())
                 )
@@ -293,8 +296,8 @@ class TicketSink:
                 continue
             try:
                 ticket = await self.system.get(case.system_id)
-            except ProviderUnavailable:
-                return changed
+            except (ProviderUnavailable, ValueError, KeyError, TypeError):
+                return changed  # down or unreadable: read again next round
             except ProviderRejected as exc:
                 log.warning(
                     "ticket %s of %s unreadable: %s", case.reference, case.obligation_id, exc

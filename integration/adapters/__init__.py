@@ -120,6 +120,15 @@ def _require(config: Mapping[str, Any], keys: tuple[str, ...], what: str) -> Non
             raise ConfigError(f"config key {key!r} is required for {what}")
 
 
+def _breakers(config: Mapping[str, Any], clock: Callable[[], float]) -> Breakers:
+    breaker = dict(config.get("breaker") or {})
+    return Breakers(
+        clock,
+        failure_threshold=int(breaker.get("failure_threshold", 5)),
+        cooldown_s=float(breaker.get("cooldown_s", 30.0)),
+    )
+
+
 def _client(
     config: Mapping[str, Any],
     api_key: str | None,
@@ -136,7 +145,6 @@ def _client(
 ) -> ResilientClient:
     """The `ResilientClient` a config's `base_url`, `retry`, `breaker` and `timeout_s` ask for."""
     retry = dict(config.get("retry") or {})
-    breaker = dict(config.get("breaker") or {})
     try:
         backoff = Backoff(**retry)
     except TypeError as exc:
@@ -148,12 +156,7 @@ def _client(
         clock=clock,
         sleep=sleep,
         random=random or _random.SystemRandom().random,
-        breakers=breakers
-        or Breakers(
-            clock,
-            failure_threshold=int(breaker.get("failure_threshold", 5)),
-            cooldown_s=float(breaker.get("cooldown_s", 30.0)),
-        ),
+        breakers=breakers or _breakers(config, clock),
         backoff=backoff,
         timeout=float(config.get("timeout_s", 10.0)),
         transport=transport,
@@ -195,19 +198,27 @@ def make_ticket_system(
         auth = httpx.BasicAuth(f"{config['email']}/token", config["token"])
     else:
         auth = httpx.BasicAuth(config["user"], config["password"])
-    client = _client(
-        config,
-        None,
-        store=store,
-        now=now,
-        clock=clock,
-        sleep=sleep,
-        random=random,
-        breakers=breakers,
-        transport=transport,
-        auth=auth,
-    )
-    return ZendeskTickets(client) if system == "zendesk" else ServiceNowTickets(client)
+    shared = breakers or _breakers(config, clock)
+
+    def client(retry: Mapping[str, Any]) -> ResilientClient:
+        return _client(
+            {**config, "retry": retry},
+            None,
+            store=store,
+            now=now,
+            clock=clock,
+            sleep=sleep,
+            random=random,
+            breakers=shared,
+            transport=transport,
+            auth=auth,
+        )
+
+    retry = dict(config.get("retry") or {})
+    if system == "zendesk":  # creates honour Idempotency-Key: retried like everything else
+        return ZendeskTickets(client(retry))
+    # The Table API does not deduplicate inserts: one attempt a round (see the adapter).
+    return ServiceNowTickets(client(retry), create=client({**retry, "max_attempts": 1}))
 
 
 # Where an API key can be tried without changing anything (a one-item read), per provider

@@ -43,14 +43,20 @@ def incident(data: Mapping[str, Any]) -> Ticket:
 class ServiceNowTickets:
     name = "servicenow"
 
-    def __init__(self, client: ResilientClient) -> None:
+    def __init__(self, client: ResilientClient, create: ResilientClient | None = None) -> None:
+        """`create`: the client for inserts, tried once a call (the Table API does not
+        deduplicate them: an insert whose answer is lost is found by its correlation id on
+        the sink's next round, never sent again blind); default `client`."""
         self.client = client
+        self._create = create or client
 
     async def find(self, key: str) -> Ticket | None:
         found = await self.client.call(
             FAMILY, "GET", TABLE, params={"sysparm_query": f"correlation_id={key}"}
         )
-        result = found.json().get("result") or []
+        result = found.json()["result"]  # no list: unreadable (never "nothing found")
+        if not isinstance(result, list):
+            raise TypeError(f"not a list of incidents: {result!r:.120}")
         return incident(result[0]) if result else None
 
     async def open(self, request: TicketRequest, *, intent_id: str) -> Ticket:
@@ -62,7 +68,7 @@ class ServiceNowTickets:
             "correlation_id": request.key,
             "correlation_display": " ".join(request.tags),
         }
-        made = await self.client.call(FAMILY, "POST", TABLE, body, intent_id=intent_id)
+        made = await self._create.call(FAMILY, "POST", TABLE, body, intent_id=intent_id)
         return incident(made.json()["result"])
 
     async def update(
@@ -95,3 +101,5 @@ class ServiceNowTickets:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._create is not self.client:
+            await self._create.aclose()

@@ -50,7 +50,9 @@ class ZendeskTickets:
         found = await self.client.call(
             FAMILY, "GET", "/api/v2/tickets.json", params={"external_id": key}
         )
-        tickets = found.json().get("tickets") or []
+        tickets = found.json()["tickets"]  # no list: unreadable (never "nothing found")
+        if not isinstance(tickets, list):
+            raise TypeError(f"not a list of tickets: {tickets!r:.120}")
         return ticket(tickets[0]) if tickets else None
 
     async def open(self, request: TicketRequest, *, intent_id: str) -> Ticket:

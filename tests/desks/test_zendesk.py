@@ -100,3 +100,13 @@ def test_bad_requests_get_zendesk_shaped_errors(desk: Desk, case: tuple[Any, ...
 def test_a_body_that_is_not_json_is_a_400_not_a_crash(desk: Desk) -> None:
     r = desk.post("/api/v2/tickets.json", content=b"{nope", auth=AUTH)
     assert (r.status_code, r.json()["error"]) == (400, "InvalidJSON")
+
+
+def test_a_create_replayed_with_its_idempotency_key_answers_the_same_ticket(desk: Desk) -> None:
+    body = {"ticket": {"comment": {"body": "Chase it"}, "external_id": "inv_1"}}
+    headers = {"Idempotency-Key": "k-1"}
+    first = desk.post("/api/v2/tickets.json", json=body, headers=headers, auth=AUTH)
+    again = desk.post("/api/v2/tickets.json", json=body, headers=headers, auth=AUTH)
+    assert first.json() == again.json()
+    assert again.headers["x-idempotency-lookup"] == "hit"
+    assert desk.get("/api/v2/tickets.json", auth=AUTH).json()["count"] == 1

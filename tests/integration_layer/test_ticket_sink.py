@@ -37,12 +37,13 @@ DESKS = {
 
 @dataclass
 class Flaky(httpx.AsyncBaseTransport):
-    """The desk behind a switch: `down` refuses connections; `lose_next` forwards one request
-    and then loses its answer (the desk did it; the sink cannot know)."""
+    """The desk behind a switch: `down` refuses connections; `lose_next_create` forwards the
+    next create and then loses its answer (the desk made the ticket; the sink cannot know)."""
 
     inner: httpx.AsyncBaseTransport
     down: bool = False
-    lose_next: bool = False
+    lose_next_create: bool = False
+    garble_next: bool = False  # answer one request with a 200 that is no ticket
     calls: list[str] = field(default_factory=list)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -50,8 +51,11 @@ class Flaky(httpx.AsyncBaseTransport):
         if self.down:
             raise httpx.ConnectError("desk down", request=request)
         response = await self.inner.handle_async_request(request)
-        if self.lose_next:
-            self.lose_next = False
+        if self.garble_next:
+            self.garble_next = False
+            return httpx.Response(200, json={"unexpected": True}, request=request)
+        if self.lose_next_create and request.method == "POST":
+            self.lose_next_create = False
             raise httpx.ReadError("answer lost", request=request)
         return response
 
@@ -202,11 +206,11 @@ def test_a_dispute_opens_a_ticket_and_its_loss_solves_it(
     assert len(desk.tickets()) == 1
 
 
-def test_a_desk_that_is_down_keeps_the_work_and_a_lost_answer_opens_no_second_ticket(
-    new_shop: Callable[..., Shop],
+def test_a_desk_that_is_down_keeps_the_work_and_a_lost_or_garbled_answer_opens_no_second_ticket(
+    new_shop: Callable[..., Shop], desk_name: str
 ) -> None:
     shop = new_shop(retry=RETRY, provider="gateway", inbox=True)
-    desk = with_desk(shop, "zendesk")
+    desk = with_desk(shop, desk_name)
     gateway_order(shop, "SO-4", "pays_late")
     gateway_order(shop, "SO-5", "defaults")
     shop.api.advance(shop.account, "31d")
@@ -219,11 +223,15 @@ def test_a_desk_that_is_down_keeps_the_work_and_a_lost_answer_opens_no_second_ti
     assert owed[0].last_error
     desk.wire.down = False
     shop.monotonic += 60  # the breaker's cooldown passes
-    desk.wire.lose_next = True  # the first ticket is made, its answer lost
+    desk.wire.lose_next_create = True  # the first ticket is made, its answer lost
+    desk.round()
+    desk.wire.garble_next = True  # then an answer that is no ticket at all
+    desk.round()
     desk.round()
     desk.round()
     assert desk.sink.owed() == []
-    assert sorted(t["external_id"] for t in desk.tickets()) == sorted(
+    key = "external_id" if desk_name == "zendesk" else "correlation_id"
+    assert sorted(t[key] for t in desk.tickets()) == sorted(
         c.obligation_id for c in desk.sink.cases()
     )
     assert len(desk.tickets()) == 2
