@@ -43,7 +43,7 @@ from simulator.domain.records import Page
 from simulator.domain.vault import Token, TokenType, fingerprint, instrument, token_id
 
 KIND = "token"
-JOB_TOKEN_EXPIRE = "token.expire"
+JOB_TOKEN_EXPIRE = "token.expire"  # noqa: S105 - a job kind, not a secret
 # Personalities whose tokens the vault holds: name -> API prefix (`token_operations` adds).
 PERSONALITIES: dict[str, str] = {"native": "/v1", "gateway": "/gateway/v1"}
 

@@ -82,8 +82,10 @@ def test_a_gateway_customer_card_is_tokenized_without_its_number(
     by_type = {t["type"]: t for t in tokens(api, account, G)}
     card, bank = by_type["card"], by_type["bank_account"]
     assert card["brand"] in ("visa", "mastercard", "amex", "discover")
-    assert len(card["last4"]) == 4 and 1 <= card["exp_month"] <= 12
-    assert bank["last4"] and bank["network_reference"].startswith("mandate_")
+    assert len(card["last4"]) == 4
+    assert 1 <= card["exp_month"] <= 12
+    assert bank["last4"]
+    assert bank["network_reference"].startswith("mandate_")
     assert all(
         len(v) < 12 or not v.isdigit()
         for t in by_type.values()
@@ -99,18 +101,22 @@ def test_a_token_expires_on_the_account_clock_and_a_new_one_replaces_it(
     (first,) = tokens(api, account)
     assert api.advance(account, "366d").status_code == 200
     (expired,) = tokens(api, account)
-    assert expired["status"] == "expired" and expired["expired_at"] is not None
+    assert expired["status"] == "expired"
+    assert expired["expired_at"] is not None
     api.approved_order(account, 10_000, buyer=None, buyer_id=order["buyer_id"])
     latest, older = tokens(api, account)
-    assert older["id"] == first["id"] and latest["id"] != first["id"]
-    assert latest["status"] == "active" and latest["owner"] == order["buyer_id"]
+    assert older["id"] == first["id"]
+    assert latest["id"] != first["id"]
+    assert latest["status"] == "active"
+    assert latest["owner"] == order["buyer_id"]
 
 
 def test_a_revoked_token_cannot_be_revoked_again(api: Api, account: Account) -> None:
     gateway_invoice(api, account)
     (token,) = tokens(api, account, G)
     r = api.post(f"{G}/tokens/{token['id']}/revoke", headers=account.headers)
-    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    assert r.status_code == 200
+    assert r.json()["status"] == "revoked"
     again = api.post(f"{G}/tokens/{token['id']}/revoke", headers=account.headers)
     assert again.status_code == 409
     assert again.headers["content-type"].startswith("application/problem+json")
