@@ -105,11 +105,13 @@ async def run_migrate(
     source = MigrationSide(args.source, source_http)
     target = MigrationSide(args.target, target_http, account=args.to_account)
     try:
+        if not args.dry_run:  # the target account and the admin token, before any write
+            await target_http.call("GET", f"/_sandbox/accounts/{args.to_account}", admin=True)
         report = await migrate(source, target, dry_run=args.dry_run, concurrency=args.concurrency)
     except MigrationInputError as exc:
         return _fail(str(exc))
     except MigrationFailed as exc:
-        if exc.status == 404 and "token_import" in str(exc):
+        if exc.status == 404 and "/_sandbox/accounts/" in str(exc):
             return _fail(f"--to-account {args.to_account}: no such account at {to_url}")
         return _fail(f"a provider cannot be read: {exc}")
     finally:

@@ -333,27 +333,24 @@ class MigrationSide:
 
     async def release(self, h: Holding) -> None:
         """Close the obligation here (it now lives at the target)."""
-        key = step_key(h.key, "release")
-        if self.provider == "gateway":
-            if h.kind is ObligationKind.AUTHORIZED:
-                await self.http.call("POST", f"/gateway/v1/invoices/{h.ref}/void", json={}, key=key)
-            else:
-                await self.http.call(
-                    "POST",
-                    f"/gateway/v1/invoices/{h.ref}/credit_notes",
-                    json={"amount": h.amount},
-                    key=key,
-                )
-            return
-        if h.kind is ObligationKind.AUTHORIZED:
-            await self.http.call("POST", f"/v1/orders/{h.ref}/cancel", json={}, key=key)
-        else:
-            await self.http.call(
-                "POST",
-                f"/v1/orders/{h.ref}/refunds",
-                json={"amount": h.amount, "reason": "migrated to another provider"},
-                key=key,
-            )
+        path, extra = _RELEASE[(self.provider, h.kind)]
+        body = {**extra, "amount": h.amount} if h.kind is ObligationKind.RECEIVABLE else extra
+        await self.http.call(
+            "POST", path.format(ref=h.ref), json=body, key=step_key(h.key, "release")
+        )
+
+
+# How each personality releases an obligation: the call, and what its body says beside the
+# amount (a receivable's release gives back exactly what is still owed).
+_RELEASE: Final[Mapping[tuple[str, ObligationKind], tuple[str, dict[str, Any]]]] = {
+    ("gateway", ObligationKind.AUTHORIZED): ("/gateway/v1/invoices/{ref}/void", {}),
+    ("gateway", ObligationKind.RECEIVABLE): ("/gateway/v1/invoices/{ref}/credit_notes", {}),
+    ("sandbank", ObligationKind.AUTHORIZED): ("/v1/orders/{ref}/cancel", {}),
+    ("sandbank", ObligationKind.RECEIVABLE): (
+        "/v1/orders/{ref}/refunds",
+        {"reason": "migrated to another provider"},
+    ),
+}
 
 
 def _tag(text: str | None) -> str | None:

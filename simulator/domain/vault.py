@@ -29,8 +29,9 @@ CARD_BRANDS = ("visa", "mastercard", "amex", "discover")
 BANKS = ("First Sandbank", "Credit Union of Test", "Bank of Examples", "Mock Savings")
 CREDIT_LINE_DAYS = 365  # a credit line reference lapses a year after it was first used
 BANK_ACCOUNT_YEARS = 5  # a bank mandate is renewed every few years
-# Twelve digits or more in a row could be a card or account number: never stored.
-_NUMBER = re.compile(r"\d{12,}")
+# A card number: 13 to 19 digits standing alone (spaces or dashes between groups allowed) that
+# pass the Luhn check. Digits inside an id (`tok_3f1234567890123a...`) are not one.
+_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
 
 
 class Token(Entity):
@@ -112,5 +113,18 @@ def instrument(
 
 
 def looks_like_a_number(value: str) -> bool:
-    """Twelve or more digits in a row: a card or account number, which no token may carry."""
-    return _NUMBER.search(value.replace(" ", "").replace("-", "")) is not None
+    """A card number in clear (which no token may carry): a standalone run of 13-19 digits
+    that passes the Luhn check."""
+    for match in _NUMBER.finditer(value):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            return True
+    return False
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0

@@ -22,6 +22,7 @@ from integration.migration import (
     EXIT_INPUT,
     EXIT_INVARIANT,
     EXIT_OK,
+    EXIT_UNFINISHED,
     Evidence,
     Holding,
     ObligationKind,
@@ -278,6 +279,29 @@ def test_a_copy_already_at_the_target_fails_the_check_with_exit_1(
     assert "every_open_obligation_once" in failed
 
 
+def test_a_buyer_the_target_declines_stays_at_the_source_and_exits_3(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    target = api.new_account(seed=11)
+    r = api.post(
+        "/gateway/v1/invoices",
+        headers=account.headers,
+        json={
+            "number": "INV-1",
+            "amount": 5_000,
+            "customer": {"name": "Risky", "email": "ap+decline@risky.test", "external_id": "R-1"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    ns = args(account, target, tmp_path, source="gateway", target="sandbank")
+    assert migrate(api, ns) == EXIT_UNFINISHED
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert all(c["ok"] for c in report["checks"])  # nothing lost: it is still open at the source
+    assert "not approved" in report["failures"][0]
+    invoice = api.get(f"/gateway/v1/invoices/{r.json()['id']}", headers=account.headers)
+    assert invoice.json()["status"] == "draft"
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -286,6 +310,7 @@ def test_a_copy_already_at_the_target_fails_the_check_with_exit_1(
         ({"to_account": None}, "a cut-over needs --to-account"),
         ({"from_key": "sk_test_wrong"}, "refused the credentials"),
         ({"to_account": "acct_missing"}, "no such account"),
+        ({"admin_token": "sbadm_wrong"}, "refused the credentials"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
