@@ -65,6 +65,7 @@ class Contact:
     name: str
     email: str
     payment_method: str
+    token: str | None = None  # the buyer's payment token at the target (imported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,10 +357,16 @@ async def migrate(
             except MigrationFailed as exc:  # the obligations still move; tokens_carried fails
                 report.failures.append(f"token import: {exc}")
         gate = asyncio.Semaphore(concurrency)
+        # The buyer's imported token, named on each obligation replayed for that buyer.
+        tokens = {
+            row["owner"]: report.tokens[row["token"]]
+            for row in before_s.tokens
+            if row.get("status") == "active" and row["token"] in report.tokens
+        }
 
         async def one(step: Step) -> None:
             async with gate:
-                await _cut_over(source, target, step, report)
+                await _cut_over(source, target, step, report, tokens.get(step.holding.buyer))
 
         await asyncio.gather(*(one(s) for s in steps if s.action != "stay"))
         after_s, after_t = await source.state(), await target.state()
@@ -368,12 +375,14 @@ async def migrate(
     return report
 
 
-async def _cut_over(source: Side, target: Side, step: Step, report: Report) -> None:
+async def _cut_over(
+    source: Side, target: Side, step: Step, report: Report, token: str | None
+) -> None:
     h = step.holding
     try:
         if step.action == "move":
             contact = h.contact or Contact(h.buyer, f"{h.buyer}@buyers.invalid", "card")
-            await target.replay(h, contact)
+            await target.replay(h, replace(contact, token=token))
         await source.release(h)
     except MigrationFailed as exc:
         report.failures.append(f"{h.key}: {exc}")

@@ -273,7 +273,7 @@ class MigrationSide:
                     "external_id": h.buyer,
                     "payment_method": method,
                 },
-                "metadata": {"migration_key": h.key},
+                "metadata": _metadata(h, contact),
             },
         )
         if h.kind is ObligationKind.RECEIVABLE:
@@ -301,7 +301,7 @@ class MigrationSide:
                 },
                 "return_url": "https://migration.invalid/return",
                 "cancel_url": "https://migration.invalid/cancel",
-                "metadata": {"migration_key": h.key, "migration_buyer": h.buyer},
+                "metadata": _metadata(h, contact),
             },
         )
         if checkout.get("status") == "open":
@@ -351,6 +351,15 @@ _RELEASE: Final[Mapping[tuple[str, ObligationKind], tuple[str, dict[str, Any]]]]
         {"reason": "migrated to another provider"},
     ),
 }
+
+
+def _metadata(h: Holding, contact: Contact) -> dict[str, str]:
+    """What a replayed object carries: its obligation, its buyer and the buyer's imported
+    payment token (`payment_token`, when the source had one)."""
+    out = {"migration_key": h.key, "migration_buyer": h.buyer}
+    if contact.token:
+        out["payment_token"] = contact.token
+    return out
 
 
 def _tag(text: str | None) -> str | None:

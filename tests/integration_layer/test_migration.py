@@ -226,6 +226,10 @@ def test_a_cut_over_moves_the_book_and_a_second_run_changes_nothing(
     invoices = api.get("/gateway/v1/invoices", headers=target.headers, params={"limit": 100})
     assert len(invoices.json()["data"]) == 19
     assert all(i["number"].startswith("migrated:") for i in invoices.json()["data"])
+    imported = api.get("/gateway/v1/tokens", headers=target.headers).json()["data"]
+    assert {i["metadata"]["payment_token"] for i in invoices.json()["data"]} <= {
+        tok["id"] for tok in imported if tok["imported_from"]
+    }
     settled = (counts(api, account), counts(api, target))
     assert migrate(api, args(account, target, tmp_path)) == EXIT_OK
     second = json.loads((tmp_path / "report" / "migration.json").read_text())
