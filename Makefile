@@ -91,7 +91,8 @@ export-contract: $(DEV)
 ## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py); then
 ## unrelated requests' latency at a 2-worker start and during a dump, export, advance (contention.py);
 ## then req/s with 1 and 2 workers on SQLite and on PostgreSQL, side by side (scaling.py); then
-## the round trips of one POST on PostgreSQL (pg_round_trips.py)
+## the round trips of one POST on PostgreSQL (pg_round_trips.py); then a provider migration of
+## 10,000 orders with 1 % of requests failing (migration.py: 0 duplicates, 0 lost)
 bench: $(DEV) postgres
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
@@ -101,6 +102,7 @@ bench: $(DEV) postgres
 	$(BIN)/python bench/contention.py $(BENCH_CONTENTION_ARGS)
 	$(BIN)/python bench/scaling.py $(BENCH_SCALING_ARGS)
 	$(BIN)/python bench/pg_round_trips.py
+	$(BIN)/python bench/migration.py $(BENCH_MIGRATION_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)

@@ -8,6 +8,9 @@ sandbank integration serve --provider-url URL [--provider NAME] (--api-key KEY |
                            [--log-level info]
 sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--since YYYY-MM-DD]
                                [--limit N] [--metrics-file PATH]
+sandbank integration migrate --from NAME --from-url URL --from-key KEY --to NAME --to-key KEY
+                             [--to-url URL] [--to-account ACCT] [--admin-token T] [--dry-run]
+                             (integration/migrate_cli.py)
 
 `serve` logs JSON lines on stderr (`integration.logs`): one per request, one per provider
 attempt, each with its correlation id. With `--webhook-secret` (the secret the provider gave
@@ -47,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from integration import compare_cli, logs
+from integration import compare_cli, logs, migrate_cli
 from integration.adapters import (
     CREDENTIALS,
     PROVIDERS,
@@ -216,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
         "ratio) to this file, e.g. for node_exporter's textfile collector",
     )
     compare_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     return p
 
 
@@ -435,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "compare":
         return compare_cli.run(args)
+    if args.command == "migrate":
+        return migrate_cli.main(args)
     return asyncio.run(run_reconcile(args))
 
 

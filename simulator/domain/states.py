@@ -241,6 +241,17 @@ CHARGE: Machine[ChargeStatus] = _machine(
     {("pending", "clear"): "succeeded"},
 )
 
+# A payment token in an account's vault (simulator/vault.py): usable until its instrument
+# expires on the account clock or the merchant (or the buyer) revokes it; both are final.
+TokenStatus = Literal["active", "expired", "revoked"]
+TOKEN: Machine[TokenStatus] = _machine(
+    "token",
+    TokenStatus,
+    "active",
+    frozenset({"expired", "revoked"}),
+    {("active", "expire"): "expired", ("active", "revoke"): "revoked"},
+)
+
 MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
     {
         m.resource: m
@@ -255,6 +266,7 @@ MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
             ENDPOINT,
             INVOICE,
             CHARGE,
+            TOKEN,
         )
     }
 )

@@ -23,6 +23,7 @@ from typing import Any
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
+from simulator.domain.vault import Token
 
 PAGE = 200  # rows per read
 CHUNK_PAGE = 16  # chunks per read when downloading
@@ -120,6 +121,10 @@ class ExportRows:
 
     def charges(self) -> Iterator[Charge]:
         return (Charge.model_validate_json(d) for d in self._finance("charge"))
+
+    def tokens(self) -> Iterator[Token]:
+        """The token vault, every personality's."""
+        return (Token.model_validate_json(d) for d in self._finance("token"))
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))
