@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
+from simulator import vault
 from simulator.clock import to_us
 from simulator.context import Ctx
 from simulator.domain.errors import (
@@ -67,6 +68,7 @@ from simulator.domain.vcards import (
 from simulator.finance import FinanceService
 
 INVOICE, CARD, PAYMENT = "vcard_invoice", "vcard", "vcard_payment"
+PERSONALITY = "vcards"  # the token vault's name for this API
 JOB_INVOICE_DUE = "vcard_invoice.due"
 JOB_INVOICE_LATE_PAY = "vcard_invoice.late_pay"
 JOB_CARD_EXPIRE = "vcard.expire"
@@ -304,6 +306,21 @@ class VcardService:
             created_at=ctx.now,
             updated_at=ctx.now,
         )
+        # The vault keeps each single-use card as an instrument of its own (owner: the card),
+        # with the card's own details; it expires with the card, and a capture revokes it.
+        card.vault_token = vault.register_instrument(
+            ctx,
+            personality=PERSONALITY,
+            type_="card",
+            owner=card.id,
+            details={
+                "last4": card.last4,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "expires_at": card.expires_at,
+                "network_reference": card.token,
+            },
+        ).id
         for invoice, part in zip(invoices, parts, strict=True):
             invoice.carded_amount += part.amount
             self._save(ctx, invoice)
@@ -432,6 +449,8 @@ class VcardService:
         card.captured_amount = amount
         card.payment_id = payment.id
         card.apply("capture", ctx.now)
+        if card.vault_token is not None:  # spent: the single-use credential is no more
+            vault.revoke(ctx, PERSONALITY, card.vault_token)
         self._save_card(ctx, card)
         self._save_payment(ctx, payment, "vcard.captured")
         ctx.tx.schedule(ctx.aid, to_us(payment.clears_at), JOB_PAYMENT_CLEAR, payment.id)

@@ -262,6 +262,17 @@ VCARD_PAYMENT: Machine[VcardPaymentStatus] = _machine(
     {("pending", "clear"): "cleared"},
 )
 
+# A payment token in an account's vault (simulator/vault.py): usable until its instrument
+# expires on the account clock or the merchant (or the buyer) revokes it; both are final.
+TokenStatus = Literal["active", "expired", "revoked"]
+TOKEN: Machine[TokenStatus] = _machine(
+    "token",
+    TokenStatus,
+    "active",
+    frozenset({"expired", "revoked"}),
+    {("active", "expire"): "expired", ("active", "revoke"): "revoked"},
+)
+
 MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
     {
         m.resource: m
@@ -278,6 +289,7 @@ MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
             CHARGE,
             VCARD,
             VCARD_PAYMENT,
+            TOKEN,
         )
     }
 )

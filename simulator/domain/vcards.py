@@ -135,6 +135,7 @@ class Vcard(Entity):
 
     id: str
     token: str  # `vcard_tok_...`: what the merchant stores instead of a card number
+    vault_token: str | None = None  # the card in the account's token vault (`tok_...`)
     last4: str
     exp_month: int
     exp_year: int

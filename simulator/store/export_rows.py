@@ -23,6 +23,7 @@ from typing import Any
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
+from simulator.domain.vault import Token
 from simulator.domain.vcards import Allocation, Vcard, VcardInvoice, VcardPayment
 
 PAGE = 200  # rows per read
@@ -133,6 +134,10 @@ class ExportRows:
         for data in self._finance("vcard_payment"):
             payment = VcardPayment.model_validate_json(data)
             yield from ((payment, a) for a in payment.allocations)
+
+    def tokens(self) -> Iterator[Token]:
+        """The token vault, every personality's."""
+        return (Token.model_validate_json(d) for d in self._finance("token"))
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))

@@ -184,6 +184,25 @@ def test_an_over_limit_card_declines_the_full_amount_then_pays_what_its_limit_al
     assert "vcard.declined" in types(api, account)
 
 
+def test_every_card_is_in_the_token_vault_revoked_by_its_capture_or_expired_with_it(
+    api: Api, account: Account
+) -> None:
+    issued(api, account, number="A")  # captured on the due date
+    issued(api, account, number="B", tag="card_expires", customer={"external_id": "CUST-2"})
+    api.advance(account, "34d")
+    cards = {c["status"]: c for c in get(api, account, "cards")["data"]}
+    assert set(cards) == {"used", "expired"}
+    for status, token_status in (("used", "revoked"), ("expired", "expired")):
+        card = cards[status]
+        token = get(api, account, f"tokens/{card['vault_token']}")
+        assert (token["status"], token["last4"], token["type"]) == (
+            token_status,
+            card["last4"],
+            "card",
+        )
+        assert not re.search(r"\d{12,19}", str(token))
+
+
 def test_a_late_ap_leaves_the_invoice_overdue_then_pays_ten_days_later(
     api: Api, account: Account
 ) -> None:

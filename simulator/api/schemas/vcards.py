@@ -175,6 +175,10 @@ class CardOut(BaseModel):
     id: str
     object: Literal["vcard"] = "vcard"
     token: str = Field(description="`vcard_tok_...`: store this, never a card number.")
+    vault_token: str | None = Field(
+        description="The card in the token vault (`tok_...`, `/vcards/v1/tokens`): revoked "
+        "by its capture, expired with it."
+    )
     last4: str
     exp_month: int
     exp_year: int

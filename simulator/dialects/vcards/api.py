@@ -18,11 +18,12 @@ from simulator.api.guard import Endpoint
 from simulator.api.operations import Op
 from simulator.api.runtime import Refused, parse, path_id, query, run, service_of
 from simulator.api.schemas import vcards as vc
+from simulator.api.tokens import token_operations
 from simulator.context import Ctx
 from simulator.domain.errors import CardDeclined
 from simulator.domain.gateway import Customer
 from simulator.domain.vcards import Vcard
-from simulator.vcards import VcardService
+from simulator.vcards import PERSONALITY, VcardService
 
 PREFIX = "/vcards/v1"
 TAG_INVOICES, TAG_CARDS, TAG_PAYMENTS = "Invoices", "Cards", "Payments"
@@ -351,4 +352,5 @@ OPERATIONS: list[Op] = [
     ),
     _shared(_NATIVE["listEvents"]),
     _shared(_NATIVE["getEvent"]),
+    *token_operations(PREFIX, PERSONALITY, "vcards."),  # the buyers' cards, in the vault
 ]

@@ -99,6 +99,8 @@ TAGS = {
     "Cards": "The buyer's single-use virtual cards: issued by the AP, authorized and captured "
     "by the seller's processor.",
     "Payments": "Card captures, allocated to invoices, with interchange and scheme fees.",
+    "Tokens": "The token vault: each virtual card the buyers' AP issued (never a card number), "
+    "revoked by its capture, expired with the card.",
     "Settlements": "Payouts to the merchant, their lines and report files (the account's own).",
     "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
     "Webhooks": "The `webhooks` section describes each virtual-card event's payload.",
