@@ -10,3 +10,4 @@ PROVIDER = HERE / "openapi.yaml"
 SANDBOX = HERE / "sandbox.yaml"
 CREDITKEY = HERE / "creditkey.yaml"  # Credit Key's v1 dialect
 GATEWAY = HERE / "gateway.yaml"  # the gateway + net terms personality
+INVOICING = HERE / "invoicing.yaml"  # traditional invoicing (EDI 810/820)

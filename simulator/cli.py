@@ -103,7 +103,8 @@ def _contract_parser(sub: Any) -> None:
     contract.add_argument(
         "--export",
         action="store_true",
-        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml and gateway.yaml from "
+        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml, gateway.yaml and "
+        "invoicing.yaml from "
         "the code",
     )
     contract.add_argument(
@@ -598,12 +599,14 @@ def contract(args: argparse.Namespace) -> int:
     from simulator.api.docs import provider_document, sandbox_document
     from simulator.dialects.creditkey.document import creditkey_document
     from simulator.dialects.gateway.document import gateway_document
+    from simulator.dialects.invoicing.document import invoicing_document
 
     docs = {
         contracts.PROVIDER: provider_document(),
         contracts.SANDBOX: sandbox_document(),
         contracts.CREDITKEY: creditkey_document(),
         contracts.GATEWAY: gateway_document(),
+        contracts.INVOICING: invoicing_document(),
     }
     if args.export or args.check:
         stale = []

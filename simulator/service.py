@@ -32,6 +32,7 @@ from simulator.domain.errors import (
 )
 from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import (
     Account,
     AccountSettings,
@@ -52,6 +53,7 @@ from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.gateway import GatewayService
+from simulator.invoicing import InvoicingService
 from simulator.rng import SeededRng
 from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Store, Tx
@@ -96,6 +98,7 @@ class ProviderService:
         self.on_advance: Callable[[float, bool], None] | None = None
         self.finance = FinanceService(self)
         self.gateway = GatewayService(self)
+        self.invoicing = InvoicingService(self)
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -181,7 +184,9 @@ class ProviderService:
         | Settlement
         | Dispute
         | Invoice
-        | Charge,
+        | Charge
+        | EdiInvoice
+        | Remittance,
     ) -> None:
         # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
         # on every write) is skipped: model_construct.
@@ -235,6 +240,8 @@ class ProviderService:
                 money(self.finance, ctx, job.ref)
             elif (invoicing := GatewayService.JOBS.get(job.kind)) is not None:
                 invoicing(self.gateway, ctx, job.ref)
+            elif (edi := InvoicingService.JOBS.get(job.kind)) is not None:
+                edi(self.invoicing, ctx, job.ref)
         ctx.now = real_now
         if budget is None:
             return False

@@ -77,6 +77,11 @@ class AccountSettingsIn(Strict):
         description="Gateway + net terms (`/gateway/v1`): the gateway's fee per charge (card: "
         "bps + fixed; ACH: bps, capped) and the business days an ACH debit takes to clear.",
     )
+    lockbox_fee: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        0,
+        description="Traditional invoicing (`/invoicing/v1`): the lockbox's fee per remittance "
+        "deposited, minor units (on the remittance's first settlement line).",
+    )
 
     @field_validator("default_currency")
     @classmethod

@@ -87,6 +87,8 @@ class AccountSettings(Entity):
     dispute_win_probability: float = 0.5
     # Gateway + net terms (`/gateway/v1`): the gateway's fees per transaction, ACH clearing.
     gateway_fees: GatewayFees = Field(default_factory=GatewayFees)
+    # Traditional invoicing (`/invoicing/v1`): the lockbox's fee per remittance deposited.
+    lockbox_fee: int = 0
 
 
 class Account(Entity):

@@ -64,13 +64,29 @@ GATEWAY_EVENT_TYPES: tuple[str, ...] = (
     "charge.succeeded",
     "charge.refunded",
 )
+# Traditional invoicing's (`/invoicing/v1`, contracts/invoicing.yaml): EDI invoices (not the
+# gateway's `invoice`), remittances and dunning.
+INVOICING_EVENT_TYPES: tuple[str, ...] = (
+    "edi_invoice.created",
+    "edi_invoice.payment_applied",
+    "edi_invoice.paid",
+    "edi_invoice.credited",
+    "edi_invoice.written_off",
+    "collections.reminder",
+    "collections.escalated",
+    "collections.defaulted",
+    "remittance.received",
+    "remittance.matched",
+    "remittance.unmatched",
+)
 NATIVE_EVENT_TYPES = EVENT_TYPES
-EVENT_TYPES = NATIVE_EVENT_TYPES + GATEWAY_EVENT_TYPES
+EVENT_TYPES = NATIVE_EVENT_TYPES + GATEWAY_EVENT_TYPES + INVOICING_EVENT_TYPES
 # The object an event's `data` snapshots, where its type's first word does not say it.
 EVENT_OBJECT_TYPES: dict[str, str] = {
     "buyer.payment.succeeded": "repayment",
     "buyer.payment.late": "repayment",
     "buyer.payment.defaulted": "repayment",
+    **{f"collections.{step}": "edi_invoice" for step in ("reminder", "escalated", "defaulted")},
 }
 
 

@@ -76,8 +76,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "total-outage",
-            "Every API request (/v1 and Credit Key's) gets 503 with Retry-After: 30 for 15 "
-            "minutes of the account's clock (or the `duration` given).",
+            "Every API request (/v1, Credit Key's, /gateway/v1 and /invoicing/v1) gets 503 with "
+            "Retry-After: 30 for 15 minutes of the account's clock (or the `duration` given).",
             (
                 {
                     "match": _API,

@@ -22,6 +22,7 @@ from typing import Any
 
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
 
 PAGE = 200  # rows per read
@@ -120,6 +121,13 @@ class ExportRows:
 
     def charges(self) -> Iterator[Charge]:
         return (Charge.model_validate_json(d) for d in self._finance("charge"))
+
+    def edi_invoices(self) -> Iterator[EdiInvoice]:
+        """The traditional-invoicing personality's invoices and remittances."""
+        return (EdiInvoice.model_validate_json(d) for d in self._finance("edi_invoice"))
+
+    def remittances(self) -> Iterator[Remittance]:
+        return (Remittance.model_validate_json(d) for d in self._finance("remittance"))
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))

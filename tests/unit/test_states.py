@@ -37,6 +37,7 @@ def test_every_resource_with_a_status_has_a_machine() -> None:
         "webhook_endpoint",
         "invoice",
         "charge",
+        "edi_invoice",
     }
 
 

@@ -16,11 +16,13 @@ from simulator.api.schemas.checkouts import CheckoutOut
 from simulator.api.schemas.common import ListQuery, Rfc3339
 from simulator.api.schemas.finance import DisputeOut, SettlementSummaryOut
 from simulator.api.schemas.gateway import ChargeOut, InvoiceOut
+from simulator.api.schemas.invoicing import EdiInvoiceOut, RemittanceOut
 from simulator.api.schemas.orders import OrderOut, RepaymentOut
 from simulator.api.schemas.webhooks import WebhookEndpointPublic
 from simulator.domain import webhooks as wh
 from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import (
     Buyer,
     Checkout,
@@ -73,6 +75,10 @@ def present(obj: Any) -> dict[str, Any]:
         out = InvoiceOut.of(obj)
     elif isinstance(obj, Charge):
         out = ChargeOut.of(obj)
+    elif isinstance(obj, EdiInvoice):
+        out = EdiInvoiceOut.of(obj)
+    elif isinstance(obj, Remittance):
+        out = RemittanceOut.of(obj)
     else:  # pragma: no cover - the service only snapshots these
         raise TypeError(type(obj))
     return out.model_dump(mode="json")
