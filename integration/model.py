@@ -167,3 +167,6 @@ class ProviderEvent:
     payment: Payment | None = None  # a payment event's payment
     # A payment's refunds, as its event lists them (each by its own provider id; fee 0).
     payment_refunds: tuple[Payment, ...] = ()
+    # Several payments one event carries (one remittance paying several orders), each posted
+    # like `payment` by its own provider id.
+    payments: tuple[Payment, ...] = ()

@@ -272,6 +272,7 @@ def to_provider_event(payload: object) -> ProviderEvent:
         settlement=facts.settlement,
         payment=facts.payment,
         payment_refunds=facts.payment_refunds,
+        payments=facts.payments,
     )
 
 

@@ -295,8 +295,8 @@ FILES: dict[str, FileSpec] = {
             col(
                 "lines",
                 "json",
-                "RMR lines: [{id, qualifier, reference, amount, adjustment, "
-                "adjustment_reason, allocations: [{invoice_id, amount, by, at}]}]",
+                "RMR lines: [{id, qualifier, reference, amount, adjustment, adjustment_reason, "
+                "allocations: [{invoice_id, invoice_number, order_ref, amount, by, at}]}]",
             ),
             col("received_at", "datetime", "When it was deposited (account clock)"),
         ),

@@ -43,6 +43,7 @@ from simulator.domain.invoicing import (
     CreditMemo,
     EdiInvoice,
     InvoiceLine,
+    PurchaseOrder,
     Qualifier,
     Remittance,
     RemittanceLine,
@@ -55,7 +56,7 @@ from simulator.domain.records import Page
 from simulator.domain.x12 import Invoice810, Remittance820, Rmr820, invalid
 from simulator.finance import FinanceService
 
-INVOICE, REMITTANCE = "edi_invoice", "remittance"
+INVOICE, REMITTANCE, PURCHASE_ORDER = "edi_invoice", "remittance", "purchase_order"
 JOB_DUE = "edi_invoice.due"
 JOB_LATE_PAY = "edi_invoice.late_pay"
 JOB_DUNNING = "edi_invoice.dunning"  # ref: "<invoice id>:<days after due>"
@@ -65,17 +66,73 @@ BATCH_WINDOW = timedelta(days=7)  # a batching buyer pays what falls due within 
 class Core(Protocol):
     finance: FinanceService
 
-    def emit(self, ctx: Ctx, type_: str, obj: EdiInvoice | Remittance) -> None: ...
+    def emit(self, ctx: Ctx, type_: str, obj: EdiInvoice | Remittance | PurchaseOrder) -> None: ...
 
 
 class InvoicingService:
     def __init__(self, core: Core) -> None:
         self.core = core
 
+    # --- purchase orders ----------------------------------------------------------------------
+    def create_purchase_order(
+        self, ctx: Ctx, *, number: str, buyer: Buyer, amount: int, currency: str, net_days: int
+    ) -> PurchaseOrder:
+        if not 1 <= amount <= MAX_AMOUNT:
+            raise InvalidAmount(f"a purchase order amount must be between 1 and {MAX_AMOUNT}")
+        if self.purchase_order_by_number(ctx, number) is not None:
+            raise Conflict(f"purchase order {number!r} is already on file")
+        po = PurchaseOrder(
+            id=ctx.new_id("po"),
+            number=number,
+            buyer=buyer,
+            currency=currency,
+            amount=amount,
+            net_days=net_days,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        self._save_po(ctx, po, "purchase_order.created")
+        return po
+
+    def purchase_order_by_number(self, ctx: Ctx, number: str) -> PurchaseOrder | None:
+        found = ctx.tx.finance_all(PurchaseOrder, ctx.aid, PURCHASE_ORDER, ref=number)
+        return found[0] if found else None
+
+    def get_purchase_order(self, ctx: Ctx, po_id: str) -> PurchaseOrder:
+        found = ctx.tx.finance(PurchaseOrder, ctx.aid, PURCHASE_ORDER, po_id)
+        if found is None:
+            raise NotFound("purchase order", po_id)
+        return found
+
+    def list_purchase_orders(
+        self, ctx: Ctx, *, number: str | None, limit: int, cursor: str | None
+    ) -> Page[PurchaseOrder]:
+        return ctx.tx.finance_page(
+            PurchaseOrder, ctx.aid, PURCHASE_ORDER, ref=number, limit=limit, cursor=cursor
+        )
+
+    def cancel_purchase_order(self, ctx: Ctx, po_id: str) -> PurchaseOrder:
+        po = self.get_purchase_order(ctx, po_id)
+        if po.status == "canceled":
+            return po
+        if po.invoiced_amount:
+            raise Conflict(f"purchase order {po_id} is invoiced: credit its invoices instead")
+        po.status = "canceled"
+        self._save_po(ctx, po, "purchase_order.canceled")
+        return po
+
+    def _save_po(self, ctx: Ctx, po: PurchaseOrder, event: str | None) -> None:
+        po.updated_at = ctx.now
+        ctx.tx.save_finance(ctx.aid, PURCHASE_ORDER, po, ref=po.number, status=po.status)
+        if event is not None:
+            self.core.emit(ctx, event, po)
+
     # --- invoices -----------------------------------------------------------------------------
     def create_invoice(self, ctx: Ctx, doc: Invoice810) -> EdiInvoice:
-        """An 810 received: checked (the lines add up to TDS; the number is new), then open
-        with its due date `net_days` from today on the account's clock."""
+        """An 810 received: checked (the lines add up to TDS; the number is new; a PO on file
+        is open, in the same currency and not invoiced beyond its amount; the buyer is the
+        document's, else the PO's), then open with its due date `net_days` from today on the
+        account's clock."""
         if not 1 <= doc.total <= MAX_AMOUNT:
             raise invalid("TDS01", f"the invoice total must be between 1 and {MAX_AMOUNT}")
         lines_total = sum(line.quantity * line.unit_price for line in doc.lines)
@@ -83,7 +140,20 @@ class InvoicingService:
             raise invalid("TDS01", f"is {doc.total}, the IT1 lines add up to {lines_total}")
         if ctx.tx.finance_all(EdiInvoice, ctx.aid, INVOICE, ref=doc.invoice_number):
             raise Conflict(f"invoice number {doc.invoice_number!r} was already sent")
-        buyer = Buyer(name=doc.buyer_name, email=doc.buyer_email, external_id=doc.buyer_id)
+        po = self.purchase_order_by_number(ctx, doc.po_number) if doc.po_number else None
+        if po is not None:
+            self._invoice_po(po, doc)
+        if doc.buyer_name:
+            buyer = Buyer(name=doc.buyer_name, email=doc.buyer_email, external_id=doc.buyer_id)
+        elif po is not None:
+            buyer = po.buyer
+        else:
+            raise invalid(
+                "N1", "the buyer (N1*BY, PER) is required unless BIG04 names a PO on file"
+            )
+        if po is not None:
+            po.invoiced_amount += doc.total
+            self._save_po(ctx, po, None)
         today = ctx.now.date()
         invoice = EdiInvoice(
             id=ctx.new_id("einv"),
@@ -112,6 +182,18 @@ class InvoicingService:
         due_at = ctx.now + timedelta(days=doc.net_days)
         ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_DUE, invoice.id)
         return invoice
+
+    @staticmethod
+    def _invoice_po(po: PurchaseOrder, doc: Invoice810) -> None:
+        if po.status != "open":
+            raise Conflict(f"purchase order {po.number!r} is {po.status}: it cannot be invoiced")
+        if po.currency != doc.currency:
+            raise CurrencyMismatch(po.currency, doc.currency)
+        if po.invoiced_amount + doc.total > po.amount:
+            raise InvalidAmount(
+                f"purchase order {po.number!r} has {po.amount - po.invoiced_amount} left to "
+                f"invoice: an invoice of {doc.total} is more"
+            )
 
     def _behaviour(self, ctx: Ctx, buyer: Buyer) -> BuyerBehaviour:
         tagged = behaviour_tag(buyer.email, buyer.name)
@@ -257,7 +339,7 @@ class InvoicingService:
             if invoice is not None:
                 self._allocate(ctx, line, invoice, min(line.amount, invoice.due), "auto")
         for n, line in enumerate(remittance.lines):
-            order = self._order_of(ctx, line)
+            order = self._order_of(line)
             self.core.finance.add_line(
                 ctx,
                 "payment",
@@ -284,8 +366,9 @@ class InvoicingService:
         open_ = [i for i in found if i.currency == currency and i.due > 0]
         return open_[0] if len(open_) == 1 else None
 
-    def _order_of(self, ctx: Ctx, line: RemittanceLine) -> str | None:
-        orders = {self.get_invoice(ctx, a.invoice_id).order_ref for a in line.allocations}
+    @staticmethod
+    def _order_of(line: RemittanceLine) -> str | None:
+        orders = {a.order_ref for a in line.allocations}
         return orders.pop() if len(orders) == 1 else None
 
     def _allocate(
@@ -296,6 +379,8 @@ class InvoicingService:
         line.allocations.append(
             Allocation(
                 invoice_id=invoice.id,
+                invoice_number=invoice.number,
+                order_ref=invoice.order_ref,
                 amount=amount,
                 by="auto" if by == "auto" else "manual",
                 at=ctx.now,

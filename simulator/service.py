@@ -32,7 +32,7 @@ from simulator.domain.errors import (
 )
 from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.gateway import Charge, Invoice
-from simulator.domain.invoicing import EdiInvoice, Remittance
+from simulator.domain.invoicing import EdiInvoice, PurchaseOrder, Remittance
 from simulator.domain.models import (
     Account,
     AccountSettings,
@@ -186,7 +186,8 @@ class ProviderService:
         | Invoice
         | Charge
         | EdiInvoice
-        | Remittance,
+        | Remittance
+        | PurchaseOrder,
     ) -> None:
         # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
         # on every write) is skipped: model_construct.

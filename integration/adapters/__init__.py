@@ -2,9 +2,9 @@
 
 Configuration keys (all but `provider`, `base_url` and the credentials optional):
 
-    provider: sandbank            # or creditkey, or gateway (gateway + net terms, /gateway/v1)
+    provider: sandbank    # or creditkey, gateway (/gateway/v1), invoicing (EDI, /invoicing/v1)
     base_url: http://127.0.0.1:8080   # creditkey: the SDKs' base, e.g. http://127.0.0.1:8080/app
-    api_key: sk_test_...          # sandbank's and gateway's credential
+    api_key: sk_test_...          # the credential of sandbank, gateway and invoicing
     public_key: acme_...          # creditkey's two credentials
     shared_secret: ...
     timeout_s: 10
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from integration.adapters import gateway, sandbank
+from integration.adapters import gateway, invoicing, sandbank
 from integration.adapters.base import (
     AuthorizationStatus,
     Buyer,
@@ -41,6 +41,7 @@ from integration.adapters.base import (
 )
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
+from integration.adapters.invoicing import InvoicingAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
 from integration.breaker import Breakers
 from integration.client import ResilientClient
@@ -49,11 +50,12 @@ from integration.model import Authorization, EventKind, Payment, Settlement
 from integration.retry import Backoff
 from integration.store import IntegrationStore
 
-PROVIDERS = ("sandbank", "creditkey", "gateway")
+PROVIDERS = ("sandbank", "creditkey", "gateway", "invoicing")
 CREDENTIALS = {
     "sandbank": ("api_key",),
     "creditkey": ("public_key", "shared_secret"),
     "gateway": ("api_key",),
+    "invoicing": ("api_key",),
 }
 # The GL mapping of each provider's approach (one YAML per approach, in the integration
 # package): embedded credit for Sandbank's /v1 and Credit Key, gateway + net terms for the
@@ -63,9 +65,14 @@ GL_MAPPINGS = {
     "sandbank": _HERE / "gl_mapping.yaml",
     "creditkey": _HERE / "gl_mapping.yaml",
     "gateway": _HERE / "gl_mapping_gateway.yaml",
+    "invoicing": _HERE / "gl_mapping_invoicing.yaml",
 }
 # Every provider's event types, in canonical kinds (webhook bodies name their type only).
-EVENT_KIND: Mapping[str, EventKind] = {**sandbank.EVENT_KIND, **gateway.EVENT_KIND}
+EVENT_KIND: Mapping[str, EventKind] = {
+    **sandbank.EVENT_KIND,
+    **gateway.EVENT_KIND,
+    **invoicing.EVENT_KIND,
+}
 
 
 class ConfigError(IntegrationError, ValueError):
@@ -122,12 +129,18 @@ def make_adapter(
         return CreditKeyAdapter(client, config["public_key"], config["shared_secret"], now=now)
     if provider == "gateway":
         return GatewayAdapter(client)
+    if provider == "invoicing":
+        return InvoicingAdapter(client)
     return SandbankAdapter(client)
 
 
 # Where an API key can be tried without changing anything (a one-item read), per provider
 # that takes one.
-_KEY_PROBES = {"sandbank": "/v1/events", "gateway": "/gateway/v1/events"}
+_KEY_PROBES = {
+    "sandbank": "/v1/events",
+    "gateway": "/gateway/v1/events",
+    "invoicing": "/invoicing/v1/events",
+}
 
 
 def refused_api_key(provider: str, base_url: str, api_key: str | None) -> str | None:
@@ -173,11 +186,15 @@ class EventFacts:
     settlement: Settlement | None
     payment: Payment | None
     payment_refunds: tuple[Payment, ...] = ()
+    payments: tuple[Payment, ...] = ()
 
 
 def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     """The canonical facts of any provider's webhook or listed event body: the one place the
     receiver learns them, so it names no provider."""
+    if payload.get("object_type") in invoicing.OBJECT_TYPES:
+        order_id, payments = invoicing.event_facts(payload)
+        return EventFacts(order_id, None, None, None, None, None, (), payments)
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
         return EventFacts(

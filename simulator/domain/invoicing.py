@@ -148,8 +148,27 @@ class EdiInvoice(Entity):
         return False
 
 
+class PurchaseOrder(Entity):
+    """The buyer's purchase order on file (an EDI 850 received and acknowledged): who the
+    buyer is and how much may be invoiced against it. Invoices naming it (BIG04) inherit its
+    buyer and may not invoice more than it."""
+
+    id: str
+    number: str  # the buyer's PO number: what invoices name in BIG04
+    buyer: Buyer
+    currency: str
+    amount: int
+    net_days: int
+    status: Literal["open", "canceled"] = "open"
+    invoiced_amount: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
 class Allocation(Entity):
     invoice_id: str
+    invoice_number: str
+    order_ref: str  # the invoice's PO, else the invoice id: the order the money paid
     amount: int
     by: Literal["auto", "manual"]
     at: datetime

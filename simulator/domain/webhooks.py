@@ -67,6 +67,8 @@ GATEWAY_EVENT_TYPES: tuple[str, ...] = (
 # Traditional invoicing's (`/invoicing/v1`, contracts/invoicing.yaml): EDI invoices (not the
 # gateway's `invoice`), remittances and dunning.
 INVOICING_EVENT_TYPES: tuple[str, ...] = (
+    "purchase_order.created",
+    "purchase_order.canceled",
     "edi_invoice.created",
     "edi_invoice.payment_applied",
     "edi_invoice.paid",

@@ -236,8 +236,15 @@ class Invoice810:
                 self.po_number or "",
             ),
             _join("CUR", "SE", c),
-            _join("N1", "BY", self.buyer_name, "92" if self.buyer_id else "", self.buyer_id or ""),
-            _join("PER", "AP", "", "EM", self.buyer_email),
+        ]
+        if self.buyer_name:  # else the buyer is the PO's on file
+            out += [
+                _join(
+                    "N1", "BY", self.buyer_name, "92" if self.buyer_id else "", self.buyer_id or ""
+                ),
+                _join("PER", "AP", "", "EM", self.buyer_email),
+            ]
+        out += [
             _join("ITD", "05", "3", "", "", "", "", str(self.net_days)),
         ]
         for n, line in enumerate(self.lines, 1):
@@ -277,10 +284,10 @@ def parse_810(text: str) -> Invoice810:
     if currency not in CURRENCIES:
         raise invalid("CUR02", f"{currency!r} is not an ISO 4217 currency code")
     buyer = [s for s in by_id.get("N1", []) if _el(s, 1) == "BY"]
-    if len(buyer) != 1 or not _el(buyer[0], 2):
+    if by_id.get("N1") and (len(buyer) != 1 or not _el(buyer[0], 2)):
         raise invalid("N1", "exactly one N1*BY (the buyer, with a name) is required")
-    per = _one(by_id, "PER")
-    if _el(per, 3) != "EM" or "@" not in _el(per, 4):
+    per = _one(by_id, "PER") if buyer else ["PER", "AP", "", "EM", ""]
+    if buyer and (_el(per, 3) != "EM" or "@" not in _el(per, 4)):
         raise invalid("PER", "PER*AP**EM*<email> (the buyer's accounts payable) is required")
     itd = _one(by_id, "ITD")
     net_days = _integer(_el(itd, 7) or "30", "ITD07", hi=365)
@@ -299,13 +306,13 @@ def parse_810(text: str) -> Invoice810:
     total = _integer(_el(_one(by_id, "TDS"), 1), "TDS01")
     if "CTT" in by_id and _el(by_id["CTT"][0], 1) != str(len(lines)):
         raise invalid("CTT01", f"counts {_el(by_id['CTT'][0], 1)!r} lines, there are {len(lines)}")
-    buyer_id = _el(buyer[0], 4) or None
+    buyer_id = (_el(buyer[0], 4) or None) if buyer else None
     return Invoice810(
         invoice_number=number,
         invoice_date=_date(_el(big, 1), "BIG01"),
         po_number=_text(_el(big, 4), "BIG04") or None,
         currency=currency,
-        buyer_name=_text(_el(buyer[0], 2), "N102"),
+        buyer_name=_text(_el(buyer[0], 2), "N102") if buyer else "",
         buyer_id=_text(buyer_id, "N104") if buyer_id else None,
         buyer_email=_text(_el(per, 4), "PER04"),
         net_days=net_days,

@@ -20,7 +20,12 @@ DECISION_OPERATIONS = ("createPrequalification", "approveCheckout")
 # Captures: on /v1, and Credit Key's confirm_order (the capture on shipment).
 # A capture in each API: the native one, Credit Key's, and the gateway personality's issue
 # of an invoice (its shipment).
-CAPTURE_OPERATIONS = ("createCapture", "creditkey.confirm_order", "gateway.issueInvoice")
+CAPTURE_OPERATIONS = (
+    "createCapture",
+    "creditkey.confirm_order",
+    "gateway.issueInvoice",
+    "invoicing.createInvoice",  # traditional invoicing: the 810 sent on shipment
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "lost-response-after-capture",
             "The first attempt of every capture (createCapture, Credit Key's confirm_order, the "
-            "gateway's issueInvoice) "
+            "gateway's issueInvoice, invoicing's createInvoice) "
             "commits (capture stored, event written), then the connection is reset: only an "
             "idempotent retry learns what happened.",
             tuple(

@@ -421,3 +421,47 @@ def test_whatever_happens_money_is_whole_and_cash_is_accounted_for(
             assert line["net"] == line["gross"] - line["fee"]
     finally:
         api.close()
+
+
+# --- purchase orders on file ------------------------------------------------------------------
+def test_an_invoice_naming_a_po_on_file_inherits_its_buyer_and_stays_within_it(
+    api: Api, account: Account
+) -> None:
+    po = {
+        "number": "PO-500",
+        "buyer": {"name": "Acme Supply Co", "email": "ap+pays_late@acme.test"},
+        "amount": 100_000,
+    }
+    r = api.post(f"{E}/purchase_orders", headers=account.headers, json=po)
+    assert (r.status_code, r.json()["status"]) == (201, "open"), r.text
+    po_id = r.json()["id"]
+    body = invoice_body(number="INV-P1", amount=60_000, po="PO-500")
+    del body["buyer"]
+    r = api.post(f"{E}/invoices", headers=account.headers, json=body)
+    assert r.status_code == 201, r.text
+    assert (r.json()["buyer"]["email"], r.json()["behaviour"]) == ("ap+pays_late@acme.test", "late")
+    over = invoice_body(number="INV-P2", amount=40_001, po="PO-500")
+    r = api.post(f"{E}/invoices", headers=account.headers, json=over)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_amount"), r.text
+    r = api.get(f"{E}/purchase_orders/{po_id}", headers=account.headers)
+    assert r.json()["invoiced_amount"] == 60_000
+    r = api.post(f"{E}/purchase_orders/{po_id}/cancel", headers=account.headers)
+    assert r.status_code == 409  # invoiced: credit its invoices instead
+    nobody = invoice_body(number="INV-X", po="PO-NONE")
+    del nobody["buyer"]
+    r = api.post(f"{E}/invoices", headers=account.headers, json=nobody)
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("N1")
+
+
+def test_a_po_nothing_was_invoiced_against_can_be_canceled(api: Api, account: Account) -> None:
+    po = {"number": "PO-9", "buyer": {"name": "Acme", "email": "ap@acme.test"}, "amount": 5_000}
+    po_id = api.post(f"{E}/purchase_orders", headers=account.headers, json=po).json()["id"]
+    r = api.post(f"{E}/purchase_orders/{po_id}/cancel", headers=account.headers)
+    assert (r.status_code, r.json()["status"]) == (200, "canceled")
+    r = api.post(
+        f"{E}/invoices", headers=account.headers, json=invoice_body(po="PO-9", amount=5_000)
+    )
+    assert r.status_code == 409
+    r = api.post(f"{E}/purchase_orders", headers=account.headers, json=po)
+    assert r.status_code == 409  # the number is on file already

@@ -30,7 +30,9 @@ PRODUCT = re.compile(
 # Provider names as prose may write them; `gateway` alone is also a generic word (a payment
 # gateway), so only code (string literals, names) may not say it.
 PROSE_NAMES = re.compile(r"\b(sandbank|credit ?key|credit_key)\b", re.IGNORECASE)
-ADAPTER_MODULES = {f"integration.adapters.{name}" for name in ("sandbank", "creditkey", "gateway")}
+ADAPTER_MODULES = {
+    f"integration.adapters.{name}" for name in ("sandbank", "creditkey", "gateway", "invoicing")
+}
 
 
 def offences(path: Path) -> list[str]:

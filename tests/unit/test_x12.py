@@ -48,9 +48,10 @@ def invoices(draw: st.DrawFn) -> Invoice810:
         invoice_date=draw(_DAY),
         po_number=draw(st.none() | _TEXT),
         currency=draw(_CURRENCY),
-        buyer_name=draw(_TEXT),
-        buyer_id=draw(st.none() | _TEXT),
-        buyer_email=draw(_TEXT) + "@x.test",
+        # No N1/PER (name ''): the buyer is the PO's on file.
+        buyer_name=(name := draw(st.just("") | _TEXT)),
+        buyer_id=draw(st.none() | _TEXT) if name else None,
+        buyer_email=draw(_TEXT) + "@x.test" if name else "",
         net_days=draw(st.integers(0, 365)),
         lines=tuple(lines),
         total=sum(li.quantity * li.unit_price for li in lines),

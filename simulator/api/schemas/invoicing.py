@@ -10,7 +10,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from simulator.api.schemas.common import Amount, Currency, Email, ListQuery, RequestModel, Text
-from simulator.domain.invoicing import BuyerBehaviour, EdiInvoice, Qualifier, Remittance
+from simulator.domain.invoicing import (
+    BuyerBehaviour,
+    EdiInvoice,
+    PurchaseOrder,
+    Qualifier,
+    Remittance,
+)
 from simulator.domain.json_values import JSON_INTEGER
 from simulator.domain.states import EdiInvoiceStatus, RemittanceStatus
 from simulator.domain.x12 import Invoice810, Line810
@@ -57,7 +63,9 @@ class Invoice810In(RequestModel):
 
     big: BigIn
     currency: Currency | None = Field(None, description="CUR02; the account's if absent.")
-    buyer: BuyerIn
+    buyer: BuyerIn | None = Field(
+        None, description="N1*BY + PER; the PO's buyer when absent and BIG04 names a PO on file."
+    )
     itd: ItdIn = Field(default_factory=ItdIn)
     it1: Annotated[list[It1In], Field(min_length=1, max_length=200)]
     tds: TdsIn
@@ -68,9 +76,9 @@ class Invoice810In(RequestModel):
             invoice_date=today,
             po_number=self.big.po_number,
             currency=self.currency or currency,
-            buyer_name=self.buyer.name,
-            buyer_id=self.buyer.id,
-            buyer_email=self.buyer.email,
+            buyer_name=self.buyer.name if self.buyer else "",
+            buyer_id=self.buyer.id if self.buyer else None,
+            buyer_email=self.buyer.email if self.buyer else "",
             net_days=self.itd.net_days,
             lines=tuple(
                 Line810(
@@ -83,6 +91,22 @@ class Invoice810In(RequestModel):
             ),
             total=self.tds.amount,
         )
+
+
+class PurchaseOrderIn(RequestModel):
+    number: Element = Field(description="The buyer's PO number; invoices name it in BIG04.")
+    buyer: BuyerIn
+    amount: Amount = Field(description="What may be invoiced against it in all.")
+    currency: Currency | None = None
+    net_days: NetDays = 30
+
+
+class PurchaseOrderListQuery(ListQuery):
+    number: Text | None = None
+
+
+class CancelIn(RequestModel):
+    reason: Text | None = None
 
 
 class CreditMemoIn(RequestModel):
@@ -171,8 +195,28 @@ class EdiInvoiceOut(BaseModel):
         )
 
 
+class PurchaseOrderOut(BaseModel):
+    id: str
+    object: Literal["purchase_order"] = "purchase_order"
+    number: str
+    buyer: BuyerOut
+    status: Literal["open", "canceled"]
+    currency: str
+    amount: _MINOR
+    invoiced_amount: _MINOR
+    net_days: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, po: PurchaseOrder) -> PurchaseOrderOut:
+        return cls.model_validate(po.model_dump(), strict=False)
+
+
 class AllocationOut(BaseModel):
     invoice_id: str
+    invoice_number: str
+    order_ref: str = Field(description="The invoice's PO number, else the invoice id.")
     amount: _MINOR
     by: Literal["auto", "manual"]
     at: datetime

@@ -16,13 +16,65 @@ from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.api.schemas import invoicing as e
 from simulator.asgi import ACCOUNT_KEY, read_body
 from simulator.domain.errors import BadRequest
+from simulator.domain.invoicing import Buyer
 from simulator.domain.x12 import Invoice810, parse_810
 
 PREFIX = "/invoicing/v1"
 X12 = "application/edi-x12"
-TAG_INVOICES, TAG_REMITTANCES = "Invoices", "Remittances"
+TAG_POS, TAG_INVOICES, TAG_REMITTANCES = "Purchase orders", "Invoices", "Remittances"
 _READ = (401, 404, 422)
 _WRITE = (400, 401, 404, 409, 413, 415, 422)
+
+
+async def create_purchase_order(request: Request) -> Response:
+    body = await parse(request, e.PurchaseOrderIn)
+    buyer = Buyer(name=body.buyer.name, email=body.buyer.email, external_id=body.buyer.id)
+    return await run(
+        request,
+        lambda ctx: e.PurchaseOrderOut.of(
+            service_of(request).invoicing.create_purchase_order(
+                ctx,
+                number=body.number,
+                buyer=buyer,
+                amount=body.amount,
+                currency=body.currency or ctx.account.settings.default_currency,
+                net_days=body.net_days,
+            )
+        ),
+        201,
+    )
+
+
+async def list_purchase_orders(request: Request) -> Response:
+    q = query(request, e.PurchaseOrderListQuery)
+    return await run(
+        request,
+        lambda ctx: s.listed(
+            service_of(request).invoicing.list_purchase_orders(
+                ctx, number=q.number, limit=q.limit, cursor=q.cursor
+            ),
+            e.PurchaseOrderOut.of,
+        ),
+    )
+
+
+async def get_purchase_order(request: Request) -> Response:
+    return await run(
+        request,
+        lambda ctx: e.PurchaseOrderOut.of(
+            service_of(request).invoicing.get_purchase_order(ctx, path_id(request))
+        ),
+    )
+
+
+async def cancel_purchase_order(request: Request) -> Response:
+    await parse(request, e.CancelIn, optional=True)
+    return await run(
+        request,
+        lambda ctx: e.PurchaseOrderOut.of(
+            service_of(request).invoicing.cancel_purchase_order(ctx, path_id(request))
+        ),
+    )
 
 
 async def create_invoice(request: Request) -> Response:
@@ -151,6 +203,51 @@ def _shared(op: Op) -> Op:
 _NATIVE = {op.operation_id: op for op in v1.OPERATIONS}
 
 OPERATIONS: list[Op] = [
+    Op(
+        "invoicing.createPurchaseOrder",
+        "POST",
+        f"{PREFIX}/purchase_orders",
+        create_purchase_order,
+        "Put a buyer's purchase order on file (an EDI 850 received): its buyer and amount",
+        e.PurchaseOrderOut,
+        201,
+        body=e.PurchaseOrderIn,
+        errors=(400, 401, 409, 413, 415, 422),
+        tag=TAG_POS,
+    ),
+    Op(
+        "invoicing.listPurchaseOrders",
+        "GET",
+        f"{PREFIX}/purchase_orders",
+        list_purchase_orders,
+        "List purchase orders, newest first; filter by number",
+        s.ListOut[e.PurchaseOrderOut],
+        query=e.PurchaseOrderListQuery,
+        errors=(401, 422),
+        tag=TAG_POS,
+    ),
+    Op(
+        "invoicing.getPurchaseOrder",
+        "GET",
+        f"{PREFIX}/purchase_orders/{{id}}",
+        get_purchase_order,
+        "Get a purchase order",
+        e.PurchaseOrderOut,
+        errors=_READ,
+        tag=TAG_POS,
+    ),
+    Op(
+        "invoicing.cancelPurchaseOrder",
+        "POST",
+        f"{PREFIX}/purchase_orders/{{id}}/cancel",
+        cancel_purchase_order,
+        "Cancel a purchase order nothing was invoiced against",
+        e.PurchaseOrderOut,
+        body=e.CancelIn,
+        body_required=False,
+        errors=_WRITE,
+        tag=TAG_POS,
+    ),
     Op(
         "invoicing.createInvoice",
         "POST",

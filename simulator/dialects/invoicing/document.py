@@ -38,6 +38,11 @@ rules match these operations by their ids (`invoicing.applyRemittance`).
 """
 
 _EVENTS: dict[str, tuple[str, str]] = {
+    "purchase_order.created": (
+        "A buyer's purchase order was put on file",
+        "Invoices naming it (BIG04) inherit its buyer, up to its amount.",
+    ),
+    "purchase_order.canceled": ("A purchase order was canceled", "Nothing was invoiced."),
     "edi_invoice.created": (
         "An 810 invoice was received",
         "Open, with its due date `net_days` from today.",
@@ -76,6 +81,8 @@ _EVENTS: dict[str, tuple[str, str]] = {
     ),
 }
 TAGS = {
+    "Purchase orders": "The buyers' purchase orders on file (EDI 850 received): who the buyer "
+    "is and how much may be invoiced.",
     "Invoices": "The seller's EDI 810 invoices: sent, credited, written off, dunned.",
     "Remittances": "The buyers' EDI 820 remittances and cash application.",
     "Settlements": "Payouts to the merchant, their lines and report files (the account's own).",
@@ -86,6 +93,7 @@ _SNAPSHOTS: dict[str, type[BaseModel]] = {
     **SNAPSHOTS,
     "edi_invoice": e.EdiInvoiceOut,
     "remittance": e.RemittanceOut,
+    "purchase_order": e.PurchaseOrderOut,
 }
 assert set(_EVENTS) == set(INVOICING_EVENT_TYPES)
 
