@@ -193,8 +193,8 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     """The canonical facts of any provider's webhook or listed event body: the one place the
     receiver learns them, so it names no provider."""
     if payload.get("object_type") in invoicing.OBJECT_TYPES:
-        order_id, payments = invoicing.event_facts(payload)
-        return EventFacts(order_id, None, None, None, None, None, (), payments)
+        about, payments = invoicing.event_facts(payload)
+        return EventFacts(about, None, None, None, None, None, (), payments)
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
         return EventFacts(
