@@ -298,7 +298,7 @@ FILES: dict[str, FileSpec] = {
                 "RMR lines: [{id, qualifier, reference, amount, adjustment, adjustment_reason, "
                 "allocations: [{invoice_id, invoice_number, order_ref, amount, by, at}]}]",
             ),
-            col("received_at", "datetime", "When it was deposited (account clock)"),
+            col("created_at", "datetime", "When it arrived and was deposited (account clock)"),
         ),
     ),
     "events": FileSpec(
@@ -420,6 +420,7 @@ def _edi_invoice_row(i: EdiInvoice) -> dict[str, Any]:
 def _remittance_row(r: Remittance) -> dict[str, Any]:
     derived = {
         "buyer_name": r.buyer.name,
+        "created_at": r.received_at,
         "applied_amount": r.applied,
         "unapplied_amount": r.unapplied,
         "lines": [line.model_dump(mode="json") for line in r.lines],
