@@ -55,6 +55,7 @@ from simulator.domain.money import MAX_AMOUNT
 from simulator.domain.records import Page
 from simulator.domain.x12 import Invoice810, Remittance820, Rmr820, invalid
 from simulator.finance import FinanceService
+from simulator.gateway import dice_behaviour
 
 INVOICE, REMITTANCE, PURCHASE_ORDER = "edi_invoice", "remittance", "purchase_order"
 JOB_DUE = "edi_invoice.due"
@@ -197,16 +198,7 @@ class InvoicingService:
 
     def _behaviour(self, ctx: Ctx, buyer: Buyer) -> BuyerBehaviour:
         tagged = behaviour_tag(buyer.email, buyer.name)
-        if tagged is not None:
-            return tagged
-        settings = ctx.account.settings
-        if settings.default_probability or settings.late_probability:
-            roll = ctx.rng.random()
-            if roll < settings.default_probability:
-                return "default"
-            if roll < settings.default_probability + settings.late_probability:
-                return "late"
-        return "on_time"
+        return tagged if tagged is not None else dice_behaviour(ctx)
 
     def get_invoice(self, ctx: Ctx, invoice_id: str) -> EdiInvoice:
         invoice = ctx.tx.finance(EdiInvoice, ctx.aid, INVOICE, invoice_id)

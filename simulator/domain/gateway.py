@@ -55,15 +55,17 @@ def short_by(due: int) -> int:
     return max(1, (due * SHORT_PAY_BPS + 5_000) // 10_000) if due > 1 else 0
 
 
+def magic_tags(email: str, name: str) -> list[str]:
+    """The magic values a customer carries: the email's sub-addresses (`ap+pays_late@...`),
+    then `[pays_late]` in the name, lower-cased (every personality reads them alike)."""
+    tags = email.split("@", 1)[0].lower().split("+")[1:]
+    return tags + [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
+
+
 def behaviour_tag(email: str, name: str) -> CustomerBehaviour | None:
     """`+pays_late` (and the others above) in the email's sub-address or `[pays_late]` in the
     name, as the native API's magic values."""
-    tags = email.split("@", 1)[0].lower().split("+")[1:]
-    tags += [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
-    for tag in tags:
-        if tag in _BEHAVIOUR_TAGS:
-            return _BEHAVIOUR_TAGS[tag]
-    return None
+    return next((_BEHAVIOUR_TAGS[t] for t in magic_tags(email, name) if t in _BEHAVIOUR_TAGS), None)
 
 
 class Customer(Entity):

@@ -12,13 +12,13 @@ still owed and what is still unapplied are derived, never stored:
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
 
 from simulator.domain import states
+from simulator.domain.gateway import magic_tags
 from simulator.domain.models import Entity
 
 # What the buyer's AP does when an invoice falls due (magic value, else the account's dice).
@@ -56,12 +56,7 @@ Method = Literal["ACH", "CHK"]
 
 def behaviour_tag(email: str, name: str) -> BuyerBehaviour | None:
     """`+pays_late` in the email's sub-address or `[pays_late]` in the name."""
-    tags = email.split("@", 1)[0].lower().split("+")[1:]
-    tags += [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
-    for tag in tags:
-        if tag in _BEHAVIOUR_TAGS:
-            return _BEHAVIOUR_TAGS[tag]
-    return None
+    return next((_BEHAVIOUR_TAGS[t] for t in magic_tags(email, name) if t in _BEHAVIOUR_TAGS), None)
 
 
 def short_by(due: int) -> int:
