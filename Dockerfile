@@ -20,6 +20,7 @@ COPY integration ./integration
 COPY rehearsal ./rehearsal
 COPY sandbank_pytest ./sandbank_pytest
 COPY loadtests ./loadtests
+COPY fakes ./fakes
 # The postgres extra: the same image serves a SQLite file or a shared PostgreSQL database.
 RUN python -m venv /opt/sandbank \
     && /opt/sandbank/bin/pip install ".[integration,contract,postgres]"

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN    := $(VENV)/.installed-run
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser postgres
+.PHONY: install run test test-fast lint contract bench bench-scenarios export-contract clean load-smoke browser postgres nginx
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,18 @@ postgres:
 	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 		|| echo "make postgres: apt-get install postgresql failed; the PostgreSQL tests will skip"; fi
 
+## nginx: Debian's nginx binary, the load balancer of deploy/compose.shared.yaml, for the test that
+## runs that deployment's nginx.shared.conf in front of two replicas. Unpacked into .venv/nginx
+## (`apt-get download` + `dpkg -x`: no service is installed or started). Without apt it says why
+## and that test skips.
+nginx: $(VENV)/nginx/usr/sbin/nginx
+$(VENV)/nginx/usr/sbin/nginx:
+	@if ! command -v apt-get >/dev/null; then echo "make nginx: no apt-get here; the deployment test will skip"; \
+	else d=$$(mktemp -d) && (cd $$d && apt-get download -qq nginx 2>/dev/null && dpkg -x nginx_*.deb $(CURDIR)/$(VENV)/nginx) \
+		|| echo "make nginx: apt-get download nginx failed; the deployment test will skip"; rm -rf $$d; fi
+
 ## test: the whole suite (unit, API, contract, end-to-end, the console in headless Chromium)
-test: $(DEV) browser postgres
+test: $(DEV) browser postgres nginx
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the suites marked slow
@@ -80,7 +90,9 @@ export-contract: $(DEV)
 ## kill -9 cycles under write load (bench/reliability.py: acknowledged writes, lost = 0); then the
 ## console and metrics' cost on POST /v1/checkouts with one SSE client (bench/console.py); then
 ## unrelated requests' latency at a 2-worker start and during a dump, export, advance (contention.py);
-## then req/s with 1 and 2 workers on SQLite and on PostgreSQL, side by side (scaling.py)
+## then req/s with 1 and 2 workers on SQLite and on PostgreSQL, side by side (scaling.py); then
+## the round trips of one POST on PostgreSQL (pg_round_trips.py); then a provider migration of
+## 10,000 orders with 1 % of requests failing (migration.py: 0 duplicates, 0 lost)
 bench: $(DEV) postgres
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/peers.py $(BENCH_PEERS_ARGS)
@@ -89,6 +101,8 @@ bench: $(DEV) postgres
 	$(BIN)/python bench/console.py $(BENCH_CONSOLE_ARGS)
 	$(BIN)/python bench/contention.py $(BENCH_CONTENTION_ARGS)
 	$(BIN)/python bench/scaling.py $(BENCH_SCALING_ARGS)
+	$(BIN)/python bench/pg_round_trips.py
+	$(BIN)/python bench/migration.py $(BENCH_MIGRATION_ARGS)
 
 ## bench-scenarios: the rehearsal catalogue at its default size: per-scenario wall time and
 ## simulated-to-wall ratio (target: all of it < 5 min on 2 cores; BENCH_SCENARIOS_ARGS=--fast)

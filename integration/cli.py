@@ -8,6 +8,9 @@ sandbank integration serve --provider-url URL [--provider NAME] (--api-key KEY |
                            [--log-level info]
 sandbank integration reconcile --provider-url URL --api-key KEY [--db PATH] [--since YYYY-MM-DD]
                                [--limit N] [--metrics-file PATH]
+sandbank integration migrate --from NAME --from-url URL --from-key KEY --to NAME --to-key KEY
+                             [--to-url URL] [--to-account ACCT] [--admin-token T] [--dry-run]
+                             (integration/migrate_cli.py)
 
 `serve` logs JSON lines on stderr (`integration.logs`): one per request, one per provider
 attempt, each with its correlation id. With `--webhook-secret` (the secret the provider gave
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import uuid
 from datetime import date
@@ -46,15 +50,18 @@ from typing import Any
 
 import httpx
 
-from integration import logs
+from integration import compare_cli, logs, migrate_cli
 from integration.adapters import (
     CREDENTIALS,
     PROVIDERS,
+    TICKET_CREDENTIALS,
+    TICKET_SYSTEMS,
     ConfigError,
     ProviderAdapter,
     ProviderDataError,
     gl_mapping_path,
     make_adapter,
+    make_ticket_system,
     refused_api_key,
 )
 from integration.app import create_service_app
@@ -67,6 +74,7 @@ from integration.orders import OrderBook
 from integration.ordertocash import OrderToCash
 from integration.settlements import run_reconciliation
 from integration.store import IntegrationStore
+from integration.tickets import TicketSink
 from integration.wallclock import utc_now
 
 # A reconcile run is interactive: give up on an unreachable provider within seconds.
@@ -167,6 +175,23 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between polls of the provider's event list (default 30; 0: off)",
     )
     serve.add_argument(
+        "--tickets",
+        choices=TICKET_SYSTEMS,
+        help="open collections and dispute tickets in this support desk (docs/tickets.md)",
+    )
+    serve.add_argument("--tickets-url", help="the support desk's base URL")
+    serve.add_argument(
+        "--tickets-user",
+        help="the desk's user ("
+        + ", ".join(f"{name}: {TICKET_CREDENTIALS[name][0]}" for name in TICKET_SYSTEMS)
+        + ")",
+    )
+    serve.add_argument(
+        "--tickets-secret",
+        default=os.environ.get("SANDBANK_TICKETS_SECRET"),
+        help="the desk's API token or password (default $SANDBANK_TICKETS_SECRET)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -193,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
         help="write the run's Prometheus metrics (mismatch rate, settlement lag, disputed "
         "ratio) to this file, e.g. for node_exporter's textfile collector",
     )
+    compare_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     return p
 
 
@@ -288,6 +315,7 @@ def serve(args: argparse.Namespace) -> int:
             },
         )
         mapping = _mapping(args)
+        tickets = _tickets(args, store, db)
     except (ConfigError, GlMappingError) as exc:
         store.close()
         return _fail(str(exc))
@@ -297,7 +325,12 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_service_app(
             OrderToCash(
-                adapter, book, ledger, clock=utc_now, drive_budget_s=args.drive_budget_ms / 1000
+                adapter,
+                book,
+                ledger,
+                clock=utc_now,
+                drive_budget_s=args.drive_budget_ms / 1000,
+                tickets=tickets,
             ),
             resume_every_s=float(args.resume_every),
             inbox=inbox,
@@ -328,6 +361,27 @@ def serve(args: argparse.Namespace) -> int:
         book.close()
         store.close()
     return 0
+
+
+def _tickets(args: argparse.Namespace, store: IntegrationStore, db: Path) -> TicketSink | None:
+    """The ticket sink `--tickets` asks for (None without it)."""
+    if args.tickets is None:
+        return None
+    if not (args.tickets_url or "").startswith(("http://", "https://")):
+        raise ConfigError(f"--tickets-url must be an http(s) URL, got {args.tickets_url!r}")
+    user_key, secret_key = TICKET_CREDENTIALS[args.tickets]
+    config = {
+        "system": args.tickets,
+        "base_url": args.tickets_url,
+        user_key: args.tickets_user,
+        secret_key: args.tickets_secret,
+    }
+    try:
+        system = make_ticket_system(config, store=store, now=utc_now)
+    except ConfigError as exc:
+        flag = "--tickets-user" if user_key in str(exc) else "--tickets-secret"
+        raise ConfigError(f"{flag} is required with --tickets {args.tickets}") from exc
+    return TicketSink(system, db, clock=utc_now)
 
 
 async def run_reconcile(
@@ -383,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "compare":
+        return compare_cli.run(args)
+    if args.command == "migrate":
+        return migrate_cli.main(args)
     return asyncio.run(run_reconcile(args))
 
 

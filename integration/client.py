@@ -202,9 +202,12 @@ class ResilientClient:
         now: Callable[[], datetime],
         in_flight_codes: Collection[str] = (),
         observer: CallObserver | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
-        """`in_flight_codes`: the provider's error codes for "this key is still being processed
-        by another request" (a 409 that must be waited out, not taken as a final answer).
+        """`auth`: httpx's authentication, for a service that takes no bearer `api_key` (a
+        support desk's basic auth). `in_flight_codes`: the provider's error codes for "this
+        key is still being processed by another request" (a 409 that must be waited out, not
+        taken as a final answer).
         `observer`: told of every attempt and retry (metrics); settable later as `.observer`."""
         self.store = store
         self.clock = clock
@@ -226,6 +229,7 @@ class ResilientClient:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             follow_redirects=False,
+            auth=auth,
         )
 
     async def aclose(self) -> None:

@@ -170,3 +170,26 @@ class ProviderEvent:
     # Several payments one event carries (one remittance paying several orders), each posted
     # like `payment` by its own provider id.
     payments: tuple[Payment, ...] = ()
+
+
+class CollectionKind(StrEnum):
+    """What a provider event says about money someone must chase (the ticket sink's input)."""
+
+    OVERDUE = "overdue"  # the buyer has not paid what it owes the seller by its due date
+    SETTLED = "settled"  # nothing is owed any more (paid in full, or written off: `detail`)
+    DISPUTE_OPENED = "dispute_opened"  # the buyer disputes money the seller was paid
+    DISPUTE_CLOSED = "dispute_closed"  # decided: `detail` is won, lost or accepted
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionFact:
+    """An obligation's turn, in canonical terms: `obligation_id` is the provider's id of what
+    is owed or disputed (an invoice, a dispute), the one key a ticket is opened under."""
+
+    kind: CollectionKind
+    obligation_id: str
+    provider_order_id: str
+    amount: Money  # what is due, or disputed
+    at: datetime
+    detail: str = ""
+    due_date: date | None = None

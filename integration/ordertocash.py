@@ -59,6 +59,7 @@ from integration.model import (
 from integration.orders import ErpOrder, ErpState, Hold, HoldKind, OrderBook, stamp
 from integration.receiver import apoll_since, aprocess_pending
 from integration.settlements import post_payouts
+from integration.tickets import TicketSink
 from integration.views import order_view
 
 log = logging.getLogger("sandbank.integration")
@@ -84,15 +85,19 @@ class OrderToCash:
         clock: Callable[[], datetime],
         metrics: Metrics | None = None,
         drive_budget_s: float | None = 5.0,
+        tickets: TicketSink | None = None,
     ) -> None:
         """`drive_budget_s`: the time the provider calls of one drive of a held operation get
         together (resumer, events); the work stays held when it runs out (None: no limit but
-        the client's retry rules). The shop's own requests get theirs from the app."""
+        the client's retry rules). The shop's own requests get theirs from the app.
+        `tickets`: the ticket sink every processed event is shown to (collections and
+        disputes to a support desk); the resumer runs its rounds, order views list its cases."""
         self.adapter = adapter
         self.book = book
         self.ledger = ledger
         self.clock = clock
         self.drive_budget_s = drive_budget_s
+        self.tickets = tickets
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = metrics or Metrics()
         self.metrics.watch_holds(book, clock)
@@ -184,6 +189,8 @@ class OrderToCash:
                 if all(h.id != hold.id for h in current):
                     continue  # resolved meanwhile
                 done += await self._drive(hold)
+        if self.tickets is not None:
+            await self.tickets.run()  # an unavailable desk keeps its work owed
         return done
 
     async def _drive(self, hold: Hold) -> bool:
@@ -270,6 +277,8 @@ class OrderToCash:
         async def handle(event: ProviderEvent) -> None:
             with logs.bound(event.provider_event_id):
                 outcome = await self.apply_event(event)
+                if self.tickets is not None:
+                    self._show_ticket_sink(event)
                 logs.emit(
                     log,
                     "provider_event",
@@ -292,6 +301,16 @@ class OrderToCash:
             if new:
                 logs.emit(log, "provider_events_polled", new=new)
         return new
+
+    def _show_ticket_sink(self, event: ProviderEvent) -> None:
+        """Record what the event asks of the support desk (sent by the sink's own rounds)."""
+        assert self.tickets is not None
+
+        def merchant_order_id(provider_order_id: str) -> str | None:
+            found = self.book.find(provider_order_id=provider_order_id)
+            return found.merchant_order_id if found else None
+
+        self.tickets.observe(event, merchant_order_id)
 
     def _post_payment(self, kind: EventKind, payment: Payment) -> str:
         """A buyer's payment collected by the provider (approaches where the seller carries
@@ -358,7 +377,10 @@ class OrderToCash:
     # --- views --------------------------------------------------------------------------------
     def view(self, order: ErpOrder) -> dict[str, Any]:
         holds = self.book.holds(order.merchant_order_id)
-        return order_view(order, holds, self._postings(order, holds))
+        view = order_view(order, holds, self._postings(order, holds))
+        if self.tickets is not None:
+            view["tickets"] = self.tickets.view(order.merchant_order_id)
+        return view
 
     def _postings(self, order: ErpOrder, holds: Sequence[Hold]) -> list[Posting]:
         """Every posting of the order, in the order written: those made for its provider order

@@ -324,22 +324,34 @@ def _parser() -> argparse.ArgumentParser:
 
     _load_parser(sub)
 
-    integration = sub.add_parser(
-        "integration",
-        help="the reference integration (serve, reconcile)",
-        description="The reference integration's commands: see `sandbank integration --help`.",
-        add_help=False,
-    )
-    integration.add_argument("integration_argv", nargs=argparse.REMAINDER)
-
-    scenario = sub.add_parser(
-        "scenario",
-        help="incident rehearsals (run, list, validate)",
-        description="Incident rehearsals: see `sandbank scenario --help`.",
-        add_help=False,
-    )
-    scenario.add_argument("scenario_argv", nargs=argparse.REMAINDER)
+    _delegated_parsers(sub)
     return p
+
+
+# Commands whose own parsers own everything after their word (`main` hands them the rest).
+_DELEGATED = (
+    (
+        "integration",
+        "the reference integration (serve, reconcile, compare)",
+        "The reference integration's commands: see `sandbank integration --help`.",
+    ),
+    (
+        "scenario",
+        "incident rehearsals (run, list, validate)",
+        "Incident rehearsals: see `sandbank scenario --help`.",
+    ),
+    (
+        "fakes",
+        "local fakes of support systems (zendesk, servicenow)",
+        "Local fakes of support systems: see `sandbank fakes --help`.",
+    ),
+)
+
+
+def _delegated_parsers(sub: Any) -> None:
+    for name, help_, description in _DELEGATED:
+        one = sub.add_parser(name, help=help_, description=description, add_help=False)
+        one.add_argument(f"{name}_argv", nargs=argparse.REMAINDER)
 
 
 def _load_parser(sub: Any) -> None:
@@ -838,6 +850,10 @@ def main(argv: list[str] | None = None) -> int:
         return integration(argv[1:])
     if argv[:1] == ["scenario"]:  # likewise
         return scenario(argv[1:])
+    if argv[:1] == ["fakes"]:  # likewise (fakes/cli.py)
+        from fakes import cli as fakes_cli
+
+        return fakes_cli.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

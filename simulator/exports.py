@@ -40,6 +40,7 @@ from simulator.domain.gateway import Invoice
 from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import Capture, Entity, Order, Refund
 from simulator.domain.records import Page
+from simulator.domain.vault import Token
 from simulator.store.export_rows import ExportRows
 
 if TYPE_CHECKING:
@@ -253,6 +254,38 @@ FILES: dict[str, FileSpec] = {
             _CREATED,
         ),
     ),
+    "token_migration": FileSpec(
+        "The token vault as a network-token migration file: one row per payment token of every "
+        "personality, oldest first. No card or account number: brand, last 4, expiry and the "
+        "network's or bank's reference only. Tokens this provider imported name the source "
+        "provider's token they replaced (`imported_from`): its old-token -> new-token map. "
+        "`POST /_sandbox/accounts/{id}/token_import` on the receiving provider takes the rows.",
+        (
+            col("token", "string", "The token (`tok_...`)"),
+            col(
+                "imported_from",
+                "string",
+                "The source provider's token it replaced (empty: made here)",
+            ),
+            col("personality", "string", "Whose token: native (/v1), gateway (/gateway/v1), ..."),
+            col("type", "string", "card, bank_account or credit_line"),
+            col("owner", "string", "The buyer or customer whose instrument it is"),
+            col("fingerprint", "string", "The instrument's identity, the same at any provider"),
+            col("brand", "string", "Card network or bank name"),
+            col("last4", "string", "Last 4 digits of the card or account"),
+            col("exp_month", "integer", "Card expiry month (1-12)"),
+            col("exp_year", "integer", "Card expiry year"),
+            col(
+                "network_reference",
+                "string",
+                "Network token, bank mandate or credit line reference",
+            ),
+            col("status", "string", "active, expired or revoked"),
+            col("expires_at", "datetime", "When it expires (account clock)"),
+            _CREATED,
+            col("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
     "edi_invoices": FileSpec(
         "One row per EDI 810 invoice of the traditional-invoicing personality (`/invoicing/v1`), "
         "oldest first. amount_due = amount - credited - written_off - applied.",
@@ -404,6 +437,13 @@ def _invoice_row(i: Invoice) -> dict[str, Any]:
     }
 
 
+def _token_row(t: Token) -> dict[str, Any]:
+    renamed = {"token": t.id}
+    return {
+        n: renamed[n] if n in renamed else getattr(t, n) for n in FILES["token_migration"].names
+    }
+
+
 def _edi_invoice_row(i: EdiInvoice) -> dict[str, Any]:
     derived = {
         "amount_due": i.due,
@@ -450,6 +490,7 @@ def _sources(rows: ExportRows) -> dict[str, tuple[Callable[[], Iterable[Any]], R
         "charges": (rows.charges, _by_names("charges")),
         "edi_invoices": (rows.edi_invoices, _edi_invoice_row),
         "remittances": (rows.remittances, _remittance_row),
+        "token_migration": (rows.tokens, _token_row),
         "events": (rows.events, _by_names("events")),
     }
 

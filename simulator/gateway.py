@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal, Protocol
 
+from simulator import vault
 from simulator.clock import to_us
 from simulator.context import Ctx
 from simulator.domain.errors import Conflict, InvalidAmount, NotFound
@@ -96,6 +97,13 @@ class GatewayService:
             metadata=metadata,
             created_at=ctx.now,
             updated_at=ctx.now,
+        )
+        # The customer's card or bank account on file, as the gateway's vault keeps it.
+        vault.register_instrument(
+            ctx,
+            personality="gateway",
+            type_="card" if customer.payment_method == "card" else "bank_account",
+            owner=customer.external_id or customer.email,
         )
         self._save(ctx, invoice, "invoice.created")
         return invoice

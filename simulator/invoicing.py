@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
+from simulator import vault
 from simulator.clock import to_us
 from simulator.context import Ctx
 from simulator.domain.errors import Conflict, CurrencyMismatch, InvalidAmount, NotFound
@@ -301,6 +302,10 @@ class InvoicingService:
         where a line names an open invoice's number exactly. `lines`: (qualifier, reference,
         paid, deduction) each."""
         rid = ctx.new_id("rmt")
+        # The bank account the buyer pays from, as the lockbox's vault keeps it.
+        token = vault.register_instrument(
+            ctx, personality="invoicing", type_="bank_account", owner=buyer.key
+        )
         amount = sum(paid for _, _, paid, _ in lines)
         fee = min(ctx.account.settings.lockbox_fee, amount)
         remittance = Remittance(
@@ -311,6 +316,7 @@ class InvoicingService:
             currency=currency,
             amount=amount,
             fee=fee,
+            payment_token=token.id,
             lines=[
                 RemittanceLine(
                     id=f"{rid}-{n}",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from simulator import API_VERSION
+from simulator import API_VERSION, vault
 from simulator.clock import WallClock, from_us, to_us, virtual_now
 from simulator.context import Ctx
 from simulator.domain import decisions
@@ -243,6 +243,8 @@ class ProviderService:
                 invoicing(self.gateway, ctx, job.ref)
             elif (edi := InvoicingService.JOBS.get(job.kind)) is not None:
                 edi(self.invoicing, ctx, job.ref)
+            elif (vaulted := vault.JOBS.get(job.kind)) is not None:
+                vaulted(ctx, job.ref)
         ctx.now = real_now
         if budget is None:
             return False
@@ -533,6 +535,8 @@ class ProviderService:
             seconds=ctx.account.settings.authorization_ttl
         )
         ctx.tx.schedule(ctx.aid, to_us(order.authorization_expires_at), "order.expire", order.id)
+        # The buyer's credit line reference is the payment token of embedded credit.
+        vault.register_instrument(ctx, personality="native", type_="credit_line", owner=buyer.id)
         self.emit(ctx, "order.authorized", order)
 
     def release(self, ctx: Ctx, buyer_id: str, amount: int) -> None:

@@ -39,16 +39,20 @@ from integration.adapters.base import (
     PlaceOrder,
     ProviderAdapter,
 )
+from integration.adapters.collection_facts import collection_fact
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
 from integration.adapters.invoicing import InvoicingAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
+from integration.adapters.servicenow import ServiceNowTickets
+from integration.adapters.zendesk import ZendeskTickets
 from integration.breaker import Breakers
 from integration.client import ResilientClient
 from integration.errors import IntegrationError
 from integration.model import Authorization, EventKind, Payment, Settlement
 from integration.retry import Backoff
 from integration.store import IntegrationStore
+from integration.ticketing import TicketSystem
 
 PROVIDERS = ("sandbank", "creditkey", "gateway", "invoicing")
 CREDENTIALS = {
@@ -97,32 +101,17 @@ def make_adapter(
             f"unknown provider {provider!r} in config key 'provider' "
             f"(known: {', '.join(PROVIDERS)})"
         )
-    for key in ("base_url", *CREDENTIALS[provider]):
-        if not isinstance(config.get(key), str) or not config[key]:
-            raise ConfigError(f"config key {key!r} is required for provider {provider!r}")
-    retry = dict(config.get("retry") or {})
-    breaker = dict(config.get("breaker") or {})
-    try:
-        backoff = Backoff(**retry)
-    except TypeError as exc:
-        raise ConfigError(f"config key 'retry': {exc}") from None
-    client = ResilientClient(
-        config["base_url"],
+    _require(config, ("base_url", *CREDENTIALS[provider]), f"provider {provider!r}")
+    client = _client(
+        config,
         config.get("api_key"),  # Credit Key's credentials travel as request parameters
         store=store,
+        now=now,
         clock=clock,
         sleep=sleep,
-        random=random or _random.SystemRandom().random,
-        breakers=breakers
-        or Breakers(
-            clock,
-            failure_threshold=int(breaker.get("failure_threshold", 5)),
-            cooldown_s=float(breaker.get("cooldown_s", 30.0)),
-        ),
-        backoff=backoff,
-        timeout=float(config.get("timeout_s", 10.0)),
+        random=random,
+        breakers=breakers,
         transport=transport,
-        now=now,
         in_flight_codes=IN_FLIGHT_CODES,
     )
     if provider == "creditkey":
@@ -132,6 +121,113 @@ def make_adapter(
     if provider == "invoicing":
         return InvoicingAdapter(client)
     return SandbankAdapter(client)
+
+
+def _require(config: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
+    for key in keys:
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise ConfigError(f"config key {key!r} is required for {what}")
+
+
+def _breakers(config: Mapping[str, Any], clock: Callable[[], float]) -> Breakers:
+    breaker = dict(config.get("breaker") or {})
+    return Breakers(
+        clock,
+        failure_threshold=int(breaker.get("failure_threshold", 5)),
+        cooldown_s=float(breaker.get("cooldown_s", 30.0)),
+    )
+
+
+def _client(
+    config: Mapping[str, Any],
+    api_key: str | None,
+    *,
+    store: IntegrationStore,
+    now: Callable[[], datetime],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    random: Callable[[], float] | None,
+    breakers: Breakers | None,
+    transport: httpx.AsyncBaseTransport | None,
+    in_flight_codes: tuple[str, ...] | frozenset[str] = (),
+    auth: httpx.Auth | None = None,
+) -> ResilientClient:
+    """The `ResilientClient` a config's `base_url`, `retry`, `breaker` and `timeout_s` ask for."""
+    retry = dict(config.get("retry") or {})
+    try:
+        backoff = Backoff(**retry)
+    except TypeError as exc:
+        raise ConfigError(f"config key 'retry': {exc}") from None
+    return ResilientClient(
+        config["base_url"],
+        api_key,
+        store=store,
+        clock=clock,
+        sleep=sleep,
+        random=random or _random.SystemRandom().random,
+        breakers=breakers or _breakers(config, clock),
+        backoff=backoff,
+        timeout=float(config.get("timeout_s", 10.0)),
+        transport=transport,
+        now=now,
+        in_flight_codes=in_flight_codes,
+        auth=auth,
+    )
+
+
+# Support desks the ticket sink can open tickets in (`integration.tickets`), with the config
+# keys each needs: the desk's own credentials (Zendesk's API token form of basic auth, the
+# ServiceNow user's basic auth).
+TICKET_SYSTEMS = ("zendesk", "servicenow")
+TICKET_CREDENTIALS = {"zendesk": ("email", "token"), "servicenow": ("user", "password")}
+
+
+def make_ticket_system(
+    config: Mapping[str, Any],
+    *,
+    store: IntegrationStore,
+    now: Callable[[], datetime],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    random: Callable[[], float] | None = None,
+    breakers: Breakers | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TicketSystem:
+    """The desk of `config["system"]` (`TICKET_SYSTEMS`), on its own `ResilientClient` (its
+    retry rules and breakers, family `tickets`), e.g. {"system": "zendesk", "base_url": ...,
+    "email": ..., "token": ...}."""
+    system = config.get("system")
+    if system not in TICKET_SYSTEMS:
+        raise ConfigError(
+            f"unknown ticket system {system!r} in config key 'system' "
+            f"(known: {', '.join(TICKET_SYSTEMS)})"
+        )
+    _require(config, ("base_url", *TICKET_CREDENTIALS[system]), f"ticket system {system!r}")
+    if system == "zendesk":
+        auth = httpx.BasicAuth(f"{config['email']}/token", config["token"])
+    else:
+        auth = httpx.BasicAuth(config["user"], config["password"])
+    shared = breakers or _breakers(config, clock)
+
+    def client(retry: Mapping[str, Any]) -> ResilientClient:
+        return _client(
+            {**config, "retry": retry},
+            None,
+            store=store,
+            now=now,
+            clock=clock,
+            sleep=sleep,
+            random=random,
+            breakers=shared,
+            transport=transport,
+            auth=auth,
+        )
+
+    retry = dict(config.get("retry") or {})
+    if system == "zendesk":  # creates honour Idempotency-Key: retried like everything else
+        return ZendeskTickets(client(retry))
+    # The Table API does not deduplicate inserts: one attempt a round (see the adapter).
+    return ServiceNowTickets(client(retry), create=client({**retry, "max_attempts": 1}))
 
 
 # Where an API key can be tried without changing anything (a one-item read), per provider
@@ -227,6 +323,8 @@ __all__ = [
     "EVENT_KIND",
     "GL_MAPPINGS",
     "PROVIDERS",
+    "TICKET_CREDENTIALS",
+    "TICKET_SYSTEMS",
     "AuthorizationStatus",
     "Buyer",
     "CheckoutRef",
@@ -237,8 +335,10 @@ __all__ = [
     "PlaceOrder",
     "ProviderAdapter",
     "ProviderDataError",
+    "collection_fact",
     "event_facts",
     "gl_mapping_path",
     "make_adapter",
+    "make_ticket_system",
     "refused_api_key",
 ]

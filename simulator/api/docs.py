@@ -44,6 +44,8 @@ PROVIDER_TAGS = {
     "Settlements": "Payouts to the merchant, their lines and report files.",
     "Disputes": "Buyers contesting captured orders; answer with evidence or accept.",
     "Exports": "The account's data as CSV or JSON lines files.",
+    "Tokens": "The token vault: the buyers' payment tokens (credit line references), with "
+    "their lifecycle (active, expired on the account clock, revoked).",
     "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
     "Webhooks": "Endpoints that receive events, their secrets and delivery attempts; the "
     "`webhooks` section describes each event's payload.",
@@ -58,6 +60,7 @@ SANDBOX_TAGS = {
     "Journal": "The request journal: what clients sent and got, to verify.",
     "Webhooks": "Delivery quirks, the delivery log, flush and replay.",
     "Money": "Disputes opened as the buyer, and settlement-report drift.",
+    "Tokens": "Import another provider's payment tokens (a token-migration file).",
 }
 
 # The public snapshot in `data`, per `object_type` (what `schemas.present` makes of the object).

@@ -9,6 +9,7 @@ from simulator.api import exports, finance, webhooks
 from simulator.api import schemas as s
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
+from simulator.api.tokens import token_operations
 from simulator.context import Ctx
 from simulator.domain.decisions import BusinessFacts
 from simulator.domain.errors import ValidationFailed
@@ -407,4 +408,5 @@ OPERATIONS: list[Op] = [
     *webhooks.OPERATIONS,
     *finance.OPERATIONS,
     *exports.OPERATIONS,
+    *token_operations("/v1", "native"),  # the buyers' credit line references (the vault)
 ]

@@ -4,11 +4,12 @@ them (contracts/sandbox.yaml), in this order."""
 from __future__ import annotations
 
 from simulator.api.operations import Op
-from simulator.control import faults, finance, routes, webhooks
+from simulator.control import faults, finance, routes, tokens, webhooks
 
 OPERATIONS: list[Op] = [
     *routes.OPERATIONS,
     *faults.OPERATIONS,
     *webhooks.OPERATIONS,
     *finance.OPERATIONS,
+    *tokens.OPERATIONS,
 ]

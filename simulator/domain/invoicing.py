@@ -198,6 +198,7 @@ class Remittance(Entity):
     currency: str
     amount: int  # BPR02: what was deposited
     fee: int = 0  # the lockbox's fee on this deposit
+    payment_token: str | None = None  # the buyer's bank account in the vault (`tok_...`)
     status: states.RemittanceStatus = "unmatched"
     lines: list[RemittanceLine]
     received_at: datetime

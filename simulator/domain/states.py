@@ -264,6 +264,16 @@ EDI_INVOICE: Machine[EdiInvoiceStatus] = _machine(
 )
 # A remittance's status is derived from its figures (`Remittance.restate`), not transitioned.
 RemittanceStatus = Literal["unmatched", "partially_matched", "matched"]
+# A payment token in an account's vault (simulator/vault.py): usable until its instrument
+# expires on the account clock or the merchant (or the buyer) revokes it; both are final.
+TokenStatus = Literal["active", "expired", "revoked"]
+TOKEN: Machine[TokenStatus] = _machine(
+    "token",
+    TokenStatus,
+    "active",
+    frozenset({"expired", "revoked"}),
+    {("active", "expire"): "expired", ("active", "revoke"): "revoked"},
+)
 
 MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
     {
@@ -280,6 +290,7 @@ MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
             INVOICE,
             CHARGE,
             EDI_INVOICE,
+            TOKEN,
         )
     }
 )

@@ -24,6 +24,7 @@ from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
 from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
+from simulator.domain.vault import Token
 
 PAGE = 200  # rows per read
 CHUNK_PAGE = 16  # chunks per read when downloading
@@ -128,6 +129,10 @@ class ExportRows:
 
     def remittances(self) -> Iterator[Remittance]:
         return (Remittance.model_validate_json(d) for d in self._finance("remittance"))
+
+    def tokens(self) -> Iterator[Token]:
+        """The token vault, every personality's."""
+        return (Token.model_validate_json(d) for d in self._finance("token"))
 
     def events(self) -> Iterator[Event]:
         return (Event.model_validate_json(d) for d in self._table("events"))

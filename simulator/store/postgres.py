@@ -18,9 +18,19 @@ Why it is built as it is:
   webhook attempt's claim (a conditional UPDATE of its lease), a clock job's deletion and the
   scheduler's lease are each taken by one process only. Reads take no lock (a REPEATABLE READ
   snapshot, or autocommit statements), as WAL reads do.
-- Lock waits off the event loop, as with SQLite: once serving, a write tries the lock
-  (`pg_try_advisory_xact_lock`) and `writable()` polls it with short sleeps; past the wait, a
-  503 (`StoreBusy`). Startup and background processes wait for it, bounded by `lock_timeout`.
+- Lock waits off the event loop, and in turn. Once serving (and in the webhook dispatcher's
+  process), `writable()` waits for the write lock in a worker thread, on a connection of its
+  own (`_locker`, a session-level advisory lock on the same key): PostgreSQL grants waiters in
+  the order they asked, so two replicas under write load take turns, a group commit each.
+  (Polling with `pg_try_advisory_xact_lock` instead, as SQLite must, let the replica holding
+  the lock take it again before the other's next try: 31 POST/s across two replicas.) The
+  group then runs on the loop's connection without a lock of its own and the lock is released
+  after its COMMIT. (When nobody else has been writing for a second, a writer first tries
+  the lock with its BEGIN, one round trip, and queues only if that fails.) Past
+  `lock_wait_s`, a 503 (`StoreBusy`); a request cancelled meanwhile
+  leaves nothing held (the lock, once granted, opens a group that commits at the end of that
+  loop turn). Startup and other background writers wait in `pg_advisory_xact_lock`, bounded
+  by `lock_timeout`: in the same queue.
 - Migrations once: under a session advisory lock (`MIGRATE_LOCK`), so replicas starting
   together apply each migration exactly once.
 - A connection pool (psycopg_pool): the event loop's connection is held for the process's
@@ -45,16 +55,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from simulator.domain.errors import ValidationFailed
+from simulator.domain.errors import StoreBusy, ValidationFailed
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
 from simulator.store.sqlite import (
@@ -71,6 +84,7 @@ MIGRATE_LOCK = 0x6D696772617465
 BLOCKING_LOCK_TIMEOUT = "10s"  # startup and background processes: no request waits on them
 BLOCKING_LOCK_S = 10.0
 POOL_MAX = 6  # the loop's connection, and one per dump, export build or download under way
+CONTENDED_S = 1.0  # after a failed try, queue without trying for this long
 POOL_WAIT_S = 5.0  # then a 503 (StoreBusy): every pooled connection is streaming something
 
 _JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
@@ -123,19 +137,85 @@ def _nul() -> ValidationFailed:
 
 class PgConn:
     """The slice of `sqlite3.Connection` the SQLite store's queries use, on a psycopg
-    connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT)."""
+    connection in autocommit mode (transactions are the store's explicit BEGIN/COMMIT).
+
+    A write transaction runs in psycopg's pipeline mode (`pipelined`, from its BEGIN to its
+    COMMIT): a statement whose result nobody reads (an INSERT, an UPDATE, a SAVEPOINT) is sent
+    without waiting for its answer, so an operation costs a round trip per result it reads
+    rather than one per statement. The results still arrive in order; reading one (a fetch,
+    `rowcount`) waits for it. A statement's error surfaces no later than the RELEASE of the
+    savepoint it ran in (each RELEASE first syncs), so it fails the operation that sent it, and
+    COMMIT is acknowledged only once PostgreSQL answered every statement before it."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self._pipeline: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None
+        self._pipe: psycopg.Pipeline | None = None
 
-    def execute(self, sql: str, args: Any = ()) -> psycopg.Cursor[Any]:
+    def pipelined(self) -> None:
+        """Pipeline the statements from now to the transaction's COMMIT or ROLLBACK."""
+        self._pipeline = self.raw.pipeline()
+        self._pipe = self._pipeline.__enter__()
+
+    def _end(self) -> None:
+        """Leave pipeline mode: wait for every answer; raise the first statement's error."""
+        pipeline, self._pipeline, self._pipe = self._pipeline, None, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
         if args and any(isinstance(a, str) and "\x00" in a for a in args):
             raise _nul()  # PostgreSQL's text cannot hold it (SQLite's can): a 422, not a 500
-        return self.raw.execute(translate(sql), args or None)
+        pipe = self._pipe
+        if pipe is None:
+            return self.raw.execute(translate(sql), args or None)
+        if sql == "COMMIT":
+            try:
+                self.raw.execute(sql)
+            finally:
+                self._end()  # one round trip for the last statements and the COMMIT
+            return None
+        if sql == "ROLLBACK":
+            with contextlib.suppress(psycopg.Error):  # the error being rolled back
+                self._end()
+            return self.raw.execute(sql)
+        if sql.startswith("ROLLBACK TO"):
+            with contextlib.suppress(psycopg.Error):  # the error being rolled back
+                pipe.sync()
+        elif sql.startswith("RELEASE"):
+            pipe.sync()  # an error of the savepoint's statements fails it, not a later one
+        return _Pending(self.raw.execute(translate(sql), args or None), pipe)
 
     def executemany(self, sql: str, rows: Any) -> None:
         with self.raw.cursor() as cur:
             cur.executemany(translate(sql), rows)
+
+
+class _Pending:
+    """A pipelined statement's cursor: reading its `rowcount` waits for its answer (a fetch
+    does so by itself)."""
+
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self._cur, self._pipe = cur, pipe
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        return self._cur.fetchmany(size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur)
 
 
 class PgExportRows(export_rows.ExportRows):
@@ -184,11 +264,20 @@ class PgStore(SqliteStore):
         self._polling = False
         self._group = None
         self._checkpointer = None
+        self._locker: psycopg.Connection[Any] | None = None  # holds the queued write lock
+        self._locker_timeout_ms = 0
+        self._held = False  # the locker holds the write lock (for the open group)
+        self._grants = 0
+        self._trying = False  # `_begin` tries the lock instead of waiting in it
+        self._contended_until = 0.0  # until then, writes queue without trying first
+        self._acquiring: asyncio.Future[None] | None = None
+        self._waiting: Future[None] | None = None  # the same wait, as the thread sees it
+        self._lock_thread: ThreadPoolExecutor | None = None
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_max,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": f"sandbank-{os.getpid()}"},
             open=False,
             name="sandbank",
         )
@@ -237,8 +326,135 @@ class PgStore(SqliteStore):
         return PgTx(self.conn)
 
     def serving(self, lock_wait_s: float = 2.0) -> None:
-        """From now on requests use this connection: writes try the lock, never wait in it."""
+        """From now on requests use this connection: writes wait for the lock off the loop,
+        on the locker connection (taken now: connecting on a first contended write would make
+        that write wait for a new connection while the other writers go on)."""
         self.lock_wait_s = lock_wait_s
+        if self._locker is None:
+            self._locker = self.pool.getconn(timeout=POOL_WAIT_S)
+
+    async def writable(self) -> None:
+        """Hold the write lock for the rest of this event-loop turn (see `SqliteStore`),
+        waiting for it in turn with the other processes (the module docstring)."""
+        if self.lock_wait_s is None and not self.poll_lock:
+            return  # startup: `_begin` waits in the lock itself
+        background = self.lock_wait_s is None
+        deadline = time.monotonic() + (BLOCKING_LOCK_S if background else self.lock_wait_s or 0)
+        while self._group is None:
+            if self._held:  # granted: the first request of this process to resume opens it
+                try:
+                    self._open_group()
+                except BaseException:
+                    self._release()
+                    raise
+                return
+            if (
+                self._acquiring is None
+                and time.monotonic() >= self._contended_until
+                and self._try_group()
+            ):
+                return  # the lock was free: taken with BEGIN, in one round trip
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise busy()
+                await self._queued(left)
+            except StoreBusy:
+                if background:
+                    return  # the write waits for the lock its own way (`_begin`)
+                raise
+
+    def _try_group(self) -> bool:
+        """Open the group if the lock is free now: when nobody else is writing, that saves
+        the queued wait's thread hop and two round trips. Once a try fails, the process
+        queues for `CONTENDED_S`: a writer that tries again right after its own commit
+        would win against one whose queued request is still on its way (measured: runs of
+        20 commits by one of two writers), so under contention everyone queues."""
+        self._trying = True
+        try:
+            self._open_group()
+        except StoreBusy:
+            self._contended_until = time.monotonic() + CONTENDED_S
+            return False
+        finally:
+            self._trying = False
+        return True
+
+    async def _queued(self, wait_s: float) -> None:
+        """Wait for the write lock in a worker thread, one wait at a time per process. A
+        grant nobody takes up (every waiter cancelled) is given back two loop turns later."""
+        acquiring = self._acquiring
+        if acquiring is None:
+            if self._lock_thread is None:
+                self._lock_thread = ThreadPoolExecutor(1, thread_name_prefix="sandbank-lock")
+            self._waiting = self._lock_thread.submit(self._lock_blocking, wait_s)
+            acquiring = self._acquiring = asyncio.wrap_future(self._waiting)
+            acquiring.add_done_callback(self._granted)
+        elif acquiring.done():
+            # Over, but `_granted` has not run yet (it is next on the loop): awaiting a done
+            # future would not yield, and the caller's loop would spin without letting it.
+            await asyncio.sleep(0)
+            return
+        await asyncio.shield(acquiring)
+
+    def _lock_blocking(self, wait_s: float) -> None:
+        """In a worker thread: the session-level write lock on the locker connection, waited
+        for up to `wait_s` (then `StoreBusy`)."""
+        if self._locker is None:
+            self._locker = self.pool.getconn(timeout=POOL_WAIT_S)
+        timeout_ms = max(1, int(wait_s * 1000))
+        try:
+            if timeout_ms != self._locker_timeout_ms:
+                self._locker.execute(f"SET lock_timeout = {timeout_ms}")
+                self._locker_timeout_ms = timeout_ms
+            self._locker.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        except psycopg.Error as exc:
+            if is_busy(exc):
+                raise busy(exc) from None
+            self._drop_locker()
+            raise
+
+    def _granted(self, future: asyncio.Future[None]) -> None:
+        """On the loop, once the wait is over: the lock is this process's until the group
+        its waiters open is committed (`flush`)."""
+        self._acquiring = self._waiting = None
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._held = True  # (already, if `_begin` waited for this grant itself)
+        self._grants += 1
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self._unused, self._grants)  # after the waiters ran
+
+    def _unused(self, grant: int) -> None:
+        if grant == self._grants and self._held and self._group is None:
+            self._release()
+
+    def _release(self) -> None:
+        """Give the queued write lock back (closing its connection if that fails: a closed
+        session holds no lock)."""
+        if not self._held:
+            return
+        self._held = False
+        try:
+            assert self._locker is not None
+            self._locker.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+        except psycopg.Error:
+            self._drop_locker()
+
+    def _drop_locker(self) -> None:
+        locker, self._locker, self._locker_timeout_ms = self._locker, None, 0
+        if locker is not None:
+            with contextlib.suppress(psycopg.Error):
+                locker.close()
+            with contextlib.suppress(Exception):
+                self.pool.putconn(locker)
+
+    def flush(self) -> Exception | None:
+        """Commit the open group (`SqliteStore.flush`), then release the queued lock."""
+        try:
+            return super().flush()
+        finally:
+            self._release()
 
     def checkpoint_in_background(self, interval_s: float = 0.0) -> None:
         """Nothing: PostgreSQL checkpoints on its own, off every client's path."""
@@ -258,8 +474,21 @@ class PgStore(SqliteStore):
         if mode != "IMMEDIATE":  # a snapshot for readers: no lock
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             return
+        trying = self.lock_wait_s is not None or self._polling or self._trying
+        if not self._held and not trying and self._waiting is not None:
+            # A write that waits in the lock (a background process's), while this process's
+            # locker waits in the same queue ahead of it: waiting here, on the loop, for a lock
+            # only the loop can give back would wait for itself. Wait for the locker's turn.
+            try:
+                self._waiting.result(timeout=BLOCKING_LOCK_S)
+            except (StoreBusy, TimeoutError, psycopg.Error) as exc:
+                raise busy(exc) from None
+            self._held = True  # given back by `_unused` or the group's flush, as any grant
+        if self._held:  # the locker holds the write lock for this transaction
+            raw.execute("BEGIN")
+            cast(PgConn, self.conn).pipelined()
+            return
         # One round trip: BEGIN and the lock (the waiting kind before `serving`, unless polling).
-        trying = self.lock_wait_s is not None or self._polling
         lock = "pg_try_advisory_xact_lock" if trying else "pg_advisory_xact_lock"
         try:
             cur = raw.execute(f"BEGIN; SELECT {lock}({WRITE_LOCK})::text")
@@ -274,6 +503,7 @@ class PgStore(SqliteStore):
         if not row or row[0] == "false":
             raw.execute("ROLLBACK")
             raise busy()
+        cast(PgConn, self.conn).pipelined()
 
     @contextlib.contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
@@ -346,6 +576,9 @@ class PgStore(SqliteStore):
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):
             self.flush()
+        if self._lock_thread is not None:
+            self._lock_thread.shutdown(wait=False, cancel_futures=True)
+        self._drop_locker()
         with contextlib.suppress(psycopg.Error):
             self.pool.putconn(self._raw)
         self.pool.close()

@@ -112,6 +112,13 @@ def test_an_invoice_paid_on_time_is_matched_automatically_and_deposited(
         "remittance.received",
         "remittance.matched",
     ]
+    # The bank account the buyer paid from is in the vault.
+    (token,) = api.get(f"{E}/tokens", headers=account.headers).json()["data"]
+    assert (token["id"], token["type"], token["status"]) == (
+        rmt["payment_token"],
+        "bank_account",
+        "active",
+    )
 
 
 def test_an_x12_810_upload_is_an_invoice_like_its_json(api: Api, account: Account) -> None:

@@ -145,7 +145,10 @@ def test_each_webhook_is_delivered_once_although_both_replicas_dispatch(
     _a, b = clients
     r = b.post("/v1/webhook_endpoints", json={"url": sink.url, "enabled_events": ["*"]})
     assert r.status_code == 201, r.text
-    made = {clients[n % 2].post("/v1/buyers", json=_buyer(n)).json()["id"] for n in range(30)}
+    answers = [clients[n % 2].post("/v1/buyers", json=_buyer(n)) for n in range(30)]
+    refused = [a.text for a in answers if a.status_code != 201]
+    assert not refused, refused
+    made = {a.json()["id"] for a in answers}
     assert wait_for(lambda: sink.count("buyer.created") >= len(made), 30), sink.types
     time.sleep(1.5)  # a duplicate, if any, would arrive meanwhile (both dispatchers poll)
     assert sink.count("buyer.created") == len(made)

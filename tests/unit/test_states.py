@@ -38,6 +38,7 @@ def test_every_resource_with_a_status_has_a_machine() -> None:
         "invoice",
         "charge",
         "edi_invoice",
+        "token",
     }
 
 

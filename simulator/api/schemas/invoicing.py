@@ -246,6 +246,9 @@ class RemittanceOut(BaseModel):
     currency: str
     amount: _MINOR = Field(description="BPR02: deposited.")
     fee: _MINOR = Field(description="The lockbox's fee (account setting `lockbox_fee`).")
+    payment_token: str | None = Field(
+        description="The buyer's bank account in the vault (`GET /invoicing/v1/tokens/{id}`)."
+    )
     applied_amount: _MINOR
     unapplied_amount: _MINOR = Field(description="Cash received not yet applied to invoices.")
     lines: list[RemittanceLineOut]

@@ -15,6 +15,7 @@ from simulator.api.guard import Endpoint
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.api.schemas import gateway as g
+from simulator.api.tokens import token_operations
 from simulator.domain.gateway import Customer
 
 PREFIX = "/gateway/v1"
@@ -263,4 +264,5 @@ OPERATIONS: list[Op] = [
     ),
     _shared(_NATIVE["listEvents"]),
     _shared(_NATIVE["getEvent"]),
+    *token_operations(PREFIX, "gateway", "gateway."),  # the customers' cards and bank accounts
 ]

@@ -79,6 +79,8 @@ TAGS = {
     "written off.",
     "Charges": "The buyers' card and ACH payments against invoices, with the gateway's fee.",
     "Settlements": "Payouts to the merchant, their lines and report files (the account's own).",
+    "Tokens": "The token vault: the customers' cards and bank accounts on file (never a "
+    "number), with their lifecycle (active, expired on the account clock, revoked).",
     "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
     "Webhooks": "The `webhooks` section describes each gateway event's payload.",
 }

@@ -14,6 +14,7 @@ from simulator.api import v1
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.api.schemas import invoicing as e
+from simulator.api.tokens import token_operations
 from simulator.asgi import ACCOUNT_KEY, read_body
 from simulator.domain.errors import BadRequest
 from simulator.domain.invoicing import Buyer
@@ -345,4 +346,5 @@ OPERATIONS: list[Op] = [
     ),
     _shared(_NATIVE["listEvents"]),
     _shared(_NATIVE["getEvent"]),
+    *token_operations(PREFIX, "invoicing", "invoicing."),  # the buyers' bank accounts
 ]

@@ -87,6 +87,7 @@ TAGS = {
     "Remittances": "The buyers' EDI 820 remittances and cash application.",
     "Settlements": "Payouts to the merchant, their lines and report files (the account's own).",
     "Events": "Everything that happened, in order: the outbox webhooks are sent from.",
+    "Tokens": "The vault's tokens of the buyers' bank accounts remittances come from.",
     "Webhooks": "The `webhooks` section describes each traditional-invoicing event's payload.",
 }
 _SNAPSHOTS: dict[str, type[BaseModel]] = {
