@@ -325,6 +325,12 @@ def _checkout(po: Mapping[str, Any], return_url: str) -> CheckoutRef:
     )
 
 
+def order_of(invoice: Mapping[str, Any]) -> str:
+    """The order an invoice belongs to: its PO, else itself."""
+    po = invoice.get("po_number")
+    return po if isinstance(po, str) and po else _str(invoice, "id")
+
+
 def _line_orders(remittance: Mapping[str, Any]) -> dict[str, str]:
     """Each remittance line applied to exactly one order: line id -> that order."""
     out: dict[str, str] = {}
@@ -347,8 +353,7 @@ def event_facts(raw: Mapping[str, Any]) -> tuple[str | None, tuple[Payment, ...]
         if object_type == "purchase_order":
             return _str(data, "number"), ()
         if object_type == "edi_invoice":
-            po = data.get("po_number")
-            return (po if isinstance(po, str) else _str(data, "id")), ()
+            return order_of(data), ()
         currency, at = _str(data, "currency"), _time(data, "received_at")
         orders = _line_orders(data)
         payments = tuple(
@@ -387,5 +392,6 @@ __all__ = [
     "InvoicingAdapter",
     "authorization",
     "event_facts",
+    "order_of",
     "to_event",
 ]
