@@ -11,3 +11,4 @@ SANDBOX = HERE / "sandbox.yaml"
 CREDITKEY = HERE / "creditkey.yaml"  # Credit Key's v1 dialect
 GATEWAY = HERE / "gateway.yaml"  # the gateway + net terms personality
 VCARDS = HERE / "vcards.yaml"  # the virtual cards personality
+INVOICING = HERE / "invoicing.yaml"  # traditional invoicing (EDI 810/820)

@@ -166,7 +166,8 @@ class ProviderEvent:
     settlement: Settlement | None = None  # a payout event's settlement (without its lines)
     payment: Payment | None = None  # a payment event's payment
     # A payment event that pays several orders at once (one card captured for several
-    # invoices): one payment per order, each by its own provider id.
+    # invoices, one remittance paying several invoices): one payment per order, each posted
+    # like `payment` by its own provider id.
     payments: tuple[Payment, ...] = ()
     # A payment's refunds, as its event lists them (each by its own provider id; fee 0).
     payment_refunds: tuple[Payment, ...] = ()

@@ -225,8 +225,8 @@ class OrderToCash:
         A paid settlement's event posts its fees and payout (by settlement id, as a
         reconciliation run does: whichever comes first posts). A payment's event (a buyer paid
         the provider: gateway + net terms) posts `payment_received` by the payment's id, and its
-        refunds `payment_refunded` by theirs; a payment that pays several orders at once
-        (`payments`) posts one `payment_received` per order.
+        refunds `payment_refunded` by theirs; an event with several payments (a remittance
+        paying several orders) posts each.
 
         Returns what happened: posted, unknown_order, ignored, held, unchanged or updated."""
         if event.settlement is not None:
@@ -237,8 +237,8 @@ class OrderToCash:
         if event.payment is not None:
             return self._post_payment(EventKind.PAYMENT_RECEIVED, event.payment)
         if event.payments:
-            paid = [self._post_payment(EventKind.PAYMENT_RECEIVED, p) for p in event.payments]
-            return "posted" if "posted" in paid else paid[0]
+            outcomes = [self._post_payment(EventKind.PAYMENT_RECEIVED, p) for p in event.payments]
+            return "posted" if "posted" in outcomes else outcomes[0]
         if event.payment_refunds:
             outcomes = [
                 self._post_payment(EventKind.PAYMENT_REFUNDED, r) for r in event.payment_refunds

@@ -31,7 +31,7 @@ from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
 from simulator.console import console_routes
 from simulator.control import operations as control
-from simulator.dialects import creditkey, gateway, vcards
+from simulator.dialects import creditkey, gateway, invoicing, vcards
 from simulator.domain.errors import SandbankError
 from simulator.domain.models import Account, AccountSettings, Event
 from simulator.domain.records import StoredCounts
@@ -92,6 +92,8 @@ async def _document(request: Request) -> Response:
         path = contracts.GATEWAY
     elif request.url.path.startswith("/vcards"):
         path = contracts.VCARDS
+    elif request.url.path.startswith("/invoicing"):
+        path = contracts.INVOICING
     else:
         path = contracts.PROVIDER
     if request.url.path.endswith(".json"):
@@ -136,7 +138,13 @@ def create_app(
     server_seed = _server_seed(settings, store, entropy)
     operations = OperationIndex(
         (op.method, op.path, op.operation_id)
-        for op in [*v1.OPERATIONS, *creditkey.OPERATIONS, *gateway.OPERATIONS, *vcards.OPERATIONS]
+        for op in [
+            *v1.OPERATIONS,
+            *creditkey.OPERATIONS,
+            *gateway.OPERATIONS,
+            *vcards.OPERATIONS,
+            *invoicing.OPERATIONS,
+        ]
     )
     faults = FaultRegistry(store=store, server_seed=server_seed, operations=operations.ids)
     faults.load_file(settings.fault_rules, wall.now())
@@ -221,6 +229,9 @@ def create_app(
             Route("/vcards/openapi.yaml", _document, methods=["GET"]),
             Route("/vcards/openapi.json", _document, methods=["GET"]),
             *routes(vcards.OPERATIONS),  # the virtual cards personality
+            Route("/invoicing/openapi.yaml", _document, methods=["GET"]),
+            Route("/invoicing/openapi.json", _document, methods=["GET"]),
+            *routes(invoicing.OPERATIONS),  # traditional invoicing (EDI 810/820)
             Route("/docs", reference.page, methods=["GET"]),
             Route("/docs/redoc.standalone.js", reference.bundle, methods=["GET"]),
             Route("/_sandbox/docs", reference.page, methods=["GET"]),

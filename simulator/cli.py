@@ -103,8 +103,8 @@ def _contract_parser(sub: Any) -> None:
     contract.add_argument(
         "--export",
         action="store_true",
-        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml, gateway.yaml and "
-        "vcards.yaml from the code",
+        help="write contracts/openapi.yaml, sandbox.yaml, creditkey.yaml, gateway.yaml, "
+        "vcards.yaml and invoicing.yaml from the code",
     )
     contract.add_argument(
         "--check",
@@ -610,6 +610,7 @@ def contract(args: argparse.Namespace) -> int:
     from simulator.api.docs import provider_document, sandbox_document
     from simulator.dialects.creditkey.document import creditkey_document
     from simulator.dialects.gateway.document import gateway_document
+    from simulator.dialects.invoicing.document import invoicing_document
     from simulator.dialects.vcards.document import vcards_document
 
     docs = {
@@ -618,6 +619,7 @@ def contract(args: argparse.Namespace) -> int:
         contracts.CREDITKEY: creditkey_document(),
         contracts.GATEWAY: gateway_document(),
         contracts.VCARDS: vcards_document(),
+        contracts.INVOICING: invoicing_document(),
     }
     if args.export or args.check:
         stale = []

@@ -37,6 +37,7 @@ import orjson
 
 from simulator.domain.errors import NotFound
 from simulator.domain.gateway import Invoice
+from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import Capture, Entity, Order, Refund
 from simulator.domain.records import Page
 from simulator.domain.vault import Token
@@ -286,6 +287,54 @@ FILES: dict[str, FileSpec] = {
             col("updated_at", "datetime", "Last change (account clock)"),
         ),
     ),
+    "edi_invoices": FileSpec(
+        "One row per EDI 810 invoice of the traditional-invoicing personality (`/invoicing/v1`), "
+        "oldest first. amount_due = amount - credited - written_off - applied.",
+        (
+            col("id", "string", "The invoice (`einv_...`)"),
+            col("number", "string", "BIG02: the seller's invoice number"),
+            col("po_number", "string", "BIG04: the buyer's purchase order"),
+            col("status", "string", "open, paid, collections, defaulted or written_off"),
+            col("buyer_name", "string", "N1*BY: the buyer"),
+            col("buyer_email", "string", "PER: the buyer's accounts payable"),
+            col("buyer_external_id", "string", "N104: the buyer's id"),
+            _CURRENCY,
+            col("amount", "integer", "TDS01: the invoice total, minor units"),
+            col("credited_amount", "integer", "Credit memos, minor units"),
+            col("written_off_amount", "integer", "Written off, minor units"),
+            col("applied_amount", "integer", "Remittance money applied, minor units"),
+            col("amount_due", "integer", "Still owed, minor units"),
+            col("dunning_level", "integer", "1-2 reminders, 3 collections, 4 defaulted"),
+            col("net_days", "integer", "ITD07: days from the invoice date to the due date"),
+            col("invoice_date", "date", "When it was received (account clock)"),
+            col("due_date", "date", "When payment is due"),
+            col("paid_at", "datetime", "When it was paid in full"),
+            _CREATED,
+            col("updated_at", "datetime", "Last change (account clock)"),
+        ),
+    ),
+    "remittances": FileSpec(
+        "One row per remittance (EDI 820) deposited, oldest first. applied + unapplied = amount.",
+        (
+            col("id", "string", "The remittance (`rmt_...`)"),
+            col("trace", "string", "TRN02: the payment's trace number"),
+            col("method", "string", "BPR04: ACH or CHK"),
+            col("status", "string", "unmatched, partially_matched or matched"),
+            col("buyer_name", "string", "N1*PR: who paid"),
+            _CURRENCY,
+            col("amount", "integer", "BPR02: deposited, minor units"),
+            col("fee", "integer", "The lockbox's fee, minor units"),
+            col("applied_amount", "integer", "Applied to invoices, minor units"),
+            col("unapplied_amount", "integer", "Not applied yet (unapplied cash), minor units"),
+            col(
+                "lines",
+                "json",
+                "RMR lines: [{id, qualifier, reference, amount, adjustment, adjustment_reason, "
+                "allocations: [{invoice_id, invoice_number, order_ref, amount, by, at}]}]",
+            ),
+            col("created_at", "datetime", "When it arrived and was deposited (account clock)"),
+        ),
+    ),
     "vcard_invoices": FileSpec(
         "One row per invoice of the virtual cards personality (`/vcards/v1`), oldest first. "
         "amount_due = issued - credited - written_off - (paid - refunded).",
@@ -462,6 +511,33 @@ def _token_row(t: Token) -> dict[str, Any]:
     }
 
 
+def _edi_invoice_row(i: EdiInvoice) -> dict[str, Any]:
+    derived = {
+        "amount_due": i.due,
+        "buyer_name": i.buyer.name,
+        "buyer_email": i.buyer.email,
+        "buyer_external_id": i.buyer.external_id,
+    }
+    return {
+        name: derived[name] if name in derived else getattr(i, name)
+        for name in FILES["edi_invoices"].names
+    }
+
+
+def _remittance_row(r: Remittance) -> dict[str, Any]:
+    derived = {
+        "buyer_name": r.buyer.name,
+        "created_at": r.received_at,
+        "applied_amount": r.applied,
+        "unapplied_amount": r.unapplied,
+        "lines": [line.model_dump(mode="json") for line in r.lines],
+    }
+    return {
+        name: derived[name] if name in derived else getattr(r, name)
+        for name in FILES["remittances"].names
+    }
+
+
 def _vcard_invoice_row(i: VcardInvoice) -> dict[str, Any]:
     derived = {
         "amount_due": i.due,
@@ -520,6 +596,8 @@ def _sources(rows: ExportRows) -> dict[str, tuple[Callable[[], Iterable[Any]], R
         "vcard_invoices": (rows.vcard_invoices, _vcard_invoice_row),
         "vcards": (rows.vcards, _vcard_row),
         "vcard_allocations": (rows.vcard_allocations, _allocation_row),
+        "edi_invoices": (rows.edi_invoices, _edi_invoice_row),
+        "remittances": (rows.remittances, _remittance_row),
         "token_migration": (rows.tokens, _token_row),
         "events": (rows.events, _by_names("events")),
     }

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from simulator import vault
 from simulator.clock import to_us
@@ -110,16 +110,7 @@ class GatewayService:
 
     def _behaviour(self, ctx: Ctx, customer: Customer) -> CustomerBehaviour:
         tagged = behaviour_tag(customer.email, customer.name)
-        if tagged is not None:
-            return tagged
-        settings = ctx.account.settings
-        if settings.default_probability or settings.late_probability:
-            roll = ctx.rng.random()
-            if roll < settings.default_probability:
-                return "default"
-            if roll < settings.default_probability + settings.late_probability:
-                return "late"
-        return "on_time"
+        return tagged if tagged is not None else dice_behaviour(ctx)
 
     def get_invoice(self, ctx: Ctx, invoice_id: str) -> Invoice:
         invoice = ctx.tx.finance(Invoice, ctx.aid, INVOICE, invoice_id)
@@ -340,6 +331,19 @@ GatewayService.JOBS = {
     JOB_INVOICE_LATE_PAY: GatewayService.job_invoice_late_pay,
     JOB_CHARGE_CLEAR: GatewayService.job_charge_clear,
 }
+
+
+def dice_behaviour(ctx: Ctx) -> Literal["default", "late", "on_time"]:
+    """A customer with no magic value: the account's seeded dice (`default_probability`,
+    `late_probability`), rolled only when either is set (so the RNG does not move otherwise)."""
+    settings = ctx.account.settings
+    if settings.default_probability or settings.late_probability:
+        roll = ctx.rng.random()
+        if roll < settings.default_probability:
+            return "default"
+        if roll < settings.default_probability + settings.late_probability:
+            return "late"
+    return "on_time"
 
 
 def _positive(amount: int, what: str) -> None:

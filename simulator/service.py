@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +32,7 @@ from simulator.domain.errors import (
 )
 from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, PurchaseOrder, Remittance
 from simulator.domain.models import (
     Account,
     AccountSettings,
@@ -52,6 +53,7 @@ from simulator.domain.records import Page, SavedResponse
 from simulator.domain.webhooks import WebhookEndpoint
 from simulator.finance import FinanceService
 from simulator.gateway import GatewayService
+from simulator.invoicing import InvoicingService
 from simulator.rng import SeededRng
 from simulator.stepping import STEP_SECONDS, DueWork, defers_due
 from simulator.store.base import Store, Tx
@@ -98,6 +100,7 @@ class ProviderService:
         self.finance = FinanceService(self)
         self.gateway = GatewayService(self)
         self.vcards = VcardService(self)
+        self.invoicing = InvoicingService(self)
 
     # --- transaction scope --------------------------------------------------------------
     def account_now(self, account: Account) -> datetime:
@@ -184,7 +187,10 @@ class ProviderService:
         | Dispute
         | Invoice
         | Charge
-        | VcardObject,
+        | VcardObject
+        | EdiInvoice
+        | Remittance
+        | PurchaseOrder,
     ) -> None:
         # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
         # on every write) is skipped: model_construct.
@@ -231,22 +237,32 @@ class ProviderService:
             ctx.now = from_us(job.due_us)
             if self.on_job is not None:
                 self.on_job(job.kind)
-            handler = self._jobs.get(job.kind)
-            if handler is not None:
-                handler(self, ctx, job.ref)
-            elif (money := FinanceService.JOBS.get(job.kind)) is not None:
-                money(self.finance, ctx, job.ref)
-            elif (invoicing := GatewayService.JOBS.get(job.kind)) is not None:
-                invoicing(self.gateway, ctx, job.ref)
-            elif (cards := VcardService.JOBS.get(job.kind)) is not None:
-                cards(self.vcards, ctx, job.ref)
-            elif (vaulted := vault.JOBS.get(job.kind)) is not None:
-                vaulted(ctx, job.ref)
+            self._run_job(ctx, job.kind, job.ref)
         ctx.now = real_now
         if budget is None:
             return False
         next_due = ctx.tx.next_due(ctx.aid)
         return next_due is not None and next_due <= until_us
+
+    def _run_job(self, ctx: Ctx, kind: str, ref: str) -> None:
+        """One due job, by its kind: the core's own, a personality's (its service's `JOBS`
+        table) or the token vault's."""
+        handler = self._jobs.get(kind)
+        if handler is not None:
+            handler(self, ctx, ref)
+            return
+        services: tuple[tuple[Mapping[str, Callable[..., None]], object], ...] = (
+            (FinanceService.JOBS, self.finance),
+            (GatewayService.JOBS, self.gateway),
+            (VcardService.JOBS, self.vcards),
+            (InvoicingService.JOBS, self.invoicing),
+        )
+        for jobs, service in services:
+            if (run := jobs.get(kind)) is not None:
+                run(service, ctx, ref)
+                return
+        if (vaulted := vault.JOBS.get(kind)) is not None:
+            vaulted(ctx, ref)
 
     def _job_expire_checkout(self, ctx: Ctx, checkout_id: str) -> None:
         found = ctx.tx.checkout(ctx.aid, checkout_id)

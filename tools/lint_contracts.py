@@ -21,7 +21,14 @@ from openapi_spec_validator.readers import read_from_filename
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [
     ROOT / "contracts" / name
-    for name in ("openapi.yaml", "sandbox.yaml", "creditkey.yaml", "gateway.yaml", "vcards.yaml")
+    for name in (
+        "openapi.yaml",
+        "sandbox.yaml",
+        "creditkey.yaml",
+        "gateway.yaml",
+        "vcards.yaml",
+        "invoicing.yaml",
+    )
 ]
 REDOCLY = "@redocly/cli@2.77.0"
 NPM_TIMEOUT = 300  # seconds for the one-time install

@@ -2,10 +2,10 @@
 
 Configuration keys (all but `provider`, `base_url` and the credentials optional):
 
-    provider: sandbank            # or creditkey, or gateway (gateway + net terms, /gateway/v1),
-                                  # or vcard (virtual cards, /vcards/v1)
+    provider: sandbank            # or creditkey, gateway (gateway + net terms, /gateway/v1),
+                                  # vcard (/vcards/v1) or invoicing (EDI, /invoicing/v1)
     base_url: http://127.0.0.1:8080   # creditkey: the SDKs' base, e.g. http://127.0.0.1:8080/app
-    api_key: sk_test_...          # sandbank's, gateway's and vcard's credential
+    api_key: sk_test_...          # the credential of sandbank, gateway, vcard and invoicing
     public_key: acme_...          # creditkey's two credentials
     shared_secret: ...
     timeout_s: 10
@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from integration.adapters import gateway, sandbank, vcard
+from integration.adapters import gateway, invoicing, sandbank, vcard
 from integration.adapters.base import (
     AuthorizationStatus,
     Buyer,
@@ -43,6 +43,7 @@ from integration.adapters.base import (
 from integration.adapters.collection_facts import collection_fact
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
+from integration.adapters.invoicing import InvoicingAdapter
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
 from integration.adapters.servicenow import ServiceNowTickets
 from integration.adapters.vcard import VcardAdapter
@@ -55,12 +56,13 @@ from integration.retry import Backoff
 from integration.store import IntegrationStore
 from integration.ticketing import TicketSystem
 
-PROVIDERS = ("sandbank", "creditkey", "gateway", "vcard")
+PROVIDERS = ("sandbank", "creditkey", "gateway", "vcard", "invoicing")
 CREDENTIALS = {
     "sandbank": ("api_key",),
     "creditkey": ("public_key", "shared_secret"),
     "gateway": ("api_key",),
     "vcard": ("api_key",),
+    "invoicing": ("api_key",),
 }
 # The GL mapping of each provider's approach (one YAML per approach, in the integration
 # package): embedded credit for Sandbank's /v1 and Credit Key, gateway + net terms for the
@@ -71,12 +73,14 @@ GL_MAPPINGS = {
     "creditkey": _HERE / "gl_mapping.yaml",
     "gateway": _HERE / "gl_mapping_gateway.yaml",
     "vcard": _HERE / "gl_mapping_vcards.yaml",
+    "invoicing": _HERE / "gl_mapping_invoicing.yaml",
 }
 # Every provider's event types, in canonical kinds (webhook bodies name their type only).
 EVENT_KIND: Mapping[str, EventKind] = {
     **sandbank.EVENT_KIND,
     **gateway.EVENT_KIND,
     **vcard.EVENT_KIND,
+    **invoicing.EVENT_KIND,
 }
 
 
@@ -121,6 +125,8 @@ def make_adapter(
         return GatewayAdapter(client)
     if provider == "vcard":
         return VcardAdapter(client)
+    if provider == "invoicing":
+        return InvoicingAdapter(client)
     return SandbankAdapter(client)
 
 
@@ -237,6 +243,7 @@ _KEY_PROBES = {
     "sandbank": "/v1/events",
     "gateway": "/gateway/v1/events",
     "vcard": "/vcards/v1/events",
+    "invoicing": "/invoicing/v1/events",
 }
 
 
@@ -283,7 +290,7 @@ class EventFacts:
     settlement: Settlement | None
     payment: Payment | None
     payment_refunds: tuple[Payment, ...] = ()
-    payments: tuple[Payment, ...] = ()  # one payment paying several orders
+    payments: tuple[Payment, ...] = ()  # one payment (card, remittance) paying several orders
 
 
 def event_facts(payload: Mapping[str, Any]) -> EventFacts:
@@ -301,6 +308,9 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
             refunds,
             payments,
         )
+    if payload.get("object_type") in invoicing.OBJECT_TYPES:
+        about, payments = invoicing.event_facts(payload)
+        return EventFacts(about, None, None, None, None, None, (), payments)
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
         return EventFacts(

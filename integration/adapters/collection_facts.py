@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
 
-from integration.adapters import gateway, sandbank
+from integration.adapters import gateway, invoicing, sandbank
 from integration.adapters.sandbank import ProviderDataError
 from integration.model import CollectionFact, CollectionKind, Money
 
@@ -22,6 +22,12 @@ _INVOICE_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
     "invoice.paid": (CollectionKind.SETTLED, "paid in full"),
     "invoice.written_off": (CollectionKind.SETTLED, "written off"),
     "invoice.voided": (CollectionKind.SETTLED, "voided"),
+}
+# Traditional invoicing: its dunning says when an invoice is past due.
+_EDI_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
+    "collections.reminder": (CollectionKind.OVERDUE, "past due"),
+    "edi_invoice.paid": (CollectionKind.SETTLED, "paid in full"),
+    "edi_invoice.written_off": (CollectionKind.SETTLED, "written off"),
 }
 _DISPUTE_TURNS: Final[Mapping[str, CollectionKind]] = {
     "dispute.created": CollectionKind.DISPUTE_OPENED,
@@ -49,6 +55,24 @@ def _invoice(raw: Mapping[str, Any], data: Mapping[str, Any]) -> CollectionFact 
     )
 
 
+def _edi_invoice(raw: Mapping[str, Any], data: Mapping[str, Any]) -> CollectionFact | None:
+    turn = _EDI_TURNS.get(str(raw.get("type")))
+    if turn is None:
+        return None
+    kind, detail = turn
+    due = data.get("due_date")
+    invoice_id = sandbank._str(data, "id")
+    return CollectionFact(
+        kind=kind,
+        obligation_id=invoice_id,
+        provider_order_id=invoicing.order_of(data),
+        amount=Money(int(data.get("amount_due") or 0), sandbank._str(data, "currency")),
+        at=sandbank._time(raw, "created_at"),
+        detail=detail,
+        due_date=date.fromisoformat(due) if isinstance(due, str) else None,
+    )
+
+
 def _dispute(raw: Mapping[str, Any], data: Mapping[str, Any]) -> CollectionFact | None:
     kind = _DISPUTE_TURNS.get(str(raw.get("type")))
     if kind is None:
@@ -68,6 +92,7 @@ def _dispute(raw: Mapping[str, Any], data: Mapping[str, Any]) -> CollectionFact 
 
 _BY_OBJECT: Final[Mapping[str, Callable[..., CollectionFact | None]]] = {
     "invoice": _invoice,
+    "edi_invoice": _edi_invoice,
     "dispute": _dispute,
 }
 

@@ -299,7 +299,10 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
         if op.body is not None:
             entry["requestBody"] = {
                 "required": op.body_required,
-                "content": {"application/json": {"schema": ref(op.body, "validation")}},
+                "content": {
+                    "application/json": {"schema": ref(op.body, "validation")},
+                    **{media: {"schema": {"type": "string"}} for media in op.body_media},
+                },
             }
         ok: dict[str, Any] = {"description": "OK", "headers": dict(headers)}
         if idempotency and op.method in ("POST", "PATCH"):
@@ -308,6 +311,8 @@ def build(  # noqa: PLR0912, PLR0915 - one document, assembled top to bottom in 
             }
         if op.response is not None:
             ok["content"] = {op.response_media: {"schema": ref(op.response, "serialization")}}
+            # A JSON object that can also be downloaded as a file (`?format=`).
+            ok["content"].update({m: {"schema": {"type": "string"}} for m in op.file_media})
         elif op.file_media:
             ok["content"] = {media: {"schema": {"type": "string"}} for media in op.file_media}
         if op.links:

@@ -34,6 +34,9 @@ class Op:
     # Media types of a response that is a file rather than a JSON model (`response` None):
     # published as strings of those types.
     file_media: tuple[str, ...] = ()
+    # Other media types the request body may come as (text, e.g. an X12 document): published
+    # beside the JSON body as strings of those types.
+    body_media: tuple[str, ...] = ()
     # Other statuses answered with the same `response` model: status -> description.
     also: dict[int, str] = field(default_factory=dict)
 

@@ -94,6 +94,11 @@ class AccountSettingsIn(Strict):
         description="Virtual cards (`/vcards/v1`): interchange and scheme fee per card "
         "transaction (bps + fixed each), business days to clear, how long a card is valid.",
     )
+    lockbox_fee: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        0,
+        description="Traditional invoicing (`/invoicing/v1`): the lockbox's fee per remittance "
+        "deposited, minor units (on the remittance's first settlement line).",
+    )
 
     @field_validator("default_currency")
     @classmethod

@@ -58,15 +58,17 @@ def short_by(due: int) -> int:
     return max(1, (due * SHORT_PAY_BPS + 5_000) // 10_000) if due > 1 else 0
 
 
-def magic_tag(email: str, name: str, table: Mapping[str, T]) -> T | None:
-    """The first of `table`'s tags in the email's sub-address (`ap+pays_late@...`) or in
-    brackets in the name (`[pays_late]`), as the native API's magic values."""
+def magic_tags(email: str, name: str) -> list[str]:
+    """The magic values a customer carries: the email's sub-addresses (`ap+pays_late@...`),
+    then `[pays_late]` in the name, lower-cased (every personality reads them alike)."""
     tags = email.split("@", 1)[0].lower().split("+")[1:]
-    tags += [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
-    for tag in tags:
-        if tag in table:
-            return table[tag]
-    return None
+    return tags + [t.strip().lower() for t in re.findall(r"\[([^\]]*)\]", name)]
+
+
+def magic_tag(email: str, name: str, table: Mapping[str, T]) -> T | None:
+    """The first of `table`'s tags the customer carries (`magic_tags`), as the native API's
+    magic values."""
+    return next((table[t] for t in magic_tags(email, name) if t in table), None)
 
 
 def behaviour_tag(email: str, name: str) -> CustomerBehaviour | None:

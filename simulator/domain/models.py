@@ -105,6 +105,8 @@ class AccountSettings(Entity):
     gateway_fees: GatewayFees = Field(default_factory=GatewayFees)
     # Virtual cards (`/vcards/v1`): interchange and scheme fees per card transaction, clearing.
     vcard_fees: VcardFees = Field(default_factory=VcardFees)
+    # Traditional invoicing (`/invoicing/v1`): the lockbox's fee per remittance deposited.
+    lockbox_fee: int = 0
 
 
 class Account(Entity):

@@ -262,6 +262,29 @@ VCARD_PAYMENT: Machine[VcardPaymentStatus] = _machine(
     {("pending", "clear"): "cleared"},
 )
 
+# Traditional invoicing (simulator/invoicing.py): an EDI 810 invoice is open once sent; money
+# applied from remittances and credit memos bring what is due to 0 (`settle`); dunning escalates
+# an unpaid one to `collections` (+30 days) and `defaulted` (+90); the seller may write off the
+# rest of an unpaid one. Late money still settles a collections or defaulted invoice.
+EdiInvoiceStatus = Literal["open", "paid", "collections", "defaulted", "written_off"]
+EDI_INVOICE: Machine[EdiInvoiceStatus] = _machine(
+    "edi_invoice",
+    EdiInvoiceStatus,
+    "open",
+    frozenset({"paid", "written_off"}),
+    {
+        ("open", "settle"): "paid",
+        ("open", "escalate"): "collections",
+        ("open", "write_off"): "written_off",
+        ("collections", "settle"): "paid",
+        ("collections", "default"): "defaulted",
+        ("collections", "write_off"): "written_off",
+        ("defaulted", "settle"): "paid",
+        ("defaulted", "write_off"): "written_off",
+    },
+)
+# A remittance's status is derived from its figures (`Remittance.restate`), not transitioned.
+RemittanceStatus = Literal["unmatched", "partially_matched", "matched"]
 # A payment token in an account's vault (simulator/vault.py): usable until its instrument
 # expires on the account clock or the merchant (or the buyer) revokes it; both are final.
 TokenStatus = Literal["active", "expired", "revoked"]
@@ -289,6 +312,7 @@ MACHINES: Mapping[str, Machine[Any]] = MappingProxyType(
             CHARGE,
             VCARD,
             VCARD_PAYMENT,
+            EDI_INVOICE,
             TOKEN,
         )
     }

@@ -76,11 +76,29 @@ VCARD_EVENT_TYPES: tuple[str, ...] = (
     "vcard.cleared",
     "vcard.refunded",
 )
+# Traditional invoicing's (`/invoicing/v1`, contracts/invoicing.yaml): EDI invoices (not the
+# gateway's `invoice`), remittances and dunning.
+INVOICING_EVENT_TYPES: tuple[str, ...] = (
+    "purchase_order.created",
+    "purchase_order.canceled",
+    "edi_invoice.created",
+    "edi_invoice.payment_applied",
+    "edi_invoice.paid",
+    "edi_invoice.credited",
+    "edi_invoice.written_off",
+    "collections.reminder",
+    "collections.escalated",
+    "collections.defaulted",
+    "remittance.received",
+    "remittance.matched",
+    "remittance.unmatched",
+)
 NATIVE_EVENT_TYPES = EVENT_TYPES
 EVENT_TYPES = (
     NATIVE_EVENT_TYPES
     + GATEWAY_EVENT_TYPES
     + tuple(t for t in VCARD_EVENT_TYPES if t not in GATEWAY_EVENT_TYPES)
+    + INVOICING_EVENT_TYPES
 )
 # The object an event's `data` snapshots, where its type's first word does not say it.
 EVENT_OBJECT_TYPES: dict[str, str] = {
@@ -90,6 +108,7 @@ EVENT_OBJECT_TYPES: dict[str, str] = {
     "vcard.captured": "vcard_payment",
     "vcard.cleared": "vcard_payment",
     "vcard.refunded": "vcard_payment",
+    **{f"collections.{step}": "edi_invoice" for step in ("reminder", "escalated", "defaulted")},
 }
 
 

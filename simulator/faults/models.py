@@ -61,12 +61,12 @@ class Match(Strict):
     method: Literal["GET", "POST", "PATCH", "PUT", "DELETE"] | None = None
     path: str | None = Field(
         None,
-        pattern=r"^/(v1|app/ecomm|gateway/v1|vcards/v1)(/|\*|$)",
+        pattern=r"^/(v1|app/ecomm|gateway/v1|vcards/v1|invoicing/v1)(/|\*|$)",
         max_length=300,
         description="A /v1 path template (`/v1/orders/{id}/captures`) or a prefix ending in `*`"
         " (`/v1/*`); Credit Key's dialect is `/app/ecomm/...`, whatever prefix the client used;"
         " the gateway + net terms personality is `/gateway/v1/...`, virtual cards"
-        " `/vcards/v1/...`.",
+        " `/vcards/v1/...`, traditional invoicing `/invoicing/v1/...`.",
     )
     header: (
         Annotated[

@@ -17,14 +17,14 @@ from simulator.faults.models import RuleIn
 
 # Decisions: pre-qualification, and the buyer's approval through the test helpers.
 DECISION_OPERATIONS = ("createPrequalification", "approveCheckout")
-# Captures: on /v1, and Credit Key's confirm_order (the capture on shipment).
-# A capture in each API: the native one, Credit Key's, and the gateway and virtual-card
-# personalities' issue of an invoice (its shipment).
+# A capture in each API: the native one, Credit Key's, the gateway and virtual-card
+# personalities' issue of an invoice (its shipment), and traditional invoicing's 810.
 CAPTURE_OPERATIONS = (
     "createCapture",
     "creditkey.confirm_order",
     "gateway.issueInvoice",
     "vcards.issueInvoice",
+    "invoicing.createInvoice",  # traditional invoicing: the 810 sent on shipment
 )
 
 
@@ -81,8 +81,9 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "total-outage",
-            "Every API request (/v1, Credit Key's, /gateway/v1, /vcards/v1) gets 503 with "
-            "Retry-After: 30 for 15 minutes of the account's clock (or the `duration` given).",
+            "Every API request (/v1, Credit Key's, /gateway/v1, /vcards/v1, /invoicing/v1) gets "
+            "503 with Retry-After: 30 for 15 minutes of the account's clock (or the `duration` "
+            "given).",
             (
                 {
                     "match": _API,
@@ -112,7 +113,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "lost-response-after-capture",
             "The first attempt of every capture (createCapture, Credit Key's confirm_order, the "
-            "gateway's and the virtual cards' issueInvoice) "
+            "gateway's and the virtual cards' issueInvoice, invoicing's createInvoice) "
             "commits (capture stored, event written), then the connection is reset: only an "
             "idempotent retry learns what happened.",
             tuple(

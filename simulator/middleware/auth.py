@@ -24,7 +24,8 @@ ADMIN_ON_V1 = (
 )
 # The console signs its users in itself (session cookie, CSRF): see simulator/console.
 CONSOLE = "/_sandbox/console"
-ACCOUNT_PREFIXES = ("/v1", "/gateway/v1", "/vcards/v1")  # the APIs an account's key opens
+# The APIs an account's key opens.
+ACCOUNT_PREFIXES = ("/v1", "/gateway/v1", "/vcards/v1", "/invoicing/v1")
 
 
 def bearer(scope: Scope) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from simulator.domain.finance import Dispute, Settlement, SettlementLine
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, Remittance
 from simulator.domain.models import Capture, Event, Order, Refund, Repayment
 from simulator.domain.vault import Token
 from simulator.domain.vcards import Allocation, Vcard, VcardInvoice, VcardPayment
@@ -134,6 +135,13 @@ class ExportRows:
         for data in self._finance("vcard_payment"):
             payment = VcardPayment.model_validate_json(data)
             yield from ((payment, a) for a in payment.allocations)
+
+    def edi_invoices(self) -> Iterator[EdiInvoice]:
+        """The traditional-invoicing personality's invoices and remittances."""
+        return (EdiInvoice.model_validate_json(d) for d in self._finance("edi_invoice"))
+
+    def remittances(self) -> Iterator[Remittance]:
+        return (Remittance.model_validate_json(d) for d in self._finance("remittance"))
 
     def tokens(self) -> Iterator[Token]:
         """The token vault, every personality's."""

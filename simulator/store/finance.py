@@ -27,7 +27,20 @@ CREATE INDEX finance_by_owner ON finance_objects (account_id, kind, owner, statu
 """
 FINANCE_TABLES = ("finance_objects",)
 # Id prefixes stored here (for `id_taken`).
-FINANCE_PREFIXES = ("rpy", "sln", "stl", "dp", "drf", "exp", "inv", "ch", "tok")
+FINANCE_PREFIXES = (
+    "rpy",
+    "sln",
+    "stl",
+    "dp",
+    "drf",
+    "exp",
+    "inv",
+    "ch",
+    "tok",
+    "einv",
+    "rmt",
+    "po",
+)
 
 
 class FinanceTxMixin:

@@ -73,7 +73,8 @@ def every(api: Api, account: Account, url: str) -> Rows:
 
 def busy_account(api: Api, account: Account) -> None:
     """Two orders with captures, a refund, a dispute, a cancel, a gateway invoice paid in part,
-    a virtual-card invoice paid by card, and settlements (3 days on)."""
+    a virtual-card invoice paid by card, an EDI invoice and its remittance, and settlements
+    (3 days on)."""
     h = account.headers
     first = api.approved_order(account, 125_000)
     second = api.approved_order(account, 40_000, merchant_order_id="SO-1002")
@@ -104,6 +105,16 @@ def busy_account(api: Api, account: Account) -> None:
     invoice = r.json()["id"]
     assert api.post(f"/vcards/v1/invoices/{invoice}/issue", headers=h).status_code == 200
     r = api.post("/vcards/v1/cards", headers=h, json={"invoices": [{"invoice": invoice}]})
+    assert r.status_code == 201, r.text
+    # Traditional invoicing: an 810 due tomorrow, remitted (a typo'd reference: unapplied cash).
+    edi = {
+        "big": {"invoice_number": "EDI-1", "po_number": "PO-1"},
+        "buyer": {"name": "Acme", "email": "ap+typo_reference@acme.test"},
+        "itd": {"net_days": 1},
+        "it1": [{"quantity": 1, "unit_price": 7_000}],
+        "tds": {"amount": 7_000},
+    }
+    r = api.post("/invoicing/v1/invoices", headers=h, json=edi)
     assert r.status_code == 201, r.text
     api.advance(account, "3d")
 

@@ -44,7 +44,8 @@ def test_the_same_book_through_every_approach_gives_sane_and_repeatable_figures(
         assert f.shipped > 0
         if f.settlements_reported:
             assert f.discrepancies == 0, f.discrepancy_kinds
-            assert 100 <= f.fee_bps <= 400
+            # A lockbox charges per deposit (0 by default), a processor per payment.
+            assert 100 <= f.fee_bps <= 400 or (f.approach, f.fee_bps) == ("invoicing", 0)
             assert 0 <= f.seller_risk <= f.shipped - f.refunded
     embedded, gateway = by["sandbank"], by["gateway"]
     assert embedded.days_to_cash is not None

@@ -14,6 +14,7 @@ import pytest
 from shop_harness import Shop, order_body
 
 from integration.adapters import PROVIDERS, CheckoutStatus, event_facts
+from integration.model import Money
 from integration.settlements import run_reconciliation
 
 RETRY = {"base_s": 0.1, "max_wait_s": 10.0, "max_attempts": 3, "max_total_s": 20.0}
@@ -122,7 +123,6 @@ def test_a_gateway_refund_of_paid_money_is_posted_and_reconciles(
     assert refund.gross == 10_000
     assert any(line.gross == -10_000 for s in run.settlements for line in s.lines)
     assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
-    assert shop.balanced()
 
 
 def test_one_virtual_card_paying_two_orders_posts_a_payment_per_order_and_reconciles(
@@ -194,3 +194,60 @@ def test_a_card_capture_body_reads_as_a_payment_per_invoice_and_broken_data_as_n
     assert facts.payment is None
     broken = {**body, "data": {"currency": "USD", "allocations": [{"id": "val_1"}]}}
     assert event_facts(broken).payments == ()
+    assert shop.balanced()
+
+
+def test_traditional_invoicing_posts_the_applied_remittance_and_settles_it(
+    new_shop: Callable[..., Shop],
+) -> None:
+    shop = new_shop(retry=RETRY, provider="invoicing", inbox=True)
+    place(shop, "SO-5", 50_000)
+    assert shop.post("/orders/SO-5/ship", {"amount": 50_000}).status_code == 200
+    shop.api.advance(shop.account, "35d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    (payment,) = shop.ledger.postings(event_kind="payment_received")
+    assert payment.gross == 50_000
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0
+    assert shop.ledger.balance("1230 Lockbox clearing", "USD") == 0
+    assert shop.ledger.balance("1010 Cash - Operating account", "USD") == 50_000
+
+
+def test_an_unmatched_remittance_is_manual_work_until_the_cash_is_applied(
+    new_shop: Callable[..., Shop],
+) -> None:
+    """A buyer pays with a typo'd invoice number: the deposit names no order, reconciliation
+    reports it (`missing_in_ledger`) and the unapplied cash sits in lockbox clearing; applied
+    by hand, it posts and the same line reconciles."""
+    shop = new_shop(retry=RETRY, provider="invoicing", inbox=True)
+    body = order_body("SO-6", 40_000)
+    body["buyer"]["email"] = "ap+typo_reference@acme.test"
+    assert shop.post("/orders", body).status_code == 201
+    assert shop.post("/orders/SO-6/ship", {"amount": 40_000}).status_code == 200
+    shop.api.advance(shop.account, "35d")
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert not run.ok
+    (found,) = run.report.discrepancies if run.report else ()
+    assert (found.kind, found.actual) == ("missing_in_ledger", Money(40_000, "USD"))
+    assert shop.ledger.balance("1230 Lockbox clearing", "USD") == -40_000  # unapplied cash
+
+    h = shop.account.headers
+    (rmt,) = shop.api.get("/invoicing/v1/remittances", headers=h).json()["data"]
+    (inv,) = shop.api.get("/invoicing/v1/invoices", headers=h, params={"po_number": "SO-6"}).json()[
+        "data"
+    ]
+    alloc = {"line": rmt["lines"][0]["id"], "invoice": inv["id"], "amount": 40_000}
+    r = shop.api.post(
+        f"/invoicing/v1/remittances/{rmt['id']}/apply", headers=h, json={"allocations": [alloc]}
+    )
+    assert r.status_code == 200, r.text
+    shop.poll()
+    shop.process()
+    run = shop.run(run_reconciliation(shop.adapter, shop.ledger, shop.book))
+    assert run.ok, run.render_text()
+    assert shop.ledger.balance("1230 Lockbox clearing", "USD") == 0
+    assert shop.ledger.balance("1200 Accounts receivable - Customers", "USD") == 0

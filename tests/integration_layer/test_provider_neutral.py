@@ -35,7 +35,8 @@ PROSE_NAMES = re.compile(
 # The support desks the ticket sink talks to are named only in their adapters too.
 NAMED = (*PROVIDERS, *TICKET_SYSTEMS)
 ADAPTER_MODULES = {
-    f"integration.adapters.{name}" for name in ("sandbank", "creditkey", "gateway", "vcard")
+    f"integration.adapters.{name}"
+    for name in ("sandbank", "creditkey", "gateway", "vcard", "invoicing")
 }
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from simulator.api import v1
-from simulator.dialects import creditkey, gateway, vcards
+from simulator.dialects import creditkey, gateway, invoicing, vcards
 from simulator.faults import engine
 from simulator.faults.files import FaultFileError, load
 from simulator.faults.models import Latency, RuleIn
@@ -27,12 +27,13 @@ from simulator.store.sqlite import SqliteStore
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 OPS = [op.operation_id for op in v1.OPERATIONS]
 # Every operation rules may name (presets must name real ones): /v1's, Credit Key's and the
-# gateway and virtual-card personalities'.
+# gateway, virtual-card and traditional-invoicing personalities'.
 ALL_OPS = [
     *OPS,
     *(op.operation_id for op in creditkey.OPERATIONS),
     *(op.operation_id for op in gateway.OPERATIONS),
     *(op.operation_id for op in vcards.OPERATIONS),
+    *(op.operation_id for op in invoicing.OPERATIONS),
 ]
 
 

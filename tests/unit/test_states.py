@@ -39,6 +39,7 @@ def test_every_resource_with_a_status_has_a_machine() -> None:
         "charge",
         "vcard",
         "vcard_payment",
+        "edi_invoice",
         "token",
     }
 

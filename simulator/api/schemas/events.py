@@ -3,6 +3,7 @@ event carries (the same shape a GET of the object returns)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,11 +18,13 @@ from simulator.api.schemas.checkouts import CheckoutOut
 from simulator.api.schemas.common import ListQuery, Rfc3339
 from simulator.api.schemas.finance import DisputeOut, SettlementSummaryOut
 from simulator.api.schemas.gateway import ChargeOut, InvoiceOut
+from simulator.api.schemas.invoicing import EdiInvoiceOut, PurchaseOrderOut, RemittanceOut
 from simulator.api.schemas.orders import OrderOut, RepaymentOut
 from simulator.api.schemas.webhooks import WebhookEndpointPublic
 from simulator.domain import webhooks as wh
 from simulator.domain.finance import Dispute, Settlement
 from simulator.domain.gateway import Charge, Invoice
+from simulator.domain.invoicing import EdiInvoice, PurchaseOrder, Remittance
 from simulator.domain.models import (
     Buyer,
     Checkout,
@@ -53,29 +56,28 @@ class EventListQuery(ListQuery):
     created_lt: Rfc3339 | None = None
 
 
+# The public shape of each object an event snapshots (exact types: none subclasses another).
+_PRESENTERS: dict[type, Callable[[Any], BaseModel]] = {
+    Order: OrderOut.of,
+    Checkout: CheckoutOut.of,
+    Buyer: BuyerOut.of,
+    wh.WebhookEndpoint: WebhookEndpointPublic.of,
+    Repayment: RepaymentOut.of,
+    Settlement: SettlementSummaryOut.of,
+    Dispute: DisputeOut.of,
+    Invoice: InvoiceOut.of,
+    Charge: ChargeOut.of,
+    EdiInvoice: EdiInvoiceOut.of,
+    Remittance: RemittanceOut.of,
+    PurchaseOrder: PurchaseOrderOut.of,
+}
+
+
 def present(obj: Any) -> dict[str, Any]:
     """Event snapshots: the same public shape a GET of the object returns."""
-    if (card_out := vc.snapshot(obj)) is not None:  # before Invoice: a VcardInvoice is one
+    if (card_out := vc.snapshot(obj)) is not None:  # a VcardInvoice is an Invoice too
         return card_out.model_dump(mode="json")
-    out: BaseModel
-    if isinstance(obj, Order):
-        out = OrderOut.of(obj)
-    elif isinstance(obj, Checkout):
-        out = CheckoutOut.of(obj)
-    elif isinstance(obj, Buyer):
-        out = BuyerOut.of(obj)
-    elif isinstance(obj, wh.WebhookEndpoint):
-        out = WebhookEndpointPublic.of(obj)
-    elif isinstance(obj, Repayment):
-        out = RepaymentOut.of(obj)
-    elif isinstance(obj, Settlement):
-        out = SettlementSummaryOut.of(obj)
-    elif isinstance(obj, Dispute):
-        out = DisputeOut.of(obj)
-    elif isinstance(obj, Invoice):
-        out = InvoiceOut.of(obj)
-    elif isinstance(obj, Charge):
-        out = ChargeOut.of(obj)
-    else:  # pragma: no cover - the service only snapshots these
+    presenter = _PRESENTERS.get(type(obj))
+    if presenter is None:  # pragma: no cover - the service only snapshots these
         raise TypeError(type(obj))
-    return out.model_dump(mode="json")
+    return presenter(obj).model_dump(mode="json")
