@@ -26,6 +26,9 @@ _INVOICE_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
 # Traditional invoicing: its dunning says when an invoice is past due.
 _EDI_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
     "collections.reminder": (CollectionKind.OVERDUE, "past due"),
+    # Later dunning steps open the case too, should the reminder have been missed.
+    "collections.escalated": (CollectionKind.OVERDUE, "in collections"),
+    "collections.defaulted": (CollectionKind.OVERDUE, "defaulted"),
     "edi_invoice.paid": (CollectionKind.SETTLED, "paid in full"),
     "edi_invoice.written_off": (CollectionKind.SETTLED, "written off"),
 }

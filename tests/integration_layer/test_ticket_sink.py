@@ -255,3 +255,21 @@ def test_a_buyer_who_defaults_gets_the_ticket_escalated_once(
     assert ticket["priority"] == "urgent"
     assert "default" in ticket["tags"]
     assert shop.get("/orders/SO-6").json()["tickets"][0]["defaulted"] is True
+
+
+def test_an_edi_invoice_the_buyer_never_pays_opens_a_collection_ticket_from_its_dunning(
+    new_shop: Callable[..., Shop],
+) -> None:
+    # Traditional invoicing says "past due" with its dunning (`collections.reminder`), on
+    # `edi_invoice` objects: the sink must read them as the gateway's `invoice.overdue`.
+    shop = new_shop(retry=RETRY, provider="invoicing", inbox=True)
+    desk = with_desk(shop, "zendesk")
+    gateway_order(shop, "SO-7", "defaults")
+    gateway_order(shop, "SO-8", "pays_on_time")
+    shop.api.advance(shop.account, "31d")
+    desk.round()
+    (ticket,) = desk.tickets()
+    (case,) = shop.get("/orders/SO-7").json()["tickets"]
+    assert (case["kind"], case["status"], case["amount"]) == ("collection", "open", 40_000)
+    assert shop.get("/orders/SO-8").json()["tickets"] == []
+    assert ticket["external_id"] == desk.sink.cases()[0].obligation_id
