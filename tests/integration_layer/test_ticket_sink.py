@@ -273,3 +273,21 @@ def test_an_edi_invoice_the_buyer_never_pays_opens_a_collection_ticket_from_its_
     assert (case["kind"], case["status"], case["amount"]) == ("collection", "open", 40_000)
     assert shop.get("/orders/SO-8").json()["tickets"] == []
     assert ticket["external_id"] == desk.sink.cases()[0].obligation_id
+
+
+def test_a_virtual_card_that_comes_late_opens_a_collection_ticket_and_its_capture_solves_it(
+    new_shop: Callable[..., Shop],
+) -> None:
+    # Virtual cards say "past due" on `vcard_invoice` objects (the gateway's invoice shape).
+    shop = new_shop(retry=RETRY, provider="vcard", inbox=True)
+    desk = with_desk(shop, "servicenow")
+    gateway_order(shop, "SO-9", "pays_late")
+    shop.api.advance(shop.account, "31d")
+    desk.round()
+    assert len(desk.tickets()) == 1
+    (case,) = shop.get("/orders/SO-9").json()["tickets"]
+    assert (case["kind"], case["status"], case["amount"]) == ("collection", "open", 40_000)
+    shop.api.advance(shop.account, "15d")  # the AP's card, 10 days late, captured and paid
+    desk.round()
+    (case,) = shop.get("/orders/SO-9").json()["tickets"]
+    assert (case["status"], case["outcome"]) == ("solved", "paid in full")
