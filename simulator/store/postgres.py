@@ -12,12 +12,12 @@ Why it is built as it is:
 - The same write semantics. SQLite lets one writer at a time in (BEGIN IMMEDIATE), and the
   services are written for that: an operation reads its account, its idempotency record and
   its objects, then writes, and no other writer can come between. Here every write
-  transaction first takes one transaction-scoped advisory lock (`WRITE_LOCK`), so writes from
-  every replica are serialized exactly as SQLite's are: an Idempotency-Key replayed on another
-  replica while the first request is in flight waits for its commit and replays it; a
-  webhook attempt's claim (a conditional UPDATE of its lease), a clock job's deletion and the
-  scheduler's lease are each taken by one process only. Reads take no lock (a REPEATABLE READ
-  snapshot, or autocommit statements), as WAL reads do.
+  transaction first takes one advisory lock (`WRITE_LOCK`, mixed with the schema's name), so
+  writes from every replica are serialized exactly as SQLite's are: an Idempotency-Key
+  replayed on another replica while the first request is in flight waits for its commit and
+  replays it; a webhook attempt's claim (a conditional UPDATE of its lease), a clock job's
+  deletion and the scheduler's lease are each taken by one process only. Reads take no lock
+  (a REPEATABLE READ snapshot, or autocommit statements), as WAL reads do.
 - Lock waits off the event loop, and in turn. Once serving (and in the webhook dispatcher's
   process), `writable()` waits for the write lock in a worker thread, on a connection of its
   own (`_locker`, a session-level advisory lock on the same key): PostgreSQL grants waiters in
@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, cast
@@ -78,7 +79,10 @@ from simulator.store.sqlite import (
     T,
 )
 
-# Advisory lock keys (any 64-bit numbers; these spell "sandbank" and "migrate").
+# Advisory lock keys (any 64-bit numbers; these spell "sandbank" and "migrate"), each mixed
+# with the schema's name (`lock_key`): advisory locks are database-wide, and two sandboxes in two
+# schemas of one database (the tests' throwaway server, or teams sharing a cluster) must not
+# serialize each other's writes.
 WRITE_LOCK = 0x73616E6462616E6B
 MIGRATE_LOCK = 0x6D696772617465
 BLOCKING_LOCK_TIMEOUT = "10s"  # startup and background processes: no request waits on them
@@ -88,6 +92,13 @@ CONTENDED_S = 1.0  # after a failed try, queue without trying for this long
 POOL_WAIT_S = 5.0  # then a 503 (StoreBusy): every pooled connection is streaming something
 
 _JSON = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
+
+
+def lock_key(base: int, schema: str) -> int:
+    """`base` mixed with the schema's name: a signed 64-bit advisory lock key of that schema."""
+    digest = int.from_bytes(hashlib.blake2b(schema.encode(), digest_size=8).digest(), "big")
+    mixed = (base ^ digest) & 0xFFFF_FFFF_FFFF_FFFF
+    return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
 
 
 def _json(match: re.Match[str]) -> str:
@@ -283,6 +294,10 @@ class PgStore(SqliteStore):
         )
         self.pool.open(wait=True, timeout=10)
         self._raw = self.pool.getconn()
+        row = self._raw.execute("SELECT current_schema()").fetchone()
+        schema = str(row[0]) if row and row[0] else "public"
+        self.write_lock = lock_key(WRITE_LOCK, schema)
+        self.migrate_lock = lock_key(MIGRATE_LOCK, schema)
         self._raw.execute(f"SET lock_timeout = '{BLOCKING_LOCK_TIMEOUT}'")
         # The SQLite store's code, on this connection (see `PgConn`).
         self.conn = cast(sqlite3.Connection, PgConn(self._raw))
@@ -293,7 +308,7 @@ class PgStore(SqliteStore):
         if self._current():
             return
         raw = self._raw
-        raw.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+        raw.execute("SELECT pg_advisory_lock(%s)", (self.migrate_lock,))
         try:
             with raw.transaction():
                 raw.execute(
@@ -311,7 +326,7 @@ class PgStore(SqliteStore):
                         (version, script.strip().splitlines()[0][:60]),
                     )
         finally:
-            raw.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+            raw.execute("SELECT pg_advisory_unlock(%s)", (self.migrate_lock,))
 
     def _current(self) -> bool:
         row = self._raw.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
@@ -388,6 +403,7 @@ class PgStore(SqliteStore):
             if self._lock_thread is None:
                 self._lock_thread = ThreadPoolExecutor(1, thread_name_prefix="sandbank-lock")
             self._waiting = self._lock_thread.submit(self._lock_blocking, wait_s)
+            self._waiting.add_done_callback(self._orphaned(asyncio.get_running_loop()))
             acquiring = self._acquiring = asyncio.wrap_future(self._waiting)
             acquiring.add_done_callback(self._granted)
         elif acquiring.done():
@@ -396,6 +412,18 @@ class PgStore(SqliteStore):
             await asyncio.sleep(0)
             return
         await asyncio.shield(acquiring)
+
+    def _orphaned(self, loop: asyncio.AbstractEventLoop) -> Callable[[Future[None]], None]:
+        """In the lock thread, once the wait is over: a grant whose event loop has closed
+        meanwhile (the process shutting down, a test's loop) would never be taken up nor given
+        back, so it is given back here (nothing else uses the locker once its loop is gone)."""
+
+        def check(waiting: Future[None]) -> None:
+            if loop.is_closed() and not waiting.cancelled() and waiting.exception() is None:
+                self._held = True
+                self._release()
+
+        return check
 
     def _lock_blocking(self, wait_s: float) -> None:
         """In a worker thread: the session-level write lock on the locker connection, waited
@@ -407,7 +435,7 @@ class PgStore(SqliteStore):
             if timeout_ms != self._locker_timeout_ms:
                 self._locker.execute(f"SET lock_timeout = {timeout_ms}")
                 self._locker_timeout_ms = timeout_ms
-            self._locker.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+            self._locker.execute("SELECT pg_advisory_lock(%s)", (self.write_lock,))
         except psycopg.Error as exc:
             if is_busy(exc):
                 raise busy(exc) from None
@@ -437,7 +465,7 @@ class PgStore(SqliteStore):
         self._held = False
         try:
             assert self._locker is not None
-            self._locker.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+            self._locker.execute("SELECT pg_advisory_unlock(%s)", (self.write_lock,))
         except psycopg.Error:
             self._drop_locker()
 
@@ -491,7 +519,7 @@ class PgStore(SqliteStore):
         # One round trip: BEGIN and the lock (the waiting kind before `serving`, unless polling).
         lock = "pg_try_advisory_xact_lock" if trying else "pg_advisory_xact_lock"
         try:
-            cur = raw.execute(f"BEGIN; SELECT {lock}({WRITE_LOCK})::text")
+            cur = raw.execute(f"BEGIN; SELECT {lock}({self.write_lock})::text")
             cur.nextset()
             row = cur.fetchone()
         except psycopg.Error as exc:

@@ -124,3 +124,22 @@ def test_a_background_write_does_not_wait_behind_its_own_queued_wait(
     asyncio.run(scenario())
     holder.join(10)
     assert (first.meta("held"), first.meta("background")) == ("1", "1")
+
+
+def test_sandboxes_in_two_schemas_of_one_database_do_not_wait_for_each_other(
+    pg_server: ThrowawayPostgres,
+) -> None:
+    """Advisory locks are database-wide; the write lock's key is mixed with the schema's name,
+    so one sandbox's write never waits for another's (nor for a lock another one leaked)."""
+    one = open_store(pg_server.fresh_url("one"))
+    other = open_store(pg_server.fresh_url("other"))
+    try:
+        other.serving(0.05)
+        with one.transaction():
+            one.set_meta("held", "1")
+            with other.transaction():  # would be StoreBusy with one key for the database
+                other.set_meta("free", "1")
+        assert (one.meta("held"), other.meta("free")) == ("1", "1")
+    finally:
+        one.close()
+        other.close()
