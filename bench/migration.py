@@ -194,6 +194,43 @@ class Book:
         await self.advance(account, "45d")  # paid on their due dates: history only
         await self._each(orders - paid, lambda i: invoice(paid + i, i % 2 == 1))
 
+    # --- traditional invoicing -----------------------------------------------------------
+    async def invoicing(self, account: str, auth: dict[str, str], orders: int) -> None:
+        """Paid invoices (history: remittances), then per order in turn: a fresh purchase
+        order, an open invoice, and a PO twice an invoice's amount invoiced once (its rest
+        stays)."""
+        buyers = max(1, orders // ORDERS_PER_BUYER)
+        paid = orders // 3
+
+        async def one(i: int, shape: int) -> None:
+            n, amount = i % buyers, 10_000 + (i % 97) * 100
+            buyer = {
+                "name": f"Buyer {n}",
+                "id": f"EDI-{n}",
+                "email": f"ap+approve+pays_on_time@edibuyer{n}.test",
+            }
+            if shape in (0, 2):
+                po = amount * (2 if shape == 2 else 1)
+                body = {"number": f"PO-{i}", "buyer": buyer, "amount": po, "currency": "USD"}
+                await self.ok("POST", "/invoicing/v1/purchase_orders", headers=auth, json=body)
+                if shape == 0:
+                    return
+            invoice = {
+                "big": {
+                    "invoice_number": f"INV-{i}",
+                    "po_number": f"PO-{i}" if shape == 2 else None,
+                },
+                "currency": "USD",
+                "buyer": buyer,
+                "it1": [{"quantity": 1, "unit_price": amount}],
+                "tds": {"amount": amount},
+            }
+            await self.ok("POST", "/invoicing/v1/invoices", headers=auth, json=invoice)
+
+        await self._each(paid, lambda i: one(i, 1))
+        await self.advance(account, "45d")  # paid on their due dates: history only
+        await self._each(orders - paid, lambda i: one(paid + i, i % 3))
+
 
 def independent_count(report: Report, target_tagged: list[tuple[str, str]]) -> tuple[int, int]:
     """(duplicates, lost) from the target's export, apart from the run's own invariants: a

@@ -171,14 +171,13 @@ def migrate(api: Api, ns: argparse.Namespace) -> int:
     return api.loop.run_until_complete(run_migrate(ns, transport=httpx.ASGITransport(app=api.app)))
 
 
-def book(api: Api, source: Account, orders: int = 30, gateway: bool = False) -> None:
+def book(api: Api, source: Account, orders: int = 30, kind: str = "native") -> None:
     async def build() -> None:
         transport = httpx.ASGITransport(app=api.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             b = bench.Book(client, concurrency=1)
             b.admin = ADMIN
-            build_book = b.gateway if gateway else b.native
-            await build_book(source.id, source.headers, orders)
+            await getattr(b, kind)(source.id, source.headers, orders)
 
     api.loop.run_until_complete(build())
 
@@ -246,7 +245,7 @@ def test_gateway_invoices_move_to_embedded_credit_as_orders(
     api: Api, account: Account, tmp_path: Path
 ) -> None:
     target = api.new_account(seed=11)
-    book(api, account, orders=15, gateway=True)
+    book(api, account, orders=15, kind="gateway")
     ns = args(account, target, tmp_path, source="gateway", target="sandbank")
     assert migrate(api, ns) == EXIT_OK
     orders = api.get("/v1/orders", headers=target.headers, params={"limit": 100}).json()["data"]
@@ -343,3 +342,126 @@ def test_the_bench_at_300_orders_with_faults_finds_no_duplicate_and_no_lost_obli
     assert out["second_run_moves"] == 0
     assert out["counts"]["move"]["authorized"] > 0
     assert out["counts"]["move"]["receivable"] > 0
+
+
+# --- traditional invoicing (`invoicing`), with each of the others -----------------------------
+BOOKS = {"sandbank": "native", "gateway": "gateway", "invoicing": "invoicing"}
+# The invoicing book of 30: 10 paid (history), then 7 fresh POs, 7 open invoices, 6 POs of
+# twice an invoice's amount invoiced once (the invoice moves, the PO's rest stays).
+INVOICING_MOVES = {"authorized": 7, "receivable": 13}
+
+
+def open_at(api: Api, target: Account, provider: str) -> list[dict[str, Any]]:
+    """The objects the migration made at the target (each named `migrated:<key>`)."""
+    paths = {
+        "gateway": ["/gateway/v1/invoices"],
+        "sandbank": ["/v1/orders"],
+        "invoicing": ["/invoicing/v1/purchase_orders", "/invoicing/v1/invoices"],
+    }[provider]
+    return [
+        obj
+        for path in paths
+        for obj in api.get(path, headers=target.headers, params={"limit": 100}).json()["data"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("invoicing", "gateway", INVOICING_MOVES),
+        ("gateway", "invoicing", {"authorized": 5, "receivable": 5}),
+        ("invoicing", "sandbank", INVOICING_MOVES),
+        ("sandbank", "invoicing", {"authorized": 10, "receivable": 9}),
+    ],
+    ids=lambda c: f"{c[0]}-to-{c[1]}",
+)
+def test_invoicing_pairs_dry_run_then_cut_over_then_a_second_run_changes_nothing(
+    api: Api, account: Account, tmp_path: Path, case: tuple[str, str, dict[str, int]]
+) -> None:
+    source, target, moves = case
+    to = api.new_account(seed=11)
+    book(api, account, orders=15 if source == "gateway" else 30, kind=BOOKS[source])
+    ns = args(account, to, tmp_path, source=source, target=target)
+    before = (counts(api, account), counts(api, to))
+    assert migrate(api, argparse.Namespace(**{**vars(ns), "dry_run": True})) == EXIT_OK
+    assert (counts(api, account), counts(api, to)) == before
+    planned = json.loads((tmp_path / "report" / "migration.json").read_text())["counts"]
+    assert planned["move"] == moves
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert report["counts"]["move"] == moves
+    assert all(c["ok"] for c in report["checks"])
+    made = open_at(api, to, target)
+    assert len(made) == sum(moves.values())
+    settled = (counts(api, account), counts(api, to))
+    assert migrate(api, ns) == EXIT_OK
+    again = json.loads((tmp_path / "report" / "migration.json").read_text())["counts"]
+    assert "move" not in again
+    assert "release" not in again
+    assert len(open_at(api, to, target)) == len(made)
+    exports = {"exports": 2}  # the second run's own two exports (one per side)
+    after = (counts(api, account), counts(api, to))
+    assert [{k: v for k, v in side.items() if k not in exports} for side in after] == [
+        {k: v for k, v in side.items() if k not in exports} for side in settled
+    ]
+
+
+def test_invoicing_keeps_the_rest_of_a_partly_invoiced_po_and_says_why(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=30, kind="invoicing")
+    assert migrate(api, args(account, to, tmp_path, source="invoicing", dry_run=True)) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert report["counts"]["stay"] == {"authorized": 6}
+    stays = {s["why"] for s in report["steps"] if s["action"] == "stay"}
+    assert stays == {"the uninvoiced rest of a partly invoiced purchase order"}
+
+
+def test_an_obligation_held_twice_at_an_invoicing_target_fails_with_exit_1(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=3)
+    orders = api.get("/v1/orders", headers=account.headers, params={"status": "authorized"})
+    order = orders.json()["data"][0]
+    number = f"migrated:authorized:{order['id']}"  # replayed by hand as a PO and an invoice
+    buyer = {"name": "x", "id": "BUY-0", "email": "x@x.test"}
+    r = api.post(
+        "/invoicing/v1/purchase_orders",
+        headers=to.headers,
+        json={"number": number, "buyer": buyer, "amount": order["amount"]},
+    )
+    assert r.status_code == 201, r.text
+    r = api.post(
+        "/invoicing/v1/invoices",
+        headers=to.headers,
+        json={
+            "big": {"invoice_number": number},
+            "buyer": buyer,
+            "it1": [{"quantity": 1, "unit_price": order["amount"]}],
+            "tds": {"amount": order["amount"]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert migrate(api, args(account, to, tmp_path, target="invoicing")) == EXIT_INVARIANT
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert {"every_open_obligation_once", "no_history_duplicated"} <= failed
+
+
+@pytest.mark.parametrize("pair", [("vcard", "gateway"), ("invoicing", "vcard")])
+def test_virtual_cards_are_refused_with_one_line_and_exit_2(
+    api: Api,
+    account: Account,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pair: tuple[str, str],
+) -> None:
+    source, target = pair
+    to = api.new_account(seed=11)
+    assert migrate(api, args(account, to, tmp_path, source=source, target=target)) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "virtual cards cannot be migrated" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "report").exists()
