@@ -1,5 +1,6 @@
 """`make bench` (migration): moving a book of business from embedded credit (`/v1`) to the
-gateway + net terms personality (`/gateway/v1`), or back, with 1 % of the provider requests
+gateway + net terms personality (`/gateway/v1`), or back, or to or from traditional invoicing
+(`/invoicing/v1`), with 1 % of the provider requests
 failing by fault rules while it runs (issue #15: production-like volume, 10,000 orders, zero
 duplicates and zero lost obligations).
 
@@ -7,7 +8,9 @@ duplicates and zero lost obligations).
    a source and a target account. The source's book: about a third of the orders captured and
    then repaid (history: the clock advances 31 days), then authorized-only orders, captured
    orders still owed, and 1 in 100 disputed. With `--direction gateway-native` the source is
-   the gateway's: paid invoices (history), drafts and issued invoices still due.
+   the gateway's: paid invoices (history), drafts and issued invoices still due; with
+   `invoicing-*` traditional invoicing's: paid EDI invoices (history: remittances), fresh
+   purchase orders, open invoices, and partly invoiced POs (their rest stays).
 2. Faults on both accounts: 0.5 % of requests answered 503 before anything is stored and 0.5 %
    answered 500 *after* the operation committed (the lost response only an idempotent retry
    survives).
@@ -53,6 +56,11 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080"
 ORDERS_PER_BUYER = 50
 FAULT_RATE = 0.01  # half before (nothing stored), half after commit (the response lost)
+FAULTED = ("/v1", "/gateway/v1", "/invoicing/v1")
+# A direction's ends (`native-gateway`) as the command names the providers; each end's name is
+# also its `Book` builder.
+PROVIDER = {"native": "sandbank", "gateway": "gateway", "invoicing": "invoicing"}
+DIRECTIONS = tuple(f"{a}-{b}" for a in PROVIDER for b in PROVIDER if a != b)
 
 
 def _entropy() -> Callable[[int], bytes]:
@@ -243,9 +251,8 @@ def independent_count(report: Report, target_tagged: list[tuple[str, str]]) -> t
 
 
 async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
-    source_name, target_name = ("sandbank", "gateway")
-    if direction == "gateway-native":
-        source_name, target_name = ("gateway", "sandbank")
+    builder, _, to = direction.partition("-")
+    source_name, target_name = PROVIDER[builder], PROVIDER[to]
     with tempfile.TemporaryDirectory(prefix="sandbank-bench-migration-") as tmp:
         app = app_at(Path(tmp))
         transport = httpx.ASGITransport(app=app)
@@ -254,14 +261,11 @@ async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
             source_id, source_auth = await book.account("source")
             target_id, target_auth = await book.account("target")
             built = time.perf_counter()
-            if source_name == "sandbank":
-                await book.native(source_id, source_auth, orders)
-            else:
-                await book.gateway(source_id, source_auth, orders)
+            await getattr(book, builder)(source_id, source_auth, orders)
             build_s = time.perf_counter() - built
             for account in (source_id, target_id):
-                await book.fault(account, "/v1")
-                await book.fault(account, "/gateway/v1")
+                for prefix in FAULTED:
+                    await book.fault(account, prefix)
 
             def side(name: str, auth: dict[str, str], account: str | None) -> MigrationSide:
                 http = Http(
@@ -305,9 +309,7 @@ async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=10_000)
-    p.add_argument(
-        "--direction", choices=("native-gateway", "gateway-native"), default="native-gateway"
-    )
+    p.add_argument("--direction", choices=DIRECTIONS, default="native-gateway")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per migration run")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = p.parse_args(argv)
