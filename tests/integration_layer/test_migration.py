@@ -465,3 +465,45 @@ def test_virtual_cards_are_refused_with_one_line_and_exit_2(
     assert "virtual cards cannot be migrated" in err
     assert err.count("\n") == 1
     assert not (tmp_path / "report").exists()
+
+
+def test_invoices_in_collections_and_of_a_buyer_with_unapplied_cash_stay_at_invoicing(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    def invoice(number: str, tag: str, net_days: int) -> None:
+        r = api.post(
+            "/invoicing/v1/invoices",
+            headers=account.headers,
+            json={
+                "big": {"invoice_number": number},
+                "buyer": {"name": f"Buyer {tag}", "id": tag, "email": f"ap+{tag}@b.test"},
+                "itd": {"net_days": net_days},
+                "it1": [{"quantity": 1, "unit_price": 5_000}],
+                "tds": {"amount": 5_000},
+            },
+        )
+        assert r.status_code == 201, r.text
+
+    invoice("INV-1", "defaults", 0)
+    invoice("INV-2", "no_reference", 0)
+    api.post(f"/_sandbox/accounts/{account.id}/clock/advance", headers=ADMIN, json={"by": "31d"})
+    invoice("INV-3", "no_reference", 30)
+    invoice("INV-4", "pays_on_time", 30)
+    to = api.new_account(seed=11)
+    ns = args(account, to, tmp_path, source="invoicing", dry_run=True)
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert sorted(s["buyer"] for s in report["steps"] if s["action"] == "stay") == [
+        "defaults",
+        "no_reference",
+        "no_reference",
+    ]
+    why = {s["buyer"]: (s["action"], s["why"]) for s in report["steps"]}
+    assert why == {
+        "defaults": ("stay", "collections at the source: its dunning stays there"),
+        "no_reference": (
+            "stay",
+            "the buyer has unapplied cash at the source: apply it first",
+        ),
+        "pays_on_time": ("move", ""),
+    }
