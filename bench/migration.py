@@ -56,10 +56,10 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080"
 ORDERS_PER_BUYER = 50
 FAULT_RATE = 0.01  # half before (nothing stored), half after commit (the response lost)
-FAULTED = ("/v1", "/gateway/v1", "/invoicing/v1")
+FAULTED = ("/v1", "/gateway/v1", "/invoicing/v1", "/vcards/v1")
 # A direction's ends (`native-gateway`) as the command names the providers; each end's name is
 # also its `Book` builder.
-PROVIDER = {"native": "sandbank", "gateway": "gateway", "invoicing": "invoicing"}
+PROVIDER = {"native": "sandbank", "gateway": "gateway", "invoicing": "invoicing", "vcard": "vcard"}
 DIRECTIONS = tuple(f"{a}-{b}" for a in PROVIDER for b in PROVIDER if a != b)
 
 
@@ -238,6 +238,32 @@ class Book:
         await self._each(paid, lambda i: one(i, 1))
         await self.advance(account, "45d")  # paid on their due dates: history only
         await self._each(orders - paid, lambda i: one(paid + i, i % 3))
+
+    # --- virtual cards -------------------------------------------------------------------
+    async def vcard(self, account: str, auth: dict[str, str], orders: int) -> None:
+        """The gateway's book at `/vcards/v1`: the buyer's AP pays the first third by card
+        (history: card payments), then drafts and issued invoices still due."""
+        customers = max(1, orders // ORDERS_PER_BUYER)
+        paid = orders // 3
+
+        async def invoice(i: int, issue: bool) -> None:
+            n = i % customers
+            customer = {
+                "name": f"Card customer {n}",
+                "email": f"ap+approve@cardbuyer{n}.test",
+                "external_id": f"VC-{n}",
+            }
+            body = {"number": f"INV-{i}", "amount": 10_000 + (i % 97) * 100, "currency": "USD"}
+            inv = await self.ok(
+                "POST", "/vcards/v1/invoices", headers=auth, json={**body, "customer": customer}
+            )
+            if issue:
+                path = f"/vcards/v1/invoices/{inv['id']}/issue"
+                await self.ok("POST", path, headers=auth, json={})
+
+        await self._each(paid, lambda i: invoice(i, True))
+        await self.advance(account, "45d")  # paid by card on their due dates: history only
+        await self._each(orders - paid, lambda i: invoice(paid + i, i % 2 == 1))
 
 
 def independent_count(report: Report, target_tagged: list[tuple[str, str]]) -> tuple[int, int]:

@@ -6,11 +6,10 @@ sandbank integration migrate --from NAME --from-url URL --from-key KEY
                              [--admin-token TOKEN] [--dry-run] [--report-dir DIR]
                              [--concurrency N]
 
-Providers: sandbank (embedded credit), gateway, invoicing, every pair; vcard is refused (exit 2,
-one line: no seller can re-issue a buyer's virtual cards).
+Providers: sandbank (embedded credit), gateway, invoicing, vcard (virtual cards), every pair.
 
 Exit status: 0 every invariant holds; 1 an invariant failed; 2 bad input (one line on stderr:
-options, credentials, an unreachable provider before anything was written, a refused provider);
+options, credentials, an unreachable provider before anything was written);
 3 the cut-over did not finish (a provider refused or stayed down for some steps: run it again,
 it resumes).
 """
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from integration.adapters.migration import MIGRATABLE, PROVIDERS, REFUSED, Http, MigrationSide
+from integration.adapters.migration import MIGRATABLE, Http, MigrationSide
 from integration.migration import (
     EXIT_INPUT,
     MigrationFailed,
@@ -49,12 +48,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "open obligation exists exactly once, no history is duplicated and per-buyer totals "
         "agree. Exit 0 ok, 1 an invariant failed, 2 bad input, 3 unfinished (run again).",
     )
-    names = ", ".join(MIGRATABLE) + "; " + ", ".join(REFUSED) + " refused"
+    names = ", ".join(MIGRATABLE)
     p.add_argument(
         "--from",
         dest="source",
         required=True,
-        choices=PROVIDERS,
+        choices=MIGRATABLE,
         help=f"the provider moved from ({names})",
     )
     p.add_argument("--from-url", required=True, help="its base URL")
@@ -63,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--to",
         dest="target",
         required=True,
-        choices=PROVIDERS,
+        choices=MIGRATABLE,
         help=f"the provider moved to ({names})",
     )
     p.add_argument("--to-url", help="its base URL (default: --from-url)")
@@ -92,9 +91,6 @@ def _fail(message: str) -> int:
 
 def _bad_options(args: argparse.Namespace, to_url: str) -> str | None:
     """What is wrong with the options, before anything is read or written."""
-    refused = next((REFUSED[n] for n in (args.source, args.target) if n in REFUSED), None)
-    if refused:
-        return refused
     for name, url in (("--from-url", args.from_url), ("--to-url", to_url)):
         if not url.startswith(("http://", "https://")):
             return f"{name} must be an http(s) URL, got {url!r}"

@@ -25,7 +25,9 @@ decides it), every obligation of an order under dispute, the unshipped rest of a
 order or invoice, the uninvoiced rest of a partly invoiced PO, an EDI invoice in collections or
 defaulted (its dunning stays with the seller's provider), and the open invoices of a buyer with
 unapplied cash at the source (apply it first: it may pay them). Virtual cards (`vcard`) are
-refused both ways (`REFUSED`): the cards belong to the buyer's AP, no seller can re-issue them.
+the seller's invoices, shaped as the gateway's: what is on a card the buyer's AP issued and
+not captured yet stays (no seller can re-issue the card elsewhere); the rest moves, and at a
+virtual-cards target the buyer's AP pays the replayed invoice by a new card on its due date.
 
 Every write carries an Idempotency-Key derived from the obligation and the step
 (`migrate-<sha256(key, step)>`): a retry after a 503, a timeout or a lost response, or a second
@@ -54,14 +56,15 @@ from integration.migration import (
     SideState,
 )
 
-MIGRATABLE: Final = ("sandbank", "gateway", "invoicing")
-# Providers the command knows but will not migrate, and why (exit 2, this line).
-REFUSED: Final = {
-    "vcard": "virtual cards cannot be migrated: the cards are issued by the buyer's AP and "
-    "held against its invoices; no seller can re-issue them elsewhere",
+MIGRATABLE: Final = ("sandbank", "gateway", "invoicing", "vcard")
+PERSONALITY: Final = {
+    "sandbank": "native",
+    "gateway": "gateway",
+    "invoicing": "invoicing",
+    "vcard": "vcards",
 }
-PROVIDERS: Final = (*MIGRATABLE, *REFUSED)
-PERSONALITY: Final = {"sandbank": "native", "gateway": "gateway", "invoicing": "invoicing"}
+# The seller's invoices, alike at the gateway and at virtual cards: their API prefix.
+INVOICE_PREFIX: Final = {"gateway": "/gateway/v1", "vcard": "/vcards/v1"}
 TAG: Final = "migrated:"  # invoice numbers (and order merchant ids) of replayed obligations
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 EXPORT_FILES: Final = (
@@ -74,6 +77,8 @@ EXPORT_FILES: Final = (
     "charges",
     "edi_invoices",
     "remittances",
+    "vcard_invoices",
+    "vcard_allocations",
     "token_migration",
 )
 TOKEN_CHUNK: Final = 500
@@ -229,8 +234,8 @@ class MigrationSide:
 
     async def state(self) -> SideState:
         files = await read_export(self.http)
-        if self.provider == "gateway":
-            return _gateway_state(files)
+        if self.provider in INVOICE_PREFIX:
+            return _gateway_state(files, self.provider)
         if self.provider == "invoicing":  # purchase orders are not in the export: the API
             return _invoicing_state(files, await self._list("/invoicing/v1/purchase_orders"))
         for b in await self._list("/v1/buyers"):
@@ -271,7 +276,7 @@ class MigrationSide:
 
     async def replay(self, h: Holding, contact: Contact) -> str:
         """Make the obligation exist here; returns the object that holds it."""
-        if self.provider == "gateway":
+        if self.provider in INVOICE_PREFIX:
             return await self._replay_invoice(h, contact)
         if self.provider == "invoicing":
             return await self._replay_edi(h, contact)
@@ -302,29 +307,29 @@ class MigrationSide:
         return str(made["id"])
 
     async def _replay_invoice(self, h: Holding, contact: Contact) -> str:
-        method = "ach" if contact.payment_method == "ach" else "card"
+        """An invoice, issued in full for a receivable. At virtual cards the buyer's AP pays it
+        on its due date by a card it issues there."""
+        prefix = INVOICE_PREFIX[self.provider]
+        customer = {"name": contact.name, "email": contact.email, "external_id": h.buyer}
+        if self.provider == "gateway":
+            customer["payment_method"] = "ach" if contact.payment_method == "ach" else "card"
         invoice = await self.http.json(
             "POST",
-            "/gateway/v1/invoices",
+            f"{prefix}/invoices",
             key=step_key(h.key, "create"),
             json={
                 "number": TAG + h.key,
                 "amount": h.amount,
                 "currency": h.currency,
                 "net_days": 30,
-                "customer": {
-                    "name": contact.name,
-                    "email": contact.email,
-                    "external_id": h.buyer,
-                    "payment_method": method,
-                },
+                "customer": customer,
                 "metadata": _metadata(h, contact),
             },
         )
         if h.kind is ObligationKind.RECEIVABLE:
             await self.http.call(
                 "POST",
-                f"/gateway/v1/invoices/{invoice['id']}/issue",
+                f"{prefix}/invoices/{invoice['id']}/issue",
                 json={},
                 key=step_key(h.key, "issue"),
             )
@@ -398,6 +403,8 @@ _RELEASE: Final[Mapping[tuple[str, ObligationKind], tuple[str, dict[str, Any]]]]
         "/invoicing/v1/invoices/{ref}/credit_memos",
         {"reason": "migrated to another provider"},
     ),
+    ("vcard", ObligationKind.AUTHORIZED): ("/vcards/v1/invoices/{ref}/void", {}),
+    ("vcard", ObligationKind.RECEIVABLE): ("/vcards/v1/invoices/{ref}/credit_notes", {}),
     ("sandbank", ObligationKind.AUTHORIZED): ("/v1/orders/{ref}/cancel", {}),
     ("sandbank", ObligationKind.RECEIVABLE): (
         "/v1/orders/{ref}/refunds",
@@ -495,15 +502,20 @@ def _native_state(
     return SideState(tuple(held), tuple(tagged), history, _tokens(files))
 
 
-def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
+def _gateway_state(files: Mapping[str, list[dict[str, Any]]], provider: str) -> SideState:
+    """The seller's invoices (gateway, or virtual cards: the same shape). At virtual cards,
+    what is on a card not captured yet (`carded_amount`) stays: the card is the buyer's AP's,
+    only this provider can capture it, no seller can re-issue it elsewhere."""
     held: list[Holding] = []
     tagged: list[tuple[str, str]] = []
-    for i in files.get("invoices", []):
+    vcard = provider == "vcard"
+    for i in files.get("vcard_invoices" if vcard else "invoices", []):
         tag = _tag(i["number"])
         if tag:
             tagged.append((tag, i["id"]))
         buyer = i["customer_external_id"] or i["customer_email"]
-        contact = Contact(i["customer_name"], i["customer_email"], i["payment_method"])
+        method = "card" if vcard else i["payment_method"]
+        contact = Contact(i["customer_name"], i["customer_email"], method)
         if i["status"] == "draft":
             held.append(
                 Holding(
@@ -530,7 +542,23 @@ def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
                     contact=contact,
                 )
             )
-        collectible = i["amount_due"] - i["pending_amount"]
+        carded = i.get("carded_amount", 0) if i["status"] == "open" else 0
+        if carded > 0:
+            held.append(
+                Holding(
+                    f"authorized:card:{i['id']}",
+                    ObligationKind.AUTHORIZED,
+                    buyer,
+                    i["currency"],
+                    carded,
+                    i["id"],
+                    movable=False,
+                    contact=contact,
+                    stays_because="on a virtual card of the buyer's AP: only this provider "
+                    "can capture it",
+                )
+            )
+        collectible = i["amount_due"] - i["pending_amount"] - carded
         if i["status"] == "open" and collectible > 0:
             held.append(
                 Holding(
@@ -543,7 +571,11 @@ def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
                     contact=contact,
                 )
             )
-    history = tuple(f"charge:{c['id']}" for c in files.get("charges", []))
+    history = tuple(
+        [f"charge:{c['id']}" for c in files.get("charges", [])]
+        if not vcard
+        else [f"card_payment:{a['id']}" for a in files.get("vcard_allocations", [])]
+    )
     return SideState(tuple(held), tuple(tagged), history, _tokens(files))
 
 

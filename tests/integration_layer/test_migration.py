@@ -345,7 +345,7 @@ def test_the_bench_at_300_orders_with_faults_finds_no_duplicate_and_no_lost_obli
 
 
 # --- traditional invoicing (`invoicing`), with each of the others -----------------------------
-BOOKS = {"sandbank": "native", "gateway": "gateway", "invoicing": "invoicing"}
+BOOKS = {"sandbank": "native", "gateway": "gateway", "invoicing": "invoicing", "vcard": "vcard"}
 # The invoicing book of 30: 10 paid (history), then 7 fresh POs, 7 open invoices, 6 POs of
 # twice an invoice's amount invoiced once (the invoice moves, the PO's rest stays).
 INVOICING_MOVES = {"authorized": 7, "receivable": 13}
@@ -357,6 +357,7 @@ def open_at(api: Api, target: Account, provider: str) -> list[dict[str, Any]]:
         "gateway": ["/gateway/v1/invoices"],
         "sandbank": ["/v1/orders"],
         "invoicing": ["/invoicing/v1/purchase_orders", "/invoicing/v1/invoices"],
+        "vcard": ["/vcards/v1/invoices"],
     }[provider]
     return [
         obj
@@ -372,6 +373,9 @@ def open_at(api: Api, target: Account, provider: str) -> list[dict[str, Any]]:
         ("gateway", "invoicing", {"authorized": 5, "receivable": 5}),
         ("invoicing", "sandbank", INVOICING_MOVES),
         ("sandbank", "invoicing", {"authorized": 10, "receivable": 9}),
+        ("vcard", "invoicing", {"authorized": 5, "receivable": 5}),
+        ("invoicing", "vcard", INVOICING_MOVES),
+        ("vcard", "sandbank", {"authorized": 5, "receivable": 5}),
     ],
     ids=lambda c: f"{c[0]}-to-{c[1]}",
 )
@@ -380,7 +384,7 @@ def test_invoicing_pairs_dry_run_then_cut_over_then_a_second_run_changes_nothing
 ) -> None:
     source, target, moves = case
     to = api.new_account(seed=11)
-    book(api, account, orders=15 if source == "gateway" else 30, kind=BOOKS[source])
+    book(api, account, orders=15 if source in ("gateway", "vcard") else 30, kind=BOOKS[source])
     ns = args(account, to, tmp_path, source=source, target=target)
     before = (counts(api, account), counts(api, to))
     assert migrate(api, argparse.Namespace(**{**vars(ns), "dry_run": True})) == EXIT_OK
@@ -450,23 +454,6 @@ def test_an_obligation_held_twice_at_an_invoicing_target_fails_with_exit_1(
     assert {"every_open_obligation_once", "no_history_duplicated"} <= failed
 
 
-@pytest.mark.parametrize("pair", [("vcard", "gateway"), ("invoicing", "vcard")])
-def test_virtual_cards_are_refused_with_one_line_and_exit_2(
-    api: Api,
-    account: Account,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pair: tuple[str, str],
-) -> None:
-    source, target = pair
-    to = api.new_account(seed=11)
-    assert migrate(api, args(account, to, tmp_path, source=source, target=target)) == EXIT_INPUT
-    err = capsys.readouterr().err
-    assert "virtual cards cannot be migrated" in err
-    assert err.count("\n") == 1
-    assert not (tmp_path / "report").exists()
-
-
 def test_invoices_in_collections_and_of_a_buyer_with_unapplied_cash_stay_at_invoicing(
     api: Api, account: Account, tmp_path: Path
 ) -> None:
@@ -507,3 +494,60 @@ def test_invoices_in_collections_and_of_a_buyer_with_unapplied_cash_stay_at_invo
         ),
         "pays_on_time": ("move", ""),
     }
+
+
+def test_what_is_on_a_virtual_card_stays_and_the_rest_moves(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    r = api.post(
+        "/vcards/v1/invoices",
+        headers=account.headers,
+        json={
+            "number": "INV-1",
+            "amount": 8_000,
+            "processing": "manual",  # the card the AP sends is not captured
+            "customer": {"name": "Card AP", "email": "ap@cards.test", "external_id": "VC-1"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    invoice = r.json()["id"]
+    path = f"/vcards/v1/invoices/{invoice}/issue"
+    assert api.post(path, headers=account.headers, json={}).status_code == 200
+    api.post(f"/_sandbox/accounts/{account.id}/clock/advance", headers=ADMIN, json={"by": "31d"})
+    carded = api.get(f"/vcards/v1/invoices/{invoice}", headers=account.headers).json()
+    assert carded["carded_amount"] > 0, carded
+    to = api.new_account(seed=11)
+    ns = args(account, to, tmp_path, source="vcard", target="gateway")
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    stays = [s for s in report["steps"] if s["action"] == "stay"]
+    assert [(s["key"], s["amount"]) for s in stays] == [
+        (f"authorized:card:{invoice}", carded["carded_amount"])
+    ]
+    assert "virtual card" in stays[0]["why"]
+    moved = sum(s["amount"] for s in report["steps"] if s["action"] == "move")
+    assert moved == carded["amount_due"] - carded["carded_amount"] - carded["pending_amount"]
+
+
+def test_an_obligation_held_twice_at_a_virtual_cards_target_fails_with_exit_1(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=3, kind="invoicing")
+    po = api.get("/invoicing/v1/purchase_orders", headers=account.headers).json()["data"][0]
+    for n in (1, 2):  # replayed by hand, twice
+        r = api.post(
+            "/vcards/v1/invoices",
+            headers={**to.headers, "Idempotency-Key": f"by-hand-{n}"},
+            json={
+                "number": f"migrated:authorized:{po['id']}",
+                "amount": po["amount"],
+                "customer": {"name": "x", "email": "x@x.test", "external_id": "EDI-0"},
+            },
+        )
+        assert r.status_code == 201, r.text
+    ns = args(account, to, tmp_path, source="invoicing", target="vcard")
+    assert migrate(api, ns) == EXIT_INVARIANT
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert {"every_open_obligation_once", "no_history_duplicated"} <= failed
