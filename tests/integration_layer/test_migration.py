@@ -229,13 +229,21 @@ def test_a_cut_over_moves_the_book_and_a_second_run_changes_nothing(
     assert {i["metadata"]["payment_token"] for i in invoices.json()["data"]} <= {
         tok["id"] for tok in imported if tok["imported_from"]
     }
-    settled = (counts(api, account), counts(api, target))
-    assert migrate(api, args(account, target, tmp_path)) == EXIT_OK
-    second = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert_a_second_run_changes_nothing(api, args(account, target, tmp_path), account, target)
+
+
+def assert_a_second_run_changes_nothing(
+    api: Api, ns: argparse.Namespace, source: Account, target: Account
+) -> None:
+    """The same command again: exit 0, nothing moved or released, no row added at either side
+    but the run's own two exports."""
+    settled = (counts(api, source), counts(api, target))
+    assert migrate(api, ns) == EXIT_OK
+    second = json.loads((ns.report_dir / "migration.json").read_text())
     assert "move" not in second["counts"]
     assert "release" not in second["counts"]
     exports = {"exports": 2}  # the second run's own two exports (one per side)
-    after = (counts(api, account), counts(api, target))
+    after = (counts(api, source), counts(api, target))
     assert [{k: v for k, v in side.items() if k not in exports} for side in after] == [
         {k: v for k, v in side.items() if k not in exports} for side in settled
     ]
@@ -265,21 +273,26 @@ def test_a_copy_already_at_the_target_fails_the_check_with_exit_1(
     book(api, account, orders=3)
     orders = api.get("/v1/orders", headers=account.headers, params={"status": "authorized"})
     order = orders.json()["data"][0]
-    for n in (1, 2):  # someone replayed it by hand, twice
-        r = api.post(
-            "/gateway/v1/invoices",
-            headers={**target.headers, "Idempotency-Key": f"by-hand-{n}"},
-            json={
-                "number": f"migrated:authorized:{order['id']}",
-                "amount": order["amount"],
-                "customer": {"name": "x", "email": "x@x.test", "external_id": "BUY-0"},
-            },
-        )
-        assert r.status_code == 201, r.text
+    invoice_by_hand_twice(api, "/gateway/v1", target, f"authorized:{order['id']}", order["amount"])
     assert migrate(api, args(account, target, tmp_path)) == EXIT_INVARIANT
     report = json.loads((tmp_path / "report" / "migration.json").read_text())
     failed = {c["name"] for c in report["checks"] if not c["ok"]}
     assert "every_open_obligation_once" in failed
+
+
+def invoice_by_hand_twice(api: Api, prefix: str, target: Account, key: str, amount: int) -> None:
+    """Someone replayed the obligation `key` by hand as two invoices at the target."""
+    for n in (1, 2):
+        r = api.post(
+            f"{prefix}/invoices",
+            headers={**target.headers, "Idempotency-Key": f"by-hand-{n}"},
+            json={
+                "number": f"migrated:{key}",
+                "amount": amount,
+                "customer": {"name": "x", "email": "x@x.test", "external_id": "BUY-0"},
+            },
+        )
+        assert r.status_code == 201, r.text
 
 
 def test_a_buyer_the_target_declines_stays_at_the_source_and_exits_3(
@@ -397,17 +410,8 @@ def test_invoicing_pairs_dry_run_then_cut_over_then_a_second_run_changes_nothing
     assert all(c["ok"] for c in report["checks"])
     made = open_at(api, to, target)
     assert len(made) == sum(moves.values())
-    settled = (counts(api, account), counts(api, to))
-    assert migrate(api, ns) == EXIT_OK
-    again = json.loads((tmp_path / "report" / "migration.json").read_text())["counts"]
-    assert "move" not in again
-    assert "release" not in again
+    assert_a_second_run_changes_nothing(api, ns, account, to)
     assert len(open_at(api, to, target)) == len(made)
-    exports = {"exports": 2}  # the second run's own two exports (one per side)
-    after = (counts(api, account), counts(api, to))
-    assert [{k: v for k, v in side.items() if k not in exports} for side in after] == [
-        {k: v for k, v in side.items() if k not in exports} for side in settled
-    ]
 
 
 def test_invoicing_keeps_the_rest_of_a_partly_invoiced_po_and_says_why(
@@ -535,17 +539,7 @@ def test_an_obligation_held_twice_at_a_virtual_cards_target_fails_with_exit_1(
     to = api.new_account(seed=11)
     book(api, account, orders=3, kind="invoicing")
     po = api.get("/invoicing/v1/purchase_orders", headers=account.headers).json()["data"][0]
-    for n in (1, 2):  # replayed by hand, twice
-        r = api.post(
-            "/vcards/v1/invoices",
-            headers={**to.headers, "Idempotency-Key": f"by-hand-{n}"},
-            json={
-                "number": f"migrated:authorized:{po['id']}",
-                "amount": po["amount"],
-                "customer": {"name": "x", "email": "x@x.test", "external_id": "EDI-0"},
-            },
-        )
-        assert r.status_code == 201, r.text
+    invoice_by_hand_twice(api, "/vcards/v1", to, f"authorized:{po['id']}", po["amount"])
     ns = args(account, to, tmp_path, source="invoicing", target="vcard")
     assert migrate(api, ns) == EXIT_INVARIANT
     report = json.loads((tmp_path / "report" / "migration.json").read_text())
