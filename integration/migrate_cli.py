@@ -6,8 +6,6 @@ sandbank integration migrate --from NAME --from-url URL --from-key KEY
                              [--admin-token TOKEN] [--dry-run] [--report-dir DIR]
                              [--concurrency N]
 
-Providers: sandbank (embedded credit), gateway, invoicing, vcard (virtual cards), every pair.
-
 Exit status: 0 every invariant holds; 1 an invariant failed; 2 bad input (one line on stderr:
 options, credentials, an unreachable provider before anything was written);
 3 the cut-over did not finish (a provider refused or stayed down for some steps: run it again,
