@@ -93,11 +93,15 @@ class PlannedOrder:
     shipments: tuple[int, ...]
     refund: int
     dispute: int
+    # 0..1, from its own seeded stream: which of the approach's habits an on-time buyer has
+    # (`Approach.tag`), the same buyer under every approach
+    ap_roll: float = 1.0
 
 
 def plan(seed: int, orders: int, mix: Mix = Mix()) -> tuple[PlannedOrder, ...]:
     """The book of business of `seed`: the same orders for every approach."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible book, not a secret
+    habits = random.Random(f"habits:{seed}")  # noqa: S311 - apart, so the book stays the same
     book = []
     for i in range(1, orders + 1):
         amount = rng.randrange(10_000, 250_000, 100)
@@ -112,7 +116,11 @@ def plan(seed: int, orders: int, mix: Mix = Mix()) -> tuple[PlannedOrder, ...]:
         shipments = (first, amount - first) if first < amount else (amount,)
         refund = amount // 5 if rng.random() < mix.refunds else 0
         dispute = amount // 2 if not refund and rng.random() < mix.disputes else 0
-        book.append(PlannedOrder(f"SO-{i:05d}", amount, behaviour, shipments, refund, dispute))
+        book.append(
+            PlannedOrder(
+                f"SO-{i:05d}", amount, behaviour, shipments, refund, dispute, habits.random()
+            )
+        )
     return tuple(book)
 
 
@@ -148,6 +156,7 @@ class Figures:
     tickets: int
     tickets_by_kind: dict[str, int]
     escalated: int
+    buyers: dict[str, int]  # the buyers' magic values under this approach, and how many
     desk_calls: int
     disputes_opened: int
     disputes_unsupported: int  # disputes the approach has no way to raise
@@ -431,7 +440,7 @@ async def _place(run: _Run, service: OrderToCash, o: PlannedOrder, i: int) -> bo
     order is authorized."""
     buyer = Buyer(
         # The behaviour as a magic value in the name, the credit decision in the email.
-        legal_name=f"Buyer {i} Supply Co [{run.approach.tag(o.behaviour)}]",
+        legal_name=f"Buyer {i} Supply Co [{run.approach.tag(o.behaviour, o.ap_roll)}]",
         email=f"ap+approve@buyer{i}.test",
         annual_revenue=500_000_000,
         years_in_business=12,
@@ -550,6 +559,9 @@ def _figures(
         tickets=len(cases),
         tickets_by_kind=dict(sorted(Counter(c.kind.value for c in cases).items())),
         escalated=sum(c.defaulted for c in cases),
+        buyers=dict(
+            sorted(Counter(run.approach.tag(o.behaviour, o.ap_roll) for o in book).items())
+        ),
         desk_calls=desk_calls,
         disputes_opened=disputes[0],
         disputes_unsupported=disputes[1],

@@ -589,6 +589,7 @@ class VcardService:
         elif due and behaviour == "late":
             late = ctx.now + timedelta(days=ctx.account.settings.late_payment_days)
             ctx.tx.schedule(ctx.aid, to_us(late), JOB_INVOICE_LATE_PAY, invoice.id)
+        # "default": no card, ever; the invoice goes past due and stays so.
         invoice = self.get_invoice(ctx, invoice.id)
         if invoice.status == "open" and invoice.collectible:
             invoice.past_due = True

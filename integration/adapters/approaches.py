@@ -32,6 +32,27 @@ def _creditkey_config(base_url: str, account: Mapping[str, Any]) -> dict[str, An
 
 # Embedded credit's repayment behaviours have no partial payer: the buyer repays late.
 EMBEDDED_TAGS = {"pays_partial": "pays_late"}
+# Virtual cards have no partial payer either (an AP sends a card for what is due, or not).
+VCARD_TAGS = {"pays_partial": "pays_late"}
+
+# The approaches' own manual work, as the habits of the book's buyers who pay on time: each
+# habit is a magic value of the approach and the share of those buyers who have it, drawn
+# from the order's seeded `ap_roll` (so the same buyers have a habit under every approach, and
+# the same seed gives the same buyers). Embedded credit has none: the provider collects.
+GATEWAY_HABITS = (("pays_short", 0.15),)  # a 5 % deduction: charge the rest or write it off
+VCARD_HABITS = (
+    ("splits", 0.1),  # two cards for one invoice
+    ("consolidates", 0.1),  # one card for several invoices
+    ("card_expires", 0.1),  # a card nobody can use: the next one comes 10 days late
+    ("over_limit", 0.1),  # a card 5 % short: the rest stays due
+)
+EDI_HABITS = (
+    ("typo_reference", 0.1),  # the invoice number mistyped: unmatched cash
+    ("po_reference", 0.05),  # the PO number instead: unmatched
+    ("no_reference", 0.05),  # no reference at all: unmatched
+    ("pays_short", 0.1),  # a deduction with a reason code
+    ("pays_batched", 0.1),  # one remittance for several invoices
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +64,17 @@ class Approach:
     # The buyer's magic value (email sub-address) for each behaviour of the book where the
     # approach spells it differently: pays_on_time, pays_late, pays_partial, defaults.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # (magic value, share of the on-time buyers): the approach's own manual work (above).
+    habits: tuple[tuple[str, float], ...] = ()
 
-    def tag(self, behaviour: str) -> str:
+    def tag(self, behaviour: str, roll: float = 1.0) -> str:
+        """The buyer's magic value for the book's `behaviour`; an on-time buyer whose `roll`
+        (0..1) falls in a habit's share has that habit instead."""
+        if behaviour == "pays_on_time":
+            for habit, share in self.habits:
+                if roll < share:
+                    return habit
+                roll -= share
         return self.tags.get(behaviour, behaviour)
 
 
@@ -63,10 +93,28 @@ APPROACHES: tuple[Approach, ...] = (
         _creditkey_config,
         EMBEDDED_TAGS,
     ),
-    Approach("gateway", "gateway + net terms", "seller", api_key_config("gateway")),
-    # Listed ahead of their adapters (issue #15): they run once their adapter is in PROVIDERS.
-    Approach("vcard", "virtual cards", "the buyer's card issuer", api_key_config("vcard")),
-    Approach("invoicing", "traditional invoicing (EDI)", "seller", api_key_config("invoicing")),
+    Approach(
+        "gateway",
+        "gateway + net terms",
+        "seller",
+        api_key_config("gateway"),
+        habits=GATEWAY_HABITS,
+    ),
+    Approach(
+        "vcard",
+        "virtual cards",
+        "the seller until a card is captured, then the card issuer",
+        api_key_config("vcard"),
+        VCARD_TAGS,
+        VCARD_HABITS,
+    ),
+    Approach(
+        "invoicing",
+        "traditional invoicing (EDI)",
+        "seller",
+        api_key_config("invoicing"),
+        habits=EDI_HABITS,
+    ),
 )
 
 

@@ -3,8 +3,9 @@ one place the ticket sink learns that an invoice went overdue or was settled, or
 dispute opened or closed, so `integration.tickets` names no provider.
 
 Approaches where the provider carries the credit risk report no overdue invoices to the seller
-(the provider chases its buyer); they report disputes. Gateway + net terms reports the seller's
-invoices going overdue and being paid; it has no disputes yet.
+(the provider chases its buyer); they report disputes. Gateway + net terms and virtual cards
+report the seller's invoices going overdue and being paid (the same invoice shape); traditional
+invoicing reports its dunning. None of the three has disputes yet.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _INVOICE_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
 # Traditional invoicing: its dunning says when an invoice is past due.
 _EDI_TURNS: Final[Mapping[str, tuple[CollectionKind, str]]] = {
     "collections.reminder": (CollectionKind.OVERDUE, "past due"),
+    # Later dunning steps open the case too, should the reminder have been missed.
+    "collections.escalated": (CollectionKind.OVERDUE, "in collections"),
+    "collections.defaulted": (CollectionKind.OVERDUE, "defaulted"),
     "edi_invoice.paid": (CollectionKind.SETTLED, "paid in full"),
     "edi_invoice.written_off": (CollectionKind.SETTLED, "written off"),
 }
@@ -92,6 +96,7 @@ def _dispute(raw: Mapping[str, Any], data: Mapping[str, Any]) -> CollectionFact 
 
 _BY_OBJECT: Final[Mapping[str, Callable[..., CollectionFact | None]]] = {
     "invoice": _invoice,
+    "vcard_invoice": _invoice,  # virtual cards: the gateway's invoice, paid by the AP's cards
     "edi_invoice": _edi_invoice,
     "dispute": _dispute,
 }

@@ -13,7 +13,7 @@ still owed and what is still unapplied are derived, never stored:
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -97,6 +97,9 @@ class CreditMemo(Entity):
 
 
 class EdiInvoice(Entity):
+    # Its events' `object_type`, as the contract publishes it (not the class name).
+    OBJECT_TYPE: ClassVar[str] = "edi_invoice"
+
     id: str
     number: str  # BIG02, the seller's invoice number
     po_number: str | None  # BIG04, the buyer's purchase order
@@ -147,6 +150,8 @@ class PurchaseOrder(Entity):
     """The buyer's purchase order on file (an EDI 850 received and acknowledged): who the
     buyer is and how much may be invoiced against it. Invoices naming it (BIG04) inherit its
     buyer and may not invoice more than it."""
+
+    OBJECT_TYPE: ClassVar[str] = "purchase_order"
 
     id: str
     number: str  # the buyer's PO number: what invoices name in BIG04

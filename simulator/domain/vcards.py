@@ -32,8 +32,11 @@ from simulator.domain.models import Entity, VcardFees
 # card for what is due, on time or late; two cards for it (a split); one card for every invoice
 # of the customer then due (consolidated); a card nobody can use in time (it expires, the AP
 # issues another one late); a card whose limit is below what is due (the processor's attempt
-# for the full amount is declined, then it takes what the limit allows).
-ApBehaviour = Literal["on_time", "late", "split", "consolidated", "expires", "over_limit"]
+# for the full amount is declined, then it takes what the limit allows); no card at all (the
+# buyer defaults: until a card is captured the seller carries the risk).
+ApBehaviour = Literal[
+    "on_time", "late", "split", "consolidated", "expires", "over_limit", "default"
+]
 _AP_TAGS: dict[str, ApBehaviour] = {
     "pays_on_time": "on_time",
     "pays_late": "late",
@@ -41,6 +44,7 @@ _AP_TAGS: dict[str, ApBehaviour] = {
     "consolidates": "consolidated",
     "card_expires": "expires",
     "over_limit": "over_limit",
+    "defaults": "default",
 }
 # Who processes the cards the AP sends: the merchant's card processor at once (automatic), or
 # the merchant through the API (authorize, then capture).

@@ -172,6 +172,9 @@ def test_a_late_payer_is_reminded_then_pays_ten_days_late(api: Api, account: Acc
     api.advance(account, "10d")
     assert get(api, account, inv["id"])["status"] == "paid"
     assert types(api, account)[:2] == ["edi_invoice.created", "collections.reminder"]
+    # The events name the object as the contract does (integrations dispatch on it).
+    kinds = {e["object_type"] for e in api.events(account) if e["type"] != "settlement.created"}
+    assert {"edi_invoice", "remittance"} <= kinds <= {"edi_invoice", "remittance", "settlement"}
 
 
 def test_a_short_payment_carries_a_deduction_reason_and_leaves_the_rest_due(

@@ -184,6 +184,18 @@ def test_an_over_limit_card_declines_the_full_amount_then_pays_what_its_limit_al
     assert "vcard.declined" in types(api, account)
 
 
+def test_a_defaulting_ap_never_sends_a_card_and_the_invoice_stays_past_due(
+    api: Api, account: Account
+) -> None:
+    inv = issued(api, account, tag="defaults")
+    api.advance(account, "90d")
+    assert get(api, account, "cards")["data"] == []
+    unpaid = get(api, account, f"invoices/{inv['id']}")
+    assert (unpaid["status"], unpaid["amount_due"], unpaid["past_due"]) == ("open", 100_000, True)
+    assert unpaid["behaviour"] == "default"
+    assert types(api, account)[-1] == "invoice.overdue"
+
+
 def test_every_card_is_in_the_token_vault_revoked_by_its_capture_or_expired_with_it(
     api: Api, account: Account
 ) -> None:

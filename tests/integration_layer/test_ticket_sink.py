@@ -255,3 +255,39 @@ def test_a_buyer_who_defaults_gets_the_ticket_escalated_once(
     assert ticket["priority"] == "urgent"
     assert "default" in ticket["tags"]
     assert shop.get("/orders/SO-6").json()["tickets"][0]["defaulted"] is True
+
+
+def test_an_edi_invoice_the_buyer_never_pays_opens_a_collection_ticket_from_its_dunning(
+    new_shop: Callable[..., Shop],
+) -> None:
+    # Traditional invoicing says "past due" with its dunning (`collections.reminder`), on
+    # `edi_invoice` objects: the sink must read them as the gateway's `invoice.overdue`.
+    shop = new_shop(retry=RETRY, provider="invoicing", inbox=True)
+    desk = with_desk(shop, "zendesk")
+    gateway_order(shop, "SO-7", "defaults")
+    gateway_order(shop, "SO-8", "pays_on_time")
+    shop.api.advance(shop.account, "31d")
+    desk.round()
+    (ticket,) = desk.tickets()
+    (case,) = shop.get("/orders/SO-7").json()["tickets"]
+    assert (case["kind"], case["status"], case["amount"]) == ("collection", "open", 40_000)
+    assert shop.get("/orders/SO-8").json()["tickets"] == []
+    assert ticket["external_id"] == desk.sink.cases()[0].obligation_id
+
+
+def test_a_virtual_card_that_comes_late_opens_a_collection_ticket_and_its_capture_solves_it(
+    new_shop: Callable[..., Shop],
+) -> None:
+    # Virtual cards say "past due" on `vcard_invoice` objects (the gateway's invoice shape).
+    shop = new_shop(retry=RETRY, provider="vcard", inbox=True)
+    desk = with_desk(shop, "servicenow")
+    gateway_order(shop, "SO-9", "pays_late")
+    shop.api.advance(shop.account, "31d")
+    desk.round()
+    assert len(desk.tickets()) == 1
+    (case,) = shop.get("/orders/SO-9").json()["tickets"]
+    assert (case["kind"], case["status"], case["amount"]) == ("collection", "open", 40_000)
+    shop.api.advance(shop.account, "15d")  # the AP's card, 10 days late, captured and paid
+    desk.round()
+    (case,) = shop.get("/orders/SO-9").json()["tickets"]
+    assert (case["status"], case["outcome"]) == ("solved", "paid in full")

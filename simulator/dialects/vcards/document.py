@@ -26,9 +26,9 @@ An invoice is created as a `draft` (the order), issued on shipment (the first is
 `due_date`, `net_days` later). On the due date the buyer's AP issues a card (`vcard_tok_...`
 token, `last4`, expiry, spending `limit`; never a card number): on time, late, split over two
 cards, one card for all of the customer's invoices then due, a card that expires before use,
-or one whose limit is below what is due (magic values `+pays_late`, `+splits`,
-`+consolidates`, `+card_expires`, `+over_limit` on the customer's email, else the account's
-seeded dice). `processing: automatic` invoices have their cards authorized and captured at
+one whose limit is below what is due, or never a card (magic values `+pays_late`, `+splits`,
+`+consolidates`, `+card_expires`, `+over_limit`, `+defaults` on the customer's email, else the
+account's seeded dice). `processing: automatic` invoices have their cards authorized and captured at
 once; `manual` ones wait for `POST /cards/{id}/authorize` and `/capture`. A hold beyond the
 card's limit, or on an expired or used card, is declined: `402` with `code` `card_over_limit`,
 `card_expired` or `card_used`; the card records it (`declines`, `vcard.declined`).
