@@ -1,5 +1,6 @@
 """`make bench` (migration): moving a book of business from embedded credit (`/v1`) to the
-gateway + net terms personality (`/gateway/v1`), or back, with 1 % of the provider requests
+gateway + net terms personality (`/gateway/v1`), or back, or to or from traditional invoicing
+(`/invoicing/v1`), with 1 % of the provider requests
 failing by fault rules while it runs (issue #15: production-like volume, 10,000 orders, zero
 duplicates and zero lost obligations).
 
@@ -7,7 +8,9 @@ duplicates and zero lost obligations).
    a source and a target account. The source's book: about a third of the orders captured and
    then repaid (history: the clock advances 31 days), then authorized-only orders, captured
    orders still owed, and 1 in 100 disputed. With `--direction gateway-native` the source is
-   the gateway's: paid invoices (history), drafts and issued invoices still due.
+   the gateway's: paid invoices (history), drafts and issued invoices still due; with
+   `invoicing-*` traditional invoicing's: paid EDI invoices (history: remittances), fresh
+   purchase orders, open invoices, and partly invoiced POs (their rest stays).
 2. Faults on both accounts: 0.5 % of requests answered 503 before anything is stored and 0.5 %
    answered 500 *after* the operation committed (the lost response only an idempotent retry
    survives).
@@ -53,6 +56,11 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BASE = "http://127.0.0.1:8080"
 ORDERS_PER_BUYER = 50
 FAULT_RATE = 0.01  # half before (nothing stored), half after commit (the response lost)
+FAULTED = ("/v1", "/gateway/v1", "/invoicing/v1", "/vcards/v1")
+# A direction's ends (`native-gateway`) as the command names the providers; each end's name is
+# also its `Book` builder.
+PROVIDER = {"native": "sandbank", "gateway": "gateway", "invoicing": "invoicing", "vcard": "vcard"}
+DIRECTIONS = tuple(f"{a}-{b}" for a in PROVIDER for b in PROVIDER if a != b)
 
 
 def _entropy() -> Callable[[int], bytes]:
@@ -194,6 +202,69 @@ class Book:
         await self.advance(account, "45d")  # paid on their due dates: history only
         await self._each(orders - paid, lambda i: invoice(paid + i, i % 2 == 1))
 
+    # --- traditional invoicing -----------------------------------------------------------
+    async def invoicing(self, account: str, auth: dict[str, str], orders: int) -> None:
+        """Paid invoices (history: remittances), then per order in turn: a fresh purchase
+        order, an open invoice, and a PO twice an invoice's amount invoiced once (its rest
+        stays)."""
+        buyers = max(1, orders // ORDERS_PER_BUYER)
+        paid = orders // 3
+
+        async def one(i: int, shape: int) -> None:
+            n, amount = i % buyers, 10_000 + (i % 97) * 100
+            buyer = {
+                "name": f"Buyer {n}",
+                "id": f"EDI-{n}",
+                "email": f"ap+approve+pays_on_time@edibuyer{n}.test",
+            }
+            if shape in (0, 2):
+                po = amount * (2 if shape == 2 else 1)
+                body = {"number": f"PO-{i}", "buyer": buyer, "amount": po, "currency": "USD"}
+                await self.ok("POST", "/invoicing/v1/purchase_orders", headers=auth, json=body)
+                if shape == 0:
+                    return
+            invoice = {
+                "big": {
+                    "invoice_number": f"INV-{i}",
+                    "po_number": f"PO-{i}" if shape == 2 else None,
+                },
+                "currency": "USD",
+                "buyer": buyer,
+                "it1": [{"quantity": 1, "unit_price": amount}],
+                "tds": {"amount": amount},
+            }
+            await self.ok("POST", "/invoicing/v1/invoices", headers=auth, json=invoice)
+
+        await self._each(paid, lambda i: one(i, 1))
+        await self.advance(account, "45d")  # paid on their due dates: history only
+        await self._each(orders - paid, lambda i: one(paid + i, i % 3))
+
+    # --- virtual cards -------------------------------------------------------------------
+    async def vcard(self, account: str, auth: dict[str, str], orders: int) -> None:
+        """The gateway's book at `/vcards/v1`: the buyer's AP pays the first third by card
+        (history: card payments), then drafts and issued invoices still due."""
+        customers = max(1, orders // ORDERS_PER_BUYER)
+        paid = orders // 3
+
+        async def invoice(i: int, issue: bool) -> None:
+            n = i % customers
+            customer = {
+                "name": f"Card customer {n}",
+                "email": f"ap+approve@cardbuyer{n}.test",
+                "external_id": f"VC-{n}",
+            }
+            body = {"number": f"INV-{i}", "amount": 10_000 + (i % 97) * 100, "currency": "USD"}
+            inv = await self.ok(
+                "POST", "/vcards/v1/invoices", headers=auth, json={**body, "customer": customer}
+            )
+            if issue:
+                path = f"/vcards/v1/invoices/{inv['id']}/issue"
+                await self.ok("POST", path, headers=auth, json={})
+
+        await self._each(paid, lambda i: invoice(i, True))
+        await self.advance(account, "45d")  # paid by card on their due dates: history only
+        await self._each(orders - paid, lambda i: invoice(paid + i, i % 2 == 1))
+
 
 def independent_count(report: Report, target_tagged: list[tuple[str, str]]) -> tuple[int, int]:
     """(duplicates, lost) from the target's export, apart from the run's own invariants: a
@@ -206,9 +277,8 @@ def independent_count(report: Report, target_tagged: list[tuple[str, str]]) -> t
 
 
 async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
-    source_name, target_name = ("sandbank", "gateway")
-    if direction == "gateway-native":
-        source_name, target_name = ("gateway", "sandbank")
+    builder, _, to = direction.partition("-")
+    source_name, target_name = PROVIDER[builder], PROVIDER[to]
     with tempfile.TemporaryDirectory(prefix="sandbank-bench-migration-") as tmp:
         app = app_at(Path(tmp))
         transport = httpx.ASGITransport(app=app)
@@ -217,14 +287,11 @@ async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
             source_id, source_auth = await book.account("source")
             target_id, target_auth = await book.account("target")
             built = time.perf_counter()
-            if source_name == "sandbank":
-                await book.native(source_id, source_auth, orders)
-            else:
-                await book.gateway(source_id, source_auth, orders)
+            await getattr(book, builder)(source_id, source_auth, orders)
             build_s = time.perf_counter() - built
             for account in (source_id, target_id):
-                await book.fault(account, "/v1")
-                await book.fault(account, "/gateway/v1")
+                for prefix in FAULTED:
+                    await book.fault(account, prefix)
 
             def side(name: str, auth: dict[str, str], account: str | None) -> MigrationSide:
                 http = Http(
@@ -268,9 +335,7 @@ async def run(orders: int, direction: str, timeout: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=10_000)
-    p.add_argument(
-        "--direction", choices=("native-gateway", "gateway-native"), default="native-gateway"
-    )
+    p.add_argument("--direction", choices=DIRECTIONS, default="native-gateway")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per migration run")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = p.parse_args(argv)

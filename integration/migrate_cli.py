@@ -7,8 +7,9 @@ sandbank integration migrate --from NAME --from-url URL --from-key KEY
                              [--concurrency N]
 
 Exit status: 0 every invariant holds; 1 an invariant failed; 2 bad input (one line on stderr:
-options, credentials, an unreachable provider before anything was written); 3 the cut-over did
-not finish (a provider refused or stayed down for some steps: run it again, it resumes).
+options, credentials, an unreachable provider before anything was written);
+3 the cut-over did not finish (a provider refused or stayed down for some steps: run it again,
+it resumes).
 """
 
 from __future__ import annotations
@@ -86,20 +87,28 @@ def _fail(message: str) -> int:
     return EXIT_INPUT
 
 
+def _bad_options(args: argparse.Namespace, to_url: str) -> str | None:
+    """What is wrong with the options, before anything is read or written."""
+    for name, url in (("--from-url", args.from_url), ("--to-url", to_url)):
+        if not url.startswith(("http://", "https://")):
+            return f"{name} must be an http(s) URL, got {url!r}"
+    if not 1 <= args.concurrency <= 32:
+        return f"--concurrency must be 1-32, got {args.concurrency}"
+    if args.source == args.target and args.from_key == args.to_key and args.from_url == to_url:
+        return "--from and --to are the same account: nothing to migrate"
+    if not args.dry_run and not (args.to_account and args.admin_token):
+        return "a cut-over needs --to-account and --admin-token (or use --dry-run)"
+    return None
+
+
 async def run_migrate(
     args: argparse.Namespace, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> int:
     """The command (async for tests; `transport` replaces the network)."""
     to_url = args.to_url or args.from_url
-    for name, url in (("--from-url", args.from_url), ("--to-url", to_url)):
-        if not url.startswith(("http://", "https://")):
-            return _fail(f"{name} must be an http(s) URL, got {url!r}")
-    if not 1 <= args.concurrency <= 32:
-        return _fail(f"--concurrency must be 1-32, got {args.concurrency}")
-    if args.source == args.target and args.from_key == args.to_key and args.from_url == to_url:
-        return _fail("--from and --to are the same account: nothing to migrate")
-    if not args.dry_run and not (args.to_account and args.admin_token):
-        return _fail("a cut-over needs --to-account and --admin-token (or use --dry-run)")
+    bad = _bad_options(args, to_url)
+    if bad:
+        return _fail(bad)
     source_http = Http(args.from_url, args.from_key, transport=transport)
     target_http = Http(to_url, args.to_key, admin_token=args.admin_token, transport=transport)
     source = MigrationSide(args.source, source_http)

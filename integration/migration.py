@@ -80,6 +80,7 @@ class Holding:
     ref: str  # the provider's object that holds it
     movable: bool = True  # the provider can release it
     contact: Contact | None = None
+    stays_because: str = ""  # why it cannot move, when the provider says more than its kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,14 @@ class Report:
 
 
 # --- the plan ---------------------------------------------------------------------------------
+# Why an obligation its provider cannot release stays, unless the provider says more.
+_STAYS: Mapping[ObligationKind, str] = {
+    ObligationKind.DISPUTE: "a dispute is decided by the provider that captured",
+    ObligationKind.AUTHORIZED: "the unshipped rest of a partly shipped order",
+    ObligationKind.RECEIVABLE: "the order is under dispute",
+}
+
+
 def plan(source: SideState, target: SideState) -> list[Step]:
     """What to do with each obligation open at the source."""
     at_target = {h.key for h in target.open} | {k for k, _ in target.tagged}
@@ -185,12 +194,7 @@ def plan(source: SideState, target: SideState) -> list[Step]:
         if h.key in at_target:
             steps.append(Step("release", h, "replayed at the target by an earlier run"))
         elif not h.movable:
-            why = {
-                ObligationKind.DISPUTE: "a dispute is decided by the provider that captured",
-                ObligationKind.AUTHORIZED: "the unshipped rest of a partly shipped order",
-                ObligationKind.RECEIVABLE: "the order is under dispute",
-            }[h.kind]
-            steps.append(Step("stay", h, why))
+            steps.append(Step("stay", h, h.stays_because or _STAYS[h.kind]))
         else:
             steps.append(Step("move", h))
     return steps

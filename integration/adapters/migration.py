@@ -5,20 +5,29 @@ the invariants are provider-neutral (`integration.migration`).
 
 How each personality holds the three kinds of open obligation:
 
-| kind | embedded credit (`/v1`) | gateway + net terms (`/gateway/v1`) |
-|---|---|---|
-| authorized, not captured | an `authorized` order (nothing captured) | a `draft` invoice |
-| captured, not repaid | an order's open repayments | an open invoice's collectible due |
-| open dispute | a dispute `needs_response` / `under_review` | (not simulated) |
+- authorized, not captured: embedded credit (`/v1`) an `authorized` order; gateway + net
+  terms (`/gateway/v1`) a `draft` invoice; invoicing (`/invoicing/v1`) a purchase order's
+  uninvoiced amount (POs are read from the API: the export has no file for them);
+- captured, not repaid: an order's open repayments; an open invoice's collectible due; an
+  EDI 810 invoice's amount due;
+- open dispute: a dispute `needs_response` / `under_review` (embedded credit only).
 
 Replayed at the target: an order is a checkout (the buyer by `external_id` = the canonical
 buyer), approved as the buyer, captured in full for a receivable; an invoice is created
-(number `migrated:<key>`) and issued in full for a receivable. Released at the source: an order
-is canceled (authorized) or refunded by what is still owed (receivable: the provider that
-financed it is paid back, the buyer's open repayments fall to 0); an invoice is voided (draft)
-or credited by what is collectible. What a source cannot release stays there: a dispute (the
-provider that captured decides it), every obligation of an order under dispute, and the
-unshipped rest of a partly shipped order or invoice.
+(number `migrated:<key>`) and issued in full for a receivable; at invoicing, a purchase order
+(number `migrated:<key>`) for an authorized obligation, an EDI 810 invoice (BIG02
+`migrated:<key>`, one IT1 line) for a receivable. Released at the source: an order is canceled
+(authorized) or refunded by what is still owed (receivable: the provider that financed it is
+paid back, the buyer's open repayments fall to 0); an invoice is voided (draft) or credited by
+what is collectible; a purchase order is canceled, an EDI invoice gets a credit memo of its
+amount due. What a source cannot release stays there: a dispute (the provider that captured
+decides it), every obligation of an order under dispute, the unshipped rest of a partly shipped
+order or invoice, the uninvoiced rest of a partly invoiced PO, an EDI invoice in collections or
+defaulted (its dunning stays with the seller's provider), and the open invoices of a buyer with
+unapplied cash at the source (apply it first: it may pay them). Virtual cards (`vcard`) are
+the seller's invoices, shaped as the gateway's: what is on a card the buyer's AP issued and
+not captured yet stays (no seller can re-issue the card elsewhere); the rest moves, and at a
+virtual-cards target the buyer's AP pays the replayed invoice by a new card on its due date.
 
 Every write carries an Idempotency-Key derived from the obligation and the step
 (`migrate-<sha256(key, step)>`): a retry after a 503, a timeout or a lost response, or a second
@@ -47,8 +56,15 @@ from integration.migration import (
     SideState,
 )
 
-MIGRATABLE: Final = ("sandbank", "gateway")
-PERSONALITY: Final = {"sandbank": "native", "gateway": "gateway"}
+MIGRATABLE: Final = ("sandbank", "gateway", "invoicing", "vcard")
+PERSONALITY: Final = {
+    "sandbank": "native",
+    "gateway": "gateway",
+    "invoicing": "invoicing",
+    "vcard": "vcards",
+}
+# The seller's invoices, alike at the gateway and at virtual cards: their API prefix.
+INVOICE_PREFIX: Final = {"gateway": "/gateway/v1", "vcard": "/vcards/v1"}
 TAG: Final = "migrated:"  # invoice numbers (and order merchant ids) of replayed obligations
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 EXPORT_FILES: Final = (
@@ -59,6 +75,10 @@ EXPORT_FILES: Final = (
     "disputes",
     "invoices",
     "charges",
+    "edi_invoices",
+    "remittances",
+    "vcard_invoices",
+    "vcard_allocations",
     "token_migration",
 )
 TOKEN_CHUNK: Final = 500
@@ -214,23 +234,27 @@ class MigrationSide:
 
     async def state(self) -> SideState:
         files = await read_export(self.http)
-        if self.provider == "gateway":
-            return _gateway_state(files)
-        await self._native_contacts()
+        if self.provider in INVOICE_PREFIX:
+            return _gateway_state(files, self.provider)
+        if self.provider == "invoicing":  # purchase orders are not in the export: the API
+            return _invoicing_state(files, await self._list("/invoicing/v1/purchase_orders"))
+        for b in await self._list("/v1/buyers"):
+            self.contacts[b["id"]] = Contact(b["legal_name"], b["email"], "card")
         return _native_state(files, self.contacts)
 
-    async def _native_contacts(self) -> None:
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        """Every object of a cursor-paged list."""
+        out: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": 100}
             if cursor:
                 params["cursor"] = cursor
-            page = await self.http.json("GET", "/v1/buyers", params=params)
-            for b in page["data"]:
-                self.contacts[b["id"]] = Contact(b["legal_name"], b["email"], "card")
+            page = await self.http.json("GET", path, params=params)
+            out += page["data"]
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not cursor:
-                return
+                return out
 
     async def import_tokens(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         """Import the source's token rows into this provider's vault: old -> new token."""
@@ -252,34 +276,60 @@ class MigrationSide:
 
     async def replay(self, h: Holding, contact: Contact) -> str:
         """Make the obligation exist here; returns the object that holds it."""
-        if self.provider == "gateway":
+        if self.provider in INVOICE_PREFIX:
             return await self._replay_invoice(h, contact)
+        if self.provider == "invoicing":
+            return await self._replay_edi(h, contact)
         return await self._replay_order(h, contact)
 
+    async def _replay_edi(self, h: Holding, contact: Contact) -> str:
+        """A purchase order on file (authorized) or an EDI 810 sent (receivable). EDI has no
+        metadata: the buyer's imported token is in the vault, not named on the document."""
+        buyer = {"name": contact.name, "id": h.buyer, "email": contact.email}
+        if h.kind is ObligationKind.AUTHORIZED:
+            body: dict[str, Any] = {
+                "number": TAG + h.key,
+                "buyer": buyer,
+                "amount": h.amount,
+                "currency": h.currency,
+            }
+            path = "/invoicing/v1/purchase_orders"
+        else:
+            body = {
+                "big": {"invoice_number": TAG + h.key},
+                "currency": h.currency,
+                "buyer": buyer,
+                "it1": [{"quantity": 1, "unit_price": h.amount}],
+                "tds": {"amount": h.amount},
+            }
+            path = "/invoicing/v1/invoices"
+        made = await self.http.json("POST", path, key=step_key(h.key, "create"), json=body)
+        return str(made["id"])
+
     async def _replay_invoice(self, h: Holding, contact: Contact) -> str:
-        method = "ach" if contact.payment_method == "ach" else "card"
+        """An invoice, issued in full for a receivable. At virtual cards the buyer's AP pays it
+        on its due date by a card it issues there."""
+        prefix = INVOICE_PREFIX[self.provider]
+        customer = {"name": contact.name, "email": contact.email, "external_id": h.buyer}
+        if self.provider == "gateway":
+            customer["payment_method"] = "ach" if contact.payment_method == "ach" else "card"
         invoice = await self.http.json(
             "POST",
-            "/gateway/v1/invoices",
+            f"{prefix}/invoices",
             key=step_key(h.key, "create"),
             json={
                 "number": TAG + h.key,
                 "amount": h.amount,
                 "currency": h.currency,
                 "net_days": 30,
-                "customer": {
-                    "name": contact.name,
-                    "email": contact.email,
-                    "external_id": h.buyer,
-                    "payment_method": method,
-                },
+                "customer": customer,
                 "metadata": _metadata(h, contact),
             },
         )
         if h.kind is ObligationKind.RECEIVABLE:
             await self.http.call(
                 "POST",
-                f"/gateway/v1/invoices/{invoice['id']}/issue",
+                f"{prefix}/invoices/{invoice['id']}/issue",
                 json={},
                 key=step_key(h.key, "issue"),
             )
@@ -345,6 +395,16 @@ class MigrationSide:
 _RELEASE: Final[Mapping[tuple[str, ObligationKind], tuple[str, dict[str, Any]]]] = {
     ("gateway", ObligationKind.AUTHORIZED): ("/gateway/v1/invoices/{ref}/void", {}),
     ("gateway", ObligationKind.RECEIVABLE): ("/gateway/v1/invoices/{ref}/credit_notes", {}),
+    ("invoicing", ObligationKind.AUTHORIZED): (
+        "/invoicing/v1/purchase_orders/{ref}/cancel",
+        {"reason": "migrated to another provider"},
+    ),
+    ("invoicing", ObligationKind.RECEIVABLE): (
+        "/invoicing/v1/invoices/{ref}/credit_memos",
+        {"reason": "migrated to another provider"},
+    ),
+    ("vcard", ObligationKind.AUTHORIZED): ("/vcards/v1/invoices/{ref}/void", {}),
+    ("vcard", ObligationKind.RECEIVABLE): ("/vcards/v1/invoices/{ref}/credit_notes", {}),
     ("sandbank", ObligationKind.AUTHORIZED): ("/v1/orders/{ref}/cancel", {}),
     ("sandbank", ObligationKind.RECEIVABLE): (
         "/v1/orders/{ref}/refunds",
@@ -442,15 +502,20 @@ def _native_state(
     return SideState(tuple(held), tuple(tagged), history, _tokens(files))
 
 
-def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
+def _gateway_state(files: Mapping[str, list[dict[str, Any]]], provider: str) -> SideState:
+    """The seller's invoices (gateway, or virtual cards: the same shape). At virtual cards,
+    what is on a card not captured yet (`carded_amount`) stays: the card is the buyer's AP's,
+    only this provider can capture it, no seller can re-issue it elsewhere."""
     held: list[Holding] = []
     tagged: list[tuple[str, str]] = []
-    for i in files.get("invoices", []):
+    vcard = provider == "vcard"
+    for i in files.get("vcard_invoices" if vcard else "invoices", []):
         tag = _tag(i["number"])
         if tag:
             tagged.append((tag, i["id"]))
         buyer = i["customer_external_id"] or i["customer_email"]
-        contact = Contact(i["customer_name"], i["customer_email"], i["payment_method"])
+        method = "card" if vcard else i["payment_method"]
+        contact = Contact(i["customer_name"], i["customer_email"], method)
         if i["status"] == "draft":
             held.append(
                 Holding(
@@ -477,7 +542,23 @@ def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
                     contact=contact,
                 )
             )
-        collectible = i["amount_due"] - i["pending_amount"]
+        carded = i.get("carded_amount", 0) if i["status"] == "open" else 0
+        if carded > 0:
+            held.append(
+                Holding(
+                    f"authorized:card:{i['id']}",
+                    ObligationKind.AUTHORIZED,
+                    buyer,
+                    i["currency"],
+                    carded,
+                    i["id"],
+                    movable=False,
+                    contact=contact,
+                    stays_because="on a virtual card of the buyer's AP: only this provider "
+                    "can capture it",
+                )
+            )
+        collectible = i["amount_due"] - i["pending_amount"] - carded
         if i["status"] == "open" and collectible > 0:
             held.append(
                 Holding(
@@ -490,5 +571,69 @@ def _gateway_state(files: Mapping[str, list[dict[str, Any]]]) -> SideState:
                     contact=contact,
                 )
             )
-    history = tuple(f"charge:{c['id']}" for c in files.get("charges", []))
+    history = tuple(
+        [f"charge:{c['id']}" for c in files.get("charges", [])]
+        if not vcard
+        else [f"card_payment:{a['id']}" for a in files.get("vcard_allocations", [])]
+    )
+    return SideState(tuple(held), tuple(tagged), history, _tokens(files))
+
+
+def _invoicing_state(
+    files: Mapping[str, list[dict[str, Any]]], purchase_orders: Sequence[dict[str, Any]]
+) -> SideState:
+    """A PO's uninvoiced amount is authorized (movable only while nothing is invoiced against
+    it: the PO is then canceled); an EDI invoice's amount due is a receivable (movable while
+    `open` and its buyer has no unapplied cash here)."""
+    held: list[Holding] = []
+    tagged: list[tuple[str, str]] = []
+    for po in purchase_orders:
+        tag = _tag(po["number"])
+        if tag:
+            tagged.append((tag, po["id"]))
+        rest = po["amount"] - po["invoiced_amount"]
+        if po["status"] != "open" or rest <= 0:
+            continue
+        b = po["buyer"]
+        held.append(
+            Holding(
+                tag if tag and not po["invoiced_amount"] else f"authorized:{po['id']}",
+                ObligationKind.AUTHORIZED,
+                b["external_id"] or b["email"].lower(),
+                po["currency"],
+                rest,
+                po["id"],
+                movable=not po["invoiced_amount"],
+                contact=Contact(b["name"], b["email"], "ach"),
+                stays_because="the uninvoiced rest of a partly invoiced purchase order",
+            )
+        )
+    unapplied = {r["buyer_name"] for r in files.get("remittances", []) if r["unapplied_amount"]}
+    for i in files.get("edi_invoices", []):
+        tag = _tag(i["number"])
+        if tag:
+            tagged.append((tag, i["id"]))
+        if i["status"] not in ("open", "collections", "defaulted") or i["amount_due"] <= 0:
+            continue
+        why = (
+            f"{i['status']} at the source: its dunning stays there"
+            if i["status"] != "open"
+            else "the buyer has unapplied cash at the source: apply it first"
+            if i["buyer_name"] in unapplied
+            else ""
+        )
+        held.append(
+            Holding(
+                tag or f"receivable:{i['id']}",
+                ObligationKind.RECEIVABLE,
+                i["buyer_external_id"] or i["buyer_email"].lower(),
+                i["currency"],
+                i["amount_due"],
+                i["id"],
+                movable=not why,
+                contact=Contact(i["buyer_name"], i["buyer_email"], "ach"),
+                stays_because=why,
+            )
+        )
+    history = tuple(f"remittance:{r['id']}" for r in files.get("remittances", []))
     return SideState(tuple(held), tuple(tagged), history, _tokens(files))

@@ -1,5 +1,6 @@
 """End to end: `sandbank integration migrate` (the console script, a subprocess) against a real
-`sandbank serve` process, both ways: embedded credit -> gateway + net terms and back, with 503s
+`sandbank serve` process: embedded credit -> gateway + net terms and back, and traditional
+invoicing -> gateway, with 503s
 and after-commit 500s on both accounts while it runs. A dry run first (exit 0, nothing written),
 then the cut-over (exit 0), then the same command again (exit 0, nothing moved). The server is
 started and stopped here (by pid); every wait is bounded."""
@@ -36,9 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.stop()
 
 
-def accounts(
-    url: str, gateway_source: bool, orders: int
-) -> tuple[tuple[str, str], tuple[str, str]]:
+def accounts(url: str, kind: str, orders: int) -> tuple[tuple[str, str], tuple[str, str]]:
     """A source with a book of business and an empty target, both under fault rules."""
 
     async def build() -> tuple[tuple[str, str], tuple[str, str]]:
@@ -46,13 +45,10 @@ def accounts(
             book = bench.Book(client, concurrency=4)
             source, source_auth = await book.account("source")
             target, target_auth = await book.account("target")
-            if gateway_source:
-                await book.gateway(source, source_auth, orders)
-            else:
-                await book.native(source, source_auth, orders)
+            await getattr(book, kind)(source, source_auth, orders)
             for account in (source, target):
-                await book.fault(account, "/v1")
-                await book.fault(account, "/gateway/v1")
+                for prefix in bench.FAULTED:
+                    await book.fault(account, prefix)
             key = {"s": source_auth, "t": target_auth}
             return (
                 (source, key["s"]["Authorization"].removeprefix("Bearer ")),
@@ -91,13 +87,14 @@ def run(
 
 @pytest.mark.parametrize(
     ("frm", "to"),
-    [("sandbank", "gateway"), ("gateway", "sandbank")],
-    ids=["credit-to-gateway", "gateway-to-credit"],
+    [("sandbank", "gateway"), ("gateway", "sandbank"), ("invoicing", "gateway")],
+    ids=["credit-to-gateway", "gateway-to-credit", "invoicing-to-gateway"],
 )
 def test_a_migration_against_a_real_server_moves_everything_once(
     server: Server, tmp_path: Path, frm: str, to: str
 ) -> None:
-    (source, source_key), target = accounts(server.url, frm == "gateway", orders=60)
+    kind = {"sandbank": "native"}.get(frm, frm)  # the bench's book builder
+    (source, source_key), target = accounts(server.url, kind, orders=60)
     code, dry, out = run(
         server.url,
         frm,

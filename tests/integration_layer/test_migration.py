@@ -171,14 +171,13 @@ def migrate(api: Api, ns: argparse.Namespace) -> int:
     return api.loop.run_until_complete(run_migrate(ns, transport=httpx.ASGITransport(app=api.app)))
 
 
-def book(api: Api, source: Account, orders: int = 30, gateway: bool = False) -> None:
+def book(api: Api, source: Account, orders: int = 30, kind: str = "native") -> None:
     async def build() -> None:
         transport = httpx.ASGITransport(app=api.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             b = bench.Book(client, concurrency=1)
             b.admin = ADMIN
-            build_book = b.gateway if gateway else b.native
-            await build_book(source.id, source.headers, orders)
+            await getattr(b, kind)(source.id, source.headers, orders)
 
     api.loop.run_until_complete(build())
 
@@ -230,13 +229,21 @@ def test_a_cut_over_moves_the_book_and_a_second_run_changes_nothing(
     assert {i["metadata"]["payment_token"] for i in invoices.json()["data"]} <= {
         tok["id"] for tok in imported if tok["imported_from"]
     }
-    settled = (counts(api, account), counts(api, target))
-    assert migrate(api, args(account, target, tmp_path)) == EXIT_OK
-    second = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert_a_second_run_changes_nothing(api, args(account, target, tmp_path), account, target)
+
+
+def assert_a_second_run_changes_nothing(
+    api: Api, ns: argparse.Namespace, source: Account, target: Account
+) -> None:
+    """The same command again: exit 0, nothing moved or released, no row added at either side
+    but the run's own two exports."""
+    settled = (counts(api, source), counts(api, target))
+    assert migrate(api, ns) == EXIT_OK
+    second = json.loads((ns.report_dir / "migration.json").read_text())
     assert "move" not in second["counts"]
     assert "release" not in second["counts"]
     exports = {"exports": 2}  # the second run's own two exports (one per side)
-    after = (counts(api, account), counts(api, target))
+    after = (counts(api, source), counts(api, target))
     assert [{k: v for k, v in side.items() if k not in exports} for side in after] == [
         {k: v for k, v in side.items() if k not in exports} for side in settled
     ]
@@ -246,7 +253,7 @@ def test_gateway_invoices_move_to_embedded_credit_as_orders(
     api: Api, account: Account, tmp_path: Path
 ) -> None:
     target = api.new_account(seed=11)
-    book(api, account, orders=15, gateway=True)
+    book(api, account, orders=15, kind="gateway")
     ns = args(account, target, tmp_path, source="gateway", target="sandbank")
     assert migrate(api, ns) == EXIT_OK
     orders = api.get("/v1/orders", headers=target.headers, params={"limit": 100}).json()["data"]
@@ -266,21 +273,26 @@ def test_a_copy_already_at_the_target_fails_the_check_with_exit_1(
     book(api, account, orders=3)
     orders = api.get("/v1/orders", headers=account.headers, params={"status": "authorized"})
     order = orders.json()["data"][0]
-    for n in (1, 2):  # someone replayed it by hand, twice
-        r = api.post(
-            "/gateway/v1/invoices",
-            headers={**target.headers, "Idempotency-Key": f"by-hand-{n}"},
-            json={
-                "number": f"migrated:authorized:{order['id']}",
-                "amount": order["amount"],
-                "customer": {"name": "x", "email": "x@x.test", "external_id": "BUY-0"},
-            },
-        )
-        assert r.status_code == 201, r.text
+    invoice_by_hand_twice(api, "/gateway/v1", target, f"authorized:{order['id']}", order["amount"])
     assert migrate(api, args(account, target, tmp_path)) == EXIT_INVARIANT
     report = json.loads((tmp_path / "report" / "migration.json").read_text())
     failed = {c["name"] for c in report["checks"] if not c["ok"]}
     assert "every_open_obligation_once" in failed
+
+
+def invoice_by_hand_twice(api: Api, prefix: str, target: Account, key: str, amount: int) -> None:
+    """Someone replayed the obligation `key` by hand as two invoices at the target."""
+    for n in (1, 2):
+        r = api.post(
+            f"{prefix}/invoices",
+            headers={**target.headers, "Idempotency-Key": f"by-hand-{n}"},
+            json={
+                "number": f"migrated:{key}",
+                "amount": amount,
+                "customer": {"name": "x", "email": "x@x.test", "external_id": "BUY-0"},
+            },
+        )
+        assert r.status_code == 201, r.text
 
 
 def test_a_buyer_the_target_declines_stays_at_the_source_and_exits_3(
@@ -343,3 +355,193 @@ def test_the_bench_at_300_orders_with_faults_finds_no_duplicate_and_no_lost_obli
     assert out["second_run_moves"] == 0
     assert out["counts"]["move"]["authorized"] > 0
     assert out["counts"]["move"]["receivable"] > 0
+
+
+# --- traditional invoicing (`invoicing`), with each of the others -----------------------------
+BOOKS = {"sandbank": "native", "gateway": "gateway", "invoicing": "invoicing", "vcard": "vcard"}
+# The invoicing book of 30: 10 paid (history), then 7 fresh POs, 7 open invoices, 6 POs of
+# twice an invoice's amount invoiced once (the invoice moves, the PO's rest stays).
+INVOICING_MOVES = {"authorized": 7, "receivable": 13}
+
+
+def open_at(api: Api, target: Account, provider: str) -> list[dict[str, Any]]:
+    """The objects the migration made at the target (each named `migrated:<key>`)."""
+    paths = {
+        "gateway": ["/gateway/v1/invoices"],
+        "sandbank": ["/v1/orders"],
+        "invoicing": ["/invoicing/v1/purchase_orders", "/invoicing/v1/invoices"],
+        "vcard": ["/vcards/v1/invoices"],
+    }[provider]
+    return [
+        obj
+        for path in paths
+        for obj in api.get(path, headers=target.headers, params={"limit": 100}).json()["data"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("invoicing", "gateway", INVOICING_MOVES),
+        ("gateway", "invoicing", {"authorized": 5, "receivable": 5}),
+        ("invoicing", "sandbank", INVOICING_MOVES),
+        ("sandbank", "invoicing", {"authorized": 10, "receivable": 9}),
+        ("vcard", "invoicing", {"authorized": 5, "receivable": 5}),
+        ("invoicing", "vcard", INVOICING_MOVES),
+        ("vcard", "sandbank", {"authorized": 5, "receivable": 5}),
+    ],
+    ids=lambda c: f"{c[0]}-to-{c[1]}",
+)
+def test_invoicing_pairs_dry_run_then_cut_over_then_a_second_run_changes_nothing(
+    api: Api, account: Account, tmp_path: Path, case: tuple[str, str, dict[str, int]]
+) -> None:
+    source, target, moves = case
+    to = api.new_account(seed=11)
+    book(api, account, orders=15 if source in ("gateway", "vcard") else 30, kind=BOOKS[source])
+    ns = args(account, to, tmp_path, source=source, target=target)
+    before = (counts(api, account), counts(api, to))
+    assert migrate(api, argparse.Namespace(**{**vars(ns), "dry_run": True})) == EXIT_OK
+    assert (counts(api, account), counts(api, to)) == before
+    planned = json.loads((tmp_path / "report" / "migration.json").read_text())["counts"]
+    assert planned["move"] == moves
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert report["counts"]["move"] == moves
+    assert all(c["ok"] for c in report["checks"])
+    made = open_at(api, to, target)
+    assert len(made) == sum(moves.values())
+    assert_a_second_run_changes_nothing(api, ns, account, to)
+    assert len(open_at(api, to, target)) == len(made)
+
+
+def test_invoicing_keeps_the_rest_of_a_partly_invoiced_po_and_says_why(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=30, kind="invoicing")
+    assert migrate(api, args(account, to, tmp_path, source="invoicing", dry_run=True)) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert report["counts"]["stay"] == {"authorized": 6}
+    stays = {s["why"] for s in report["steps"] if s["action"] == "stay"}
+    assert stays == {"the uninvoiced rest of a partly invoiced purchase order"}
+
+
+def test_an_obligation_held_twice_at_an_invoicing_target_fails_with_exit_1(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=3)
+    orders = api.get("/v1/orders", headers=account.headers, params={"status": "authorized"})
+    order = orders.json()["data"][0]
+    number = f"migrated:authorized:{order['id']}"  # replayed by hand as a PO and an invoice
+    buyer = {"name": "x", "id": "BUY-0", "email": "x@x.test"}
+    r = api.post(
+        "/invoicing/v1/purchase_orders",
+        headers=to.headers,
+        json={"number": number, "buyer": buyer, "amount": order["amount"]},
+    )
+    assert r.status_code == 201, r.text
+    r = api.post(
+        "/invoicing/v1/invoices",
+        headers=to.headers,
+        json={
+            "big": {"invoice_number": number},
+            "buyer": buyer,
+            "it1": [{"quantity": 1, "unit_price": order["amount"]}],
+            "tds": {"amount": order["amount"]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert migrate(api, args(account, to, tmp_path, target="invoicing")) == EXIT_INVARIANT
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert {"every_open_obligation_once", "no_history_duplicated"} <= failed
+
+
+def test_invoices_in_collections_and_of_a_buyer_with_unapplied_cash_stay_at_invoicing(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    def invoice(number: str, tag: str, net_days: int) -> None:
+        r = api.post(
+            "/invoicing/v1/invoices",
+            headers=account.headers,
+            json={
+                "big": {"invoice_number": number},
+                "buyer": {"name": f"Buyer {tag}", "id": tag, "email": f"ap+{tag}@b.test"},
+                "itd": {"net_days": net_days},
+                "it1": [{"quantity": 1, "unit_price": 5_000}],
+                "tds": {"amount": 5_000},
+            },
+        )
+        assert r.status_code == 201, r.text
+
+    invoice("INV-1", "defaults", 0)
+    invoice("INV-2", "no_reference", 0)
+    api.post(f"/_sandbox/accounts/{account.id}/clock/advance", headers=ADMIN, json={"by": "31d"})
+    invoice("INV-3", "no_reference", 30)
+    invoice("INV-4", "pays_on_time", 30)
+    to = api.new_account(seed=11)
+    ns = args(account, to, tmp_path, source="invoicing", dry_run=True)
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    assert sorted(s["buyer"] for s in report["steps"] if s["action"] == "stay") == [
+        "defaults",
+        "no_reference",
+        "no_reference",
+    ]
+    why = {s["buyer"]: (s["action"], s["why"]) for s in report["steps"]}
+    assert why == {
+        "defaults": ("stay", "collections at the source: its dunning stays there"),
+        "no_reference": (
+            "stay",
+            "the buyer has unapplied cash at the source: apply it first",
+        ),
+        "pays_on_time": ("move", ""),
+    }
+
+
+def test_what_is_on_a_virtual_card_stays_and_the_rest_moves(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    r = api.post(
+        "/vcards/v1/invoices",
+        headers=account.headers,
+        json={
+            "number": "INV-1",
+            "amount": 8_000,
+            "processing": "manual",  # the card the AP sends is not captured
+            "customer": {"name": "Card AP", "email": "ap@cards.test", "external_id": "VC-1"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    invoice = r.json()["id"]
+    path = f"/vcards/v1/invoices/{invoice}/issue"
+    assert api.post(path, headers=account.headers, json={}).status_code == 200
+    api.post(f"/_sandbox/accounts/{account.id}/clock/advance", headers=ADMIN, json={"by": "31d"})
+    carded = api.get(f"/vcards/v1/invoices/{invoice}", headers=account.headers).json()
+    assert carded["carded_amount"] > 0, carded
+    to = api.new_account(seed=11)
+    ns = args(account, to, tmp_path, source="vcard", target="gateway")
+    assert migrate(api, ns) == EXIT_OK
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    stays = [s for s in report["steps"] if s["action"] == "stay"]
+    assert [(s["key"], s["amount"]) for s in stays] == [
+        (f"authorized:card:{invoice}", carded["carded_amount"])
+    ]
+    assert "virtual card" in stays[0]["why"]
+    moved = sum(s["amount"] for s in report["steps"] if s["action"] == "move")
+    assert moved == carded["amount_due"] - carded["carded_amount"] - carded["pending_amount"]
+
+
+def test_an_obligation_held_twice_at_a_virtual_cards_target_fails_with_exit_1(
+    api: Api, account: Account, tmp_path: Path
+) -> None:
+    to = api.new_account(seed=11)
+    book(api, account, orders=3, kind="invoicing")
+    po = api.get("/invoicing/v1/purchase_orders", headers=account.headers).json()["data"][0]
+    invoice_by_hand_twice(api, "/vcards/v1", to, f"authorized:{po['id']}", po["amount"])
+    ns = args(account, to, tmp_path, source="invoicing", target="vcard")
+    assert migrate(api, ns) == EXIT_INVARIANT
+    report = json.loads((tmp_path / "report" / "migration.json").read_text())
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert {"every_open_obligation_once", "no_history_duplicated"} <= failed
