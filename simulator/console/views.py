@@ -142,13 +142,15 @@ class Console:
         ]
 
     def _page(self, view: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """A GET that needs a session (else: to the login form)."""
+        """A GET that needs a session (else: to the login form). Run like an API call
+        (`simulator.api.guard.retrying`): due work in steps, and a write lock another process
+        holds (the webhook dispatcher delivering) waited for off the loop, not an error page."""
 
         async def handler(request: Request) -> Response:
             cookie = request.cookies.get(SESSION_COOKIE)
             if cookie is None or not self.sessions.valid_session(cookie):
                 return RedirectResponse(f"{PATH}/login", 303)
-            return await view(request, cookie)
+            return await retrying(request, lambda: view(request, cookie))
 
         return handler
 
