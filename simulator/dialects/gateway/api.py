@@ -4,18 +4,16 @@ event endpoints under this prefix (one balance, one outbox per account)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import schemas as s
-from simulator.api import v1
 from simulator.api.guard import Endpoint
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.api.schemas import gateway as g
 from simulator.api.tokens import token_operations
+from simulator.dialects.native import native_operations
 from simulator.domain.gateway import Customer
 
 PREFIX = "/gateway/v1"
@@ -155,18 +153,6 @@ def _invoice_action(
     )
 
 
-def _shared(op: Op) -> Op:
-    """A native operation under this prefix (same handler, same shapes)."""
-    return dataclasses.replace(
-        op,
-        operation_id=f"gateway.{op.operation_id}",
-        path=op.path.replace("/v1", PREFIX, 1),
-        links={},
-    )
-
-
-_NATIVE = {op.operation_id: op for op in v1.OPERATIONS}
-
 OPERATIONS: list[Op] = [
     Op(
         "gateway.createInvoice",
@@ -258,11 +244,6 @@ OPERATIONS: list[Op] = [
         errors=_READ,
         tag=TAG_CHARGES,
     ),
-    *(
-        _shared(_NATIVE[name])
-        for name in ("listSettlements", "getSettlement", "getSettlementReport")
-    ),
-    _shared(_NATIVE["listEvents"]),
-    _shared(_NATIVE["getEvent"]),
+    *native_operations(PREFIX, "gateway."),  # the account's settlements and events
     *token_operations(PREFIX, "gateway", "gateway."),  # the customers' cards and bank accounts
 ]

@@ -4,18 +4,16 @@ plus the native settlement and event endpoints under this prefix (one balance, o
 
 from __future__ import annotations
 
-import dataclasses
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import schemas as s
-from simulator.api import v1
 from simulator.api.operations import Op
 from simulator.api.runtime import parse, path_id, query, run, service_of
 from simulator.api.schemas import invoicing as e
 from simulator.api.tokens import token_operations
 from simulator.asgi import ACCOUNT_KEY, read_body
+from simulator.dialects.native import native_operations
 from simulator.domain.errors import BadRequest
 from simulator.domain.invoicing import Buyer
 from simulator.domain.x12 import Invoice810, parse_810
@@ -191,18 +189,6 @@ async def apply_remittance(request: Request) -> Response:
     )
 
 
-def _shared(op: Op) -> Op:
-    """A native operation under this prefix (same handler, same shapes)."""
-    return dataclasses.replace(
-        op,
-        operation_id=f"invoicing.{op.operation_id}",
-        path=op.path.replace("/v1", PREFIX, 1),
-        links={},
-    )
-
-
-_NATIVE = {op.operation_id: op for op in v1.OPERATIONS}
-
 OPERATIONS: list[Op] = [
     Op(
         "invoicing.createPurchaseOrder",
@@ -340,11 +326,6 @@ OPERATIONS: list[Op] = [
         errors=_WRITE,
         tag=TAG_REMITTANCES,
     ),
-    *(
-        _shared(_NATIVE[name])
-        for name in ("listSettlements", "getSettlement", "getSettlementReport")
-    ),
-    _shared(_NATIVE["listEvents"]),
-    _shared(_NATIVE["getEvent"]),
+    *native_operations(PREFIX, "invoicing."),  # the account's settlements and events
     *token_operations(PREFIX, "invoicing", "invoicing."),  # the buyers' bank accounts
 ]

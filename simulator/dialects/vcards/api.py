@@ -4,7 +4,6 @@ settlement and event endpoints under this prefix (one balance, one outbox per ac
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from simulator.api import schemas as s
-from simulator.api import v1
 from simulator.api.guard import Endpoint
 from simulator.api.operations import Op
 from simulator.api.runtime import Refused, parse, path_id, query, run, service_of
 from simulator.api.schemas import vcards as vc
 from simulator.api.tokens import token_operations
 from simulator.context import Ctx
+from simulator.dialects.native import native_operations
 from simulator.domain.errors import CardDeclined
 from simulator.domain.gateway import Customer
 from simulator.domain.vcards import Vcard
@@ -206,17 +205,6 @@ def _read(name: str, path: str, endpoint: Endpoint, summary: str, out: Any, **kw
     )
 
 
-def _shared(op: Op) -> Op:
-    """A native operation under this prefix (same handler, same shapes)."""
-    return dataclasses.replace(
-        op,
-        operation_id=f"vcards.{op.operation_id}",
-        path=op.path.replace("/v1", PREFIX, 1),
-        links={},
-    )
-
-
-_NATIVE = {op.operation_id: op for op in v1.OPERATIONS}
 _INVOICE = "invoices/{id}"
 
 OPERATIONS: list[Op] = [
@@ -346,11 +334,6 @@ OPERATIONS: list[Op] = [
         vc.PaymentOut,
         tag=TAG_PAYMENTS,
     ),
-    *(
-        _shared(_NATIVE[name])
-        for name in ("listSettlements", "getSettlement", "getSettlementReport")
-    ),
-    _shared(_NATIVE["listEvents"]),
-    _shared(_NATIVE["getEvent"]),
+    *native_operations(PREFIX, "vcards."),  # the account's settlements and events
     *token_operations(PREFIX, PERSONALITY, "vcards."),  # the buyers' cards, in the vault
 ]
