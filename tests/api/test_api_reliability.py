@@ -5,6 +5,7 @@ keys, U+0000, charsets, whitespace), account paging and webhook metadata hosts."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -180,52 +181,68 @@ def _file_app(tmp_path: Path, clock: ManualClock, wait_s: float) -> Any:
     return create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
 
 
-async def _lock_held(path: Path, hold_s: float, locked: asyncio.Event) -> None:
-    """Another process's writer: holds the write lock for `hold_s` (a thread, as its own
-    connection would block the loop otherwise)."""
+async def _lock_held(
+    path: Path, hold_s: float, locked: asyncio.Event, release: asyncio.Event | None = None
+) -> bool:
+    """Another process's writer: holds the write lock for `hold_s`, or until `release` is set
+    if one is given (then True if it was set in time). Its own connection, on the loop: BEGIN
+    IMMEDIATE and ROLLBACK do not wait."""
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     locked.set()
-    await asyncio.sleep(hold_s)
+    released = False
+    if release is None:
+        await asyncio.sleep(hold_s)
+    else:
+        with contextlib.suppress(TimeoutError):
+            released = await asyncio.wait_for(release.wait(), hold_s)
     other.execute("ROLLBACK")
     other.close()
+    return released
 
 
 def test_a_write_waits_for_another_connections_lock_without_blocking_reads(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    """While another connection holds the write lock for 0.5 s, writes wait for it off the
-    loop (then all succeed) and reads of the same process answer at once."""
-    app = _file_app(tmp_path, clock, wait_s=5.0)
+    """While another connection holds the write lock, writes wait for it off the loop (then all
+    succeed once it is let go) and reads of the same process answer meanwhile. Ordered by
+    events, not by timings: the holder keeps the lock until the reads are done (a read that
+    waited for it would keep it until the holder's 10 s deadline, and fail the test)."""
+    app = _file_app(tmp_path, clock, wait_s=30.0)
     api = Api(app, clock)
     account = api.new_account()
 
-    async def scenario() -> tuple[float, list[float], set[int]]:
-        locked = asyncio.Event()
-        holder = asyncio.create_task(_lock_held(tmp_path / "sandbank.db", 0.5, locked))
+    async def scenario() -> tuple[bool, bool, bool, set[int]]:
+        locked, release = asyncio.Event(), asyncio.Event()
+        holder = asyncio.create_task(
+            _lock_held(tmp_path / "sandbank.db", 10.0, locked, release=release)
+        )
         await locked.wait()
-        started = time.perf_counter()
         writes = [
             asyncio.create_task(
                 api.client.post("/v1/checkouts", headers=account.headers, json=checkout_body())
             )
             for _ in range(3)  # several waiting at once: the first to get the lock holds it
         ]
-        reads: list[float] = []
         for _ in range(5):
-            t = time.perf_counter()
             r = await api.client.get("/v1/orders", headers=account.headers)
             assert r.status_code == 200, r.text
-            reads.append(time.perf_counter() - t)
+        await asyncio.sleep(0.05)  # the writes' polls get turns, and find the lock taken
+        held_through_reads = not holder.done()
+        writes_waited = not any(write.done() for write in writes)
+        release.set()
         statuses = {(await write).status_code for write in writes}
-        await holder
-        return time.perf_counter() - started, reads, statuses
+        held_until_released = await holder
+        return held_through_reads, writes_waited, held_until_released, statuses
 
     try:
-        waited, reads, statuses = api.loop.run_until_complete(scenario())
-        assert statuses == {201}
-        assert waited >= 0.4  # it did wait for the lock ...
-        assert max(reads) < 0.3  # ... while the reads went on
+        held_through_reads, writes_waited, held_until_released, statuses = (
+            api.loop.run_until_complete(scenario())
+        )
+        assert held_through_reads  # the five reads answered while the lock was taken ...
+        assert writes_waited  # ... the writes waited for it ...
+        assert held_until_released  # ... (not let go by the holder's deadline) ...
+        assert statuses == {201}  # ... and went through once it was free
     finally:
         api.close()
         app.runtime.store.close()
