@@ -123,7 +123,9 @@ class Journal:
         self._backlog: deque[Entry] = deque()  # entries that met the write lock taken
         self._drain: asyncio.Task[None] | None = None
         self._unannounced: set[int] = set()  # ids of queued entries the listeners await
-        self._batch: tuple[list[Entry], asyncio.Future[None]] | None = None  # this turn's
+        # This turn's entries, each with the future its request awaits (one per request: a
+        # request that is cancelled cancels only its own wait, never the others').
+        self._batch: list[tuple[Entry, asyncio.Future[None]]] | None = None
         # Told of every entry as it is recorded: the metrics and the console's live view.
         self.listeners: list[Callable[[Entry], None]] = []
 
@@ -156,13 +158,14 @@ class Journal:
         that writer's commit."""
         if self.store is None:
             return
+        loop = asyncio.get_running_loop()
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = ([], loop.create_future())
+            self._batch = []
             loop.call_soon(self._write_batch)
-        self._batch[0].append(entry)
+        stored = loop.create_future()
+        self._batch.append((entry, stored))
         try:
-            await asyncio.shield(self._batch[1])
+            await stored
         except Exception:  # the whole group failed; its operations say why
             log.warning("the journal lost %s: its commit failed", entry.request_id)
 
@@ -171,21 +174,21 @@ class Journal:
         it (or at once, if the lock is taken: the entries wait in the backlog)."""
         assert self._batch is not None
         assert self.store is not None
-        (entries, done), self._batch = self._batch, None
+        batch, self._batch = self._batch, None
+        waiters = [stored for _, stored in batch]
         try:
             with self.store.grouped() as (tx, committed):
-                for entry in entries:
+                for entry, _ in batch:
                     self.write(tx, entry)
         except StoreBusy:
-            for entry in entries:
+            for entry, _ in batch:
                 self._later(entry)
-            done.set_result(None)
+            _settle(waiters, None)
             return
         except Exception as exc:  # never leave the requests waiting
-            done.set_exception(exc)
-            done.add_done_callback(_retrieve)
+            _settle(waiters, exc)
             return
-        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, done))
+        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, waiters))
 
     def _later(self, entry: Entry) -> None:
         if len(self._backlog) >= BACKLOG_MAX:
@@ -254,14 +257,22 @@ class Journal:
             return tx.forget_requests(account)
 
 
-def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:
-    """The group's outcome, to the entries' waiters (marked seen: each waiter logs it)."""
-    error = None if committed.cancelled() else committed.exception()
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
-        done.add_done_callback(_retrieve)
+def _relay(committed: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+    """The group's outcome, to the entries' waiters."""
+    _settle(waiters, None if committed.cancelled() else committed.exception())
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Complete every waiter still awaited (one whose request was cancelled is done already);
+    an error is marked seen, each waiter logs it."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+            waiter.add_done_callback(_retrieve)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
