@@ -144,12 +144,23 @@ class Journal:
             listener(entry)
 
     def write(self, tx: Tx, entry: Entry) -> None:
-        """Store the entry in the caller's transaction (it gets its seq); every `size // 10`
-        rows of an account this process writes, trim its journal to the newest `size`."""
-        entry.seq = tx.add_request(entry.account, entry.stored())
-        n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
-        if entry.account is not None and n % max(1, self.size // 10) == 0:
-            tx.forget_requests(entry.account, keep=self.size)
+        """Store the entry in the caller's transaction (it gets its seq; see `write_all`)."""
+        self.write_all(tx, [entry])
+
+    def write_all(self, tx: Tx, entries: list[Entry]) -> None:
+        """Store the entries in the caller's transaction, in order, with as few statements as
+        the store can (each gets its seq); every `size // 10` rows of an account this process
+        writes, trim its journal to the newest `size`."""
+        seqs = tx.add_requests([(e.account, e.stored()) for e in entries])
+        every = max(1, self.size // 10)
+        trim: set[str] = set()
+        for entry, seq in zip(entries, seqs, strict=True):
+            entry.seq = seq
+            n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
+            if entry.account is not None and n % every == 0:
+                trim.add(entry.account)
+        for account in sorted(trim):
+            tx.forget_requests(account, keep=self.size)
 
     async def save(self, entry: Entry) -> None:
         """Store the entry, with the others of this event-loop turn, in the turn's group commit,
@@ -178,8 +189,7 @@ class Journal:
         waiters = [stored for _, stored in batch]
         try:
             with self.store.grouped() as (tx, committed):
-                for entry, _ in batch:
-                    self.write(tx, entry)
+                self.write_all(tx, [entry for entry, _ in batch])
         except StoreBusy:
             for entry, _ in batch:
                 self._later(entry)
@@ -212,8 +222,7 @@ class Journal:
                 waiting = list(self._backlog)
                 self._backlog.clear()
                 with store.grouped() as (tx, committed):
-                    for entry in waiting:
-                        self.write(tx, entry)
+                    self.write_all(tx, waiting)
                 try:
                     await committed
                 except Exception:

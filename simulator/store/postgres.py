@@ -258,7 +258,9 @@ class PgExportRows(export_rows.ExportRows):
 class PgTx(SqliteTx):
     """`SqliteTx`, but for what a shared database must not do."""
 
-    add_request = SharedTxMixin.add_request  # RETURNING seq (no lastrowid in psycopg)
+    # One INSERT ... RETURNING seq a row (psycopg has no lastrowid).
+    add_request = SharedTxMixin.add_request
+    add_requests = SharedTxMixin.add_requests
 
     def release_leases(self) -> int:
         """Nothing: other replicas may hold leases for attempts they are sending (a dead one's
