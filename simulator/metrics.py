@@ -265,6 +265,7 @@ class Metrics:
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
         self._pending: list[Entry] | None = None  # observed this turn, not yet counted
+        self._pending_loop: asyncio.AbstractEventLoop | None = None  # whose turn that is
         self._last_backlog_s = -math.inf
 
     # --- observers (hot path: a list append; counted once per event-loop turn) --------------
@@ -277,16 +278,20 @@ class Metrics:
         Every scrape and chart flushes first, so what they show counts every request
         answered; another process's scrape sees a request at most one turn after its
         response (it was counted after the response before, too)."""
-        if self._pending is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # outside an event loop: at once
-                self._pending = [entry]
-                self.flush()
-                return
-            self._pending = []
-            loop.call_soon(self.flush)
-        self._pending.append(entry)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # outside an event loop: at once
+            loop = None
+        if self._pending is not None and loop is self._pending_loop:
+            self._pending.append(entry)
+            return
+        self.flush()  # what another loop left (one stopped before its turn ended)
+        self._pending = [entry]
+        if loop is None:
+            self.flush()
+            return
+        self._pending_loop = loop
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Apply the requests observed since the last flush: one increment per label set."""

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.clock import ManualClock
+from simulator.faults.journal import Entry
 from simulator.metrics import LATENCY_BUCKETS, RECENT_BOUNDS_MS, _observe_all, percentile
 
 Scrape = Callable[[], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
@@ -83,6 +84,42 @@ def test_a_burst_of_concurrent_requests_is_counted_exactly(
     assert value(s, f"{duration}_bucket", operation="listBuyers", le="+Inf") == 30
     assert value(s, f"{duration}_sum", operation="listBuyers") > 0
     assert sum(api.app.runtime.metrics.recent.minutes[-1].outcomes.values()) == 37
+
+
+def test_a_scrape_counts_what_was_observed_earlier_in_its_own_turn(api: Api) -> None:
+    metrics = api.app.runtime.metrics
+    assert metrics is not None
+    entry = Entry(
+        seq=1,
+        at=api.clock.now(),
+        request_id="req_1",
+        account="acct_1",
+        method="GET",
+        path="/v1/buyers",
+        operation="listBuyers",
+        status=200,
+        latency_ms=2.0,
+        idempotency_key=None,
+        attempt=None,
+        replayed=True,
+        fault=None,
+    )
+
+    async def same_turn() -> bytes:
+        metrics.observe_request(entry)  # counted at the turn's end, or by a scrape before
+        return metrics.exposition()
+
+    text = api.loop.run_until_complete(same_turn()).decode()
+    s = {
+        (x.name, tuple(sorted(x.labels.items()))): x.value
+        for family in text_string_to_metric_families(text)
+        for x in family.samples
+    }
+    assert value(s, "sandbank_requests_total", operation="listBuyers", status="200", fault="none")
+    assert value(s, "sandbank_idempotent_replays_total", operation="listBuyers") == 1
+    assert value(s, "sandbank_request_duration_seconds_bucket", operation="listBuyers", le="0.0025")
+    metrics.observe_request(entry)  # outside any event loop: at once
+    assert metrics.recent.minutes[-1].outcomes["2xx"] == 2
 
 
 def test_a_turns_latencies_fill_the_same_buckets_as_one_observe_each() -> None:
