@@ -7,34 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
-from factories import ADMIN, ADMIN_TOKEN, BASE_URL, Api, deterministic_entropy
+from factories import (
+    ADMIN,
+    ADMIN_TOKEN,
+    BASE_URL,
+    START,
+    Api,
+    deterministic_entropy,
+    journal_entry,
+)
 
 from simulator.app import create_app
 from simulator.clock import ManualClock
-from simulator.faults.journal import Entry, Journal, RequestFilter
+from simulator.faults.journal import Journal, RequestFilter
 from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
-
-
-def _entry(n: int) -> Entry:
-    return Entry(
-        seq=0,
-        at=datetime(2026, 1, 1, tzinfo=UTC),
-        request_id=f"req_{n}",
-        account="acct_a",
-        method="GET",
-        path=f"/v1/checkouts/chk_{n}",
-        operation="getCheckout",
-        status=200,
-        latency_ms=1.0,
-        idempotency_key=None,
-        attempt=None,
-        replayed=False,
-        fault=None,
-    )
 
 
 def test_a_cancelled_request_leaves_every_entry_of_its_turn_stored_with_its_rows_seq(
@@ -42,7 +31,7 @@ def test_a_cancelled_request_leaves_every_entry_of_its_turn_stored_with_its_rows
 ) -> None:
     store = SqliteStore(str(tmp_path / "journal.db"))
     journal = Journal(100, store)
-    entries = [_entry(n) for n in range(3)]
+    entries = [journal_entry(n) for n in range(3)]
 
     async def scenario() -> list[BaseException | None]:
         saves = [asyncio.create_task(journal.save(e)) for e in entries]
@@ -70,7 +59,7 @@ def test_a_cancelled_request_leaves_every_entry_of_its_turn_stored_with_its_rows
 def test_a_read_answers_while_another_connection_writes_and_its_entry_follows(
     tmp_path: Path,
 ) -> None:
-    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = ManualClock(START)
     db = tmp_path / "sandbank.db"
     settings = Settings(
         db=str(db),

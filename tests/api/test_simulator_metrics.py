@@ -8,12 +8,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from factories import ADMIN, Account, Api, build_app
+from factories import ADMIN, Account, Api, build_app, journal_entry
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.clock import ManualClock
-from simulator.faults.journal import Entry
 from simulator.metrics import LATENCY_BUCKETS, RECENT_BOUNDS_MS, _observe_all, percentile
 
 Scrape = Callable[[], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
@@ -89,20 +88,8 @@ def test_a_burst_of_concurrent_requests_is_counted_exactly(
 def test_a_scrape_counts_what_was_observed_earlier_in_its_own_turn(api: Api) -> None:
     metrics = api.app.runtime.metrics
     assert metrics is not None
-    entry = Entry(
-        seq=1,
-        at=api.clock.now(),
-        request_id="req_1",
-        account="acct_1",
-        method="GET",
-        path="/v1/buyers",
-        operation="listBuyers",
-        status=200,
-        latency_ms=2.0,
-        idempotency_key=None,
-        attempt=None,
-        replayed=True,
-        fault=None,
+    entry = journal_entry(
+        account="acct_1", path="/v1/buyers", operation="listBuyers", latency_ms=2.0, replayed=True
     )
 
     async def same_turn() -> bytes:
