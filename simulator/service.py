@@ -151,7 +151,7 @@ class ProviderService:
         self._write_events(ctx)
         if ctx.rng.counter != account.rng_counter:
             account.rng_counter = ctx.rng.counter
-            ctx.tx.save_account(account)
+            ctx.tx.save_rng_counter(account.id, account.rng_counter)
 
     def _write_events(self, ctx: Ctx) -> None:
         """Write the context's events (the outbox) into its transaction."""
