@@ -151,7 +151,7 @@ class ProviderService:
         self._write_events(ctx)
         if ctx.rng.counter != account.rng_counter:
             account.rng_counter = ctx.rng.counter
-            ctx.tx.save_account(account)
+            ctx.tx.save_rng_counter(account.id, account.rng_counter)
 
     def _write_events(self, ctx: Ctx) -> None:
         """Write the context's events (the outbox) into its transaction."""
@@ -198,11 +198,7 @@ class ProviderService:
             Event.model_construct(
                 id=ctx.new_id("evt"),
                 type=type_,
-                object_type=(
-                    "webhook_endpoint"
-                    if isinstance(obj, WebhookEndpoint)
-                    else getattr(obj, "OBJECT_TYPE", None) or type(obj).__name__.lower()
-                ),
+                object_type=_object_type(obj),
                 object_id=obj.id,
                 created_at=ctx.now,
                 data=self.present(obj),
@@ -864,6 +860,24 @@ class ProviderService:
         )
         tx.save_account(account)
         return account
+
+
+# The event `object_type` of each class (a class attribute or the class's name), found once:
+# `getattr` of a name a pydantic model lacks goes through its `__getattr__` and an exception,
+# microseconds on every event otherwise.
+_OBJECT_TYPES: dict[type, str] = {}
+
+
+def _object_type(obj: object) -> str:
+    kind = _OBJECT_TYPES.get(type(obj))
+    if kind is None:
+        kind = (
+            "webhook_endpoint"
+            if isinstance(obj, WebhookEndpoint)
+            else getattr(obj, "OBJECT_TYPE", None) or type(obj).__name__.lower()
+        )
+        _OBJECT_TYPES[type(obj)] = kind
+    return kind
 
 
 def _account_of(tx: Tx, kind: str, object_id: str) -> str | None:

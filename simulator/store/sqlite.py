@@ -64,6 +64,14 @@ _BACKGROUND_POLL_S = (0.0005, 0.001)  # a background writer keeps looking for th
 CHECKPOINT_S = 0.25  # how often the checkpoint thread moves the WAL into the database
 
 
+# Most writes change nothing of their account but its RNG counter; rewriting the whole document
+# for that (serialise, copy, UPDATE of a larger record) cost every POST more than the counter's
+# own UPDATE. NULL: the counter is the document's (a row last written before migration 7).
+RNG_COUNTER_MIGRATION = """
+-- 7: the account's RNG counter in a column of its own (NULL: the document's)
+ALTER TABLE accounts ADD COLUMN rng_counter INTEGER
+"""
+
 MIGRATIONS: list[str] = [
     # 1: the simulator core
     """
@@ -112,6 +120,8 @@ MIGRATIONS: list[str] = [
     export_rows.MIGRATION,
     # 6: fault rules, attempt counts and the request journal, shared by the workers
     SHARED_MIGRATION,
+    # 7: the RNG counter in a column of its own (`SqliteTx.save_rng_counter`)
+    RNG_COUNTER_MIGRATION,
 ]
 
 _OBJECT_TABLES = (
@@ -138,8 +148,9 @@ def _load(model: type[M], data: str | bytes) -> M:
     return model.model_validate_json(data)
 
 
-# Every operation loads its account and most write it back (the RNG counter moved), so the
-# row's text is parsed once: the text a save wrote, or a load read, maps to its parsed model.
+# Every operation loads its account, whose document seldom changes (the RNG counter has a
+# column of its own), so the row's text is parsed once: the text a save wrote, or a load read,
+# maps to its parsed model.
 # Keyed by the whole text, a stale entry can never be returned (another process's write is
 # new text); each caller gets its own shallow copy (top-level fields are what services set).
 _ACCOUNTS: dict[str, Account] = {}
@@ -152,12 +163,16 @@ def _remember_account(data: str, account: Account) -> None:
     _ACCOUNTS[data] = account
 
 
-def _account(data: str) -> Account:
+def _account(data: str, rng_counter: int | None) -> Account:
+    """The account of a row: its document, with the counter of its column when set."""
     found = _ACCOUNTS.get(data)
     if found is None:
         found = _load(Account, data)
         _remember_account(data, found)
-    return found.model_copy()
+    account = found.model_copy()
+    if rng_counter is not None:
+        account.rng_counter = rng_counter
+    return account
 
 
 _JOURNAL_CHUNK = 64  # rows per journal INSERT at most (a power of two)
@@ -198,39 +213,44 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
 
     # --- accounts ------------------------------------------------------------------------
     def account(self, account_id: str) -> Account | None:
-        row = self.c.execute("SELECT data FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        return _account(row[0]) if row else None
+        row = self.c.execute(
+            "SELECT data, rng_counter FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return _account(row[0], row[1]) if row else None
 
     def account_by_key(self, api_key: str) -> Account | None:
-        row = self.c.execute("SELECT data FROM accounts WHERE api_key = ?", (api_key,)).fetchone()
-        return _load(Account, row[0]) if row else None
+        row = self.c.execute(
+            "SELECT data, rng_counter FROM accounts WHERE api_key = ?", (api_key,)
+        ).fetchone()
+        return _account(row[0], row[1]) if row else None
 
     def accounts(self, *, limit: int, cursor: str | None = None) -> Page[Account]:
         """Oldest first (the demo account, made at the first start, leads), from `cursor` on."""
         after = decode_cursor(cursor) if cursor is not None else 0
         rows = self.c.execute(
-            "SELECT rowid, data FROM accounts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, data, rng_counter FROM accounts WHERE rowid > ? ORDER BY rowid LIMIT ?",
             (after, limit + 1),
         ).fetchall()
         has_more = len(rows) > limit
         rows = rows[:limit]
-        items = [_load(Account, r[1]) for r in rows]
+        items = [_account(r[1], r[2]) for r in rows]
         return Page(items, has_more, encode_cursor(rows[-1][0]) if has_more else None)
 
     def save_account(self, account: Account) -> None:
         data = account.model_dump_json()
         _remember_account(data, account.model_copy())
-        # The usual case (RNG counter, clock) writes only the row: setting `api_key`, even to
+        # The usual case (clock, settings) writes only the row: setting `api_key`, even to
         # the same value, would rewrite its index page too, one more page in every commit.
         if self.c.execute(
-            "UPDATE accounts SET data = ? WHERE id = ? AND api_key = ?",
-            (data, account.id, account.api_key),
+            "UPDATE accounts SET data = ?, rng_counter = ? WHERE id = ? AND api_key = ?",
+            (data, account.rng_counter, account.id, account.api_key),
         ).rowcount:
             return
         self.c.execute(
-            "INSERT INTO accounts (id, api_key, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET api_key = excluded.api_key, data = excluded.data",
-            (account.id, account.api_key, data),
+            "INSERT INTO accounts (id, api_key, data, rng_counter) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET api_key = excluded.api_key, data = excluded.data, "
+            "rng_counter = excluded.rng_counter",
+            (account.id, account.api_key, data, account.rng_counter),
         )
 
     def add_request(self, account_id: str | None, data: str) -> int:
@@ -258,6 +278,9 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
             seqs.extend(range(cur.lastrowid - n + 1, cur.lastrowid + 1))
             at += n
         return seqs
+    def save_rng_counter(self, account_id: str, counter: int) -> None:
+        """Only the account's RNG counter (what most operations change of it)."""
+        self.c.execute("UPDATE accounts SET rng_counter = ? WHERE id = ?", (counter, account_id))
 
     def wipe_account(self, account_id: str) -> None:
         for table in _OBJECT_TABLES:

@@ -9,6 +9,7 @@ one store only, migrations applied once, and the streamed dump.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -22,12 +23,13 @@ from throwaway_pg import ThrowawayPostgres
 from simulator.api.schemas import present
 from simulator.clock import ManualClock, to_us
 from simulator.domain.errors import StoreBusy
+from simulator.domain.models import Account
 from simulator.domain.records import SavedResponse
 from simulator.domain.webhooks import Delivery
 from simulator.rng import SeededRng
 from simulator.service import ProviderService
 from simulator.store import open_store
-from simulator.store.sqlite import SqliteStore
+from simulator.store.sqlite import MIGRATIONS, SqliteStore
 
 Opener = Callable[[], SqliteStore]
 
@@ -211,6 +213,71 @@ def test_a_delivery_is_claimed_by_one_store_only(open_db: Opener) -> None:
     with second.transaction() as tx:
         assert tx.due_deliveries(now, None, limit=10) == []
         assert tx.leased_deliveries(now, aid) == 1
+
+
+def test_an_operation_stores_its_accounts_rng_counter_and_every_read_sees_it(
+    store: SqliteStore,
+) -> None:
+    """The counter an operation moved is kept (without the account document) and read back
+    by each way of loading the account; a whole-account save keeps its own counter."""
+    aid = _account(store)
+    service = _service(store)
+    with service.scope(aid) as ctx:
+        service.create_buyer(ctx, legal_name="Counted", email="c@x.test")
+        moved = ctx.rng.counter
+    assert moved > 0
+    with store.read() as tx:
+        account = tx.account(aid)
+        assert account is not None
+        by_key = tx.account_by_key(account.api_key)
+        listed = [a for a in tx.accounts(limit=10).items if a.id == aid]
+    assert account.rng_counter == moved
+    assert by_key is not None
+    assert by_key.rng_counter == moved
+    assert [a.rng_counter for a in listed] == [moved]
+    with service.scope(aid) as ctx:
+        service.set_seed(ctx, 4)  # restarts the sequence: the whole account saved at 0
+    with store.read() as tx:
+        account = tx.account(aid)
+    assert account is not None
+    assert (account.seed, account.rng_counter) == (4, 0)
+
+
+def test_a_database_from_before_the_counter_column_continues_each_accounts_sequence(
+    tmp_path: Path,
+) -> None:
+    """SQLite, migrations 1-6 only (the counter in the account document): opened now, the
+    column is added, the document's counter is read, and the next id is the one after it."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    for version, script in enumerate(MIGRATIONS[:6], start=1):
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+        old.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, f"m{version}"))
+    account = Account(
+        id="acct_old", name="old", api_key="sk_test_old", seed=9, rng_counter=5, created_at=START
+    )
+    old.execute(
+        "INSERT INTO accounts (id, api_key, data) VALUES (?, ?, ?)",
+        (account.id, account.api_key, account.model_dump_json()),
+    )
+    old.close()
+    store = SqliteStore(str(path))
+    try:
+        assert store.schema_version() == len(MIGRATIONS)
+        service = _service(store)
+        with service.scope("acct_old") as ctx:
+            assert ctx.account.rng_counter == 5
+            buyer = service.create_buyer(ctx, legal_name="Later", email="l@x.test")
+        assert buyer.id == SeededRng("acct_old", 9, 5).id("buy")
+        with store.read() as tx:
+            again = tx.account("acct_old")
+        assert again is not None
+        assert again.rng_counter == ctx.rng.counter > 5
+    finally:
+        store.close()
 
 
 def test_a_second_store_on_a_migrated_database_migrates_nothing(open_db: Opener) -> None:
