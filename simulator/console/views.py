@@ -400,7 +400,9 @@ class Console:
         endpoints: list[Any] = []
         deliveries: list[Any] = []
         if account is not None:
-            with self.rt.service.scope(account.id) as ctx:
+            # A snapshot (no write lock): the dispatcher process retakes the lock as soon as
+            # it is free while it delivers, and a page waiting for it could lose every race.
+            with self.rt.service.scope(account.id, write=False) as ctx:
                 endpoints = self.rt.webhooks.list_endpoints(ctx)
             deliveries = self.rt.webhooks.deliveries(
                 account.id, endpoint_id=None, event_id=None, status=None, limit=50
@@ -443,7 +445,7 @@ class Console:
         drift: Any = None
         if account is not None:
             finance = self.rt.service.finance
-            with self.rt.service.scope(account.id) as ctx:
+            with self.rt.service.scope(account.id, write=False) as ctx:  # a snapshot
                 settlements = finance.list_settlements(
                     ctx, status=None, limit=50, cursor=None
                 ).items

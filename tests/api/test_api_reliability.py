@@ -389,27 +389,24 @@ def test_the_dispatcher_process_polls_for_the_lock_off_its_loop(tmp_path: Path) 
     store = SqliteStore(str(path))
     store.poll_lock = True  # as simulator/webhooks/worker.py sets it
 
-    async def scenario() -> tuple[float, int]:
-        locked = asyncio.Event()
-        holder = asyncio.create_task(_lock_held(path, 0.3, locked))
+    async def scenario() -> tuple[bool, bool]:
+        locked, release = asyncio.Event(), asyncio.Event()
+        holder = asyncio.create_task(_lock_held(path, 10.0, locked, release=release))
         await locked.wait()
-        started = time.perf_counter()
         waiting = asyncio.create_task(store.writable())
-        ticks = 0
-        while not waiting.done():
-            ticks += 1
+        for _ in range(20):  # the loop runs on while the lock is taken ...
             await asyncio.sleep(0.001)
-        await waiting
-        waited = time.perf_counter() - started
+        waited = not waiting.done()  # ... and the poll has not got it
+        release.set()
+        await asyncio.wait_for(waiting, 10.0)  # ... until it is let go
         with store.transaction() as tx:  # joins the group it opened
             tx.c.execute("INSERT INTO meta (key, value) VALUES ('polled', 'yes')")
-        await holder
-        return waited, ticks
+        return waited, await holder
 
     try:
-        waited, ticks = asyncio.run(scenario())
-        assert 0.2 <= waited < 2.0
-        assert ticks >= 20  # SQLite's own busy wait would have frozen the loop: no ticks
+        waited, released_in_time = asyncio.run(scenario())
+        assert waited  # SQLite's own busy wait would have frozen the loop: no ticks
+        assert released_in_time
         assert store.meta("polled") == "yes"
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
     finally:

@@ -493,3 +493,37 @@ def test_a_form_waits_for_a_write_lock_another_process_holds_briefly(
     assert f"total-outage on {account.id}" in browser.flash()
     rules = api.get("/_sandbox/faults", headers=ADMIN).json()["data"]
     assert [r["preset"] for r in rules] == ["total-outage"]
+
+
+def test_pages_that_only_read_answer_while_another_process_holds_the_write_lock(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The webhook dispatcher retakes the write lock as soon as it is free while it delivers;
+    every page reads a snapshot, so they all answer meanwhile (CI's browser test
+    once found the webhooks page without its form: a 503 after losing every race for it)."""
+    settings = Settings(
+        db=str(tmp_path / "sandbank.db"),
+        data_dir=tmp_path,
+        admin_token=ADMIN_TOKEN,
+        seed=1,
+        public_url=BASE_URL,
+        store_lock_wait_s=0.2,
+    )
+    api = Api(create_app(settings, wall_clock=clock, entropy=deterministic_entropy()), clock)
+    account = api.new_account()
+    browser = Browser(api)
+    browser.login()
+    other = sqlite3.connect(tmp_path / "sandbank.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        pages = {
+            page: browser.get(f"{C}/{page}?account={account.id}")
+            for page in ("", "accounts", "faults", "traffic", "webhooks", "money", "scenarios")
+        }
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert {page: r.status_code for page, r in pages.items()} == dict.fromkeys(pages, 200)
+    hooks, money = pages["webhooks"], pages["money"]
+    assert 'id="flush"' in hooks.text
+    assert "No settlements yet" in money.text
