@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from rehearsal.processes import free_port
-from simulator import connections
+from simulator import cli, connections, lifecycle
 from simulator.cli import main
 from simulator.heap import freeze_start_up_heap
 
@@ -45,6 +45,28 @@ def test_serve_freezes_the_start_up_heap_before_uvicorn_serves(
     monkeypatch.setattr(uvicorn, "run", run)
     args = ["--db", ":memory:", "--data-dir", str(tmp_path), "--port", str(free_port())]
     assert main(["serve", *args]) == 0
+    assert seen["app"] is not None
+    assert seen["frozen"] > 0
+
+
+def test_each_worker_freezes_its_heap_once_its_app_is_built(
+    unfrozen: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("SANDBANK_SERVE_SETTINGS", "SANDBANK_SERVE_PID"):  # restored after the test
+        monkeypatch.setenv(name, "")
+    monkeypatch.setattr(lifecycle, "die_with_parent", lambda parent: None)
+    monkeypatch.setattr(cli, "_supervise", lambda settings: None)  # no child processes here
+    seen: dict[str, Any] = {}
+
+    def run(target: str, *, factory: bool, workers: int, **options: Any) -> None:
+        gc.unfreeze()  # what the parent froze is not what a worker's factory freezes
+        seen["app"] = cli._factory()  # what each worker process runs
+        seen["frozen"] = gc.get_freeze_count()
+        seen["app"].runtime.store.close()
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    args = ["--data-dir", str(tmp_path), "--port", str(free_port()), "--no-metrics"]
+    assert main(["serve", "--workers", "2", *args]) == 0
     assert seen["app"] is not None
     assert seen["frozen"] > 0
 
