@@ -2,14 +2,14 @@
 
 A server process imports the whole app (Starlette, pydantic's models, the contracts, the
 domain tables): some 80,000 container objects the collector would walk on every full
-(generation-2) collection although none of them ever becomes garbage. Under load a request
+(generation-2) collection although hardly any of them ever becomes garbage. Under load a request
 allocates enough for a full collection every few hundred milliseconds, and each one stopped
-the event loop for 40-130 ms on the shared 2-core machine (issue #18: the p99 of GET under 64
+the event loop for 40-250 ms on the shared 2-core machine (issue #18: the p99 of GET under 64
 connections was dominated by them; measured with `gc.callbacks`). `gc.freeze()` after
 start-up moves those objects to the permanent generation: full collections then walk only
-what requests made, a few milliseconds each. Nothing is ever freed by it that would otherwise
-be kept, nor kept that would be freed beyond the start-up objects themselves, which live as
-long as the process anyway.
+what requests made, a few milliseconds each. The price: a start-up object that later becomes
+garbage in a reference cycle is never freed, which is bounded by the start-up heap (memory
+does not grow with it); objects made by requests are collected as before.
 
 Only processes that serve until they end call it (`sandbank serve`, its workers, the
 dispatcher and the scheduler); tests build many apps in one process and must not.
