@@ -4,9 +4,9 @@ An attempt of the endpoint runs with due work deferred (`simulator.stepping`): w
 account has work due, the attempt stops before changing anything (`DueWork`), the work runs in
 bounded steps, and the endpoint runs again (running inline what fell due in between). When
 the write lock is taken by another process and the attempt has committed nothing yet
-(`StoreBusy` from a transaction that did not await the lock), the attempt is retried after a
-short non-blocking sleep, within the store's lock wait; past it, or once something was
-committed, the 503 stands (Retry-After).
+(`StoreBusy` from a transaction that did not await the lock), the lock is awaited as the API's
+writes await it (`Store.writable`) and the attempt retried, within the store's lock wait; past
+it, or once something was committed, the 503 stands (Retry-After).
 """
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 MAX_ROUNDS = 100  # bounds the rounds (a clock finding new work due each time, a busy lock)
 _RETRY_S = 0.005
+
+
+async def _lock(request: Request) -> None:
+    """Await the write lock as the API's writes do (`Store.writable`: short polls, then held
+    for the rest of this turn, which the next attempt's transaction joins). Sleeping a fixed
+    5 ms between attempts instead lost nearly every race to the webhook process, which polls
+    every millisecond or less while it delivers: console forms and control-plane calls
+    answered 503 after 2 s of losing."""
+    try:
+        await service_of(request).store.writable()
+    except StoreBusy:
+        await asyncio.sleep(_RETRY_S)  # the next attempt meets the lock; the deadline decides
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
@@ -55,7 +67,7 @@ async def retrying(request: Request, attempt: Callable[[], Awaitable[T]]) -> T:
         finally:
             commits.reset(token)
         if account is None:
-            await asyncio.sleep(_RETRY_S)
+            await _lock(request)
         else:
             await stepping.catch_up(service_of(request), account)
             stepping.deferring(False)  # what fell due since is little: inline
