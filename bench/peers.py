@@ -155,7 +155,9 @@ def baseline_server(python: str | None, tmp: Path) -> Server | _NoServer:
     "before" of a change, measured in the same run as the "after"."""
     if python is None:
         return _NoServer()
-    return simulator(tmp / "baseline", tmp / "baseline.log", python=[python])
+    # -P: `python -m` would put the working directory first on sys.path, so run from a
+    # worktree the "baseline" imported that worktree's code, not its own tree's.
+    return simulator(tmp / "baseline", tmp / "baseline.log", python=[python, "-P"])
 
 
 def sandbank_peer(url: str, name: str = "sandbank", pid: int | None = None) -> Peer:

@@ -18,11 +18,13 @@ from integration.adapters.base import AuthorizationStatus, CheckoutStatus
 from integration.model import Authorization, ProviderEvent
 from integration.orders import ErpOrder, ErpState
 
+# The credit is not decided yet: the buyer has not answered, or the provider is reviewing.
+UNDECIDED = frozenset({ErpState.AWAITING_BUYER, ErpState.UNDER_REVIEW})
 SHIPPABLE = frozenset(
     {ErpState.AUTHORIZED, ErpState.PARTIALLY_SHIPPED, ErpState.PARTIALLY_REFUNDED}
 )
 REFUNDABLE = frozenset({ErpState.PARTIALLY_SHIPPED, ErpState.SHIPPED, ErpState.PARTIALLY_REFUNDED})
-CANCELABLE = frozenset({ErpState.AUTHORIZED})
+CANCELABLE = frozenset({ErpState.AUTHORIZED, ErpState.UNDER_REVIEW})
 # ERP states whose amounts follow the provider's figures (events only ever raise them).
 MONEY_STATES = frozenset(
     {
@@ -46,12 +48,17 @@ def derived(amount: int, shipped: int, refunded: int) -> ErpState:
 
 
 def buyer_answer(order: ErpOrder, event: ProviderEvent, changes: dict[str, Any]) -> ErpState:
-    """The state an order awaiting its buyer moves to on this event (others keep theirs)."""
-    if order.erp_state is not ErpState.AWAITING_BUYER:
+    """The state an order whose credit is undecided (awaiting its buyer, or in the provider's
+    review) moves to on this event; others keep theirs. Never backwards: a review the ERP saw
+    decided stays decided, whatever older event arrives late."""
+    if order.erp_state not in UNDECIDED:
         return order.erp_state
     if event.checkout_status == CheckoutStatus.COMPLETED and event.provider_order_id:
         changes["provider_order_id"] = event.provider_order_id
         return ErpState.AUTHORIZED
+    if event.checkout_status == CheckoutStatus.IN_REVIEW and event.provider_order_id:
+        changes["provider_order_id"] = event.provider_order_id
+        return ErpState.UNDER_REVIEW
     if event.checkout_status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
         return ErpState.REJECTED
     snapshot = event.order
@@ -61,10 +68,21 @@ def buyer_answer(order: ErpOrder, event: ProviderEvent, changes: dict[str, Any])
     if snapshot.status == AuthorizationStatus.DECLINED:
         return ErpState.REJECTED
     if snapshot.status == AuthorizationStatus.PENDING:
-        return order.erp_state  # in review: the buyer's answer is not final yet
+        return ErpState.UNDER_REVIEW  # the provider has the order, and is still deciding
     # Any other status means credit was granted; events arrive in any order, so a later status
     # (captured, canceled, expired) may be the first one seen. The figures then carry it on.
     return ErpState.AUTHORIZED
+
+
+def checkout_answer(status: CheckoutStatus, has_order: bool) -> ErpState | None:
+    """The state a read of the checkout puts an undecided order in (None: no answer yet)."""
+    if status is CheckoutStatus.COMPLETED and has_order:
+        return ErpState.AUTHORIZED
+    if status is CheckoutStatus.IN_REVIEW and has_order:
+        return ErpState.UNDER_REVIEW
+    if status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
+        return ErpState.REJECTED
+    return None
 
 
 def followed_figures(order: ErpOrder, snapshot: Authorization, changes: dict[str, Any]) -> ErpState:
@@ -87,7 +105,9 @@ __all__ = [
     "MONEY_STATES",
     "REFUNDABLE",
     "SHIPPABLE",
+    "UNDECIDED",
     "buyer_answer",
+    "checkout_answer",
     "derived",
     "followed_figures",
 ]

@@ -162,7 +162,7 @@ class ProviderEvent:
     # What the event says, in canonical terms, when it carries a full snapshot (None: thin):
     order: Authorization | None = None  # the order as it stood after the event
     provider_checkout_id: str | None = None  # the checkout the event (or its order) is about
-    checkout_status: str | None = None  # canonical: open, completed, declined, expired
+    checkout_status: str | None = None  # canonical: open, completed, in_review, declined, expired
     settlement: Settlement | None = None  # a payout event's settlement (without its lines)
     payment: Payment | None = None  # a payment event's payment
     # A payment event that pays several orders at once (one card captured for several

@@ -24,6 +24,9 @@ class ErpState(StrEnum):
     PLACED = "placed"  # recorded, the provider not asked yet
     CREDIT_PENDING = "credit_pending"  # the provider could not be reached: a hold is open
     AWAITING_BUYER = "awaiting_buyer"  # checkout created, the buyer has not accepted yet
+    # The buyer accepted; the provider has an order but is still deciding on the credit (its
+    # underwriter's review): nothing ships until it is authorized, it may still be declined.
+    UNDER_REVIEW = "under_review"
     AUTHORIZED = "authorized"
     PARTIALLY_SHIPPED = "partially_shipped"
     SHIPPED = "shipped"

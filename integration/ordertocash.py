@@ -31,7 +31,6 @@ from typing import Any
 from integration import deadline, erp, logs
 from integration.adapters.base import (
     AuthorizationStatus,
-    CheckoutStatus,
     PlaceOrder,
     ProviderAdapter,
 )
@@ -164,7 +163,7 @@ class OrderToCash:
             provider: dict[str, Any] | None = None
             note: str | None = None
             try:
-                if order.erp_state is ErpState.AWAITING_BUYER:
+                if order.erp_state in erp.UNDECIDED:
                     order = await self._refresh(order)
                 provider = await self._provider_view(order)
                 if provider is None:
@@ -355,7 +354,7 @@ class OrderToCash:
         """Move an order with no held work to what the event says (never backwards)."""
         changes: dict[str, Any] = {}
         state = erp.buyer_answer(order, event, changes)
-        granted = order.erp_state is ErpState.AWAITING_BUYER and state is ErpState.AUTHORIZED
+        granted = order.erp_state in erp.UNDECIDED and state is ErpState.AUTHORIZED
         snapshot = event.order
         if snapshot is not None and state in erp.MONEY_STATES:
             state = erp.followed_figures(order, snapshot, changes)
@@ -408,9 +407,10 @@ class OrderToCash:
             raise OrderNotFound(f"no order {merchant_order_id!r}") from None
 
     async def _ready(self, merchant_order_id: str) -> tuple[ErpOrder, bool]:
-        """The order with no provider work open, its buyer's answer fetched if still awaited;
-        and whether that answer is known (False: the order awaits its buyer and the provider
-        could not tell in time: a ship or cancel is then held, see `_buyer_answered`)."""
+        """The order with no provider work open, its buyer's answer (or the provider's review)
+        fetched if still awaited; and whether that answer is known (False: the order is
+        undecided and the provider could not tell in time: a ship or cancel is then held, see
+        `_buyer_answered`)."""
         order = self._order(merchant_order_id)
         open_holds = self.book.holds(merchant_order_id, open_only=True)
         if open_holds:
@@ -418,7 +418,7 @@ class OrderToCash:
                 f"a provider operation is pending for this order ({open_holds[0].kind}); "
                 "it completes when the provider recovers"
             )
-        if order.erp_state is ErpState.AWAITING_BUYER:
+        if order.erp_state in erp.UNDECIDED:
             try:
                 order = await self._refresh(order)
             except ProviderUnavailable as exc:
@@ -427,21 +427,21 @@ class OrderToCash:
         return order, True
 
     async def _refresh(self, order: ErpOrder) -> ErpOrder:
+        """An undecided order, with what its checkout says now: the buyer's answer, and the
+        provider's review where it reviews (the ERP shows the provider's real state)."""
         assert order.provider_checkout_id is not None
         ref = await self.adapter.get_checkout(order.provider_checkout_id)
-        if ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id:
-            order = self.book.update(
-                order.merchant_order_id,
-                self._now(),
-                provider_order_id=ref.provider_order_id,
-                erp_state=ErpState.AUTHORIZED,
-            )
+        state = erp.checkout_answer(ref.status, ref.provider_order_id is not None)
+        if state is None or state is order.erp_state:
+            return order
+        changes: dict[str, Any] = {"erp_state": state}
+        if ref.provider_order_id and state is not ErpState.REJECTED:
+            changes["provider_order_id"] = ref.provider_order_id
+        order = self.book.update(order.merchant_order_id, self._now(), **changes)
+        if state is ErpState.AUTHORIZED:
             self._approved(order)
-        elif ref.status in (CheckoutStatus.DECLINED, CheckoutStatus.EXPIRED):
-            order = self.book.update(
-                order.merchant_order_id, self._now(), erp_state=ErpState.REJECTED
-            )
-            self.metrics.order_entered(ErpState.REJECTED)
+        else:
+            self.metrics.order_entered(state)
         return order
 
     async def _provider_view(self, order: ErpOrder) -> dict[str, Any] | None:
@@ -486,10 +486,11 @@ class OrderToCash:
     async def _buyer_answered(self, hold: Hold) -> ErpOrder:
         """The order of a held ship or cancel, with its buyer's answer: a hold taken while the
         answer was unknown learns it first. Nothing is captured or released before the buyer
-        approved; a decline (or a lapsed checkout) ends the hold refused, the order rejected;
+        approved, nothing captured while the provider still reviews the credit (a release
+        is fine); a decline (or a lapsed checkout) ends the hold refused, the order rejected;
         no answer yet (or no provider) keeps it open (`ProviderUnavailable`)."""
         order = self.book.get(hold.merchant_order_id)
-        if order.erp_state is not ErpState.AWAITING_BUYER:
+        if order.erp_state not in erp.UNDECIDED:
             return order
         order = await self._refresh(order)
         if order.erp_state is ErpState.REJECTED:
@@ -498,6 +499,10 @@ class OrderToCash:
         if order.erp_state is ErpState.AWAITING_BUYER:
             raise ProviderUnavailable(
                 "checkouts", ambiguous=False, attempts=1, last_error="the buyer has not answered"
+            )
+        if order.erp_state is ErpState.UNDER_REVIEW and hold.kind is not HoldKind.CANCEL_PENDING:
+            raise ProviderUnavailable(
+                "checkouts", ambiguous=False, attempts=1, last_error="the provider is reviewing"
             )
         return order
 
@@ -531,8 +536,11 @@ class OrderToCash:
         except ProviderRejected as exc:
             self._refused(hold, exc, erp_state=ErpState.REJECTED)
             raise ProviderRefused(exc.detail or str(exc), code=exc.code) from None
-        completed = ref.status is CheckoutStatus.COMPLETED and ref.provider_order_id is not None
-        state = ErpState.AUTHORIZED if completed else ErpState.AWAITING_BUYER
+        answer = erp.checkout_answer(ref.status, ref.provider_order_id is not None)
+        completed = answer is ErpState.AUTHORIZED
+        state = ErpState.AWAITING_BUYER
+        if answer is ErpState.AUTHORIZED or answer is ErpState.UNDER_REVIEW:
+            state = answer  # the checkout completed at once (no buyer to ask)
         if self.book.resolve_hold(
             hold.id,
             "checkout created",

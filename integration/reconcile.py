@@ -8,8 +8,11 @@ report's `SettlementLine`s) with what the merchant's ledger expects to be settle
 - `missing_at_provider`: a ledger item due in the reconciled batch(es) that no provider line
   settled (as of the reconciled batch), unless its order is on hold or under a dispute.
 - `duplicate`: the provider reported one item twice: the same line identity
-  (`settlement_id`, `line_id`) again, or a second line with the same content (kind, amounts,
-  currency) as a line that was already accounted for.
+  (`settlement_id`, `line_id`) again, or a second line for the same movement with the same
+  content (kind, amounts, currency). A line that names its movement (`source_id`: the capture,
+  refund, remittance line...) repeats only a line of the same movement: two deposits of the
+  same amount from different remittances are two items (e.g. two `missing_in_ledger`), never a
+  duplicate. Only lines that do not name their movement are compared on content alone.
 - `amount_mismatch`: a line matched to a ledger item, but its amount (or the fee, when the
   ledger predicts the fee) differs, e.g. by one cent.
 - `late`: a line matched to a ledger item that was expected in an earlier batch.
@@ -53,8 +56,8 @@ the smaller line id is the original) and never reusing a ledger item:
    early is fine), preferring the nearest expected batch;
 2. amounts that fit, line late: paired with the oldest outstanding item -> `late`;
 3. a dispute line explained by a dispute on the order (see Disputes);
-4. a line whose content equals a line already paired -> `duplicate` (before the loose passes,
-   so a duplicate never poses as a mismatch of some unsettled item);
+4. a line that repeats a line already paired (same content, same movement) -> `duplicate`
+   (before the loose passes, so a duplicate never poses as a mismatch of some unsettled item);
 5. same currency, amounts differ, item due in the line's batch: the nearest amount ->
    `amount_mismatch` (never an item due later: an early line must fit exactly);
 6. same currency, amounts differ, item due earlier -> `late` and `amount_mismatch`;
@@ -605,9 +608,7 @@ class _Group:
         if self.kind is LineKind.DISPUTE:
             self._disputes_explain()
         for x in self._open_lines():  # repeats of a line already accounted for
-            x.duplicate_of = next(
-                (y for y in self.lines if y.accounted and y.content == x.content), None
-            )
+            x.duplicate_of = next((y for y in self.lines if y.accounted and _repeats(x, y)), None)
         self._loose(late=False)
         self._loose(late=True)
         if self.kind is LineKind.DISPUTE:
@@ -697,11 +698,7 @@ class _Group:
                 continue
             if not x.explained:
                 x.duplicate_of = next(
-                    (
-                        y
-                        for y in self.lines[:i]
-                        if y.duplicate_of is None and y.content == x.content
-                    ),
+                    (y for y in self.lines[:i] if y.duplicate_of is None and _repeats(x, y)),
                     None,
                 )
                 if x.duplicate_of is not None:
@@ -713,6 +710,13 @@ class _Group:
             if x.duplicate_of is not None:
                 x.key = x.duplicate_of.key
                 self.out.append(_duplicate(x, "a second line with the same content"))
+
+
+def _repeats(x: _Line, y: _Line) -> bool:
+    """`x` is `y` reported again: the same content, and not another movement (lines that both
+    name their movement must name the same one)."""
+    a, b = x.line.source_id, y.line.source_id
+    return x.content == y.content and (a is None or b is None or a == b)
 
 
 def _on_time(x: _Line, e: LedgerEntry) -> bool:

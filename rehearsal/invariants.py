@@ -114,7 +114,8 @@ def _provider_by_id(obs: Observation) -> dict[str, dict[str, Any]]:
 AGREEING: dict[str, frozenset[str | None]] = {
     "placed": frozenset({None}),
     "credit_pending": frozenset({None}),
-    "awaiting_buyer": frozenset({None, "pending_review"}),
+    "awaiting_buyer": frozenset({None, "pending_review"}),  # the answer not fetched yet
+    "under_review": frozenset({"pending_review"}),
     "rejected": frozenset({None, "declined"}),
     "authorized": frozenset({"authorized"}),
     "partially_shipped": frozenset({"partially_captured"}),

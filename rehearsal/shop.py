@@ -24,7 +24,7 @@ from rehearsal.workload import PlannedOrder, Step
 # What the answer to one step means for the shop.
 DONE, HELD, DEFER, REFUSED, ERROR, UNSURE = "done", "held", "defer", "refused", "error", "unsure"
 HOLD_KINDS = {"ship": "capture_pending", "refund": "refund_pending", "cancel": "cancel_pending"}
-WAITING_STATES = frozenset({"placed", "credit_pending", "awaiting_buyer"})
+WAITING_STATES = frozenset({"placed", "credit_pending", "awaiting_buyer", "under_review"})
 ENDED_STATES = frozenset({"rejected", "canceled", "expired"})
 
 

@@ -3,7 +3,9 @@ through a gateway, credit notes and write-offs (the personality served at `/gate
 
 Same account, clock, RNG, store, events (the outbox, so webhooks) and balance as the native
 API: `GatewayService` works inside the `ProviderService` transaction scope (`Ctx`), and its
-jobs run in time order with the others.
+jobs run in time order with the others. The invoice lifecycle (create, issue, void, credit
+notes, write-offs) is the one it shares with the virtual cards (`simulator.invoices`); what is
+the gateway's own is here: charges, and how a credit note finds the charges to refund.
 
 Money rules, in one place:
 - The seller carries the credit risk. Issuing an invoice moves no money; only a customer's
@@ -47,10 +49,9 @@ from simulator.domain.gateway import (
     gateway_fee,
     short_by,
 )
-from simulator.domain.models import LineItem
-from simulator.domain.money import MAX_AMOUNT, check_currency
 from simulator.domain.records import Page
 from simulator.finance import FinanceService
+from simulator.invoices import InvoiceKind, InvoiceLifecycle
 
 INVOICE, CHARGE = "invoice", "charge"
 JOB_INVOICE_DUE = "invoice.due"
@@ -66,122 +67,40 @@ class Core(Protocol):
     def emit(self, ctx: Ctx, type_: str, obj: Invoice | Charge) -> None: ...
 
 
-class GatewayService:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+class GatewayService(InvoiceLifecycle[Invoice]):
+    """Invoices (the shared lifecycle, `simulator.invoices`), charges, and the clock's jobs."""
 
-    # --- invoices -----------------------------------------------------------------------------
-    def create_invoice(
-        self,
-        ctx: Ctx,
-        *,
-        number: str,
-        customer: Customer,
-        amount: int,
-        currency: str,
-        net_days: int,
-        line_items: list[LineItem],
-        metadata: dict[str, str],
-    ) -> Invoice:
-        check_currency(currency)
-        _positive(amount, "an invoice amount")
-        invoice = Invoice(
-            id=ctx.new_id("inv"),
-            number=number,
-            customer=customer,
-            currency=currency,
-            amount=amount,
-            net_days=net_days,
-            behaviour=self._behaviour(ctx, customer),
-            line_items=line_items,
-            metadata=metadata,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
+    kind = InvoiceKind(
+        model=Invoice,
+        row=INVOICE,
+        id_prefix="inv",
+        job_due=JOB_INVOICE_DUE,
+        still_clearing="invoice {invoice_id} has charges still clearing: credit at most {most} "
+        "until they do",
+    )
+
+    core: Core
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
+
+    # --- invoices: what the gateway decides -------------------------------------------------
+    def _created(self, ctx: Ctx, invoice: Invoice) -> None:
         # The customer's card or bank account on file, as the gateway's vault keeps it.
+        customer = invoice.customer
         vault.register_instrument(
             ctx,
             personality="gateway",
             type_="card" if customer.payment_method == "card" else "bank_account",
             owner=customer.external_id or customer.email,
         )
-        self._save(ctx, invoice, "invoice.created")
-        return invoice
 
     def _behaviour(self, ctx: Ctx, customer: Customer) -> CustomerBehaviour:
         tagged = behaviour_tag(customer.email, customer.name)
         return tagged if tagged is not None else dice_behaviour(ctx)
 
-    def get_invoice(self, ctx: Ctx, invoice_id: str) -> Invoice:
-        invoice = ctx.tx.finance(Invoice, ctx.aid, INVOICE, invoice_id)
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
-        return invoice
-
-    def list_invoices(
-        self,
-        ctx: Ctx,
-        *,
-        status: str | None,
-        number: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page[Invoice]:
-        return ctx.tx.finance_page(
-            Invoice, ctx.aid, INVOICE, status=status, ref=number, limit=limit, cursor=cursor
-        )
-
-    def _save(self, ctx: Ctx, invoice: Invoice, event: str | None = None) -> None:
-        invoice.updated_at = ctx.now
-        ctx.tx.save_finance(
-            ctx.aid,
-            INVOICE,
-            invoice,
-            ref=invoice.number,
-            owner=invoice.customer.external_id,
-            status=invoice.status,
-        )
-        if event is not None:
-            self.core.emit(ctx, event, invoice)
-
-    def issue(self, ctx: Ctx, invoice_id: str, amount: int | None) -> Invoice:
-        """Invoice a shipment (`Invoice.ship`): a new term falls due on the clock."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        due_at = invoice.ship(amount, ctx.now)
-        if due_at is not None:
-            ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_INVOICE_DUE, invoice.id)
-        self._save(ctx, invoice, "invoice.issued")
-        return invoice
-
-    def void(self, ctx: Ctx, invoice_id: str) -> Invoice:
-        invoice = self.get_invoice(ctx, invoice_id)
-        invoice.apply("void", ctx.now)
-        invoice.voided_at = ctx.now
-        self._save(ctx, invoice, "invoice.voided")
-        return invoice
-
-    def credit(self, ctx: Ctx, invoice_id: str, amount: int) -> Invoice:
-        """A credit note: off what is due first; money already paid beyond that goes back to
-        the customer through the gateway (a `refund` line, the gateway keeps its fee)."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        if amount <= 0 or amount > invoice.creditable:
-            raise InvalidAmount(
-                f"a credit note must be between 1 and {invoice.creditable}, what is issued and "
-                f"not yet credited or written off on invoice {invoice_id}"
-            )
-        refund = max(0, amount - invoice.collectible)
-        if refund > invoice.paid_amount - invoice.refunded_amount:
-            raise Conflict(
-                f"invoice {invoice_id} has charges still clearing: credit at most "
-                f"{amount - refund + invoice.paid_amount - invoice.refunded_amount} until they do"
-            )
-        invoice.credited_amount += amount
-        if refund:
-            self._refund(ctx, invoice, refund)
-        if invoice.status == "open":
-            invoice.settle_if_done(ctx.now)
-        self._save(ctx, invoice, "invoice.credited")
-        return invoice
+    def _owner(self, invoice: Invoice) -> str | None:
+        return invoice.customer.external_id
 
     def _refund(self, ctx: Ctx, invoice: Invoice, amount: int) -> None:
         """Give `amount` of the invoice's cleared charges back, newest charge first."""
@@ -203,13 +122,6 @@ class GatewayService:
             self._save_charge(ctx, charge, "charge.refunded")
             if left == 0:
                 break
-
-    def write_off(self, ctx: Ctx, invoice_id: str, amount: int | None) -> Invoice:
-        """Close an underpaid invoice: the rest (`amount` must be all of it) is no longer owed."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        invoice.close_short(amount, ctx.now)
-        self._save(ctx, invoice, "invoice.written_off")
-        return invoice
 
     # --- charges ------------------------------------------------------------------------------
     def charge(
@@ -344,8 +256,3 @@ def dice_behaviour(ctx: Ctx) -> Literal["default", "late", "on_time"]:
         if roll < settings.default_probability + settings.late_probability:
             return "late"
     return "on_time"
-
-
-def _positive(amount: int, what: str) -> None:
-    if amount <= 0 or amount > MAX_AMOUNT:
-        raise InvalidAmount(f"{what} must be between 1 and {MAX_AMOUNT}")

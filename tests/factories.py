@@ -21,6 +21,7 @@ from simulator.app import SandbankApp, create_app
 from simulator.clock import ManualClock
 from simulator.domain.decisions import TERMS
 from simulator.domain.money import CURRENCIES
+from simulator.faults.journal import Entry
 from simulator.settings import Settings
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -294,3 +295,23 @@ order_ops = st.lists(
     ),
     max_size=12,
 )
+
+
+def journal_entry(n: int = 1, **fields: Any) -> Entry:
+    """A request journal entry: a GET of checkout `n` that answered 200 (`fields` override)."""
+    values: dict[str, Any] = {
+        "seq": 0,
+        "at": START,
+        "request_id": f"req_{n}",
+        "account": "acct_a",
+        "method": "GET",
+        "path": f"/v1/checkouts/chk_{n}",
+        "operation": "getCheckout",
+        "status": 200,
+        "latency_ms": 1.0,
+        "idempotency_key": None,
+        "attempt": None,
+        "replayed": False,
+        "fault": None,
+    }
+    return Entry(**{**values, **fields})

@@ -45,7 +45,10 @@ class AuthorizationStatus(StrEnum):
 
 class CheckoutStatus(StrEnum):
     OPEN = "open"  # waiting for the buyer
-    COMPLETED = "completed"  # the buyer accepted; there is an order
+    COMPLETED = "completed"  # the buyer accepted; there is an order, credit granted
+    # The buyer accepted and there is an order, but the provider is still deciding whether to
+    # grant the credit (an underwriter's review): its order is `pending`, not yet authorized.
+    IN_REVIEW = "in_review"
     DECLINED = "declined"
     EXPIRED = "expired"
 
@@ -86,7 +89,7 @@ class CheckoutRef:
     provider_checkout_id: str
     status: CheckoutStatus
     redirect_url: str  # where the buyer goes to accept
-    provider_order_id: str | None = None  # once completed
+    provider_order_id: str | None = None  # once completed (or in review)
 
 
 @runtime_checkable

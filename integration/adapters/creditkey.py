@@ -158,15 +158,18 @@ class CreditKeyAdapter:
         ck_id = _str(data, "id")
         if status == "new":
             state = CheckoutStatus.OPEN
+        elif status == "placed":
+            state = CheckoutStatus.IN_REVIEW  # the borrower finished; Credit Key is deciding
         elif status == "canceled" and _str(data, "capture_status") != "captured":
             state = CheckoutStatus.DECLINED  # declined, abandoned or expired before approval
         else:
             state = CheckoutStatus.COMPLETED
+        has_order = state in (CheckoutStatus.COMPLETED, CheckoutStatus.IN_REVIEW)
         return CheckoutRef(
             provider_checkout_id=ck_id,
             status=state,
             redirect_url="",  # find_order does not repeat it
-            provider_order_id=ck_id if state is CheckoutStatus.COMPLETED else None,
+            provider_order_id=ck_id if has_order else None,
         )
 
     # --- orders ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ needed beyond pairing each amount with its currency.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -176,9 +177,18 @@ class SandbankAdapter:
         return _checkout(data)
 
     async def get_checkout(self, provider_checkout_id: str) -> CheckoutRef:
-        return _checkout(
+        """The checkout; one that completed into the underwriter's review says where the review
+        stands now (its order read: still `pending_review`, declined, or decided for it)."""
+        ref = _checkout(
             await self._call(READS, "GET", f"/v1/checkouts/{_seg(provider_checkout_id)}")
         )
+        if ref.status is CheckoutStatus.IN_REVIEW and ref.provider_order_id is not None:
+            order = await self.get_authorization(ref.provider_order_id)
+            if order.status is AuthorizationStatus.DECLINED:
+                ref = dataclasses.replace(ref, status=CheckoutStatus.DECLINED)
+            elif order.status is not AuthorizationStatus.PENDING:
+                ref = dataclasses.replace(ref, status=CheckoutStatus.COMPLETED)
+        return ref
 
     # --- orders ----------------------------------------------------------------------------
     async def get_authorization(self, provider_order_id: str) -> Authorization:
@@ -380,10 +390,18 @@ def _checkout(data: Mapping[str, Any]) -> CheckoutRef:
     order_id = data.get("order_id")
     return CheckoutRef(
         provider_checkout_id=_str(data, "id"),
-        status=CHECKOUT_STATUS[status],
+        status=_checkout_status(data, CHECKOUT_STATUS[status]),
         redirect_url=_str(data, "url"),
         provider_order_id=order_id if isinstance(order_id, str) else None,
     )
+
+
+def _checkout_status(data: Mapping[str, Any], status: CheckoutStatus) -> CheckoutStatus:
+    """A completed checkout whose decision was `review` opened an order `pending_review`:
+    in review as of the checkout's snapshot (`get_checkout` reads on where it is now)."""
+    decision = data.get("decision")
+    reviewed = isinstance(decision, Mapping) and decision.get("outcome") == "review"
+    return CheckoutStatus.IN_REVIEW if status is CheckoutStatus.COMPLETED and reviewed else status
 
 
 def _authorization(data: Mapping[str, Any]) -> Authorization:
@@ -545,6 +563,8 @@ def event_facts(
     if payload.get("object_type") == "checkout":
         checkout_id = payload.get("object_id")
         status = CHECKOUT_STATUS.get(str(data.get("status")))
+        if status is not None:
+            status = _checkout_status(data, status)
         return (
             None,
             checkout_id if isinstance(checkout_id, str) and checkout_id else None,

@@ -123,7 +123,9 @@ class Journal:
         self._backlog: deque[Entry] = deque()  # entries that met the write lock taken
         self._drain: asyncio.Task[None] | None = None
         self._unannounced: set[int] = set()  # ids of queued entries the listeners await
-        self._batch: tuple[list[Entry], asyncio.Future[None]] | None = None  # this turn's
+        # This turn's entries, each with the future its request awaits (one per request: a
+        # request that is cancelled cancels only its own wait, never the others').
+        self._batch: list[tuple[Entry, asyncio.Future[None]]] | None = None
         # Told of every entry as it is recorded: the metrics and the console's live view.
         self.listeners: list[Callable[[Entry], None]] = []
 
@@ -142,12 +144,23 @@ class Journal:
             listener(entry)
 
     def write(self, tx: Tx, entry: Entry) -> None:
-        """Store the entry in the caller's transaction (it gets its seq); every `size // 10`
-        rows of an account this process writes, trim its journal to the newest `size`."""
-        entry.seq = tx.add_request(entry.account, entry.stored())
-        n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
-        if entry.account is not None and n % max(1, self.size // 10) == 0:
-            tx.forget_requests(entry.account, keep=self.size)
+        """Store the entry in the caller's transaction (it gets its seq; see `write_all`)."""
+        self.write_all(tx, [entry])
+
+    def write_all(self, tx: Tx, entries: list[Entry]) -> None:
+        """Store the entries in the caller's transaction, in order, with as few statements as
+        the store can (each gets its seq); every `size // 10` rows of an account this process
+        writes, trim its journal to the newest `size`."""
+        seqs = tx.add_requests([(e.account, e.stored()) for e in entries])
+        every = max(1, self.size // 10)
+        trim: set[str] = set()
+        for entry, seq in zip(entries, seqs, strict=True):
+            entry.seq = seq
+            n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
+            if entry.account is not None and n % every == 0:
+                trim.add(entry.account)
+        for account in sorted(trim):
+            tx.forget_requests(account, keep=self.size)
 
     async def save(self, entry: Entry) -> None:
         """Store the entry, with the others of this event-loop turn, in the turn's group commit,
@@ -156,13 +169,14 @@ class Journal:
         that writer's commit."""
         if self.store is None:
             return
+        loop = asyncio.get_running_loop()
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = ([], loop.create_future())
+            self._batch = []
             loop.call_soon(self._write_batch)
-        self._batch[0].append(entry)
+        stored = loop.create_future()
+        self._batch.append((entry, stored))
         try:
-            await asyncio.shield(self._batch[1])
+            await stored
         except Exception:  # the whole group failed; its operations say why
             log.warning("the journal lost %s: its commit failed", entry.request_id)
 
@@ -171,21 +185,20 @@ class Journal:
         it (or at once, if the lock is taken: the entries wait in the backlog)."""
         assert self._batch is not None
         assert self.store is not None
-        (entries, done), self._batch = self._batch, None
+        batch, self._batch = self._batch, None
+        waiters = [stored for _, stored in batch]
         try:
             with self.store.grouped() as (tx, committed):
-                for entry in entries:
-                    self.write(tx, entry)
+                self.write_all(tx, [entry for entry, _ in batch])
         except StoreBusy:
-            for entry in entries:
+            for entry, _ in batch:
                 self._later(entry)
-            done.set_result(None)
+            _settle(waiters, None)
             return
         except Exception as exc:  # never leave the requests waiting
-            done.set_exception(exc)
-            done.add_done_callback(_retrieve)
+            _settle(waiters, exc)
             return
-        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, done))
+        asyncio.ensure_future(committed).add_done_callback(lambda f: _relay(f, waiters))
 
     def _later(self, entry: Entry) -> None:
         if len(self._backlog) >= BACKLOG_MAX:
@@ -209,8 +222,7 @@ class Journal:
                 waiting = list(self._backlog)
                 self._backlog.clear()
                 with store.grouped() as (tx, committed):
-                    for entry in waiting:
-                        self.write(tx, entry)
+                    self.write_all(tx, waiting)
                 try:
                     await committed
                 except Exception:
@@ -254,14 +266,22 @@ class Journal:
             return tx.forget_requests(account)
 
 
-def _relay(committed: asyncio.Future[None], done: asyncio.Future[None]) -> None:
-    """The group's outcome, to the entries' waiters (marked seen: each waiter logs it)."""
-    error = None if committed.cancelled() else committed.exception()
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
-        done.add_done_callback(_retrieve)
+def _relay(committed: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+    """The group's outcome, to the entries' waiters."""
+    _settle(waiters, None if committed.cancelled() else committed.exception())
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Complete every waiter still awaited (one whose request was cancelled is done already);
+    an error is marked seen, each waiter logs it."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+            waiter.add_done_callback(_retrieve)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

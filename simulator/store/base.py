@@ -132,6 +132,10 @@ class Tx(Protocol):
         one's (`INSERT ... RETURNING seq`)."""
         ...
 
+    def add_requests(self, rows: Sequence[tuple[str | None, str]]) -> list[int]:
+        """`add_request` for each (account, entry JSON), in order: their seqs."""
+        ...
+
     def requests(
         self, account_id: str | None, *, before_seq: int | None, limit: int
     ) -> list[tuple[int, str]]:

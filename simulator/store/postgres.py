@@ -71,6 +71,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from simulator.domain.errors import StoreBusy, ValidationFailed
 from simulator.locks import busy, is_busy
 from simulator.store import dump, export_rows
+from simulator.store.shared import SharedTxMixin
 from simulator.store.sqlite import (
     MIGRATIONS,
     ExportBuild,
@@ -256,6 +257,10 @@ class PgExportRows(export_rows.ExportRows):
 
 class PgTx(SqliteTx):
     """`SqliteTx`, but for what a shared database must not do."""
+
+    # One INSERT ... RETURNING seq a row (psycopg has no lastrowid).
+    add_request = SharedTxMixin.add_request
+    add_requests = SharedTxMixin.add_requests
 
     def release_leases(self) -> int:
         """Nothing: other replicas may hold leases for attempts they are sending (a dead one's

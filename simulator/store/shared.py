@@ -93,6 +93,9 @@ class SharedTxMixin:
         ).fetchone()
         return int(row[0])
 
+    def add_requests(self, rows: Sequence[tuple[str | None, str]]) -> list[int]:
+        return [self.add_request(account_id, data) for account_id, data in rows]
+
     def requests(
         self, account_id: str | None, *, before_seq: int | None, limit: int
     ) -> list[tuple[int, str]]:

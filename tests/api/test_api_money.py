@@ -465,6 +465,22 @@ def test_each_drift_kind_makes_the_report_disagree_with_the_payout_and_is_record
         assert arrived["settlement_id"] == later["id"]  # as the report file says too
 
 
+def test_two_drifts_of_one_report_never_deviate_the_same_line(api: Api) -> None:
+    """A line reported twice *and* a cent off would hide one deviation from the reconciliation
+    that must find each: every drift of a report picks a line no other drift touched."""
+    for seed in range(1, 7):
+        account = api.new_account(seed=seed)
+        drift(api, account, duplicate_line=1, off_by_one_cent=1)
+        reported, _ = two_order_batch(api, account)
+        state = ok(api.get(f"/_sandbox/accounts/{account.id}/settlement_drift", headers=ADMIN))
+        lines = [x["line_id"] for x in state["injected"]]
+        assert len(lines) == len(set(lines)) == 2, (seed, state["injected"])
+        (dup,) = [x["line_id"] for x in state["injected"] if x["kind"] == "duplicate_line"]
+        copies = [x for x in reported["lines"] if x["id"] == dup]
+        assert len(copies) == 2
+        assert copies[0] == copies[1]  # the duplicate is the true line, twice
+
+
 def test_a_drift_probability_of_one_hits_every_settlement(api: Api, account: Account) -> None:
     drift(api, account, duplicate_line=1.0)
     for _ in range(3):

@@ -229,6 +229,13 @@ def test_an_ach_payment_clears_business_days_later_with_a_capped_fee(
         "open",
         False,
     )
+    early = api.post(
+        f"{G}/invoices/{inv['id']}/credit_notes", headers=account.headers, json={"amount": 10_000}
+    )
+    assert (early.status_code, early.json()["detail"]) == (
+        409,
+        f"invoice {inv['id']} has charges still clearing: credit at most 0 until they do",
+    )
     api.advance(account, "3d")
     assert get(api, account, inv["id"])["status"] == "paid"
     api.advance(account, "1d")  # the day's batch

@@ -3,15 +3,17 @@ console's in-memory history (charts) follows the same requests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from factories import ADMIN, Account, Api, build_app
+from factories import ADMIN, Account, Api, build_app, journal_entry
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.clock import ManualClock
-from simulator.metrics import RECENT_BOUNDS_MS, percentile
+from simulator.metrics import LATENCY_BUCKETS, RECENT_BOUNDS_MS, _observe_all, percentile
 
 Scrape = Callable[[], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
 
@@ -55,6 +57,79 @@ def test_requests_are_counted_by_operation_status_and_fault(
     assert value(s, total, operation="createCheckout", status="422", fault="none") == 1
     assert value(s, total, operation="listBuyers", status="503", fault="status") == 1
     assert value(s, "sandbank_request_duration_seconds_count", operation="listBuyers") == 2
+
+
+def test_a_burst_of_concurrent_requests_is_counted_exactly(
+    api: Api, account: Account, scrape: Scrape
+) -> None:
+    """Requests answered in the same event-loop turns are counted together at each turn's
+    end: a scrape right after the burst sees every one of them, by status."""
+
+    async def burst() -> list[int]:
+        gets = [
+            api.client.get(path, headers=account.headers)
+            for path in ["/v1/buyers"] * 30 + ["/v1/buyers/buy_missing"] * 7
+        ]
+        return [r.status_code for r in await asyncio.gather(*gets)]
+
+    statuses = api.loop.run_until_complete(burst())
+    assert sorted(statuses) == [200] * 30 + [404] * 7
+    s = scrape()
+    total = "sandbank_requests_total"
+    assert value(s, total, operation="listBuyers", status="200", fault="none") == 30
+    assert value(s, total, operation="getBuyer", status="404", fault="none") == 7
+    duration = "sandbank_request_duration_seconds"
+    assert value(s, f"{duration}_count", operation="listBuyers") == 30
+    assert value(s, f"{duration}_bucket", operation="listBuyers", le="+Inf") == 30
+    assert value(s, f"{duration}_sum", operation="listBuyers") > 0
+    assert sum(api.app.runtime.metrics.recent.minutes[-1].outcomes.values()) == 37
+
+
+def test_a_scrape_counts_what_was_observed_earlier_in_its_own_turn(api: Api) -> None:
+    metrics = api.app.runtime.metrics
+    assert metrics is not None
+    entry = journal_entry(
+        account="acct_1", path="/v1/buyers", operation="listBuyers", latency_ms=2.0, replayed=True
+    )
+
+    async def same_turn() -> bytes:
+        metrics.observe_request(entry)  # counted at the turn's end, or by a scrape before
+        return metrics.exposition()
+
+    text = api.loop.run_until_complete(same_turn()).decode()
+    s = {
+        (x.name, tuple(sorted(x.labels.items()))): x.value
+        for family in text_string_to_metric_families(text)
+        for x in family.samples
+    }
+    assert value(s, "sandbank_requests_total", operation="listBuyers", status="200", fault="none")
+    assert value(s, "sandbank_idempotent_replays_total", operation="listBuyers") == 1
+    assert value(s, "sandbank_request_duration_seconds_bucket", operation="listBuyers", le="0.0025")
+    metrics.observe_request(entry)  # outside any event loop: at once
+    assert metrics.recent.minutes[-1].outcomes["2xx"] == 2
+
+
+def test_a_turns_latencies_fill_the_same_buckets_as_one_observe_each() -> None:
+    amounts = [0.0, 0.001, 0.0011, 0.25, 0.3, 59.9, 60.0, 61.0, 1e9, 0.001]
+    one_by_one, together = CollectorRegistry(), CollectorRegistry()
+    a = Histogram("lat", "h", ["op"], buckets=LATENCY_BUCKETS, registry=one_by_one)
+    b = Histogram("lat", "h", ["op"], buckets=LATENCY_BUCKETS, registry=together)
+    for amount in amounts:
+        a.labels("x").observe(amount)
+    _observe_all(b.labels("x"), amounts)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        text = generate_latest(registry).decode()
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    expected = samples(one_by_one)
+    assert samples(together) == {**expected, ("lat_sum", ""): pytest.approx(sum(amounts))}
+    assert expected[("lat_bucket", "0.001")] == 3  # a bound holds what equals it
 
 
 def test_idempotent_replays_are_counted(api: Api, account: Account, scrape: Scrape) -> None:

@@ -302,7 +302,11 @@ def test_a_credit_note_after_payment_refunds_the_card_with_a_negative_line(
     r = api.post(
         f"{V}/invoices/{inv['id']}/credit_notes", headers=account.headers, json={"amount": 10_000}
     )
-    assert r.status_code == 409, r.text  # still clearing: nothing to refund yet
+    assert (r.status_code, r.json()["detail"]) == (  # still clearing: nothing to refund yet
+        409,
+        f"invoice {inv['id']} has card payments still clearing or cards not captured yet: "
+        "credit at most 0 until they are done",
+    )
     api.advance(account, "3d")
     credited = post(api, account, f"invoices/{inv['id']}/credit_notes", {"amount": 10_000})
     assert (credited["refunded_amount"], credited["amount_due"]) == (10_000, 0)

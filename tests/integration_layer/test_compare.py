@@ -80,7 +80,7 @@ def test_the_same_book_through_every_approach_gives_sane_and_repeatable_figures(
         assert seller_carries.tickets_by_kind.get("collection", 0) >= 1
     # Every unmatched remittance line is a person's work (one per invoice paid that way).
     assert edi.discrepancies >= unmatched
-    assert set(edi.discrepancy_kinds) <= {"missing_in_ledger", "duplicate"}
+    assert set(edi.discrepancy_kinds) == {"missing_in_ledger"}  # unidentified cash, not duplicates
     assert edi.fee_bps == 0
     # Late, expired, short and missing cards are chased like late invoices.
     late_cards = sum(t in ("pays_late", "card_expires", "defaults") for t in tags["vcard"])
@@ -164,3 +164,19 @@ def test_an_unreachable_simulator_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "127.0.0.1:9" in err[0]
+
+
+def test_unmatched_edi_deposits_of_one_amount_are_each_unidentified_cash_not_duplicates(
+    app: SandbankApp, tmp_path: Path
+) -> None:
+    """Seed 7's first 12 orders: a refunded first invoice leaves the same amount due as its
+    order's second one, and both are paid with unusable references: two deposits of one amount
+    from two remittances, each `missing_in_ledger` (the same deposit twice would be a
+    `duplicate`)."""
+    sim = Simulator(BASE_URL, ADMIN_TOKEN, httpx.ASGITransport(app=app))
+    comparison = asyncio.run(
+        compare(sim, seed=7, orders=12, days=60, providers=("invoicing",), workdir=tmp_path)
+    )
+    [edi] = comparison.figures
+    assert edi.discrepancy_kinds == {"missing_in_ledger": 3}
+    assert edi.discrepancies == 3

@@ -80,6 +80,53 @@ def test_cancel_an_authorized_order(shop: Shop) -> None:
     assert got["ledger"] == []  # the mapping posts nothing on a release (memo only)
 
 
+@pytest.mark.parametrize("provider", ["sandbank", "creditkey"])
+@pytest.mark.parametrize(
+    ("decision", "decided"), [("approve", "authorized"), ("decline", "rejected")]
+)
+def test_an_order_in_the_providers_review_is_under_review_in_the_erp_until_decided(
+    new_shop: Callable[..., Shop], provider: str, decision: str, decided: str
+) -> None:
+    """The buyer accepted but the provider's underwriter has not decided: the ERP shows the
+    order under review (not authorized, not shippable), through a read and through events,
+    until the decision moves it on."""
+    shop = new_shop(retry=RETRY, provider=provider, inbox=provider == "sandbank")
+    body = order_body("SO-R")
+    body["buyer"]["email"] = "ap+review_manual@acme.test"
+    r = shop.post("/orders", body)
+    assert (r.status_code, r.json()["erp_state"]) == (201, "awaiting_buyer"), r.text
+    done = shop.api.approve(r.json()["provider_checkout_id"])
+    assert done["status"] == "completed", done
+    got = shop.get("/orders/SO-R").json()
+    assert (got["erp_state"], got["provider"]["status"]) == ("under_review", "pending")
+    assert got["provider_order_id"] is not None
+    assert_problem(shop.post("/orders/SO-R/ship", {"amount": 1}), 409, "invalid_transition")
+    if provider == "sandbank":  # the events say the same (the checkout completed in review)
+        shop.poll()
+        shop.process()
+        assert shop.book.get("SO-R").erp_state == "under_review"
+    r = shop.api.post(
+        f"/_sandbox/orders/{done['order_id']}/review", headers=ADMIN, json={"decision": decision}
+    )
+    assert r.status_code == 200, r.text
+    if provider == "sandbank":  # the decision's event moves the ERP without a read
+        shop.poll()
+        shop.process()
+        assert shop.book.get("SO-R").erp_state == decided
+    assert shop.get("/orders/SO-R").json()["erp_state"] == decided
+
+
+def test_an_order_under_review_can_be_canceled(new_shop: Callable[..., Shop]) -> None:
+    shop = new_shop(retry=RETRY)
+    body = order_body("SO-RC")
+    body["buyer"]["email"] = "ap+review_manual@acme.test"
+    shop.api.approve(shop.post("/orders", body).json()["provider_checkout_id"])
+    assert shop.get("/orders/SO-RC").json()["erp_state"] == "under_review"
+    r = shop.post("/orders/SO-RC/cancel")
+    assert (r.status_code, r.json()["erp_state"]) == (200, "canceled"), r.text
+    assert shop.get("/orders/SO-RC").json()["provider"]["status"] == "canceled"
+
+
 # --- errors as problem+json ------------------------------------------------------------------
 def test_invalid_transitions_are_409_and_unknown_orders_404(shop: Shop) -> None:
     assert_problem(shop.get("/orders/SO-nope"), 404, "not_found")

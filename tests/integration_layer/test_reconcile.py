@@ -568,6 +568,39 @@ def test_a_line_without_ledger_item_repeated_is_one_missing_and_one_duplicate() 
     ]
 
 
+def test_two_unmatched_deposits_of_one_amount_from_different_remittances_are_not_duplicates() -> (
+    None
+):
+    """Two remittances that happen to pay the same amount and name no order are two pieces of
+    unidentified cash (the EDI approach's manual work), not one deposit seen twice."""
+    pay = LineKind.PAYMENT
+    lines = [
+        replace(line("s1", "l1", 4_800, order=None, kind=pay), source_id="rem_1-1"),
+        replace(line("s2", "l2", 4_800, order=None, kind=pay), source_id="rem_2-1"),
+    ]
+    report = reconcile(lines, [], batch="s2", since="s1")
+    assert kinds(report) == [(K.MISSING_IN_LEDGER, None, "l1"), (K.MISSING_IN_LEDGER, None, "l2")]
+    again = replace(lines[0], settlement_id="s2", line_id="l3")  # the same deposit, reported again
+    assert kinds(reconcile([*lines, again], [], batch="s2", since="s1")) == [
+        (K.MISSING_IN_LEDGER, None, "l1"),
+        (K.MISSING_IN_LEDGER, None, "l2"),
+        (K.DUPLICATE, None, "l3"),
+    ]
+
+
+def test_a_second_movement_with_the_content_of_a_settled_one_is_missing_not_a_duplicate() -> None:
+    """Lines that name their movement (`source_id`) are duplicates only of the same movement: a
+    second capture of the same amount the ledger lacks is new to the ledger."""
+    ledger = [entry("je_1", "s1", 10_000)]
+    first = replace(line("s1", "l1", 10_000), source_id="cap_1")
+    second = replace(line("s1", "l2", 10_000), source_id="cap_2")
+    assert kinds(reconcile([first, second], ledger, batch="s1", known_orders={"bo_1"})) == [
+        (K.MISSING_IN_LEDGER, None, "l2")
+    ]
+    copy = replace(first, line_id="l3")  # the same capture under a new line id
+    assert kinds(reconcile([first, copy], ledger, batch="s1")) == [(K.DUPLICATE, "je_1", "l3")]
+
+
 def test_a_line_for_an_order_known_only_outside_the_ledger_is_missing_in_the_ledger() -> None:
     lines = [line("s1", "l1", 700, order=None, merchant="PO-9")]
     assert kinds(reconcile(lines, [], batch="s1")) == [(K.UNKNOWN_ORDER, None, "l1")]

@@ -98,6 +98,26 @@ def test_the_journal_lists_every_connections_rows_newest_first_in_pages(
         assert [d for _, d in rest] == ['{"n": 1}']
 
 
+def test_a_batch_of_journal_rows_gets_the_seqs_of_its_stored_rows_in_order(
+    two: tuple[SqliteStore, SqliteStore],
+) -> None:
+    a, b = two
+    with b.transaction() as tx:
+        tx.add_request("acct_b", '{"n": -1}')
+    rows = [("acct_a" if i % 3 else None, f'{{"n": {i}}}') for i in range(101)]  # 64+32+4+1
+    with a.transaction() as tx:
+        seqs = tx.add_requests(rows)
+    with b.transaction() as tx:
+        tx.add_request("acct_b", '{"n": 101}')
+    with a.transaction(write=False) as tx:
+        stored = dict(tx.requests(None, before_seq=None, limit=200))
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(rows)
+    assert [stored[seq] for seq in seqs] == [data for _, data in rows]
+    with a.transaction(write=False) as tx:
+        assert [d for _, d in tx.requests("acct_a", before_seq=None, limit=1)] == ['{"n": 100}']
+
+
 def test_the_journal_is_trimmed_to_the_newest_rows_of_one_account(
     two: tuple[SqliteStore, SqliteStore],
 ) -> None:
