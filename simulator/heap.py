@@ -5,7 +5,7 @@ domain tables): some 80,000 container objects the collector would walk on every 
 (generation-2) collection although hardly any of them ever becomes garbage. Under load a request
 allocates enough for a full collection every few hundred milliseconds, and each one stopped
 the event loop for 40-250 ms on the shared 2-core machine (issue #18: the p99 of GET under 64
-connections was dominated by them in runs measured with `gc.callbacks`). `gc.freeze()` after
+connections was dominated by them; measured with `gc.callbacks`). `gc.freeze()` after
 start-up moves those objects to the permanent generation: full collections then walk only
 what requests made, a few milliseconds each. The price: a start-up object that later becomes
 garbage in a reference cycle is never freed, which is bounded by the start-up heap (memory
