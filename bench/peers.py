@@ -10,7 +10,7 @@ instead, under one wrk workload on 127.0.0.1, in interleaved rounds (median of e
   installed there from npm (bounded), else skipped with the reason printed.
 
 Targets (issue #18): POST >= 1.5 x Prism and >= 0.3 x the bare app; GET >= 0.5 x Starlette;
-p99 <= 50 ms under 64 connections.
+p99 <= 50 ms under 64 connections (req/s: the median round's; p99: the median of the rounds').
 
 Beside req/s, each server's CPU time per request (user + system of its process, median of the
 rounds; not Prism's, whose node processes are not ours to find): req/s on a shared machine
@@ -120,6 +120,11 @@ class Peer:
         runs = self.post if kind == "post" else self.get
         mid = statistics.median(r.rps for r in runs)
         return min(runs, key=lambda r: abs(r.rps - mid))
+
+    def p99_ms(self, kind: str) -> float:
+        """The median of the rounds' p99: one 10 s run's p99 is set by its worst moment on a
+        shared machine (bare uvicorn's swung from 9 to 142 ms between rounds of one run)."""
+        return statistics.median(r.p99_ms for r in (self.post if kind == "post" else self.get))
 
     def cpu_us(self, kind: str) -> float | None:
         """The median of the server's CPU time per request over the rounds: what one request
@@ -254,8 +259,8 @@ def report(peers: dict[str, Peer], skipped: str) -> None:
         post, get = p.median("post"), p.median("get")
         errors = sum(r.non_2xx + r.socket_errors for r in p.post + p.get)
         cpu = [f"{c:,.0f}" if c is not None else "-" for c in (p.cpu_us("post"), p.cpu_us("get"))]
-        print(f"{p.name:<12} {post.rps:>11,.0f} {post.p99_ms:>8.2f} {get.rps:>11,.0f}"
-              f" {get.p99_ms:>8.2f} {errors:>8} {cpu[0]:>12} {cpu[1]:>11}")  # fmt: skip
+        print(f"{p.name:<12} {post.rps:>11,.0f} {p.p99_ms('post'):>8.2f} {get.rps:>11,.0f}"
+              f" {p.p99_ms('get'):>8.2f} {errors:>8} {cpu[0]:>12} {cpu[1]:>11}")  # fmt: skip
     if skipped:
         print(f"prism: skipped ({skipped})")
     for name in [n for n in ("baseline", "sandbank") if n in peers]:
@@ -283,9 +288,10 @@ def ratios(name: str, peers: dict[str, Peer]) -> None:
         ours, theirs = sb.cpu_us(kind), peers[peer].cpu_us(kind)
         if ours and theirs:  # what the req/s ratio would be were both CPU-bound on one core
             print(f"ratio {name} {label:<16}: {theirs / ours:6.2f}x  by CPU per request")
-    worst = max(post.p99_ms, get.p99_ms)
+    post_p99, get_p99 = sb.p99_ms("post"), sb.p99_ms("get")
+    worst = max(post_p99, get_p99)
     verdict = "meets" if worst <= P99_MS else "misses"
-    print(f"{name} p99 (POST, GET): {post.p99_ms:.1f} / {get.p99_ms:.1f} ms"
+    print(f"{name} p99 (POST, GET; median of the rounds): {post_p99:.1f} / {get_p99:.1f} ms"
           f"  (target <= {P99_MS:.0f} ms: {verdict})")  # fmt: skip
 
 

@@ -395,6 +395,7 @@ def _factory() -> Any:
     """Worker entry point for --workers > 1 (settings travel in the environment)."""
     from simulator import connections, lifecycle
     from simulator.app import create_app
+    from simulator.heap import freeze_start_up_heap
 
     lifecycle.die_with_parent(int(os.environ[_PARENT_ENV]))
     raw = json.loads(os.environ[_SETTINGS_ENV])
@@ -406,7 +407,9 @@ def _factory() -> Any:
     settings = Settings(**raw)
     _configure_logging(settings.log_level)
     connections.configure(settings, lifecycle.raise_open_files_limit())
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_start_up_heap()  # as `serve` does with one worker
+    return app
 
 
 def uvicorn_options(host: str, port: int) -> dict[str, Any]:
@@ -484,6 +487,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from simulator import connections, lifecycle
     from simulator.app import create_app, demo_account
+    from simulator.heap import freeze_start_up_heap
     from simulator.store import redacted
 
     _configure_logging(settings.log_level)
@@ -525,6 +529,7 @@ def serve(args: argparse.Namespace) -> int:
     supervisor = _supervise(settings) if settings.webhook_process else None
     try:
         if args.workers == 1:
+            freeze_start_up_heap()  # full GCs walk what requests make, not the app (issue #18)
             uvicorn.run(app, **common)
         else:
             _run_workers(args.workers, settings, app, fault_rules, common)

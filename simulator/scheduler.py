@@ -111,6 +111,7 @@ class Scheduler:
 async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     """The scheduler's process (`simulator.supervisor`)."""
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
+    from simulator.heap import freeze_start_up_heap  # noqa: PLC0415 - as create_app
 
     # No request is served here: SQLite's own blocking lock wait, as in the webhook process (the
     # API's non-blocking wait would turn every busy moment into a failed round and heartbeat).
@@ -119,6 +120,7 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
             settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
         )
     )
+    freeze_start_up_heap()  # its GC pauses would hold the write lock the API waits for
     service = app.runtime.service
     owner = f"{os.getpid()}-{os.urandom(4).hex()}"
     task = asyncio.create_task(Scheduler(service, service.wall, owner).serve(True, attempt))

@@ -25,12 +25,14 @@ POLL_S = 0.005
 
 async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     from simulator.app import create_app  # noqa: PLC0415 - built in the child, not the parent
+    from simulator.heap import freeze_start_up_heap  # noqa: PLC0415 - as create_app
 
     app = create_app(
         dataclasses.replace(
             settings, demo_account=False, webhook_process=False, store_lock_wait_s=None
         )
     )
+    freeze_start_up_heap()  # its GC pauses would hold the write lock the API waits for
     dispatcher = app.runtime.dispatcher
     store, wall = app.runtime.store, app.runtime.service.wall
     dispatcher.poll_s = POLL_S
