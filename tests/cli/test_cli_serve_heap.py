@@ -73,8 +73,9 @@ def test_each_worker_freezes_its_heap_once_its_app_is_built(
 
 def test_a_frozen_heap_leaves_start_up_objects_out_of_later_collections(unfrozen: None) -> None:
     made_at_start_up = [{"app": "state"}]
-    frozen = freeze_start_up_heap()
-    assert frozen == gc.get_freeze_count() > 0
+    # How many were frozen (a frozen object still freed when its last reference goes, so the
+    # count may fall right after; CI once saw two fewer).
+    assert freeze_start_up_heap() > 0
     assert not any(o is made_at_start_up for o in gc.get_objects())
     made_later = [{"request": "state"}]
     assert any(o is made_later for o in gc.get_objects())
