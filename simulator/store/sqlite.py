@@ -278,6 +278,7 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
             seqs.extend(range(cur.lastrowid - n + 1, cur.lastrowid + 1))
             at += n
         return seqs
+
     def save_rng_counter(self, account_id: str, counter: int) -> None:
         """Only the account's RNG counter (what most operations change of it)."""
         self.c.execute("UPDATE accounts SET rng_counter = ? WHERE id = ?", (counter, account_id))
