@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -77,6 +78,20 @@ def build_app(
     if BACKEND.fresh_db is not None:
         BACKEND.built.append(app)
     return app
+
+
+def file_app(tmp_path: Path, clock: ManualClock, lock_wait_s: float) -> SandbankApp:
+    """A simulator on a database file of its own, `tmp_path / "sandbank.db"` (so that another
+    connection can take its write lock), waiting at most `lock_wait_s` for that lock."""
+    settings = Settings(
+        db=str(tmp_path / "sandbank.db"),
+        data_dir=tmp_path,
+        admin_token=ADMIN_TOKEN,
+        seed=1,
+        public_url=BASE_URL,
+        store_lock_wait_s=lock_wait_s,
+    )
+    return create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
 
 
 # --- payloads ---------------------------------------------------------------------------------

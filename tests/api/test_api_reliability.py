@@ -17,20 +17,16 @@ import httpx
 import pytest
 from factories import (
     ADMIN,
-    ADMIN_TOKEN,
-    BASE_URL,
     Account,
     Api,
     build_app,
     checkout_body,
-    deterministic_entropy,
+    file_app,
 )
 from test_api_errors import assert_problem
 
 from simulator import stepping
-from simulator.app import create_app
 from simulator.clock import ManualClock
-from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
 
 JSON = {"Content-Type": "application/json"}
@@ -169,18 +165,6 @@ def test_a_database_lock_not_ours_is_a_503_problem(
 
 
 # --- lock contention across connections (a file database) -----------------------------------
-def _file_app(tmp_path: Path, clock: ManualClock, wait_s: float) -> Any:
-    settings = Settings(
-        db=str(tmp_path / "sandbank.db"),
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        seed=1,
-        public_url=BASE_URL,
-        store_lock_wait_s=wait_s,
-    )
-    return create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
-
-
 async def _lock_held(
     path: Path, hold_s: float, locked: asyncio.Event, release: asyncio.Event | None = None
 ) -> bool:
@@ -208,7 +192,7 @@ def test_a_write_waits_for_another_connections_lock_without_blocking_reads(
     succeed once it is let go) and reads of the same process answer meanwhile. Ordered by
     events, not by timings: the holder keeps the lock until the reads are done (a read that
     waited for it would keep it until the holder's 10 s deadline, and fail the test)."""
-    app = _file_app(tmp_path, clock, wait_s=30.0)
+    app = file_app(tmp_path, clock, lock_wait_s=30.0)
     api = Api(app, clock)
     account = api.new_account()
 
@@ -251,7 +235,7 @@ def test_a_write_waits_for_another_connections_lock_without_blocking_reads(
 def test_a_lock_held_past_the_wait_is_a_503_with_retry_after_and_changes_nothing(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    app = _file_app(tmp_path, clock, wait_s=0.2)
+    app = file_app(tmp_path, clock, lock_wait_s=0.2)
     api = Api(app, clock)
     account = api.new_account()
 

@@ -26,6 +26,7 @@ from factories import (
     Api,
     build_app,
     deterministic_entropy,
+    file_app,
 )
 
 from rehearsal.result import RunResult, ScenarioInfo
@@ -469,15 +470,7 @@ def test_a_form_waits_for_a_write_lock_another_process_holds_briefly(
 ) -> None:
     """Another process (the webhook dispatcher, a second worker) holding the write lock for a
     moment delays a form's action; it is not the 503 "busy" message."""
-    settings = Settings(
-        db=str(tmp_path / "sandbank.db"),
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        seed=1,
-        public_url=BASE_URL,
-        store_lock_wait_s=5.0,
-    )
-    api = Api(create_app(settings, wall_clock=clock, entropy=deterministic_entropy()), clock)
+    api = Api(file_app(tmp_path, clock, lock_wait_s=5.0), clock)
     account = api.new_account()
     browser = Browser(api)
     browser.login()
@@ -501,15 +494,7 @@ def test_pages_that_only_read_answer_while_another_process_holds_the_write_lock(
     """The webhook dispatcher retakes the write lock as soon as it is free while it delivers;
     every page reads a snapshot, so they all answer meanwhile (CI's browser test
     once found the webhooks page without its form: a 503 after losing every race for it)."""
-    settings = Settings(
-        db=str(tmp_path / "sandbank.db"),
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        seed=1,
-        public_url=BASE_URL,
-        store_lock_wait_s=0.2,
-    )
-    api = Api(create_app(settings, wall_clock=clock, entropy=deterministic_entropy()), clock)
+    api = Api(file_app(tmp_path, clock, lock_wait_s=0.2), clock)
     account = api.new_account()
     browser = Browser(api)
     browser.login()

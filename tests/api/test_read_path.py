@@ -11,18 +11,14 @@ from pathlib import Path
 
 from factories import (
     ADMIN,
-    ADMIN_TOKEN,
-    BASE_URL,
     START,
     Api,
-    deterministic_entropy,
+    file_app,
     journal_entry,
 )
 
-from simulator.app import create_app
 from simulator.clock import ManualClock
 from simulator.faults.journal import Journal, RequestFilter
-from simulator.settings import Settings
 from simulator.store.sqlite import SqliteStore
 
 
@@ -61,15 +57,7 @@ def test_a_read_answers_while_another_connection_writes_and_its_entry_follows(
 ) -> None:
     clock = ManualClock(START)
     db = tmp_path / "sandbank.db"
-    settings = Settings(
-        db=str(db),
-        data_dir=tmp_path,
-        admin_token=ADMIN_TOKEN,
-        seed=1,
-        public_url=BASE_URL,
-        store_lock_wait_s=5.0,
-    )
-    app = create_app(settings, wall_clock=clock, entropy=deterministic_entropy())
+    app = file_app(tmp_path, clock, lock_wait_s=5.0)
     api = Api(app, clock)
     account = api.new_account()
 
