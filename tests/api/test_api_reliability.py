@@ -401,8 +401,12 @@ def test_a_served_store_checkpoints_in_a_thread_never_in_a_commit(tmp_path: Path
     """Issue #18: no COMMIT of the API stops its loop for a checkpoint's fsync; a thread of
     the store's own moves the WAL into the database file, and stops with the store."""
     path = tmp_path / "sandbank.db"
+    others = set(threading.enumerate())  # other tests' stores may still run theirs
     store = SqliteStore(str(path))
     store.serving(0.5)
+    (ours,) = [
+        t for t in threading.enumerate() if t.name == "sandbank-checkpoint" and t not in others
+    ]
     assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     before = path.stat().st_size
     with store.transaction():
@@ -412,7 +416,7 @@ def test_a_served_store_checkpoints_in_a_thread_never_in_a_commit(tmp_path: Path
         time.sleep(0.05)
     assert path.stat().st_size >= before + 400_000  # copied into the database file
     store.close()
-    assert not any(t.name == "sandbank-checkpoint" for t in threading.enumerate())
+    assert not ours.is_alive()
 
 
 def test_the_settings_default_lock_wait_is_bounded() -> None:
