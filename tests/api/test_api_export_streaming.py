@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import ADMIN, START, Account, Api
+from factories import ADMIN, START, Account, Api, file_app
 from test_api_exports import busy_account, download, export
-from test_api_reliability import _file_app
 
 from simulator import exports
 from simulator.app import SandbankApp
@@ -33,7 +32,7 @@ def test_an_export_on_a_database_file_gives_the_same_files_as_in_memory(
     monkeypatch.setattr(exports, "CHUNK_BYTES", 200)
     monkeypatch.setattr(export_rows, "FLUSH_BYTES", 1_000)
     monkeypatch.setattr(export_rows, "PAGE", 2)
-    app = _file_app(tmp_path, clock, wait_s=2.0)
+    app = file_app(tmp_path, clock, lock_wait_s=2.0)
     on_file = Api(app, clock)
     try:
         listed: list[dict[str, Any]] = []
@@ -71,7 +70,7 @@ def test_requests_of_other_accounts_are_answered_while_an_export_is_built(
     monkeypatch.setattr(exports, "build", held)
     own = backend == "sqlite"
     if own:
-        api = Api(_file_app(tmp_path, clock, wait_s=2.0), clock)
+        api = Api(file_app(tmp_path, clock, lock_wait_s=2.0), clock)
     try:
         big, other = api.new_account(), api.new_account()
         busy_account(api, big)
