@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from factories import ADMIN, Account, Api, checkout_body
 from starlette.routing import Match, Route
+from test_api_errors import assert_problem
 
 from simulator.app import SandbankApp
 from simulator.middleware.routing import OperationRouter
-from test_api_errors import assert_problem
 
 
 def _router(app: SandbankApp) -> OperationRouter:
-    asgi = app._asgi  # noqa: SLF001 - the composed pipeline, walked to its last layer
+    asgi = app._asgi  # the composed pipeline, walked down to its last layer
     while not isinstance(asgi, OperationRouter):
         asgi = asgi.app
     return asgi
