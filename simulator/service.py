@@ -128,9 +128,10 @@ class ProviderService:
             self._close(ctx)
 
     def _open(self, tx: Tx, account_id: str, *, step: int | None = None) -> Ctx:
-        account = tx.account(account_id)
-        if account is None:
+        found = tx.account_due(account_id)
+        if found is None:
             raise NotFound("account", account_id)
+        account, next_due = found
         ctx = Ctx(
             tx,
             account,
@@ -139,7 +140,7 @@ class ProviderService:
         )
         if step is None and defers_due():
             step = 0  # an API request: due work runs first, in steps (`simulator.stepping`)
-        ctx.due_left = self._run_due(ctx, ctx.now_us, step)
+        ctx.due_left = self._run_due(ctx, next_due, ctx.now_us, step)
         if ctx.due_left and step == 0:
             raise DueWork(account_id)
         return ctx
@@ -207,11 +208,13 @@ class ProviderService:
         )
 
     # --- scheduled work ---------------------------------------------------------------------
-    def _run_due(self, ctx: Ctx, until_us: int, budget: int | None = None) -> bool:
+    def _run_due(
+        self, ctx: Ctx, next_due: int | None, until_us: int, budget: int | None = None
+    ) -> bool:
         """Run every job due up to `until_us` in time order, each at its own due time; at most
         `budget` of them when given (0: none), and no more once `STEP_SECONDS` have passed
-        (where a step ends changes no result). True when due jobs are left."""
-        next_due = ctx.tx.next_due(ctx.aid)
+        (where a step ends changes no result). True when due jobs are left. `next_due`: the
+        account's `Tx.next_due`, read by the caller in this transaction."""
         if next_due is None or next_due > until_us:
             return False
         if budget == 0:
@@ -782,7 +785,7 @@ class ProviderService:
         """Run at most `budget` jobs due up to `target` (all when None) and move the clock to
         the last one's time, or to `target` once none is left (True). The clock never goes
         back, and between steps it reads a time whose due work is all done."""
-        left = self._run_due(ctx, to_us(target), budget)
+        left = self._run_due(ctx, ctx.tx.next_due(ctx.aid), to_us(target), budget)
         if left:
             assert ctx.ran_until_us is not None
             self._set_clock(ctx, from_us(ctx.ran_until_us), finished=False)

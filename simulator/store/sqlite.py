@@ -175,6 +175,11 @@ def _account(data: str, rng_counter: int | None) -> Account:
     return account
 
 
+_ACCOUNT_DUE = (
+    "SELECT data, rng_counter, (SELECT due_us FROM jobs WHERE account_id = accounts.id "
+    "ORDER BY due_us, seq LIMIT 1) FROM accounts WHERE id = ?"
+)
+
 _JOURNAL_CHUNK = 64  # rows per journal INSERT at most (a power of two)
 
 
@@ -217,6 +222,14 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
             "SELECT data, rng_counter FROM accounts WHERE id = ?", (account_id,)
         ).fetchone()
         return _account(row[0], row[1]) if row else None
+
+    def account_due(self, account_id: str) -> tuple[Account, int | None] | None:
+        # One statement instead of `account` and `next_due`: each costs its own round through
+        # the sqlite3 module, and every scope (every GET's read snapshot) opens with both.
+        row = self.c.execute(_ACCOUNT_DUE, (account_id,)).fetchone()
+        if row is None:
+            return None
+        return _account(row[0], row[1]), None if row[2] is None else int(row[2])
 
     def account_by_key(self, api_key: str) -> Account | None:
         row = self.c.execute(

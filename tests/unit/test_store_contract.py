@@ -123,6 +123,23 @@ def test_buyers_are_paged_newest_first_and_found_by_external_id(store: SqliteSto
     assert found.id == ids[2]
 
 
+def test_an_account_is_read_with_the_due_time_of_its_own_next_job(store: SqliteStore) -> None:
+    aid, other = _account(store), _account(store, "other")
+    with store.transaction() as tx:
+        found = tx.account_due(aid)
+        assert found is not None
+        assert found[0].id == aid
+        assert found[1] is None
+        for due in (30, 20):
+            tx.schedule(aid, due, "test", "a")
+        tx.schedule(other, 5, "test", "b")
+        assert tx.account_due("acct_missing") is None
+    with store.transaction(write=False) as tx:
+        account, due = tx.account_due(aid) or (None, None)
+        assert account == tx.account(aid)
+        assert due == tx.next_due(aid) == 20
+
+
 def test_jobs_pop_in_due_order_once_each(store: SqliteStore) -> None:
     aid = _account(store)
     with store.transaction() as tx:
