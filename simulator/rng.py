@@ -18,16 +18,23 @@ ID_LENGTH = 20
 
 
 class SeededRng:
-    __slots__ = ("_keyed", "counter")
+    __slots__ = ("_keyed", "_namespace", "_seed", "counter")
 
     def __init__(self, namespace: str, seed: int, counter: int = 0) -> None:
-        key = hashlib.blake2b(f"{namespace}\x00{seed}".encode(), digest_size=32).digest()
-        # The keyed state, copied for each draw (cheaper than keying a new hash every time).
-        self._keyed = hashlib.blake2b(key=key, digest_size=16)
+        self._namespace = namespace
+        self._seed = seed
+        # The keyed state, copied for each draw (cheaper than keying a new hash every time);
+        # made at the first draw: every account transaction has an RNG, most reads never draw.
+        self._keyed: hashlib.blake2b | None = None
         self.counter = counter
 
+    def _key(self) -> hashlib.blake2b:
+        key = hashlib.blake2b(f"{self._namespace}\x00{self._seed}".encode(), digest_size=32)
+        self._keyed = hashlib.blake2b(key=key.digest(), digest_size=16)
+        return self._keyed
+
     def _next(self) -> bytes:
-        digest = self._keyed.copy()
+        digest = (self._keyed or self._key()).copy()
         digest.update(_COUNTER(self.counter))
         self.counter += 1
         return digest.digest()
