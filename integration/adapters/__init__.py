@@ -44,6 +44,7 @@ from integration.adapters.collection_facts import collection_fact
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
 from integration.adapters.invoicing import InvoicingAdapter
+from integration.adapters.mounted import invoice_checkout
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
 from integration.adapters.servicenow import ServiceNowTickets
 from integration.adapters.vcard import VcardAdapter
@@ -298,30 +299,13 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     receiver learns them, so it names no provider."""
     if payload.get("object_type") in vcard.OBJECT_TYPES:
         invoice_id, invoice, payments, refunds = vcard.event_facts(payload)
-        return EventFacts(
-            invoice_id,
-            invoice,
-            invoice_id if invoice is not None else None,
-            CheckoutStatus.COMPLETED.value if invoice is not None else None,
-            None,
-            None,
-            refunds,
-            payments,
-        )
+        return _invoice_facts(invoice_id, invoice, payments=payments, refunds=refunds)
     if payload.get("object_type") in invoicing.OBJECT_TYPES:
         about, payments = invoicing.event_facts(payload)
         return EventFacts(about, None, None, None, None, None, (), payments)
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
-        return EventFacts(
-            invoice_id,
-            invoice,
-            invoice_id if invoice is not None else None,
-            CheckoutStatus.COMPLETED.value if invoice is not None else None,
-            None,
-            payment,
-            refunds,
-        )
+        return _invoice_facts(invoice_id, invoice, payment=payment, refunds=refunds)
     order, checkout_id, checkout_status = sandbank.event_facts(payload)
     data = payload.get("data")
     order_id: object = None
@@ -336,6 +320,22 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
         checkout_status,
         sandbank.event_settlement(payload),
         None,
+    )
+
+
+def _invoice_facts(
+    invoice_id: str | None,
+    invoice: Authorization | None,
+    *,
+    payment: Payment | None = None,
+    payments: tuple[Payment, ...] = (),
+    refunds: tuple[Payment, ...] = (),
+) -> EventFacts:
+    """The facts of an approach whose orders are the seller's invoices (the gateway's, the
+    virtual cards'): an invoice snapshot is a completed checkout; no settlement rides on them."""
+    checkout_id, checkout_status = invoice_checkout(invoice_id, invoice)
+    return EventFacts(
+        invoice_id, invoice, checkout_id, checkout_status, None, payment, refunds, payments
     )
 
 
