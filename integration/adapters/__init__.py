@@ -85,6 +85,21 @@ EVENT_KIND: Mapping[str, EventKind] = {
 }
 
 
+# The order states each provider's events carry, by the `object_type` of the event body, read
+# by the provider's adapter in the inbox's terms (`integration.inbox`): Sandbank's order
+# snapshots. The gateway's, the virtual cards' and invoicing's invoice events carry none.
+ORDER_STATES: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, int, int, str] | None]] = {
+    "order": sandbank.order_state,
+}
+
+
+def order_state(payload: Mapping[str, Any]) -> tuple[str, int, int, str] | None:
+    """(inbox state, captured, refunded, currency) of the order snapshot an event body carries,
+    read by its provider's adapter; None when it carries none the inbox can use."""
+    read = ORDER_STATES.get(str(payload.get("object_type")))
+    return None if read is None else read(payload)
+
+
 class ConfigError(IntegrationError, ValueError):
     """The provider configuration cannot be used (one line, naming the key)."""
 
@@ -360,5 +375,6 @@ __all__ = [
     "gl_mapping_path",
     "make_adapter",
     "make_ticket_system",
+    "order_state",
     "refused_api_key",
 ]
