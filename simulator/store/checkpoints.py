@@ -132,8 +132,9 @@ def _connect(path: str, limit: int) -> sqlite3.Connection:
 
 
 def set_journal_size_limit(conn: sqlite3.Connection, limit: int) -> None:
-    """A restarted WAL's file is cut back to `limit` bytes (no bound: 0, the file emptied)."""
-    conn.execute(f"PRAGMA journal_size_limit = {limit}")
+    """A restarted WAL's file is cut back to `limit` bytes (no bound, 0: never cut back in a
+    commit; the idle round still empties it)."""
+    conn.execute(f"PRAGMA journal_size_limit = {limit or -1}")
 
 
 def wal_size(path: str) -> int:

@@ -34,7 +34,7 @@ path, groups, rows, batch, limit, pipe = sys.argv[1], *map(int, sys.argv[2:])
 c = sqlite3.connect(path, isolation_level=None)
 c.execute("PRAGMA busy_timeout = 10000")
 c.execute("PRAGMA wal_autocheckpoint = 0")
-c.execute(f"PRAGMA journal_size_limit = {limit}")
+c.execute(f"PRAGMA journal_size_limit = {limit or -1}")
 for n in range(1, groups + 1):
     c.execute("BEGIN IMMEDIATE")
     for _ in range(rows):
