@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 PER_TURN = 16
 
 
-def _import_tree(tree: str | None) -> None:
+def import_tree(tree: str | None) -> None:
     """Import `simulator` from `tree` (another checkout) instead of the installed one."""
     if tree:
         sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
@@ -154,7 +154,7 @@ def main() -> int:
     p.add_argument("--instructions", action="store_true", help="also count instructions")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    _import_tree(args.tree)
+    import_tree(args.tree)
     sys.path.insert(0, str(HERE))
     label = args.tree or "this tree"
     if args.child:  # under valgrind: a short warm-up, no checkpoint thread
