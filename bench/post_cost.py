@@ -1,4 +1,5 @@
-"""What one POST /v1/checkouts with an inline buyer costs, in process: no sockets, no wrk, so
+"""What one POST /v1/checkouts with an inline buyer (or, `--get`, one GET /v1/checkouts/{id})
+costs, in process: no sockets, no wrk, so
 a change to the write path is measurable on a shared machine.
 
 Two measures of the same loop (the app called as ASGI, 16 requests per event-loop turn, so
@@ -45,7 +46,9 @@ def import_tree(tree: str | None) -> None:
         sys.path.insert(0, tree)
 
 
-async def _loop(requests: int, warmup: int, *, checkpoints: bool) -> tuple[float, int]:
+async def _loop(
+    requests: int, warmup: int, *, checkpoints: bool, read: bool = False
+) -> tuple[float, int]:
     # Imported here, once `--tree` has chosen which checkout `simulator` comes from.
     import httpx  # noqa: PLC0415 - see above
     from peers import INLINE_BODY  # noqa: PLC0415 - see above
@@ -71,6 +74,14 @@ async def _loop(requests: int, warmup: int, *, checkpoints: bool) -> tuple[float
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as c:
             r = await c.post("/_sandbox/accounts", json={"name": "bench"}, headers=admin)
             key = r.json()["api_key"]
+            auth = {"Authorization": f"Bearer {key}"}
+            r = await c.post("/v1/checkouts", json=INLINE_BODY, headers=auth)
+            checkout = r.json()["id"]
+        method, path, expected = (
+            ("GET", f"/v1/checkouts/{checkout}", 200) if read else ("POST", "/v1/checkouts", 201)
+        )
+        if read:
+            body = b""
         # As `sandbank serve` does once the app is built (`simulator.heap`): full collections
         # walk what requests make, not the app's start-up heap.
         gc.collect()
@@ -88,10 +99,10 @@ async def _loop(requests: int, warmup: int, *, checkpoints: bool) -> tuple[float
                 "type": "http",
                 "asgi": {"version": "3.0"},
                 "http_version": "1.1",
-                "method": "POST",
+                "method": method,
                 "scheme": "http",
-                "path": "/v1/checkouts",
-                "raw_path": b"/v1/checkouts",
+                "path": path,
+                "raw_path": path.encode(),
                 "query_string": b"",
                 "root_path": "",
                 "headers": headers,
@@ -122,17 +133,19 @@ async def _loop(requests: int, warmup: int, *, checkpoints: bool) -> tuple[float
             done += PER_TURN
         cpu = time.process_time() - started
         app.runtime.store.close()
-    bad = sum(1 for s in statuses if s != 201)
+    bad = sum(1 for s in statuses if s != expected)
     if bad:
-        raise SystemExit(f"post_cost: {bad} of {len(statuses)} requests did not answer 201")
+        raise SystemExit(f"post_cost: {bad} of {len(statuses)} requests did not answer {expected}")
     return cpu / done, done
 
 
-def _instructions(requests: int, tree: str | None) -> int:
-    """Instructions executed by a `--child` run of `requests` measured POSTs."""
+def _instructions(requests: int, tree: str | None, *, read: bool) -> int:
+    """Instructions executed by a `--child` run of `requests` measured requests."""
     args = [sys.executable, __file__, "--child", "--requests", str(requests)]
     if tree:
         args += ["--tree", tree]
+    if read:
+        args.append("--get")
     out = subprocess.run(
         [
             "valgrind",
@@ -155,7 +168,8 @@ def _instructions(requests: int, tree: str | None) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=3000, help="measured POSTs (3000)")
+    p.add_argument("--requests", type=int, default=3000, help="measured requests (3000)")
+    p.add_argument("--get", action="store_true", help="GET /v1/checkouts/{id} instead of the POST")
     p.add_argument("--tree", help="import the simulator from this checkout instead")
     p.add_argument("--instructions", action="store_true", help="also count instructions")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -164,17 +178,22 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     label = args.tree or "this tree"
     if args.child:  # under valgrind: a short warm-up, no checkpoint thread
-        asyncio.run(_loop(args.requests, PER_TURN * 2, checkpoints=False))
+        asyncio.run(_loop(args.requests, PER_TURN * 2, checkpoints=False, read=args.get))
         return 0
-    cpu, done = asyncio.run(_loop(args.requests, 300, checkpoints=True))
-    print(f"{label}: {cpu * 1e6:.0f} µs CPU per POST ({done} POSTs, inline buyer)")
+    cpu, done = asyncio.run(_loop(args.requests, 300, checkpoints=True, read=args.get))
+    what = "GET" if args.get else "POST"
+    detail = "one checkout" if args.get else "inline buyer"
+    print(f"{label}: {cpu * 1e6:.0f} µs CPU per {what} ({done} {what}s, {detail})")
     if args.instructions:
         if shutil.which("valgrind") is None:
             print("post_cost: --instructions skipped, valgrind is not installed")
             return 0
         short, long = PER_TURN * 2, PER_TURN * 18
-        per = (_instructions(long, args.tree) - _instructions(short, args.tree)) / (long - short)
-        print(f"{label}: {per / 1000:,.0f} k instructions per POST (valgrind)")
+        per = (
+            _instructions(long, args.tree, read=args.get)
+            - _instructions(short, args.tree, read=args.get)
+        ) / (long - short)
+        print(f"{label}: {per / 1000:,.0f} k instructions per {what} (valgrind)")
     return 0
 
 

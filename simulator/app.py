@@ -44,6 +44,7 @@ from simulator.middleware.errors import ErrorBoundary
 from simulator.middleware.faults import FaultMiddleware, OperationIndex
 from simulator.middleware.idempotency import IdempotencyMiddleware
 from simulator.middleware.request_id import AccessLogMiddleware, RequestIdMiddleware
+from simulator.middleware.routing import OperationRouter
 from simulator.runtime import Runtime
 from simulator.scheduler import Scheduler
 from simulator.service import ProviderService
@@ -287,9 +288,10 @@ def create_app(
         ),
         # 6. Idempotency-Key: validate, fingerprint, refuse concurrent duplicates
         ("idempotency", IdempotencyMiddleware),
-        # 7. routing: /v1 endpoints, control plane, hosted pages, documents
+        # 7. routing: /v1 endpoints, control plane, hosted pages, documents (a route straight
+        #    from a tree of Starlette's list; a miss, a 405 or a redirect through Starlette)
     ]
-    asgi: Any = app
+    asgi: Any = OperationRouter(app, on_error)
     for _name, layer in reversed(pipeline):
         asgi = layer(asgi)
 

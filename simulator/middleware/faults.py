@@ -39,6 +39,7 @@ from simulator.faults.journal import Entry, Journal
 from simulator.faults.models import Hang, Rule
 from simulator.faults.presets import PRESETS
 from simulator.faults.registry import FaultDice, FaultRegistry
+from simulator.paths import UNSURE, PathTable
 
 log = logging.getLogger("sandbank.faults")
 FAULT_HEADER = b"sandbank-fault"
@@ -61,11 +62,15 @@ class OperationIndex:
     def __init__(self, ops: Iterable[tuple[str, str, str]]) -> None:
         ops = list(ops)
         self._ops = [(m, engine.path_pattern(p), op_id) for m, p, op_id in ops]
+        self._table = PathTable((p, (m,), op_id) for m, p, op_id in ops)
         self.ids = frozenset(op_id for _, _, op_id in self._ops)
         self.templates = {op_id: p for _, p, op_id in ops}
 
     def resolve(self, method: str, path: str) -> str | None:
         method = "GET" if method == "HEAD" else method
+        found = self._table.match(method, path)  # the first op of the list, as the scan below
+        if found is not UNSURE:
+            return found[0] if isinstance(found, tuple) else None
         for m, pattern, op_id in self._ops:
             if m == method and pattern.match(path):
                 return op_id
