@@ -142,8 +142,15 @@ class Server(servers.Server):
 # --- measuring ----------------------------------------------------------------------------
 @dataclass
 class Sample:
+    """Latencies and statuses of the unrelated requests, and two counts that need no clock:
+    `during`, how many answered while the heavy operation ran (between its request and its
+    answer); `late`, how many were still unanswered when the heavy request answered (a stalled
+    neighbour answers after it). The tests assert on these; the latencies are the figures."""
+
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    during: int = 0
+    late: int = 0
 
     def add(self, seconds: float, status: int) -> None:
         self.latencies.append(seconds)
@@ -212,18 +219,22 @@ def start_phase(due_db: Path, tmp: Path, built: dict[str, Any], starts: int) -> 
                         timed(client, heavy, "GET", "/v1/orders?limit=1", big)
                     )
                     await asyncio.sleep(0.05)  # the due work has started
-                    await asyncio.gather(
-                        *(
-                            timed(client, sample, "GET", paths[i % len(paths)])
-                            for i in range(READERS - 1)
-                        )
-                    )
+                    reads = [
+                        asyncio.create_task(timed(client, sample, "GET", paths[i % len(paths)]))
+                        for i in range(READERS - 1)
+                    ]
                     await due
+                    sample.late += sum(not read.done() for read in reads)
+                    await asyncio.gather(*reads)
 
             asyncio.run(burst(server.url, paths))
         finally:
             server.stop()
-        print(f"  start {n + 1}/{starts}: {sample.row()}; due work {heavy.row()}", flush=True)
+        print(
+            f"  start {n + 1}/{starts}: {sample.row()}; due work {heavy.row()}; "
+            f"{sample.late} reads answered after it",
+            flush=True,
+        )
     return sample
 
 
@@ -233,9 +244,12 @@ async def probe_during(
     order: str,
     heavy: Callable[[httpx.AsyncClient], Awaitable[None]] | None,
     timeout: float = OP_TIMEOUT,
+    *,
+    sample: Sample | None = None,
 ) -> tuple[Sample, float]:
-    """Probe one order of the small account while `heavy` runs (or for 2 s when None)."""
-    sample = Sample()
+    """Probe one order of the small account while `heavy` runs (or for 2 s when None), into
+    `sample` (a new one by default)."""
+    sample = Sample() if sample is None else sample
     done = asyncio.Event()
     headers = {"Authorization": f"Bearer {key}"}
     async with (
@@ -251,7 +265,7 @@ async def probe_during(
 
         probers = [asyncio.create_task(prober()) for _ in range(PROBES_IN_FLIGHT)]
         await asyncio.sleep(0.2)  # the probes are running before the heavy work starts
-        started = time.perf_counter()
+        started, answered = time.perf_counter(), len(sample.latencies)
         try:
             if heavy is None:
                 await asyncio.sleep(2.0)
@@ -262,6 +276,7 @@ async def probe_during(
                     print(f"    (not done within {timeout:.0f} s)", flush=True)
         finally:
             seconds = time.perf_counter() - started
+            sample.during = len(sample.latencies) - answered
             done.set()
             await asyncio.gather(*probers)
     return sample, seconds
@@ -321,7 +336,7 @@ def heavy_phase(
                 f"{rss_after / 1024:.0f} / {hwm / 1024:.0f} MiB",
                 flush=True,
             )
-            rows.append((f"{name} ({seconds:.2f} s)", sample.row()))
+            rows.append((f"{name} ({seconds:.2f} s)", f"{sample.row()}  {sample.during} during"))
             rows.append(
                 (
                     "  server RSS before / after / peak during it",
@@ -425,7 +440,9 @@ def fanout_phase(
                 extra = f"peak RSS {hwm / 1024:.0f} MiB; writes answered 503: {busy[503]}"
                 extra += f"; deliveries arrived: {arrived:,}"
                 print(f"  {name}: {seconds:.2f} s  {sample.row()}\n    {extra}", flush=True)
-                rows.append((f"{name} ({seconds:.2f} s)", sample.row()))
+                rows.append(
+                    (f"{name} ({seconds:.2f} s)", f"{sample.row()}  {sample.during} during")
+                )
                 rows.append(("  server", extra))
     finally:
         server.stop()
@@ -466,7 +483,13 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[tuple[str, str]] = []
         if not args.skip_start:
             sample = start_phase(due_db, tmp, built, args.starts)
-            rows.append((f"{READERS - 1} reads at a 2-worker start (x{args.starts})", sample.row()))
+            late = f"{sample.late} after the due work's read"
+            rows.append(
+                (
+                    f"{READERS - 1} reads at a 2-worker start (x{args.starts})",
+                    f"{sample.row()}  {late}",
+                )
+            )
         if not args.skip_heavy:
             rows += heavy_phase(pristine, tmp, built, set(args.heavy.split(",")))
         if not args.skip_fanout:

@@ -31,23 +31,25 @@ events carry (`data` of an event whose `object_type` is "order").
   is the maximum of everything seen, whatever the snapshot's rank. An older snapshot is still
   recorded in `raw_events`; it just does not overwrite newer state.
 
-Provider status -> canonical status (`STATUS_MAP`) and rank (`RANK`):
+The inbox names no provider: each provider's adapter declares how its events' order snapshots
+read in the states below, its own status names among them (`integration.adapters.order_state`,
+by the event's object type in `ORDER_STATES`). Each state's rank (`RANK`):
 
-    provider             canonical             rank
-    pending_review       pending               0
-    authorized           authorized            1
-    partially_captured   partially_captured    2
-    captured             captured              3
-    partially_refunded   partially_refunded    4
-    refunded             refunded              5
-    canceled             canceled              6  (terminal)
-    expired              expired               6  (terminal)
-    declined             declined              6  (terminal)
+    state                rank
+    pending              0
+    authorized           1
+    partially_captured   2
+    captured             3
+    partially_refunded   4
+    refunded             5
+    canceled             6  (terminal)
+    expired              6  (terminal)
+    declined             6  (terminal)
 
 The terminal three never follow a capture at the provider (an order that expires after a
 partial capture becomes `captured`), so ranking them above everything is safe and makes them
-stick. A status outside the table is not guessed at: the event is recorded, the state is not
-touched (`Applied.outcome == "ignored"`).
+stick. A status the adapter does not declare is not guessed at: the event is recorded, the
+state is not touched (`Applied.outcome == "ignored"`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
+from integration.adapters import order_state
 from integration.db import connect
 from integration.model import ProviderEvent
 
@@ -69,17 +72,6 @@ Source = Literal["webhook", "poll"]
 RawStatus = Literal["queued", "processed", "failed"]
 Outcome = Literal["created", "advanced", "merged", "stale", "ignored"]
 
-STATUS_MAP: Final[Mapping[str, str]] = {
-    "pending_review": "pending",
-    "authorized": "authorized",
-    "partially_captured": "partially_captured",
-    "captured": "captured",
-    "partially_refunded": "partially_refunded",
-    "refunded": "refunded",
-    "canceled": "canceled",
-    "expired": "expired",
-    "declined": "declined",
-}
 RANK: Final[Mapping[str, int]] = {
     "pending": 0,
     "authorized": 1,
@@ -198,30 +190,10 @@ class Applied:
 
 def order_snapshot(event: ProviderEvent) -> OrderSnapshot | None:
     """The order snapshot an event carries, or None (not an order, thin, unknown status)."""
-    raw = event.raw
-    if raw.get("object_type") != "order" or event.provider_order_id is None:
+    if event.provider_order_id is None:
         return None
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return None
-    status = STATUS_MAP.get(str(data.get("status")))
-    captured = data.get("captured_amount", 0)
-    refunded = data.get("refunded_amount", 0)
-    currency = data.get("currency")
-    if (
-        status is None
-        or not isinstance(currency, str)
-        or not _is_amount(captured)
-        or not _is_amount(refunded)
-    ):
-        return None
-    assert isinstance(captured, int)
-    assert isinstance(refunded, int)
-    return OrderSnapshot(event.provider_order_id, status, captured, refunded, currency)
-
-
-def _is_amount(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    state = order_state(event.raw)
+    return None if state is None else OrderSnapshot(event.provider_order_id, *state)
 
 
 class Inbox:

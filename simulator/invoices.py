@@ -24,12 +24,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from simulator.clock import to_us
 from simulator.context import Ctx
-from simulator.domain.errors import Conflict, InvalidAmount, NotFound
+from simulator.domain.errors import Conflict, InvalidAmount
 from simulator.domain.gateway import Customer, Invoice
 from simulator.domain.models import LineItem
 from simulator.domain.money import MAX_AMOUNT, check_currency
 from simulator.domain.records import Page
 from simulator.finance import FinanceService
+from simulator.finance_rows import FinanceRows
 
 InvoiceT = TypeVar("InvoiceT", bound=Invoice)
 InvoiceT_contra = TypeVar("InvoiceT_contra", bound=Invoice, contravariant=True)
@@ -64,6 +65,7 @@ class InvoiceLifecycle(ABC, Generic[InvoiceT]):
 
     def __init__(self, core: InvoiceCore[InvoiceT]) -> None:
         self.core = core
+        self.rows = FinanceRows(self.kind.model, self.kind.row, "invoice")
 
     # --- what each personality decides -------------------------------------------------------
     @abstractmethod
@@ -118,33 +120,17 @@ class InvoiceLifecycle(ABC, Generic[InvoiceT]):
         return invoice
 
     def get_invoice(self, ctx: Ctx, invoice_id: str) -> InvoiceT:
-        invoice = ctx.tx.finance(self.kind.model, ctx.aid, self.kind.row, invoice_id)
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
-        return invoice
+        return self.rows.get(ctx, invoice_id)
 
     def list_invoices(
         self, ctx: Ctx, *, status: str | None, number: str | None, limit: int, cursor: str | None
     ) -> Page[InvoiceT]:
-        return ctx.tx.finance_page(
-            self.kind.model,
-            ctx.aid,
-            self.kind.row,
-            status=status,
-            ref=number,
-            limit=limit,
-            cursor=cursor,
-        )
+        return self.rows.page(ctx, status=status, ref=number, limit=limit, cursor=cursor)
 
     def _save(self, ctx: Ctx, invoice: InvoiceT, event: str | None = None) -> None:
         invoice.updated_at = ctx.now
-        ctx.tx.save_finance(
-            ctx.aid,
-            self.kind.row,
-            invoice,
-            ref=invoice.number,
-            owner=self._owner(invoice),
-            status=invoice.status,
+        self.rows.save(
+            ctx, invoice, ref=invoice.number, owner=self._owner(invoice), status=invoice.status
         )
         if event is not None:
             self.core.emit(ctx, event, invoice)

@@ -56,9 +56,13 @@ from simulator.domain.money import MAX_AMOUNT
 from simulator.domain.records import Page
 from simulator.domain.x12 import Invoice810, Remittance820, Rmr820, invalid
 from simulator.finance import FinanceService
+from simulator.finance_rows import FinanceRows
 from simulator.gateway import dice_behaviour
 
 INVOICE, REMITTANCE, PURCHASE_ORDER = "edi_invoice", "remittance", "purchase_order"
+INVOICES = FinanceRows(EdiInvoice, INVOICE, "invoice")
+REMITTANCES = FinanceRows(Remittance, REMITTANCE, "remittance")
+PURCHASE_ORDERS = FinanceRows(PurchaseOrder, PURCHASE_ORDER, "purchase order")
 JOB_DUE = "edi_invoice.due"
 JOB_LATE_PAY = "edi_invoice.late_pay"
 JOB_DUNNING = "edi_invoice.dunning"  # ref: "<invoice id>:<days after due>"
@@ -97,21 +101,16 @@ class InvoicingService:
         return po
 
     def purchase_order_by_number(self, ctx: Ctx, number: str) -> PurchaseOrder | None:
-        found = ctx.tx.finance_all(PurchaseOrder, ctx.aid, PURCHASE_ORDER, ref=number)
+        found = PURCHASE_ORDERS.all(ctx, ref=number)
         return found[0] if found else None
 
     def get_purchase_order(self, ctx: Ctx, po_id: str) -> PurchaseOrder:
-        found = ctx.tx.finance(PurchaseOrder, ctx.aid, PURCHASE_ORDER, po_id)
-        if found is None:
-            raise NotFound("purchase order", po_id)
-        return found
+        return PURCHASE_ORDERS.get(ctx, po_id)
 
     def list_purchase_orders(
         self, ctx: Ctx, *, number: str | None, limit: int, cursor: str | None
     ) -> Page[PurchaseOrder]:
-        return ctx.tx.finance_page(
-            PurchaseOrder, ctx.aid, PURCHASE_ORDER, ref=number, limit=limit, cursor=cursor
-        )
+        return PURCHASE_ORDERS.page(ctx, ref=number, limit=limit, cursor=cursor)
 
     def cancel_purchase_order(self, ctx: Ctx, po_id: str) -> PurchaseOrder:
         po = self.get_purchase_order(ctx, po_id)
@@ -125,7 +124,7 @@ class InvoicingService:
 
     def _save_po(self, ctx: Ctx, po: PurchaseOrder, event: str | None) -> None:
         po.updated_at = ctx.now
-        ctx.tx.save_finance(ctx.aid, PURCHASE_ORDER, po, ref=po.number, status=po.status)
+        PURCHASE_ORDERS.save(ctx, po, ref=po.number, status=po.status)
         if event is not None:
             self.core.emit(ctx, event, po)
 
@@ -140,7 +139,7 @@ class InvoicingService:
         lines_total = sum(line.quantity * line.unit_price for line in doc.lines)
         if lines_total != doc.total:
             raise invalid("TDS01", f"is {doc.total}, the IT1 lines add up to {lines_total}")
-        if ctx.tx.finance_all(EdiInvoice, ctx.aid, INVOICE, ref=doc.invoice_number):
+        if INVOICES.all(ctx, ref=doc.invoice_number):
             raise Conflict(f"invoice number {doc.invoice_number!r} was already sent")
         po = self.purchase_order_by_number(ctx, doc.po_number) if doc.po_number else None
         if po is not None:
@@ -202,10 +201,7 @@ class InvoicingService:
         return tagged if tagged is not None else dice_behaviour(ctx)
 
     def get_invoice(self, ctx: Ctx, invoice_id: str) -> EdiInvoice:
-        invoice = ctx.tx.finance(EdiInvoice, ctx.aid, INVOICE, invoice_id)
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
-        return invoice
+        return INVOICES.get(ctx, invoice_id)
 
     def list_invoices(
         self,
@@ -219,23 +215,16 @@ class InvoicingService:
     ) -> Page[EdiInvoice]:
         if po_number is not None:
             # A PO has a handful of invoices: all of them, newest first, on one page.
-            found = ctx.tx.finance_all(EdiInvoice, ctx.aid, INVOICE, owner=po_number)
+            found = INVOICES.all(ctx, owner=po_number)
             found = [i for i in reversed(found) if status is None or i.status == status]
             found = [i for i in found if number is None or i.number == number]
             return Page(found[:limit], len(found) > limit, None)
-        return ctx.tx.finance_page(
-            EdiInvoice, ctx.aid, INVOICE, status=status, ref=number, limit=limit, cursor=cursor
-        )
+        return INVOICES.page(ctx, status=status, ref=number, limit=limit, cursor=cursor)
 
     def _save(self, ctx: Ctx, invoice: EdiInvoice, event: str | None = None) -> None:
         invoice.updated_at = ctx.now
-        ctx.tx.save_finance(
-            ctx.aid,
-            INVOICE,
-            invoice,
-            ref=invoice.number,
-            owner=invoice.po_number,
-            status=invoice.status,
+        INVOICES.save(
+            ctx, invoice, ref=invoice.number, owner=invoice.po_number, status=invoice.status
         )
         if event is not None:
             self.core.emit(ctx, event, invoice)
@@ -270,23 +259,17 @@ class InvoicingService:
 
     # --- remittances --------------------------------------------------------------------------
     def get_remittance(self, ctx: Ctx, remittance_id: str) -> Remittance:
-        found = ctx.tx.finance(Remittance, ctx.aid, REMITTANCE, remittance_id)
-        if found is None:
-            raise NotFound("remittance", remittance_id)
-        return found
+        return REMITTANCES.get(ctx, remittance_id)
 
     def list_remittances(
         self, ctx: Ctx, *, status: str | None, limit: int, cursor: str | None
     ) -> Page[Remittance]:
-        return ctx.tx.finance_page(
-            Remittance, ctx.aid, REMITTANCE, status=status, limit=limit, cursor=cursor
-        )
+        return REMITTANCES.page(ctx, status=status, limit=limit, cursor=cursor)
 
     def _save_remittance(self, ctx: Ctx, remittance: Remittance, event: str | None) -> None:
         remittance.restate(ctx.now)
-        ctx.tx.save_finance(
-            ctx.aid,
-            REMITTANCE,
+        REMITTANCES.save(
+            ctx,
             remittance,
             ref=remittance.trace,
             owner=remittance.buyer.key,
@@ -360,7 +343,7 @@ class InvoicingService:
     def _exact(self, ctx: Ctx, line: RemittanceLine, currency: str) -> EdiInvoice | None:
         if line.qualifier != "IV" or not line.reference:
             return None
-        found = ctx.tx.finance_all(EdiInvoice, ctx.aid, INVOICE, ref=line.reference)
+        found = INVOICES.all(ctx, ref=line.reference)
         open_ = [i for i in found if i.currency == currency and i.due > 0]
         return open_[0] if len(open_) == 1 else None
 
@@ -450,7 +433,7 @@ class InvoicingService:
 
     # --- jobs on the clock --------------------------------------------------------------------
     def _unpaid(self, ctx: Ctx, ref: str) -> EdiInvoice | None:
-        invoice = ctx.tx.finance(EdiInvoice, ctx.aid, INVOICE, ref)
+        invoice = INVOICES.find(ctx, ref)
         if invoice is None or invoice.status in ("paid", "written_off") or invoice.due <= 0:
             return None
         return invoice
@@ -496,7 +479,7 @@ class InvoicingService:
         horizon = (ctx.now + BATCH_WINDOW).date()
         mine = [
             i
-            for i in ctx.tx.finance_all(EdiInvoice, ctx.aid, INVOICE, status="open")
+            for i in INVOICES.all(ctx, status="open")
             if i.buyer.key == invoice.buyer.key
             and i.currency == invoice.currency
             and i.due > 0

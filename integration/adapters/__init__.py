@@ -44,6 +44,7 @@ from integration.adapters.collection_facts import collection_fact
 from integration.adapters.creditkey import CreditKeyAdapter
 from integration.adapters.gateway import GatewayAdapter
 from integration.adapters.invoicing import InvoicingAdapter
+from integration.adapters.mounted import invoice_checkout
 from integration.adapters.sandbank import IN_FLIGHT_CODES, ProviderDataError, SandbankAdapter
 from integration.adapters.servicenow import ServiceNowTickets
 from integration.adapters.vcard import VcardAdapter
@@ -82,6 +83,21 @@ EVENT_KIND: Mapping[str, EventKind] = {
     **vcard.EVENT_KIND,
     **invoicing.EVENT_KIND,
 }
+
+
+# The order states each provider's events carry, by the `object_type` of the event body, read
+# by the provider's adapter in the inbox's terms (`integration.inbox`): Sandbank's order
+# snapshots. The gateway's, the virtual cards' and invoicing's invoice events carry none.
+ORDER_STATES: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, int, int, str] | None]] = {
+    "order": sandbank.order_state,
+}
+
+
+def order_state(payload: Mapping[str, Any]) -> tuple[str, int, int, str] | None:
+    """(inbox state, captured, refunded, currency) of the order snapshot an event body carries,
+    read by its provider's adapter; None when it carries none the inbox can use."""
+    read = ORDER_STATES.get(str(payload.get("object_type")))
+    return None if read is None else read(payload)
 
 
 class ConfigError(IntegrationError, ValueError):
@@ -298,30 +314,13 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
     receiver learns them, so it names no provider."""
     if payload.get("object_type") in vcard.OBJECT_TYPES:
         invoice_id, invoice, payments, refunds = vcard.event_facts(payload)
-        return EventFacts(
-            invoice_id,
-            invoice,
-            invoice_id if invoice is not None else None,
-            CheckoutStatus.COMPLETED.value if invoice is not None else None,
-            None,
-            None,
-            refunds,
-            payments,
-        )
+        return _invoice_facts(invoice_id, invoice, payments=payments, refunds=refunds)
     if payload.get("object_type") in invoicing.OBJECT_TYPES:
         about, payments = invoicing.event_facts(payload)
         return EventFacts(about, None, None, None, None, None, (), payments)
     if payload.get("object_type") in gateway.OBJECT_TYPES:
         invoice_id, invoice, payment, refunds = gateway.event_facts(payload)
-        return EventFacts(
-            invoice_id,
-            invoice,
-            invoice_id if invoice is not None else None,
-            CheckoutStatus.COMPLETED.value if invoice is not None else None,
-            None,
-            payment,
-            refunds,
-        )
+        return _invoice_facts(invoice_id, invoice, payment=payment, refunds=refunds)
     order, checkout_id, checkout_status = sandbank.event_facts(payload)
     data = payload.get("data")
     order_id: object = None
@@ -336,6 +335,22 @@ def event_facts(payload: Mapping[str, Any]) -> EventFacts:
         checkout_status,
         sandbank.event_settlement(payload),
         None,
+    )
+
+
+def _invoice_facts(
+    invoice_id: str | None,
+    invoice: Authorization | None,
+    *,
+    payment: Payment | None = None,
+    payments: tuple[Payment, ...] = (),
+    refunds: tuple[Payment, ...] = (),
+) -> EventFacts:
+    """The facts of an approach whose orders are the seller's invoices (the gateway's, the
+    virtual cards'): an invoice snapshot is a completed checkout; no settlement rides on them."""
+    checkout_id, checkout_status = invoice_checkout(invoice_id, invoice)
+    return EventFacts(
+        invoice_id, invoice, checkout_id, checkout_status, None, payment, refunds, payments
     )
 
 
@@ -360,5 +375,6 @@ __all__ = [
     "gl_mapping_path",
     "make_adapter",
     "make_ticket_system",
+    "order_state",
     "refused_api_key",
 ]

@@ -23,19 +23,20 @@ types. The canonical model reads it this way:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
 from typing import Any, Final
 
-from integration.adapters.base import AuthorizationStatus, CheckoutRef, CheckoutStatus, PlaceOrder
+from integration.adapters.base import AuthorizationStatus, CheckoutRef, PlaceOrder
+from integration.adapters.mounted import (
+    MountedAdapter,
+    cancellation,
+    completed_checkout,
+    invoice_checkout,
+)
 from integration.adapters.sandbank import (
-    CANCELS,
     CAPTURES,
-    CHECKOUTS,
-    PAGE,
     READS,
     REFUNDS,
     ProviderDataError,
-    SandbankAdapter,
     _int,
     _list,
     _seg,
@@ -43,18 +44,15 @@ from integration.adapters.sandbank import (
     _time,
     event_settlement,
 )
-from integration.client import ResilientClient
 from integration.model import (
     Authorization,
     Cancellation,
     Capture,
-    Dispute,
     EventKind,
     Money,
     Payment,
     ProviderEvent,
     Refund,
-    Settlement,
 )
 
 PREFIX: Final = "/gateway/v1"
@@ -69,14 +67,9 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
 }
 
 
-class GatewayAdapter:
+class GatewayAdapter(MountedAdapter):
     name = "gateway"
     prefix: str = PREFIX  # where the API is mounted (the virtual cards adapter mounts its own)
-
-    def __init__(self, client: ResilientClient) -> None:
-        self.client = client
-        # Settlements and the settlement calendar are the native API's, under this prefix.
-        self._native = SandbankAdapter(client, prefix=self.prefix)
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -102,13 +95,7 @@ class GatewayAdapter:
                 for li in order.line_items
             ],
         }
-        data = await self._call(
-            CHECKOUTS,
-            "POST",
-            f"{self.prefix}/invoices",
-            body,
-            intent_id=intent_id or f"checkout:{order.merchant_order_id}",
-        )
+        data = await self._put_on_file(f"{self.prefix}/invoices", body, order, intent_id)
         return _checkout(data, order.return_url)
 
     async def get_checkout(self, provider_checkout_id: str) -> CheckoutRef:
@@ -120,13 +107,8 @@ class GatewayAdapter:
         return authorization(await self._invoice(provider_order_id))
 
     async def find_by_merchant_order_id(self, merchant_order_id: str) -> list[Authorization]:
-        page = await self._call(
-            READS,
-            "GET",
-            f"{self.prefix}/invoices",
-            params={"number": merchant_order_id, "limit": PAGE},
-        )
-        return [authorization(x) for x in _list(page, "data")]
+        found = await self._listed(f"{self.prefix}/invoices", number=merchant_order_id)
+        return [authorization(x) for x in found]
 
     async def capture(
         self, provider_order_id: str, amount: Money, *, intent_id: str, final: bool = False
@@ -158,41 +140,11 @@ class GatewayAdapter:
     async def cancel(
         self, provider_order_id: str, *, intent_id: str, reason: str | None = None
     ) -> Cancellation:
-        data = await self._call(
-            CANCELS,
-            "POST",
-            f"{self.prefix}/invoices/{_seg(provider_order_id)}/void",
-            {"reason": reason} if reason is not None else {},
-            intent_id=intent_id,
-        )
-        return Cancellation(
-            provider_order_id=_str(data, "id"),
-            released=Money(_int(data, "amount"), _str(data, "currency")),
-            at=_time(data, "updated_at"),
-        )
+        path = f"{self.prefix}/invoices/{_seg(provider_order_id)}/void"
+        data = await self._cancel(path, intent_id=intent_id, reason=reason)
+        return cancellation(data, _str(data, "id"))
 
-    # --- events ----------------------------------------------------------------------------
-    async def list_events(self, since_cursor: str | None) -> tuple[list[ProviderEvent], str | None]:
-        """Events after `since_cursor`, oldest first (see `SandbankAdapter.list_events`)."""
-        events = [self.to_event(raw) for raw in await self._native.raw_events_after(since_cursor)]
-        return events, (events[-1].provider_event_id if events else since_cursor)
-
-    # --- settlements ------------------------------------------------------------------------
-    async def list_settlements(
-        self, *, since: date | None = None, limit: int | None = None
-    ) -> list[Settlement]:
-        return await self._native.list_settlements(since=since, limit=limit)
-
-    async def get_settlement(self, provider_settlement_id: str) -> Settlement:
-        return await self._native.get_settlement(provider_settlement_id)
-
-    async def list_disputes(self) -> list[Dispute]:
-        return []
-
-    def settlement_batch(self, at: datetime) -> date:
-        return self._native.settlement_batch(at)
-
-    # --- plumbing --------------------------------------------------------------------------
+    # --- events and plumbing ---------------------------------------------------------------
     def to_event(self, raw: Mapping[str, Any]) -> ProviderEvent:
         return to_event(raw)
 
@@ -208,20 +160,6 @@ class GatewayAdapter:
             f"{self.prefix}/invoices/{_seg(invoice_id)}/{verb}",
             {"amount": amount.amount},
             intent_id=intent_id,
-        )
-
-    async def _call(
-        self,
-        family: str,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        intent_id: str | None = None,
-        params: Mapping[str, str | int] | None = None,
-    ) -> dict[str, Any]:
-        return await self._native._call(
-            family, method, path, body, intent_id=intent_id, params=params
         )
 
 
@@ -250,14 +188,8 @@ def authorization(data: Mapping[str, Any]) -> Authorization:
 
 
 def _checkout(data: Mapping[str, Any], return_url: str) -> CheckoutRef:
-    invoice_id = _str(data, "id")
     void = _str(data, "status") == "void"
-    return CheckoutRef(
-        provider_checkout_id=invoice_id,
-        status=CheckoutStatus.COMPLETED if not void else CheckoutStatus.DECLINED,
-        redirect_url=return_url,
-        provider_order_id=invoice_id,
-    )
+    return completed_checkout(_str(data, "id"), declined=void, return_url=return_url)
 
 
 OBJECT_TYPES: Final = frozenset({"invoice", "charge"})
@@ -323,6 +255,7 @@ def invoice_event(
 ) -> ProviderEvent:
     """An event of an approach whose orders are the seller's invoices, in canonical terms: an
     invoice snapshot is a completed checkout (no buyer decision)."""
+    checkout_id, checkout_status = invoice_checkout(invoice_id, order)
     return ProviderEvent(
         provider_event_id=_str(raw, "id"),
         kind=kinds.get(_str(raw, "type")),
@@ -330,8 +263,8 @@ def invoice_event(
         at=_time(raw, "created_at"),
         raw=dict(raw),
         order=order,
-        provider_checkout_id=invoice_id if order is not None else None,
-        checkout_status=CheckoutStatus.COMPLETED.value if order is not None else None,
+        provider_checkout_id=checkout_id,
+        checkout_status=checkout_status,
         settlement=event_settlement(raw),
         payment=payment,
         payment_refunds=refunds,

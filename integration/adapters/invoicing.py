@@ -30,19 +30,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final
 
-from integration.adapters.base import AuthorizationStatus, CheckoutRef, CheckoutStatus, PlaceOrder
+from integration.adapters.base import AuthorizationStatus, CheckoutRef, PlaceOrder
+from integration.adapters.mounted import MountedAdapter, cancellation, completed_checkout
 from integration.adapters.sandbank import (
-    CANCELS,
     CAPTURES,
-    CHECKOUTS,
-    PAGE,
     READS,
     REFUNDS,
     ProviderDataError,
-    SandbankAdapter,
     _int,
     _list,
     _seg,
@@ -50,12 +47,11 @@ from integration.adapters.sandbank import (
     _time,
     event_settlement,
 )
-from integration.client import ProviderRejected, ResilientClient
+from integration.client import ProviderRejected
 from integration.model import (
     Authorization,
     Cancellation,
     Capture,
-    Dispute,
     EventKind,
     LineKind,
     Money,
@@ -78,13 +74,9 @@ EVENT_KIND: Final[Mapping[str, EventKind]] = {
 OBJECT_TYPES: Final = frozenset({"edi_invoice", "remittance", "purchase_order"})
 
 
-class InvoicingAdapter:
+class InvoicingAdapter(MountedAdapter):
     name = "invoicing"
-
-    def __init__(self, client: ResilientClient) -> None:
-        self.client = client
-        # Settlements, events and the settlement calendar are the native API's, under this prefix.
-        self._native = SandbankAdapter(client, prefix=PREFIX)
+    prefix = PREFIX
 
     # --- checkouts -------------------------------------------------------------------------
     async def create_checkout(
@@ -103,13 +95,7 @@ class InvoicingAdapter:
             "currency": order.amount.currency,
             "net_days": NET_DAYS,
         }
-        data = await self._call(
-            CHECKOUTS,
-            "POST",
-            f"{PREFIX}/purchase_orders",
-            body,
-            intent_id=intent_id or f"checkout:{order.merchant_order_id}",
-        )
+        data = await self._put_on_file(f"{PREFIX}/purchase_orders", body, order, intent_id)
         return _checkout(data, order.return_url)
 
     async def get_checkout(self, provider_checkout_id: str) -> CheckoutRef:
@@ -121,15 +107,8 @@ class InvoicingAdapter:
         return authorization(po, await self._invoices(provider_order_id))
 
     async def find_by_merchant_order_id(self, merchant_order_id: str) -> list[Authorization]:
-        page = await self._call(
-            READS,
-            "GET",
-            f"{PREFIX}/purchase_orders",
-            params={"number": merchant_order_id, "limit": PAGE},
-        )
-        return [
-            authorization(po, await self._invoices(merchant_order_id)) for po in _list(page, "data")
-        ]
+        found = await self._listed(f"{PREFIX}/purchase_orders", number=merchant_order_id)
+        return [authorization(po, await self._invoices(merchant_order_id)) for po in found]
 
     async def capture(
         self, provider_order_id: str, amount: Money, *, intent_id: str, final: bool = False
@@ -198,34 +177,20 @@ class InvoicingAdapter:
         self, provider_order_id: str, *, intent_id: str, reason: str | None = None
     ) -> Cancellation:
         po = await self._po(provider_order_id)
-        data = await self._call(
-            CANCELS,
-            "POST",
-            f"{PREFIX}/purchase_orders/{_seg(_str(po, 'id'))}/cancel",
-            {"reason": reason} if reason is not None else {},
-            intent_id=intent_id,
-        )
-        return Cancellation(
-            provider_order_id=provider_order_id,
-            released=Money(_int(data, "amount"), _str(data, "currency")),
-            at=_time(data, "updated_at"),
+        path = f"{PREFIX}/purchase_orders/{_seg(_str(po, 'id'))}/cancel"
+        return cancellation(
+            await self._cancel(path, intent_id=intent_id, reason=reason), provider_order_id
         )
 
     # --- events ----------------------------------------------------------------------------
-    async def list_events(self, since_cursor: str | None) -> tuple[list[ProviderEvent], str | None]:
-        events = [to_event(raw) for raw in await self._native.raw_events_after(since_cursor)]
-        return events, (events[-1].provider_event_id if events else since_cursor)
+    def to_event(self, raw: Mapping[str, Any]) -> ProviderEvent:
+        return to_event(raw)
 
     # --- settlements ------------------------------------------------------------------------
-    async def list_settlements(
-        self, *, since: date | None = None, limit: int | None = None
-    ) -> list[Settlement]:
-        return await self._native.list_settlements(since=since, limit=limit)
-
     async def get_settlement(self, provider_settlement_id: str) -> Settlement:
         """The report's lines; a deposit that named no order when it arrived names the one its
         cash was applied to since (read from its remittance)."""
-        settlement = await self._native.get_settlement(provider_settlement_id)
+        settlement = await super().get_settlement(provider_settlement_id)
         lines = list(settlement.lines)
         remittances: dict[str, dict[str, Any]] = {}
         for i, line in enumerate(lines):
@@ -241,42 +206,16 @@ class InvoicingAdapter:
                 lines[i] = dataclasses.replace(line, provider_order_id=order)
         return dataclasses.replace(settlement, lines=tuple(lines))
 
-    async def list_disputes(self) -> list[Dispute]:
-        return []
-
-    def settlement_batch(self, at: datetime) -> date:
-        return self._native.settlement_batch(at)
-
     # --- plumbing --------------------------------------------------------------------------
     async def _po(self, po_number: str) -> dict[str, Any]:
-        page = await self._call(
-            READS, "GET", f"{PREFIX}/purchase_orders", params={"number": po_number, "limit": 1}
-        )
-        found = _list(page, "data")
+        found = await self._listed(f"{PREFIX}/purchase_orders", number=po_number, limit=1)
         if not found:
             raise ProviderRejected("not_found", 404, f"no purchase order {po_number!r} on file")
         return found[0]
 
     async def _invoices(self, po_number: str) -> list[dict[str, Any]]:
         """The order's invoices, newest first."""
-        page = await self._call(
-            READS, "GET", f"{PREFIX}/invoices", params={"po_number": po_number, "limit": PAGE}
-        )
-        return _list(page, "data")
-
-    async def _call(
-        self,
-        family: str,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        intent_id: str | None = None,
-        params: Mapping[str, str | int] | None = None,
-    ) -> dict[str, Any]:
-        return await self._native._call(
-            family, method, path, body, intent_id=intent_id, params=params
-        )
+        return await self._listed(f"{PREFIX}/invoices", po_number=po_number)
 
 
 # --- invoicing JSON -> canonical ---------------------------------------------------------------
@@ -315,14 +254,8 @@ def authorization(po: Mapping[str, Any], invoices: list[dict[str, Any]]) -> Auth
 
 
 def _checkout(po: Mapping[str, Any], return_url: str) -> CheckoutRef:
-    number = _str(po, "number")
     canceled = _str(po, "status") == "canceled"
-    return CheckoutRef(
-        provider_checkout_id=number,
-        status=CheckoutStatus.DECLINED if canceled else CheckoutStatus.COMPLETED,
-        redirect_url=return_url,
-        provider_order_id=number,
-    )
+    return completed_checkout(_str(po, "number"), declined=canceled, return_url=return_url)
 
 
 def order_of(invoice: Mapping[str, Any]) -> str:

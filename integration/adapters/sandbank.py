@@ -59,6 +59,21 @@ ORDER_STATUS: Final[Mapping[str, AuthorizationStatus]] = {
     "declined": AuthorizationStatus.DECLINED,
 }
 
+# The inbox's order states (`integration.inbox.RANK`) of Sandbank's order statuses, as the
+# order snapshots of its events carry them: unlike `ORDER_STATUS`, partial captures and refunds
+# stay states of their own (the inbox ranks them between authorized and refunded).
+SNAPSHOT_STATUS: Final[Mapping[str, str]] = {
+    "pending_review": "pending",
+    "authorized": "authorized",
+    "partially_captured": "partially_captured",
+    "captured": "captured",
+    "partially_refunded": "partially_refunded",
+    "refunded": "refunded",
+    "canceled": "canceled",
+    "expired": "expired",
+    "declined": "declined",
+}
+
 CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
     "open": CheckoutStatus.OPEN,
     "completed": CheckoutStatus.COMPLETED,
@@ -543,6 +558,31 @@ def event_settlement(payload: Mapping[str, Any]) -> Settlement | None:
         return _settlement(data)
     except (ProviderDataError, TypeError, ValueError):
         return None
+
+
+def order_state(payload: Mapping[str, Any]) -> tuple[str, int, int, str] | None:
+    """(inbox state, captured, refunded, currency) of the order snapshot an event body carries
+    (`object_type` "order"), or None: another object, a thin payload, a status outside
+    `SNAPSHOT_STATUS` (not guessed at), amounts that are not whole non-negative numbers."""
+    data = payload.get("data")
+    if payload.get("object_type") != "order" or not isinstance(data, dict):
+        return None
+    status = SNAPSHOT_STATUS.get(str(data.get("status")))
+    captured = data.get("captured_amount", 0)
+    refunded = data.get("refunded_amount", 0)
+    currency = data.get("currency")
+    if (
+        status is None
+        or not isinstance(currency, str)
+        or not _is_amount(captured)
+        or not _is_amount(refunded)
+    ):
+        return None
+    return status, captured, refunded, currency
+
+
+def _is_amount(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def event_facts(

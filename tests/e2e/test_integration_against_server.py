@@ -685,17 +685,32 @@ def test_the_service_process_answers_held_at_once_while_the_provider_hangs(
             assert shop.get("/orders/SO-H0").json()["erp_state"] == "authorized"
 
             provider.rule(match={"path": "/v1/*"}, effect={"type": "hang", "max_ms": 60_000})
-            answered: list[tuple[int, float]] = []
-            for n in range(1, 5):
-                started = time.monotonic()
-                r = shop.post("/orders", json=order_body(f"SO-H{n}"))
-                answered.append((r.status_code, time.monotonic() - started))
-            started = time.monotonic()
-            ship = shop.post("/orders/SO-H0/ship", json={"amount": 100_000})
-            answered.append((ship.status_code, time.monotonic() - started))
-            # Held, and long before a 10 s attempt timeout (the policy before the budget).
-            assert [status for status, _ in answered] == [202] * 5, answered
-            assert max(seconds for _, seconds in answered) < 5.0, answered
+            cids = [f"e2e-hold-{n}" for n in range(5)]
+            answered = [
+                shop.post(
+                    "/orders", json=order_body(f"SO-H{n}"), headers={"X-Correlation-Id": cids[n]}
+                ).status_code
+                for n in range(1, 5)
+            ]
+            ship = shop.post(
+                "/orders/SO-H0/ship",
+                json={"amount": 100_000},
+                headers={"X-Correlation-Id": cids[0]},
+            )
+            assert [*answered, ship.status_code] == [202] * 5, ship.text
+
+            # Held by the budget, not by the retry policy: each call made one attempt (cut to
+            # the budget) or none (breaker open); without the budget the first would have
+            # waited out a 10 s attempt timeout and retried.
+            def attempts() -> dict[str, list[int]]:
+                made: dict[str, list[int]] = {cid: [] for cid in cids}
+                for line in proc.lines():
+                    if line.get("event") == "provider_call" and line["correlation_id"] in made:
+                        made[line["correlation_id"]].append(line["attempt"])
+                return made
+
+            wait_for("every held call logged", lambda: all(attempts().values()))
+            assert all(max(made) <= 1 for made in attempts().values()), attempts()
 
             provider.clear_faults()
             wait_for(

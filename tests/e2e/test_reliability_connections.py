@@ -56,6 +56,20 @@ def _answer(s: socket.socket, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+def _still_open(s: socket.socket) -> bool:
+    """True while the server has neither closed `s` nor sent anything on it."""
+    s.setblocking(False)
+    try:
+        s.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.settimeout(5)
+    return False
+
+
 def _problem(raw: bytes) -> tuple[int, dict[str, str], dict[str, object]]:
     head, body = raw.split(b"\r\n\r\n", 1)
     lines = head.decode().split("\r\n")
@@ -69,12 +83,18 @@ def test_slow_heads_and_bodies_time_out_and_requests_past_the_limit_get_503(
     server = start_server(
         tmp_path / "data",
         free_port(),
-        *("--header-timeout", "1", "--body-timeout", "2", "--max-in-flight", "1"),
+        *("--header-timeout", "1", "--body-timeout", "5", "--max-in-flight", "1"),
         *("--admin-token", "sbadm_e2e_connections"),
     )
     with _sockets(server.port, 1, UNFINISHED_BODY) as (waiting,):
-        time.sleep(0.2)  # its request is in progress, waiting for the rest of its body
-        r = httpx.get(f"{server.url}/_sandbox/health", timeout=5)
+        # once its request is in progress (waiting for the rest of its body), health is one
+        # past the limit: asked until it says so, while `waiting` has had no answer yet
+        for _ in range(200):
+            r = httpx.get(f"{server.url}/_sandbox/health", timeout=5)
+            if r.status_code == 503 or not _still_open(waiting):
+                break
+            time.sleep(0.02)
+        assert _still_open(waiting)
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"
         assert r.headers["retry-after"] == "1"
@@ -103,10 +123,11 @@ def test_2000_slow_header_connections_leave_health_answering(
         tmp_path / "data", free_port(), "--max-connections", "500", "--header-timeout", "60"
     )
     with _sockets(server.port, 2000, PARTIAL_HEAD) as slow:
-        started = time.monotonic()
-        r = httpx.get(f"{server.url}/_sandbox/health", timeout=10)
+        r = httpx.get(f"{server.url}/_sandbox/health", timeout=30)
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < 10
+        # answered while the newest slow connection is still open, not once the header
+        # timeout (60 s) had closed them all
+        assert _still_open(slow[-1])
         # past the bound, the oldest idle connections were closed: at most 500 stay open
         # epoll, not select(): in a full run this process already holds many files, so the
         # sockets' numbers pass select()'s limit of 1,024

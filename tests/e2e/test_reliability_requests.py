@@ -1,10 +1,12 @@
 """Issue #17, request level, against real `sandbank serve` processes on a large database file:
-unrelated requests stay fast while months of one account's work run at a 2-worker start or in
-a 90-day advance, contention is never a 500, and the dump streams.
+unrelated requests are answered while months of one account's work run at a 2-worker start or
+in a 90-day advance, contention is never a 500, and the dump streams.
 
 The database is built by bench/contention.py's builder (the same book of captured orders the
-benchmark measures); the bounds here are loose (the machine is shared), the figures are in
-`make bench`. Processes are started and stopped by pid (bench/contention.py's Server).
+benchmark measures). No assertion here is on a latency (a loaded machine slows everything):
+they count what answered while the heavy request was still unanswered, which a stalled
+neighbour cannot do however fast or slow the machine; the latencies are figures of `make bench`.
+Processes are started and stopped by pid (bench/contention.py's Server).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import contention
 
 pytestmark = pytest.mark.slow
 
-ORDERS = 4_000  # months of due work take seconds: the old inline catch-up stalled ~3 s
-START_READS_P99_S = 1.5
-ADVANCE_PROBE_P99_S = 1.0
+ORDERS = 4_000  # months of due work: hundreds of steps, each of which lets others in
+# Probes answered during the advance: a stalled server answers at most the PROBES_IN_FLIGHT (4)
+# sent before the advance arrived, and as many in the loop turn of its answer; a server that
+# interleaves answers hundreds (bench/contention.py prints the count).
+ANSWERED_DURING_ADVANCE = 5 * contention.PROBES_IN_FLIGHT
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +47,19 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_reads_right_after_a_two_worker_start_are_fast_and_never_500(
+def test_reads_right_after_a_two_worker_start_answer_before_the_due_work_is_done(
     book: dict[str, Any], tmp_path: Path
 ) -> None:
-    """16 concurrent reads as soon as a 2-worker server answers, while one of them runs months
-    of the big account's due work: no 500, and the 15 unrelated ones within the bound."""
+    """16 concurrent reads as soon as a 2-worker server answers, one of them to the big
+    account, which first runs its months of due work: no 500, and every one of the 15
+    unrelated reads answered before that one (none waited for the due work)."""
     sample = contention.start_phase(book["due"], tmp_path, book, starts=2)
     assert sample.statuses.keys() <= {200, 503}, sample.statuses
     assert sample.statuses[200] >= 28, sample.statuses
-    assert sample.p99() < START_READS_P99_S, sample.row()
+    assert sample.late == 0, sample.row()
 
 
-def test_a_90_day_advance_of_one_account_leaves_another_fast(
+def test_a_90_day_advance_of_one_account_leaves_another_answering(
     book: dict[str, Any], tmp_path: Path
 ) -> None:
     db = _copy(book["pristine"], tmp_path / "advance.db")
@@ -68,14 +73,13 @@ def test_a_90_day_advance_of_one_account_leaves_another_fast(
             )
             assert r.status_code == 200, r.text
 
-        sample, seconds = asyncio.run(
+        sample, _ = asyncio.run(
             contention.probe_during(server.url, book["small_key"], book["order"], advance)
         )
     finally:
         server.stop()
     assert set(sample.statuses) == {200}, sample.statuses
-    assert seconds > ADVANCE_PROBE_P99_S  # the advance is long ...
-    assert sample.p99() < ADVANCE_PROBE_P99_S, sample.row()  # ... its neighbour is not stalled
+    assert sample.during >= ANSWERED_DURING_ADVANCE, (sample.during, sample.row())
 
 
 def test_the_dump_of_a_large_account_streams_in_full(book: dict[str, Any], tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ receiver in this test process (127.0.0.1 only) that verifies every request with 
   the receiver dedupes on webhook-id).
 - A slow receiver holds only its own attempts: the API stays fast.
 - Advancing the account clock by three days and flushing runs the whole Svix retry schedule,
-  each attempt at its own time on the account clock, in well under ten seconds of wall time.
+  each attempt at its own time on the account clock (the schedule spans days of wall time).
+
+Every wait here is for an event (a delivery arrived, a status changed), polled up to `WAIT_S`:
+a bound for a hung run, never a speed target (a loaded machine is slow, not wrong).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ ADMIN = "sbadm_e2e_webhooks_token"
 SERVE_ARGS = ["--admin-token", ADMIN, "--no-demo"]
 SVIX_SCHEDULE_S = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 JITTER = 0.2
+WAIT_S = 30.0  # the longest any wait for an event may take (a bound for a hung run only)
 
 
 # --- the receiver -------------------------------------------------------------------------------
@@ -52,15 +56,14 @@ class Arrival:
 
 class Receiver:
     """A Standard Webhooks receiver on 127.0.0.1 in a background thread. Tell it what to answer
-    (`status`) and how slowly (`sleep_s`, for every request or only the first `sleep_first`;
-    or `hold`: every request waits until that event is set, 20 s at most)."""
+    (`status`) and when (`hold`: a request waits until that event is set, 20 s at most: every
+    request, or only the first `hold_first`)."""
 
     def __init__(self) -> None:
         self.secret: str | None = None
         self.status = 200
-        self.sleep_s = 0.0
-        self.sleep_first: int | None = None  # None: every request sleeps
         self.hold: threading.Event | None = None
+        self.hold_first: int | None = None  # None: every request waits for `hold`
         self.arrivals: list[Arrival] = []
         self.rejected: list[str] = []  # why verification failed
         self.requests = 0
@@ -94,9 +97,8 @@ class Receiver:
         with self.lock:
             self.requests += 1
             self.in_flight += 1
-            sleeps = self.sleep_first is None or self.requests <= self.sleep_first
-            sleep_s = self.sleep_s if sleeps else 0.0
-            status, secret, hold = self.status, self.secret, self.hold
+            held = self.hold_first is None or self.requests <= self.hold_first
+            status, secret, hold = self.status, self.secret, self.hold if held else None
         try:
             try:
                 assert secret is not None, "the receiver has no secret yet"
@@ -111,8 +113,6 @@ class Receiver:
                 with self.lock:
                     self.arrivals.append(arrival)
                 self.first_arrived.set()
-            if sleep_s:
-                time.sleep(sleep_s)
             if hold is not None:
                 hold.wait(20.0)
             try:
@@ -263,15 +263,15 @@ def _advance(server: Server, account: Account, by: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy (returned), or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
+def _eventually(check: Callable[[], Any], what: str) -> Any:
+    """Poll `check` until it returns something truthy (returned), or fail after `WAIT_S`."""
+    deadline = time.monotonic() + WAIT_S
     while True:
         got = check()
         if got:
             return got
         if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what}")
+            pytest.fail(f"not within {WAIT_S}s: {what}")
         time.sleep(0.05)
 
 
@@ -294,7 +294,6 @@ def test_the_background_dispatcher_delivers_signed_events_in_real_time(
         # no flush: the dispatcher, woken by the commit, delivers by itself
         _eventually(
             lambda: {a.webhook_id for a in receiver.seen()} >= set(events),
-            5.0,
             f"both events delivered; got {receiver.seen()}",
         )
     assert receiver.rejected == []  # every signature verified with `standardwebhooks`
@@ -306,7 +305,7 @@ def test_the_background_dispatcher_delivers_signed_events_in_real_time(
         ds = _deliveries(server, account)
         return ds if len(ds) == 2 and all(d["status"] == "succeeded" for d in ds) else None
 
-    deliveries = _eventually(all_succeeded, 5.0, "the deliveries log shows both succeeded")
+    deliveries = _eventually(all_succeeded, "the deliveries log shows both succeeded")
     assert {d["event_id"] for d in deliveries} == set(events)
     for d in deliveries:
         assert [a["n"] for a in d["attempts"]] == [1]
@@ -336,7 +335,7 @@ def test_pending_retries_survive_sigkill_and_resume_their_attempt_numbers(
         done = len(ds) == len(events) and all(len(d["attempts"]) == 1 for d in ds)
         return ds if done else None
 
-    before = _eventually(first_attempts_failed, 5.0, "every first attempt made and recorded")
+    before = _eventually(first_attempts_failed, "every first attempt made and recorded")
     assert {d["event_id"] for d in before} == set(events)
     for d in before:
         assert d["status"] == "pending"
@@ -356,7 +355,7 @@ def test_pending_retries_survive_sigkill_and_resume_their_attempt_numbers(
         ds = _deliveries(second, account)
         return ds if ds and all(d["status"] == "succeeded" for d in ds) else None
 
-    after = _eventually(all_succeeded, 5.0, "every delivery succeeded after the restart")
+    after = _eventually(all_succeeded, "every delivery succeeded after the restart")
     assert receiver.succeeded_ids() == set(events)  # none lost
     assert receiver.rejected == []
     was = {d["id"]: d["attempts"] for d in before}
@@ -388,7 +387,7 @@ def test_a_delivery_committed_but_not_yet_attempted_survives_sigkill(
         events = _events(api)
     (event_id,) = events
     # the dispatcher fans the committed event out within milliseconds
-    (pending,) = _eventually(lambda: _deliveries(first, account), 5.0, "the event fanned out")
+    (pending,) = _eventually(lambda: _deliveries(first, account), "the event fanned out")
     assert (pending["event_id"], pending["status"], pending["attempts"]) == (
         event_id,
         "pending",
@@ -400,7 +399,7 @@ def test_a_delivery_committed_but_not_yet_attempted_survives_sigkill(
     second = start(data_dir, port)
     _advance(second, account, "1h")
     _flush(second, account)
-    _eventually(lambda: receiver.succeeded_ids() == {event_id}, 5.0, "delivered after restart")
+    _eventually(lambda: receiver.succeeded_ids() == {event_id}, "delivered after restart")
     (delivered,) = _deliveries(second, account)
     assert delivered["id"] == pending["id"]
     assert delivered["status"] == "succeeded"
@@ -417,15 +416,16 @@ def test_an_attempt_cut_off_by_sigkill_is_sent_again_by_the_restarted_server(
     itself. The receiver sees it twice (the cut-off attempt and the resend) and processes it
     once, deduping on webhook-id."""
     data_dir, port = tmp_path / "data", free_port()
-    receiver.sleep_s, receiver.sleep_first = 2.0, 1
+    receiver.hold, receiver.hold_first = threading.Event(), 1
     first = start(data_dir, port)
     account = _account(first)
     with _client(first.url, account.api_key) as api:
         _endpoint(api, receiver, ["buyer.created"])
         _buyer(api, 1)
         (event_id,) = _events(api)
-    assert receiver.first_arrived.wait(5.0), "the first attempt never arrived"
-    first.kill()  # the receiver is still sleeping on the first attempt
+    assert receiver.first_arrived.wait(WAIT_S), "the first attempt never arrived"
+    first.kill()  # the receiver still holds the first attempt: it has had no answer
+    receiver.hold.set()  # its answer now finds the sender gone
 
     db = sqlite3.connect(data_dir / "sandbank.db")
     try:
@@ -440,7 +440,6 @@ def test_an_attempt_cut_off_by_sigkill_is_sent_again_by_the_restarted_server(
     second = start(data_dir, port)
     _eventually(
         lambda: len([a for a in receiver.seen() if a.webhook_id == event_id]) >= 2,
-        5.0,
         "the cut-off attempt sent again by the restarted server",
     )
     assert receiver.succeeded_ids() == {event_id}  # at-least-once; deduped on webhook-id
@@ -450,7 +449,7 @@ def test_an_attempt_cut_off_by_sigkill_is_sent_again_by_the_restarted_server(
         (d,) = _deliveries(second, account)
         return d if d["status"] == "succeeded" else None
 
-    delivered = _eventually(succeeded, 5.0, "the deliveries log shows it succeeded")
+    delivered = _eventually(succeeded, "the deliveries log shows it succeeded")
     assert delivered["event_id"] == event_id
     assert [(a["n"], a["outcome"]) for a in delivered["attempts"]] == [(1, "succeeded")]
 
@@ -472,7 +471,7 @@ def test_a_slow_receiver_does_not_slow_the_api(
                 _checkout(api, n)
             events = _events(api)
             assert len(events) == 10
-            _eventually(lambda: receiver.in_flight > 0, 5.0, "a delivery in flight")
+            _eventually(lambda: receiver.in_flight > 0, "a delivery in flight")
             for _ in range(20):
                 r = api.get("/v1/orders")
                 assert r.status_code == 200, r.text
@@ -482,12 +481,12 @@ def test_a_slow_receiver_does_not_slow_the_api(
         receiver.hold.set()
 
     # and the slow receiver still gets everything
-    _eventually(lambda: receiver.succeeded_ids() == set(events), 10.0, "all delivered")
+    _eventually(lambda: receiver.succeeded_ids() == set(events), "all delivered")
     assert receiver.rejected == []
 
 
 # --- 4. three days of retries -------------------------------------------------------------------
-def test_three_days_of_retries_run_in_milliseconds_on_the_account_clock(
+def test_three_days_of_retries_run_on_the_account_clock_not_the_wall_clock(
     start: Callable[[Path, int], Server], tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.status = 500
@@ -499,7 +498,6 @@ def test_three_days_of_retries_run_in_milliseconds_on_the_account_clock(
     schedule = r.json()["settings"]["webhook_schedule_s"]
     assert schedule == SVIX_SCHEDULE_S  # the default is Svix's schedule
 
-    began = time.monotonic()
     with _client(server.url, account.api_key) as api:
         _endpoint(api, receiver, ["buyer.created"])
         _buyer(api, 1)
@@ -511,9 +509,8 @@ def test_three_days_of_retries_run_in_milliseconds_on_the_account_clock(
         (d,) = _deliveries(server, account)
         return d if d["status"] != "pending" else None
 
-    delivery = _eventually(exhausted, 5.0, "the schedule exhausted")
-    elapsed = time.monotonic() - began
-    assert elapsed < 10.0, elapsed
+    # Days of wall time on the wall clock: only the account clock can exhaust it in this wait.
+    delivery = _eventually(exhausted, "the schedule exhausted")
 
     assert delivery["event_id"] == event_id
     assert delivery["status"] == "failed"
