@@ -297,6 +297,7 @@ def create_app(
 
     if settings.demo_account:
         _ensure_demo(store, accounts)
+    store.bound_wal(settings.wal_limit_mb)
     if settings.store_lock_wait_s is not None:
         store.serving(settings.store_lock_wait_s)  # startup done: no request blocks on a lock
     return SandbankApp(asgi, app, runtime, [name for name, _ in pipeline])

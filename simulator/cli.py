@@ -124,6 +124,14 @@ def _faults_args(serve: Any) -> None:
         "saves a row written per request)",
     )
     serve.add_argument(
+        "--wal-limit-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="bound on the SQLite WAL under continuous writes (default 256; 0: no bound; "
+        "docs/performance.md)",
+    )
+    serve.add_argument(
         "--faults",
         type=Path,
         default=None,
@@ -436,6 +444,8 @@ def _serve_fault_rules(args: argparse.Namespace) -> tuple[Any, ...]:
         raise SystemExit("sandbank: error: --workers must be at least 1")
     if args.journal_size is not None and args.journal_size < 0:
         raise SystemExit("sandbank: error: --journal-size must be 0 or more")
+    if args.wal_limit_mb is not None and args.wal_limit_mb < 0:
+        raise SystemExit("sandbank: error: --wal-limit-mb must be 0 or more")
     if args.workers > 1 and args.db == ":memory:":
         raise SystemExit("sandbank: error: --db :memory: cannot be shared by several workers")
     if args.faults is None:
@@ -474,6 +484,7 @@ def serve(args: argparse.Namespace) -> int:
         metrics=not args.no_metrics,
         console=False if args.no_console else None,
         journal_size=args.journal_size,
+        wal_limit_mb=args.wal_limit_mb,
     )
     problem = _preflight(settings)
     if problem:  # one line, before the banner promises a server that will not be there
@@ -568,6 +579,8 @@ def _run_workers(
                 k: getattr(settings, k)
                 for k in ("host", "port", "db", "seed", "public_url", "log_level", "demo_account")
             },
+            "journal_size": settings.journal_size,
+            "wal_limit_mb": settings.wal_limit_mb,
             **{k: getattr(settings, k) for k in _LIMIT_KEYS},
             "fault_rules": list(fault_rules),
             "webhook_allowed_hosts": list(settings.webhook_allowed_hosts),

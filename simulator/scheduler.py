@@ -121,6 +121,7 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
         )
     )
     freeze_start_up_heap()  # its GC pauses would hold the write lock the API waits for
+    app.runtime.store.leave_checkpoints()  # the API process's thread checkpoints the file
     service = app.runtime.service
     owner = f"{os.getpid()}-{os.urandom(4).hex()}"
     task = asyncio.create_task(Scheduler(service, service.wall, owner).serve(True, attempt))

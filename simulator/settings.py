@@ -45,6 +45,8 @@ class Settings:
     # Seconds a request awaits the database's write lock (off the event loop) before a 503;
     # None: SQLite's blocking wait, for background processes that serve no requests.
     store_lock_wait_s: float | None = 2.0
+    # The SQLite WAL's bound under continuous writes, in MB (0: none; docs/performance.md).
+    wal_limit_mb: int = 256
 
     @property
     def db_path(self) -> str:

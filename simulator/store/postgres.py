@@ -492,6 +492,12 @@ class PgStore(SqliteStore):
     def checkpoint_in_background(self, interval_s: float = 0.0) -> None:
         """Nothing: PostgreSQL checkpoints on its own, off every client's path."""
 
+    def bound_wal(self, limit_mb: int) -> None:
+        """Nothing: PostgreSQL bounds its WAL itself (`max_wal_size`)."""
+
+    def leave_checkpoints(self) -> None:
+        """Nothing: no client of PostgreSQL checkpoints."""
+
     async def _poll_blocking(self) -> None:
         """`writable` for a background process (`poll_lock`): try the lock every millisecond
         or so, the loop free meanwhile (as SQLite's); past the blocking timeout the write

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account, Buyer, Checkout, Event, Order
 from simulator.domain.records import Page, SavedResponse
 from simulator.locks import busy, commits, is_busy
-from simulator.store import dump, export_rows
+from simulator.store import checkpoints, dump, export_rows
 from simulator.store.base import Job
 from simulator.store.cursor import decode_cursor, encode_cursor
 from simulator.store.finance import FINANCE_PREFIXES, FINANCE_TABLES, FinanceTxMixin
@@ -61,7 +60,6 @@ BLOCKING_BUSY_MS = 10_000  # startup and background processes: no request waits 
 LOCK_WAIT_S = 2.0  # how long a request awaits the write lock before a 503
 _POLL_S = (0.0005, 0.001, 0.002, 0.004)  # then the last, until the wait is over
 _BACKGROUND_POLL_S = (0.0005, 0.001)  # a background writer keeps looking for the gaps
-CHECKPOINT_S = 0.25  # how often the checkpoint thread moves the WAL into the database
 
 
 # Most writes change nothing of their account but its RNG counter; rewriting the whole document
@@ -530,7 +528,10 @@ class SqliteStore:
             self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self._group: list[asyncio.Future[None]] | None = None  # waiters of the open group
-        self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
+        self._checkpointer: checkpoints.Running | None = None
+        self._wal_limit = checkpoints.limit_bytes(checkpoints.DEFAULT_WAL_LIMIT_MB)
+        if path != ":memory:":
+            checkpoints.set_journal_size_limit(self.conn, self._wal_limit)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -581,25 +582,33 @@ class SqliteStore:
         self.conn.execute("PRAGMA busy_timeout = 0")
         self.checkpoint_in_background()
 
-    def checkpoint_in_background(self, interval_s: float = CHECKPOINT_S) -> None:
-        """Move the WAL into the database from a thread of its own, never from a commit.
+    def bound_wal(self, limit_mb: int) -> None:
+        """The WAL's bound (`--wal-limit-mb`; 0: none), for the checkpoint thread and this
+        connection's `journal_size_limit` (`simulator.store.checkpoints`)."""
+        self._wal_limit = checkpoints.limit_bytes(limit_mb)
+        if self.path != ":memory:":
+            checkpoints.set_journal_size_limit(self.conn, self._wal_limit)
 
-        SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, and
-        a checkpoint fsyncs the WAL and the database file: on a busy disk that is hundreds of
-        milliseconds with the event loop stopped (issue #18: POST p99 of seconds on a shared
-        machine while GET stayed fast). A PASSIVE checkpoint waits for no reader or writer,
-        and the thread's sqlite3 call releases the GIL while it writes and syncs. Durability
-        is unchanged: a commit is in the WAL before it is acknowledged, as before."""
+    def leave_checkpoints(self) -> None:
+        """No checkpoint in this connection's commits, nor a thread of its own: for a
+        background process of `sandbank serve`, whose API process runs the checkpoint thread
+        on the same file (a second one only found the first busy)."""
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint_in_background(self, interval_s: float = checkpoints.CHECKPOINT_S) -> None:
+        """Move the WAL into the database from a thread of its own, never from a commit, and
+        keep it within the bound (`simulator.store.checkpoints`). Durability is unchanged: a
+        commit is in the WAL before it is acknowledged, as before."""
         if self.path == ":memory:" or self._checkpointer is not None:
             return
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=_checkpoints, args=(self.path, interval_s, stop), name="sandbank-checkpoint"
-        )
-        thread.daemon = True
-        thread.start()
-        self._checkpointer = (thread, stop)
+        self._checkpointer = checkpoints.start(self.path, self._wal_limit, interval_s)
+
+    @property
+    def checkpointer(self) -> checkpoints.Checkpointer | None:
+        """The checkpoint thread's rounds, if it runs (its counts: bench and tests)."""
+        return self._checkpointer[2] if self._checkpointer is not None else None
 
     def _begin(self, mode: str) -> None:
         try:
@@ -803,7 +812,7 @@ class SqliteStore:
     def close(self) -> None:
         self.flush()
         if self._checkpointer is not None:
-            thread, stop = self._checkpointer
+            thread, stop, _ = self._checkpointer
             stop.set()
             thread.join(timeout=5)
             self._checkpointer = None
@@ -839,21 +848,6 @@ def _drop_export(path: str, spool: str) -> None:
     conn = _writer(path)
     try:
         export_rows.drop(conn, spool)
-    finally:
-        conn.close()
-
-
-def _checkpoints(path: str, interval_s: float, stop: threading.Event) -> None:
-    """The checkpoint thread (`SqliteStore.checkpoint_in_background`): a PASSIVE checkpoint
-    every `interval_s` on a connection of its own (one with nothing new to copy does no I/O)."""
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error:
-        return  # the database is gone: commits checkpoint nothing either, nothing to do
-    try:
-        while not stop.wait(interval_s):
-            with contextlib.suppress(sqlite3.Error):  # busy, or the file went away: next time
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:
         conn.close()
 

@@ -38,7 +38,7 @@ async def run(settings: Settings, parent_pid: int, attempt: int) -> None:
     dispatcher.poll_s = POLL_S
     dispatcher.group_commits = False
     store.poll_lock = True  # find the gaps between the API's group commits (issue #18)
-    store.checkpoint_in_background()  # nor does its loop stop for a checkpoint's fsync
+    store.leave_checkpoints()  # the API process's thread checkpoints the file (and bounds it)
     await dispatcher.start()
     try:
         while os.getppid() == parent_pid:

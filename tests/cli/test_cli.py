@@ -52,6 +52,12 @@ def test_memory_database_cannot_be_shared_by_workers(capsys: pytest.CaptureFixtu
     assert "cannot be shared" in str(exc.value.code)
 
 
+def test_a_negative_wal_limit_stops_serve_with_one_line() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--wal-limit-mb", "-1"])
+    assert str(exc.value.code) == "sandbank: error: --wal-limit-mb must be 0 or more"
+
+
 def test_committed_contract_documents_match_the_code() -> None:
     assert main(["contract", "--check"]) == 0
 

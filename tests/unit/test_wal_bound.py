@@ -1,0 +1,140 @@
+"""The SQLite WAL's bound under continuous writes and its truncation once they stop
+(`simulator.store.checkpoints`; issue #18, sustained load).
+
+A writer process commits groups back to back, as the API does under saturation (its next
+group begins a fraction of a millisecond after each COMMIT, so a checkpoint running beside it
+never finishes in a gap). It reports every `BATCH` groups through a pipe that holds one report,
+from inside its open transaction, so it never stops between two groups and never runs more
+than two reports ahead of the test, which runs one checkpoint round per report: the rounds are
+ordered by the writes, not by time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.settings import Settings
+from simulator.store import SqliteStore, checkpoints
+
+GROUPS = 2_000
+ROWS = 4  # per group, ~1 KB each: ~4 WAL frames a group, ~30 MB of WAL without a bound
+BATCH = 50
+LIMIT = 256 * 1024
+PIPE = 4096  # one report fills the pipe: the writer waits until the test has read it
+
+WRITER = """
+import sqlite3, sys, time
+path, groups, rows, batch, limit, pipe = sys.argv[1], *map(int, sys.argv[2:])
+c = sqlite3.connect(path, isolation_level=None)
+c.execute("PRAGMA busy_timeout = 10000")
+c.execute("PRAGMA wal_autocheckpoint = 0")
+c.execute(f"PRAGMA journal_size_limit = {limit or -1}")
+for n in range(1, groups + 1):
+    c.execute("BEGIN IMMEDIATE")
+    for _ in range(rows):
+        c.execute("INSERT INTO t (x) VALUES (randomblob(1000))")
+    if n % batch == 0:
+        sys.stdout.write(str(n).ljust(pipe - 1) + "\\n")
+        sys.stdout.flush()
+    c.execute("COMMIT")
+    time.sleep(0.0001)  # the API's gap between two groups: a request's parsing, a loop turn
+"""
+
+
+def _database(tmp_path: Path) -> str:
+    path = str(tmp_path / "wal.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x BLOB)")
+    conn.close()
+    return path
+
+
+def _write_while_checkpointing(path: str, limit: int) -> tuple[list[int], checkpoints.Checkpointer]:
+    """The WAL file's size after each round, while the writer writes `GROUPS` groups."""
+    checkpointer = checkpoints.Checkpointer(path, limit)
+    args = [str(v) for v in (GROUPS, ROWS, BATCH, limit, PIPE)]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, path, *args], stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    fcntl.fcntl(writer.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
+    sizes = []
+    try:
+        while writer.stdout.read(PIPE):
+            checkpointer.step()
+            sizes.append(checkpoints.wal_size(path))
+    finally:
+        assert writer.wait() == 0
+    return sizes, checkpointer
+
+
+@pytest.mark.slow
+def test_the_wal_stays_within_its_bound_while_writes_never_stop(tmp_path: Path) -> None:
+    path = _database(tmp_path)
+    sizes, checkpointer = _write_while_checkpointing(path, LIMIT)
+    assert len(sizes) == GROUPS // BATCH
+    assert checkpointer.holds >= 1
+    # Past the limit, each round restarts the WAL; between two rounds the writer adds at most
+    # three reports' worth (~2.5 MB): far below what it writes in all (~30 MB, next test).
+    assert max(sizes) < 8 * 1024 * 1024
+    assert sizes[-1] <= 4 * 1024 * 1024
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == GROUPS * ROWS
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    checkpointer.close()
+
+
+@pytest.mark.slow
+def test_without_a_bound_the_wal_grows_with_every_write(tmp_path: Path) -> None:
+    """The case the bound exists for (and what makes the test above able to fail)."""
+    path = _database(tmp_path)
+    sizes, checkpointer = _write_while_checkpointing(path, 0)
+    assert checkpointer.holds == 0
+    assert sizes[-1] > 16 * 1024 * 1024
+    checkpointer.close()
+
+
+def test_once_writes_stop_the_wal_file_is_truncated(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "sandbank.db"))
+    checkpointer = checkpoints.Checkpointer(store.path, LIMIT)
+    try:
+        with store.transaction():
+            store.set_meta("big", "x" * 400_000)
+        checkpointer.step()  # copies it: the WAL keeps its frames until a writer restarts it
+        assert checkpoints.wal_size(store.path) > 400_000
+        checkpointer.step()  # nothing new since the last round: the load has stopped
+        assert checkpoints.wal_size(store.path) == 0
+        assert checkpointer.truncations == 1
+        assert store.meta("big") == "x" * 400_000
+    finally:
+        checkpointer.close()
+        store.close()
+
+
+def test_every_store_connection_cuts_a_restarted_wal_back_to_the_limit(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "sandbank.db"))
+    try:
+        store.bound_wal(3)
+        assert store.conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 3 * 1024 * 1024
+        assert Settings().wal_limit_mb == checkpoints.DEFAULT_WAL_LIMIT_MB
+    finally:
+        store.close()
+
+
+def test_a_background_process_leaves_checkpoints_to_the_api_process(tmp_path: Path) -> None:
+    """The dispatcher's and the scheduler's processes: no thread of their own beside the
+    API's, and no checkpoint inside their commits either."""
+    store = SqliteStore(str(tmp_path / "sandbank.db"))
+    try:
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 0
+        store.leave_checkpoints()
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert store.checkpointer is None
+    finally:
+        store.close()
