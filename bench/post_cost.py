@@ -3,7 +3,8 @@ costs, in process: no sockets, no wrk, so
 a change to the write path is measurable on a shared machine.
 
 Two measures of the same loop (the app called as ASGI, 16 requests per event-loop turn, so
-the group commit groups as under load; a SQLite file in WAL mode):
+the group commit groups as under load; a SQLite file in WAL mode; the start-up heap frozen
+as `sandbank serve` freezes it):
 
 - CPU time per request (the process's, all threads): quick, but another process's load moves
   it by ±10 % between runs of the same tree.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -37,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 PER_TURN = 16
 
 
-def _import_tree(tree: str | None) -> None:
+def import_tree(tree: str | None) -> None:
     """Import `simulator` from `tree` (another checkout) instead of the installed one."""
     if tree:
         sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
@@ -80,6 +82,10 @@ async def _loop(
         )
         if read:
             body = b""
+        # As `sandbank serve` does once the app is built (`simulator.heap`): full collections
+        # walk what requests make, not the app's start-up heap.
+        gc.collect()
+        gc.freeze()
         headers = [
             (b"host", b"bench.test"),
             (b"authorization", f"Bearer {key}".encode()),
@@ -168,7 +174,7 @@ def main() -> int:
     p.add_argument("--instructions", action="store_true", help="also count instructions")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    _import_tree(args.tree)
+    import_tree(args.tree)
     sys.path.insert(0, str(HERE))
     label = args.tree or "this tree"
     if args.child:  # under valgrind: a short warm-up, no checkpoint thread

@@ -26,7 +26,7 @@ from simulator.accounts import Accounts
 from simulator.api import hosted, problems, reference, v1
 from simulator.api.operations import routes
 from simulator.api.runtime import request_id
-from simulator.api.schemas import EventOut, present
+from simulator.api.schemas import EventOut, presenter
 from simulator.asgi import ASGIApp, Receive, Scope, Send
 from simulator.clock import SystemClock, WallClock
 from simulator.console import console_routes
@@ -134,7 +134,7 @@ def create_app(
     # Built in dependency order; the dispatcher is woken by every commit that wrote events.
     wake = asyncio.Event()
     service = ProviderService(
-        store, wall, present, public_url=settings.base_url, on_events=lambda _ctx: wake.set()
+        store, wall, presenter, public_url=settings.base_url, on_events=lambda _ctx: wake.set()
     )
     server_seed = _server_seed(settings, store, entropy)
     operations = OperationIndex(

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from simulator import API_VERSION, vault
+from simulator import vault
 from simulator.clock import WallClock, from_us, to_us, virtual_now
-from simulator.context import Ctx
+from simulator.context import Ctx, Emitted, Presenter
 from simulator.domain import decisions
 from simulator.domain.errors import (
     AmountExceedsRefundable,
@@ -40,7 +40,6 @@ from simulator.domain.models import (
     Capture,
     Checkout,
     DecisionRecord,
-    Entity,
     Event,
     LineItem,
     Order,
@@ -62,7 +61,6 @@ from simulator.vcards import VcardObject, VcardService
 # The account clock stays far enough from datetime.max that every TTL and duration added to
 # it still fits (an overflow there would be a 500 on the next request).
 CLOCK_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
-Presenter = Callable[[Entity], dict[str, Any]]
 EVENT_BATCH = 1000
 
 
@@ -82,14 +80,14 @@ class ProviderService:
         self,
         store: Store,
         wall: WallClock,
-        present: Presenter,
+        presenter: Presenter,
         *,
         public_url: str,
         on_events: Callable[[Ctx], None] | None = None,
     ) -> None:
         self.store = store
         self.wall = wall
-        self.present = present
+        self.presenter = presenter
         self.public_url = public_url.rstrip("/")
         # Called with each committing context that wrote events (the app wakes the webhook
         # dispatcher with it, which fans the committed events out into deliveries).
@@ -157,10 +155,11 @@ class ProviderService:
     def _write_events(self, ctx: Ctx) -> None:
         """Write the context's events (the outbox) into its transaction."""
         for event in ctx.events:
-            ctx.tx.add_event(ctx.aid, event)
+            ctx.tx.add_event(ctx.aid, event.id, event.type, event.object_id, event.document)
         if ctx.events and self.on_events is not None:
             self.on_events(ctx)
         ctx.events.clear()
+        ctx.forget_snapshots()
 
     @contextmanager
     def scope_for(
@@ -193,19 +192,11 @@ class ProviderService:
         | Remittance
         | PurchaseOrder,
     ) -> None:
-        # Built from values typed here, so pydantic's validation (of the whole snapshot dict,
-        # on every write) is skipped: model_construct.
-        ctx.events.append(
-            Event.model_construct(
-                id=ctx.new_id("evt"),
-                type=type_,
-                object_type=_object_type(obj),
-                object_id=obj.id,
-                created_at=ctx.now,
-                data=self.present(obj),
-                api_version=API_VERSION,
-            )
-        )
+        # The object is shown once per state: the answer of the operation reuses this snapshot
+        # when nothing changed after it (`Ctx.shown`), and the event document is built around
+        # its JSON (`Emitted`).
+        snap = ctx.snapshot(obj, self.presenter(obj))
+        ctx.events.append(Emitted.of(ctx.new_id("evt"), type_, _object_type(obj), ctx.now, snap))
 
     # --- scheduled work ---------------------------------------------------------------------
     def _run_due(

@@ -100,8 +100,9 @@ async def submit_evidence(request: Request) -> Response:
     body = await parse(request, s.EvidenceIn)
     return await run(
         request,
-        lambda ctx: s.DisputeOut.of(
-            service_of(request).finance.submit_evidence(ctx, path_id(request), body.evidence)
+        lambda ctx: ctx.shown(
+            s.DisputeOut.of,
+            service_of(request).finance.submit_evidence(ctx, path_id(request), body.evidence),
         ),
     )
 
@@ -110,8 +111,8 @@ async def accept_dispute(request: Request) -> Response:
     await parse(request, s.AcceptDispute, optional=True)
     return await run(
         request,
-        lambda ctx: s.DisputeOut.of(
-            service_of(request).finance.accept_dispute(ctx, path_id(request))
+        lambda ctx: ctx.shown(
+            s.DisputeOut.of, service_of(request).finance.accept_dispute(ctx, path_id(request))
         ),
     )
 

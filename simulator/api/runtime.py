@@ -166,12 +166,14 @@ def _grouped(
     return response
 
 
-def _json(result: BaseModel) -> bytes:
-    """The answer's JSON bytes: straight from pydantic's serializer (no intermediate dict),
-    unless the model shapes its own JSON by overriding `model_dump` (the Credit Key dialect's
-    answers write Decimal dollars as numbers)."""
+def _json(ctx: Ctx, result: BaseModel) -> bytes:
+    """The answer's JSON bytes: straight from pydantic's serializer (no intermediate dict), or
+    the JSON an event's snapshot of this very model already has (`Ctx.shown`), unless the
+    model shapes its own JSON by overriding `model_dump` (the Credit Key dialect's answers
+    write Decimal dollars as numbers)."""
     if type(result).model_dump is BaseModel.model_dump:
-        return result.__pydantic_serializer__.to_json(result)
+        known = ctx.json_of(result)
+        return known if known is not None else result.__pydantic_serializer__.to_json(result)
     return orjson.dumps(result.model_dump(mode="json"))
 
 
@@ -205,7 +207,7 @@ def _execute(
             body, code = problems.error_body(err, request_id(request)), err.status
             media = problems.PROBLEM_JSON
         else:
-            body, code, media = _json(result), status, JSON
+            body, code, media = _json(ctx, result), status, JSON
     except StoreBusy:
         raise  # not the operation's answer: never saved for a replay
     except SandbankError as err:

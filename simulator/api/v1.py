@@ -19,7 +19,9 @@ async def create_buyer(request: Request) -> Response:
     body = await parse(request, s.BuyerCreate)
     return await run(
         request,
-        lambda ctx: s.BuyerOut.of(service_of(request).create_buyer(ctx, **body.model_dump())),
+        lambda ctx: ctx.shown(
+            s.BuyerOut.of, service_of(request).create_buyer(ctx, **body.model_dump())
+        ),
         201,
     )
 
@@ -58,7 +60,8 @@ async def create_checkout(request: Request) -> Response:
     items = [i.domain() for i in body.line_items]
     return await run(
         request,
-        lambda ctx: s.CheckoutOut.of(
+        lambda ctx: ctx.shown(
+            s.CheckoutOut.of,
             service_of(request).create_checkout(
                 ctx,
                 amount=body.amount,
@@ -70,7 +73,7 @@ async def create_checkout(request: Request) -> Response:
                 return_url=body.return_url,
                 cancel_url=body.cancel_url,
                 metadata=body.metadata,
-            )
+            ),
         ),
         201,
     )
@@ -87,8 +90,9 @@ async def approve_checkout(request: Request) -> Response:
     body = await parse(request, s.BuyerApproval, optional=True)
     return await run(
         request,
-        lambda ctx: s.CheckoutOut.of(
-            service_of(request).approve_checkout(ctx, path_id(request), body.terms)
+        lambda ctx: ctx.shown(
+            s.CheckoutOut.of,
+            service_of(request).approve_checkout(ctx, path_id(request), body.terms),
         ),
     )
 
@@ -96,7 +100,9 @@ async def approve_checkout(request: Request) -> Response:
 async def decline_checkout(request: Request) -> Response:
     return await run(
         request,
-        lambda ctx: s.CheckoutOut.of(service_of(request).decline_checkout(ctx, path_id(request))),
+        lambda ctx: ctx.shown(
+            s.CheckoutOut.of, service_of(request).decline_checkout(ctx, path_id(request))
+        ),
     )
 
 
@@ -128,7 +134,8 @@ async def update_order(request: Request) -> Response:
     items = [i.domain() for i in body.line_items] if body.line_items is not None else None
     return await run(
         request,
-        lambda ctx: s.OrderOut.of(
+        lambda ctx: ctx.shown(
+            s.OrderOut.of,
             service_of(request).update_order(
                 ctx,
                 path_id(request),
@@ -136,7 +143,7 @@ async def update_order(request: Request) -> Response:
                 merchant_order_id=body.merchant_order_id,
                 line_items=items,
                 metadata=body.metadata,
-            )
+            ),
         ),
     )
 
@@ -174,7 +181,10 @@ async def create_refund(request: Request) -> Response:
 async def cancel_order(request: Request) -> Response:
     await parse(request, s.CancelOrder, optional=True)
     return await run(
-        request, lambda ctx: s.OrderOut.of(service_of(request).cancel_order(ctx, path_id(request)))
+        request,
+        lambda ctx: ctx.shown(
+            s.OrderOut.of, service_of(request).cancel_order(ctx, path_id(request))
+        ),
     )
 
 

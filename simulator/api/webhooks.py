@@ -17,13 +17,14 @@ async def create_endpoint(request: Request) -> Response:
     await webhooks_of(request).fan_out_in_steps()  # the backlog first, in steps
     return await run(
         request,
-        lambda ctx: s.WebhookEndpointOut.of(
+        lambda ctx: ctx.shown(
+            s.WebhookEndpointOut.of,
             webhooks_of(request).create_endpoint(
                 ctx,
                 url=body.url,
                 enabled_events=body.enabled_events,
                 description=body.description,
-            )
+            ),
         ),
         201,
     )
@@ -54,8 +55,9 @@ async def update_endpoint(request: Request) -> Response:
     changes = body.model_dump(exclude_unset=True)
     return await run(
         request,
-        lambda ctx: s.WebhookEndpointOut.of(
-            webhooks_of(request).update_endpoint(ctx, path_id(request), changes)
+        lambda ctx: ctx.shown(
+            s.WebhookEndpointOut.of,
+            webhooks_of(request).update_endpoint(ctx, path_id(request), changes),
         ),
     )
 
@@ -75,8 +77,9 @@ async def rotate_secret(request: Request) -> Response:
     overlap = parse_duration(body.overlap)  # 422 invalid_duration past the 100-year bound
     return await run(
         request,
-        lambda ctx: s.WebhookEndpointOut.of(
-            webhooks_of(request).rotate_secret(ctx, path_id(request), overlap)
+        lambda ctx: ctx.shown(
+            s.WebhookEndpointOut.of,
+            webhooks_of(request).rotate_secret(ctx, path_id(request), overlap),
         ),
     )
 

@@ -261,14 +261,16 @@ async def approve_checkout(request: Request) -> Response:
     cid = path_id(request)
     with service_of(request).scope_for("checkout", cid) as ctx:
         return json_response(
-            s.CheckoutOut.of(service_of(request).approve_checkout(ctx, cid, body.terms))
+            ctx.shown(s.CheckoutOut.of, service_of(request).approve_checkout(ctx, cid, body.terms))
         )
 
 
 async def decline_checkout(request: Request) -> Response:
     cid = path_id(request)
     with service_of(request).scope_for("checkout", cid) as ctx:
-        return json_response(s.CheckoutOut.of(service_of(request).decline_checkout(ctx, cid)))
+        return json_response(
+            ctx.shown(s.CheckoutOut.of, service_of(request).decline_checkout(ctx, cid))
+        )
 
 
 async def review_order(request: Request) -> Response:
@@ -276,7 +278,7 @@ async def review_order(request: Request) -> Response:
     oid = path_id(request)
     with service_of(request).scope_for("order", oid) as ctx:
         return json_response(
-            s.OrderOut.of(service_of(request).review_order(ctx, oid, body.decision))
+            ctx.shown(s.OrderOut.of, service_of(request).review_order(ctx, oid, body.decision))
         )
 
 

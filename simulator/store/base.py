@@ -87,7 +87,12 @@ class Tx(Protocol):
         limit: int,
         cursor: str | None,
     ) -> Page[Order]: ...
-    def add_event(self, account_id: str, event: Event) -> None: ...
+    def add_event(
+        self, account_id: str, event_id: str, type_: str, object_id: str, document: str
+    ) -> None:
+        """Add an event to the outbox: `document` is the event's JSON (`Event`'s), as sent."""
+        ...
+
     def list_events(
         self,
         account_id: str,

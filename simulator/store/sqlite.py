@@ -409,10 +409,12 @@ class SqliteTx(WebhookTxMixin, FinanceTxMixin, RuntimeTxMixin, SharedTxMixin):
         return self._page(Order, "orders", account_id, filters, limit=limit, cursor=cursor)
 
     # --- events (the outbox) ---------------------------------------------------------------
-    def add_event(self, account_id: str, event: Event) -> None:
+    def add_event(
+        self, account_id: str, event_id: str, type_: str, object_id: str, document: str
+    ) -> None:
         self.c.execute(
             "INSERT INTO events (account_id, id, type, object_id, data) VALUES (?, ?, ?, ?, ?)",
-            (account_id, event.id, event.type, event.object_id, event.model_dump_json()),
+            (account_id, event_id, type_, object_id, document),
         )
 
     def list_events(

@@ -11,7 +11,7 @@ from factories import START, order_ops
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.api.schemas import present
+from simulator.api.schemas import presenter
 from simulator.clock import ManualClock
 from simulator.domain.errors import (
     AmountExceedsCapturable,
@@ -182,7 +182,7 @@ class Harness:
         self.clock = ManualClock(START)
         self.store = SqliteStore(":memory:")
         self.service = ProviderService(
-            self.store, self.clock, present, public_url="http://sandbank.test"
+            self.store, self.clock, presenter, public_url="http://sandbank.test"
         )
         with self.store.transaction() as tx:
             account = self.service.create_account(tx, SeededRng("server", 1), name="t", seed=3)

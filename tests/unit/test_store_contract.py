@@ -20,7 +20,7 @@ import pytest
 from factories import START
 from throwaway_pg import ThrowawayPostgres
 
-from simulator.api.schemas import present
+from simulator.api.schemas import presenter
 from simulator.clock import ManualClock, to_us
 from simulator.domain.errors import StoreBusy
 from simulator.domain.models import Account
@@ -59,7 +59,7 @@ def store(open_db: Opener) -> SqliteStore:
 
 
 def _service(store: SqliteStore) -> ProviderService:
-    return ProviderService(store, ManualClock(START), present, public_url="http://sandbank.test")
+    return ProviderService(store, ManualClock(START), presenter, public_url="http://sandbank.test")
 
 
 def _account(store: SqliteStore, name: str = "a") -> str:

@@ -46,7 +46,7 @@ from simulator.api.schemas.common import (
 from simulator.api.schemas.events import (
     EventListQuery,
     EventOut,
-    present,
+    presenter,
 )
 from simulator.api.schemas.finance import (
     AcceptDispute,
@@ -166,5 +166,5 @@ __all__ = [
     "WebhookEndpointPublic",
     "WebhookEndpointUpdate",
     "listed",
-    "present",
+    "presenter",
 ]

@@ -1,5 +1,5 @@
-"""Events: the list query, the event as shown, and `present`, the snapshot of any object an
-event carries (the same shape a GET of the object returns)."""
+"""Events: the list query, the event as shown, and `presenter`, how an event shows the object
+it carries (the same shape a GET of the object returns)."""
 
 from __future__ import annotations
 
@@ -73,11 +73,9 @@ _PRESENTERS: dict[type, Callable[[Any], BaseModel]] = {
 }
 
 
-def present(obj: Any) -> dict[str, Any]:
-    """Event snapshots: the same public shape a GET of the object returns."""
-    if (card_out := vc.snapshot(obj)) is not None:  # a VcardInvoice is an Invoice too
-        return card_out.model_dump(mode="json")
-    presenter = _PRESENTERS.get(type(obj))
-    if presenter is None:  # pragma: no cover - the service only snapshots these
+def presenter(obj: Any) -> Callable[[Any], BaseModel]:
+    """How event snapshots show `obj`: the `of` of the public shape a GET of it returns."""
+    found = _PRESENTERS.get(type(obj)) or vc.presenter(obj)  # a VcardInvoice is an Invoice too
+    if found is None:  # pragma: no cover - the service only snapshots these
         raise TypeError(type(obj))
-    return presenter(obj).model_dump(mode="json")
+    return found

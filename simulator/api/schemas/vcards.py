@@ -5,8 +5,9 @@ token and last four digits only: there is no card number to show."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -233,12 +234,12 @@ class PaymentOut(BaseModel):
         return cls.model_validate(payment.model_dump(), strict=False)
 
 
-def snapshot(obj: object) -> BaseModel | None:
-    """The event snapshot of a virtual-card object (None for any other object)."""
+def presenter(obj: object) -> Callable[[Any], BaseModel] | None:
+    """How event snapshots show a virtual-card object (None for any other object)."""
     if isinstance(obj, VcardInvoice):
-        return InvoiceOut.of(obj)
+        return InvoiceOut.of
     if isinstance(obj, Vcard):
-        return CardOut.of(obj)
+        return CardOut.of
     if isinstance(obj, VcardPayment):
-        return PaymentOut.of(obj)
+        return PaymentOut.of
     return None

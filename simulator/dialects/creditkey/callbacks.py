@@ -55,7 +55,9 @@ class CompletionCallbacks:
 
     def collect(self, ctx: Ctx) -> None:
         for event in ctx.events:
-            url = _pended_approval(event.type, event.data)
+            if event.type != "order.authorized":
+                continue  # (before `data`, which parses the event's snapshot)
+            url = _pended_approval(event.data)
             if url is None:
                 continue
             if not self.policy.allows(url):
@@ -99,9 +101,9 @@ class CompletionCallbacks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _pended_approval(event_type: str, order: dict[str, Any]) -> str | None:
+def _pended_approval(order: dict[str, Any]) -> str | None:
     """The URL to call for an `order.authorized` that ended a review, else None."""
-    if event_type != "order.authorized" or order.get("review") is None:
+    if order.get("review") is None:
         return None
     url = (order.get("metadata") or {}).get(COMPLETE_URL)
     checkout_id = order.get("checkout_id")

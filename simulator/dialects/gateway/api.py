@@ -29,7 +29,8 @@ async def create_invoice(request: Request) -> Response:
     service = service_of(request)
     return await run(
         request,
-        lambda ctx: g.InvoiceOut.of(
+        lambda ctx: ctx.shown(
+            g.InvoiceOut.of,
             service.gateway.create_invoice(
                 ctx,
                 number=body.number,
@@ -39,7 +40,7 @@ async def create_invoice(request: Request) -> Response:
                 net_days=body.net_days,
                 line_items=items,
                 metadata=body.metadata,
-            )
+            ),
         ),
         201,
     )
@@ -69,8 +70,8 @@ async def issue_invoice(request: Request) -> Response:
     body = await parse(request, g.IssueIn, optional=True)
     return await run(
         request,
-        lambda ctx: g.InvoiceOut.of(
-            service_of(request).gateway.issue(ctx, path_id(request), body.amount)
+        lambda ctx: ctx.shown(
+            g.InvoiceOut.of, service_of(request).gateway.issue(ctx, path_id(request), body.amount)
         ),
     )
 
@@ -79,8 +80,8 @@ async def credit_invoice(request: Request) -> Response:
     body = await parse(request, g.CreditNoteIn)
     return await run(
         request,
-        lambda ctx: g.InvoiceOut.of(
-            service_of(request).gateway.credit(ctx, path_id(request), body.amount)
+        lambda ctx: ctx.shown(
+            g.InvoiceOut.of, service_of(request).gateway.credit(ctx, path_id(request), body.amount)
         ),
     )
 
@@ -89,8 +90,9 @@ async def write_off_invoice(request: Request) -> Response:
     body = await parse(request, g.WriteOffIn, optional=True)
     return await run(
         request,
-        lambda ctx: g.InvoiceOut.of(
-            service_of(request).gateway.write_off(ctx, path_id(request), body.amount)
+        lambda ctx: ctx.shown(
+            g.InvoiceOut.of,
+            service_of(request).gateway.write_off(ctx, path_id(request), body.amount),
         ),
     )
 
@@ -99,7 +101,9 @@ async def void_invoice(request: Request) -> Response:
     await parse(request, g.VoidIn, optional=True)
     return await run(
         request,
-        lambda ctx: g.InvoiceOut.of(service_of(request).gateway.void(ctx, path_id(request))),
+        lambda ctx: ctx.shown(
+            g.InvoiceOut.of, service_of(request).gateway.void(ctx, path_id(request))
+        ),
     )
 
 
@@ -107,10 +111,11 @@ async def create_charge(request: Request) -> Response:
     body = await parse(request, g.ChargeCreate)
     return await run(
         request,
-        lambda ctx: g.ChargeOut.of(
+        lambda ctx: ctx.shown(
+            g.ChargeOut.of,
             service_of(request).gateway.charge(
                 ctx, body.invoice, amount=body.amount, method=body.method
-            )
+            ),
         ),
         201,
     )

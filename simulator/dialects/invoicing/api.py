@@ -30,7 +30,8 @@ async def create_purchase_order(request: Request) -> Response:
     buyer = Buyer(name=body.buyer.name, email=body.buyer.email, external_id=body.buyer.id)
     return await run(
         request,
-        lambda ctx: e.PurchaseOrderOut.of(
+        lambda ctx: ctx.shown(
+            e.PurchaseOrderOut.of,
             service_of(request).invoicing.create_purchase_order(
                 ctx,
                 number=body.number,
@@ -38,7 +39,7 @@ async def create_purchase_order(request: Request) -> Response:
                 amount=body.amount,
                 currency=body.currency or ctx.account.settings.default_currency,
                 net_days=body.net_days,
-            )
+            ),
         ),
         201,
     )
@@ -70,8 +71,9 @@ async def cancel_purchase_order(request: Request) -> Response:
     await parse(request, e.CancelIn, optional=True)
     return await run(
         request,
-        lambda ctx: e.PurchaseOrderOut.of(
-            service_of(request).invoicing.cancel_purchase_order(ctx, path_id(request))
+        lambda ctx: ctx.shown(
+            e.PurchaseOrderOut.of,
+            service_of(request).invoicing.cancel_purchase_order(ctx, path_id(request)),
         ),
     )
 
@@ -88,16 +90,19 @@ async def create_invoice(request: Request) -> Response:
         document: Invoice810 = parse_810(text)
         return await run(
             request,
-            lambda ctx: e.EdiInvoiceOut.of(service.invoicing.create_invoice(ctx, document)),
+            lambda ctx: ctx.shown(
+                e.EdiInvoiceOut.of, service.invoicing.create_invoice(ctx, document)
+            ),
             201,
         )
     body = await parse(request, e.Invoice810In)
     return await run(
         request,
-        lambda ctx: e.EdiInvoiceOut.of(
+        lambda ctx: ctx.shown(
+            e.EdiInvoiceOut.of,
             service.invoicing.create_invoice(
                 ctx, body.document(ctx.account.settings.default_currency, ctx.now.date())
-            )
+            ),
         ),
         201,
     )
@@ -134,8 +139,9 @@ async def credit_invoice(request: Request) -> Response:
     body = await parse(request, e.CreditMemoIn)
     return await run(
         request,
-        lambda ctx: e.EdiInvoiceOut.of(
-            service_of(request).invoicing.credit(ctx, path_id(request), body.amount, body.reason)
+        lambda ctx: ctx.shown(
+            e.EdiInvoiceOut.of,
+            service_of(request).invoicing.credit(ctx, path_id(request), body.amount, body.reason),
         ),
     )
 
@@ -144,8 +150,9 @@ async def write_off_invoice(request: Request) -> Response:
     body = await parse(request, e.WriteOffIn, optional=True)
     return await run(
         request,
-        lambda ctx: e.EdiInvoiceOut.of(
-            service_of(request).invoicing.write_off(ctx, path_id(request), body.reason)
+        lambda ctx: ctx.shown(
+            e.EdiInvoiceOut.of,
+            service_of(request).invoicing.write_off(ctx, path_id(request), body.reason),
         ),
     )
 
@@ -183,8 +190,8 @@ async def apply_remittance(request: Request) -> Response:
     wanted = [(a.line, a.invoice, a.amount) for a in body.allocations]
     return await run(
         request,
-        lambda ctx: e.RemittanceOut.of(
-            service_of(request).invoicing.apply(ctx, path_id(request), wanted)
+        lambda ctx: ctx.shown(
+            e.RemittanceOut.of, service_of(request).invoicing.apply(ctx, path_id(request), wanted)
         ),
     )
 

@@ -43,7 +43,8 @@ async def create_invoice(request: Request) -> Response:
     items = [i.domain() for i in body.line_items]
     return await _run(
         request,
-        lambda cards, ctx: vc.InvoiceOut.of(
+        lambda cards, ctx: ctx.shown(
+            vc.InvoiceOut.of,
             cards.create_invoice(
                 ctx,
                 number=body.number,
@@ -54,7 +55,7 @@ async def create_invoice(request: Request) -> Response:
                 processing=body.processing,
                 line_items=items,
                 metadata=body.metadata,
-            )
+            ),
         ),
         201,
     )
@@ -83,7 +84,9 @@ async def issue_invoice(request: Request) -> Response:
     body = await parse(request, vc.IssueIn, optional=True)
     return await _run(
         request,
-        lambda cards, ctx: vc.InvoiceOut.of(cards.issue(ctx, path_id(request), body.amount)),
+        lambda cards, ctx: ctx.shown(
+            vc.InvoiceOut.of, cards.issue(ctx, path_id(request), body.amount)
+        ),
     )
 
 
@@ -91,7 +94,9 @@ async def credit_invoice(request: Request) -> Response:
     body = await parse(request, vc.CreditNoteIn)
     return await _run(
         request,
-        lambda cards, ctx: vc.InvoiceOut.of(cards.credit(ctx, path_id(request), body.amount)),
+        lambda cards, ctx: ctx.shown(
+            vc.InvoiceOut.of, cards.credit(ctx, path_id(request), body.amount)
+        ),
     )
 
 
@@ -99,14 +104,16 @@ async def write_off_invoice(request: Request) -> Response:
     body = await parse(request, vc.WriteOffIn, optional=True)
     return await _run(
         request,
-        lambda cards, ctx: vc.InvoiceOut.of(cards.write_off(ctx, path_id(request), body.amount)),
+        lambda cards, ctx: ctx.shown(
+            vc.InvoiceOut.of, cards.write_off(ctx, path_id(request), body.amount)
+        ),
     )
 
 
 async def void_invoice(request: Request) -> Response:
     await parse(request, vc.VoidIn, optional=True)
     return await _run(
-        request, lambda cards, ctx: vc.InvoiceOut.of(cards.void(ctx, path_id(request)))
+        request, lambda cards, ctx: ctx.shown(vc.InvoiceOut.of, cards.void(ctx, path_id(request)))
     )
 
 
@@ -115,8 +122,9 @@ async def create_card(request: Request) -> Response:
     intended = [(i.invoice, i.amount) for i in body.invoices]
     return await _run(
         request,
-        lambda cards, ctx: vc.CardOut.of(
-            cards.issue_card(ctx, intended, limit=body.limit, valid_days=body.valid_days)
+        lambda cards, ctx: ctx.shown(
+            vc.CardOut.of,
+            cards.issue_card(ctx, intended, limit=body.limit, valid_days=body.valid_days),
         ),
         201,
     )
@@ -157,8 +165,8 @@ async def capture_card(request: Request) -> Response:
     )
     return await _run(
         request,
-        lambda cards, ctx: vc.PaymentOut.of(
-            cards.capture(ctx, path_id(request), body.amount, allocations)
+        lambda cards, ctx: ctx.shown(
+            vc.PaymentOut.of, cards.capture(ctx, path_id(request), body.amount, allocations)
         ),
         201,
     )
