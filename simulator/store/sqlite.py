@@ -632,7 +632,11 @@ class SqliteStore:
             raise
 
     def _open_group(self) -> None:
-        """BEGIN IMMEDIATE as a group committed at the end of this event-loop turn."""
+        """BEGIN IMMEDIATE as a group committed at the end of this event-loop turn; "busy"
+        while the checkpoint thread waits for the lock to restart the WAL (it gets it when the
+        group in progress commits: `simulator.store.checkpoints`)."""
+        if self._checkpointer is not None and self._checkpointer[2].wants_lock.is_set():
+            raise busy()
         self._begin("IMMEDIATE")
         self._group = []
         asyncio.get_running_loop().call_soon(self.flush)

@@ -11,6 +11,7 @@ ordered by the writes, not by time.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import sqlite3
 import subprocess
@@ -136,5 +137,87 @@ def test_a_background_process_leaves_checkpoints_to_the_api_process(tmp_path: Pa
         store.leave_checkpoints()
         assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         assert store.checkpointer is None
+    finally:
+        store.close()
+
+
+def _serving_store(tmp_path: Path) -> SqliteStore:
+    """A store as the API process uses it (polling for the lock, never waiting in SQLite),
+    with its checkpoint thread started but idle: the test runs the rounds."""
+    store = SqliteStore(str(tmp_path / "sandbank.db"))
+    store.lock_wait_s = 2.0
+    store.conn.execute("PRAGMA busy_timeout = 0")
+    store.checkpoint_in_background(interval_s=3600)
+    assert store.checkpointer is not None
+    return store
+
+
+def test_while_the_checkpoint_thread_wants_the_lock_no_request_takes_it(tmp_path: Path) -> None:
+    """Before, the thread had to find a gap between two groups, which the API closed again
+    microseconds after each COMMIT: it took up to half a second, and everything written
+    meanwhile was copied with the lock held (writes stopped 30-65 ms under load)."""
+    store = _serving_store(tmp_path)
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("PRAGMA busy_timeout = 0")
+
+    async def scenario() -> None:
+        checkpointer.wants_lock.set()
+        waiting = asyncio.ensure_future(store.writable())
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        assert not waiting.done()
+        other.execute("BEGIN IMMEDIATE")  # the lock is free for the thread's connection
+        other.execute("ROLLBACK")
+        checkpointer.wants_lock.clear()
+        await waiting
+        with store.grouped() as (tx, committed):
+            tx.c.execute("INSERT INTO meta (key, value) VALUES ('after', 'x')")
+        await committed
+
+    try:
+        asyncio.run(scenario())
+        assert store.meta("after") == "x"
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_restart_past_the_bound_gets_the_lock_between_two_groups(tmp_path: Path) -> None:
+    """The API's store writing groups back to back, the thread's round past the bound beside
+    it: the round holds the lock once, and the next group writes the WAL from its start."""
+    store = _serving_store(tmp_path)
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+
+    async def scenario() -> int:
+        groups = 0
+
+        async def write() -> None:
+            nonlocal groups
+            await store.writable()
+            with store.grouped() as (tx, committed):
+                tx.c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, randomblob(4000))", (f"k{groups}",)
+                )
+            await committed
+            groups += 1
+
+        for _ in range(50):
+            await write()
+        frames = checkpointer.wal_frames()
+        restart = asyncio.ensure_future(asyncio.to_thread(checkpointer._restart, frames))
+        while not restart.done():
+            await write()
+        await restart
+        await write()
+        return frames
+
+    try:
+        frames = asyncio.run(scenario())
+        assert checkpointer.holds == 1
+        assert 0 < checkpointer.wal_frames() < frames // 4
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         store.close()
