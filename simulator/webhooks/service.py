@@ -28,8 +28,6 @@ from simulator.webhooks.safety import HostPolicy
 _ATTEMPT_BITS = 16  # an attempt's number in a cursor of the attempts list
 _ATTEMPT_MASK = (1 << _ATTEMPT_BITS) - 1
 BODY_KEPT = 64 * 1024  # request bodies kept in the delivery log
-COUNTER_DIGITS = 7
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
 
 
 @dataclass(frozen=True)
@@ -48,16 +46,10 @@ class Prepared:
 
 
 def delivery_id(ctx: Ctx) -> str:
-    """A replay's `whd_` id, from the account's RNG (one draw, as any id: same seed and
-    requests, same ids) that sorts in the order the account makes them: the RNG counter as 7
-    base-62 digits, then 13 characters of the draw. (The fan-out's ids are
-    `fanout.delivery_id`: a function of event and endpoint.)"""
-    n = ctx.rng.counter
-    digits = []
-    for _ in range(COUNTER_DIGITS):
-        n, digit = divmod(n, 62)
-        digits.append(_BASE62[digit])
-    return "whd_" + "".join(reversed(digits)) + ctx.new_id("whd")[4 : 4 + 13]
+    """A replay's `whd_` id: the account's next id (one draw: same seed and requests, same
+    ids), which sorts in the order the account makes them (`simulator.rng`). (The fan-out's
+    ids are `fanout.delivery_id`: a function of event and endpoint.)"""
+    return ctx.new_id("whd")
 
 
 def attempt_of(plan: Any, result: Any) -> wh.Attempt:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from simulator.clock import ManualClock, from_us, parse_duration, to_us, virtual_now
 from simulator.domain.errors import InvalidDuration
-from simulator.rng import ID_LENGTH, SeededRng
+from simulator.rng import ID_LENGTH, SORT_DIGITS, SeededRng
 
 seeds = st.integers(min_value=0, max_value=2**63 - 1)
 
@@ -62,6 +62,34 @@ def test_draw_n_is_blake2b_keyed_by_namespace_and_seed(
 def test_ids_carry_the_prefix_and_a_base62_token() -> None:
     ident = SeededRng("acct", 1).id("chk")
     assert re.fullmatch(rf"chk_[0-9A-Za-z]{{{ID_LENGTH}}}", ident)
+
+
+@given(
+    seed=seeds,
+    counter=st.sampled_from([0, 51, 52, 2703, 2704, 52**3 - 2, 52**5 - 1, 52**6 - 81]),
+    draws=st.integers(2, 40),
+)
+def test_an_accounts_ids_sort_in_the_order_it_drew_them(
+    seed: int, counter: int, draws: int
+) -> None:
+    # Across the places where a letter of the counter carries into the next (52, 52**2, ...):
+    # new rows of a table then go where the last ones went in its `id` index.
+    rng = SeededRng("acct", seed, counter)
+    ids = []
+    for _ in range(draws):
+        rng.randint(1, 6)  # other draws between two ids, as a request makes them
+        ids.append(rng.id("chk"))
+    assert ids == sorted(ids)
+    assert len(set(ids)) == draws
+
+
+def test_the_counter_is_spelled_in_letters_so_no_id_looks_like_a_card_number() -> None:
+    rng = SeededRng("acct", 3)
+    for counter in (0, 9, 10**6, 52**6 - 1):
+        rng.counter = counter
+        assert rng.id("evt")[4 : 4 + SORT_DIGITS].isalpha()
+    rng.counter = 0
+    assert not any(re.search(r"\d{12}", rng.id("tok")) for _ in range(20_000))
 
 
 @pytest.mark.parametrize("length", [1, 20, 21, 22, 32, 64])
