@@ -24,9 +24,11 @@ up to the whole 0.5 s allowed (or failed), and every frame written meanwhile was
 the lock held, writes stopped for 30-65 ms (the POST's p99 under 64 connections: issue #18).
 Now the hold copies what the last groups wrote, a few milliseconds with its fsyncs, once per
 limit's worth of WAL: with the default, every several seconds of saturation. Other processes
-(the dispatcher, the scheduler, other workers) still take the lock in their turn, which only
-delays the round. A reader in the middle of an old snapshot can keep the checkpoint from
-completing; the thread tries again on its next round.
+(the dispatcher, the scheduler) still take the lock in their turn, which only delays the
+round; while other workers of `--workers N` keep writing, this process writes on after
+`WANT_LOCK_S` and the round looks for a gap between their groups until `LOCK_TRY_S`. A
+reader in the middle of an old snapshot can keep the checkpoint from completing; the thread
+tries again on its next round.
 
 Why `journal_size_limit`: a restarted WAL keeps its file's size. Every connection of the
 store sets the limit, so the first commit after a restart truncates a larger file to it;
@@ -48,7 +50,8 @@ import time
 
 CHECKPOINT_S = 0.25  # how often the thread moves the WAL into the database
 DEFAULT_WAL_LIMIT_MB = 256  # the WAL's bound under continuous writes (0: no bound)
-LOCK_TRY_S = 0.5  # how long a round looks for a gap between the writes, then gives up
+LOCK_TRY_S = 0.5  # how long a round tries for the write lock, then gives up until the next
+WANT_LOCK_S = 0.05  # how long of it this process's writes wait (a long turn under load)
 CATCH_UP_ROUNDS = 4  # PASSIVE checkpoints before the hold, at most
 CATCH_UP_FRAMES = 256  # ...until one finds no more than this many new frames
 _GAP_POLL_S = 0.0005  # as the dispatcher's poll for the lock (`SqliteStore._poll_group`)
@@ -120,7 +123,7 @@ class Checkpointer:
                 return
             if frames - before <= CATCH_UP_FRAMES:
                 break
-        deadline = time.monotonic() + LOCK_TRY_S
+        started = time.monotonic()
         self.wants_lock.set()
         try:
             while True:
@@ -128,8 +131,13 @@ class Checkpointer:
                     self.holder.execute("BEGIN IMMEDIATE")
                     break
                 except sqlite3.Error:
-                    if time.monotonic() >= deadline:
+                    waited = time.monotonic() - started
+                    if waited >= LOCK_TRY_S:
                         return
+                    if waited >= WANT_LOCK_S:
+                        # Another process writes (a worker of `--workers N`): this one writes
+                        # on, and the round looks for a gap between their groups instead.
+                        self.wants_lock.clear()
                     time.sleep(_GAP_POLL_S)
             try:
                 frames, copied = self._checkpoint("PASSIVE")

@@ -16,6 +16,7 @@ import fcntl
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -220,4 +221,37 @@ def test_a_restart_past_the_bound_gets_the_lock_between_two_groups(tmp_path: Pat
         assert 0 < checkpointer.wal_frames() < frames // 4
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
+        store.close()
+
+
+def test_while_another_process_keeps_the_lock_this_one_stops_waiting_for_the_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker of `--workers N` writing: this process's writes wait `WANT_LOCK_S` at
+    most, and the round still gets the lock once the other lets go."""
+    monkeypatch.setattr(checkpoints, "LOCK_TRY_S", 60.0)  # the round outlasts the test's steps
+    store = _serving_store(tmp_path)
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    let_go = threading.Event()
+    stop_wanting = checkpointer.wants_lock.clear
+
+    def clear_and_note() -> None:
+        stop_wanting()
+        let_go.set()
+
+    checkpointer.wants_lock.clear = clear_and_note  # type: ignore[method-assign]
+    restart = threading.Thread(target=checkpointer._restart, args=(checkpointer.wal_frames(),))
+    try:
+        restart.start()
+        assert let_go.wait(timeout=10)  # this process writes on while the round looks on
+        assert restart.is_alive()
+        assert not checkpointer.wants_lock.is_set()
+        other.execute("ROLLBACK")
+        restart.join()
+        assert checkpointer.holds == 1
+    finally:
+        other.close()
         store.close()
