@@ -41,6 +41,9 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 
 
+READS = frozenset({"GET", "HEAD"})  # HEAD: a GET route's answer without its body
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
@@ -111,7 +114,7 @@ async def run(
     The transaction's COMMIT is shared with the operations of the same event-loop turn
     (`Store.grouped`); the response, whatever it says, leaves only once that COMMIT is done.
     """
-    if request.method == "GET":
+    if request.method in READS:
         # Reads write nothing, so they gain nothing from a shared COMMIT; alone, in a snapshot
         # of committed data that takes no lock (work due first: `simulator.api.guard`).
         with service_of(request).scope(request.scope[ACCOUNT_KEY], write=False) as ctx:
@@ -198,7 +201,7 @@ def _execute(
     mark = len(ctx.events)
     # A read writes nothing of its own (due jobs ran when the scope opened), so it needs no
     # savepoint to undo: two statements fewer on the busiest path.
-    undo = ctx.tx.savepoint() if request.method != "GET" else contextlib.nullcontext()
+    undo = ctx.tx.savepoint() if request.method not in READS else contextlib.nullcontext()
     try:
         with undo:
             result = operation(ctx)

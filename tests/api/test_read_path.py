@@ -17,6 +17,7 @@ from factories import (
     journal_entry,
 )
 
+from simulator.app import SandbankApp
 from simulator.clock import ManualClock
 from simulator.faults.journal import Journal, RequestFilter
 from simulator.store.sqlite import SqliteStore
@@ -52,6 +53,19 @@ def test_a_cancelled_request_leaves_every_entry_of_its_turn_stored_with_its_rows
     store.close()
 
 
+def _drained(api: Api, app: SandbankApp) -> None:
+    """Run the loop until the journal's backlog (entries that met the lock) is stored."""
+
+    async def drained() -> None:
+        for _ in range(500):
+            if app.runtime.journal._drain is None:
+                return
+            await asyncio.sleep(0.01)
+
+    api.loop.run_until_complete(drained())
+    assert app.runtime.journal._drain is None
+
+
 def test_a_read_answers_while_another_connection_writes_and_its_entry_follows(
     tmp_path: Path,
 ) -> None:
@@ -74,15 +88,32 @@ def test_a_read_answers_while_another_connection_writes_and_its_entry_follows(
         assert r.status_code == 200, r.text
         assert app.runtime.journal._drain is not None  # its entry waits for the lock
         other.execute("ROLLBACK")
-
-        async def drained() -> None:  # the journal stores its backlog once the lock is free
-            for _ in range(500):
-                if app.runtime.journal._drain is None:
-                    return
-                await asyncio.sleep(0.01)
-
-        api.loop.run_until_complete(drained())
+        _drained(api, app)  # the journal stores its backlog once the lock is free
         assert journaled() == before + 1
+    finally:
+        other.close()
+        api.close()
+        app.runtime.store.close()
+
+
+def test_a_head_request_reads_as_its_get_does_without_the_write_lock(tmp_path: Path) -> None:
+    """HEAD on a GET operation is a read too: it answers while another connection holds the
+    write lock, where the write path would wait for the lock and answer 503."""
+    clock = ManualClock(START)
+    db = tmp_path / "sandbank.db"
+    app = file_app(tmp_path, clock, lock_wait_s=0.2)
+    api = Api(app, clock)
+    account = api.new_account()
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        got = api.get("/v1/orders", headers=account.headers)
+        head = api.request("HEAD", "/v1/orders", headers=account.headers)
+        assert (got.status_code, head.status_code) == (200, 200), head.text
+        assert head.content == b""
+        assert head.headers["content-length"] == got.headers["content-length"]
+        other.execute("ROLLBACK")
+        _drained(api, app)  # both entries are stored once the lock is free
     finally:
         other.close()
         api.close()
