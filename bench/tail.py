@@ -59,6 +59,7 @@ def summary(trace: Path, requests: int) -> list[str]:
         if requests
         else "  WAL frames/request   -",
         f"  WAL restarts         {stats('restart')}",
+        f"    writes held up     {stats('stall')}",
         f"  loop turns > 10 ms   {len(turns):>4}  longest {longest} ms",
     ]
 

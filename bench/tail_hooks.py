@@ -8,7 +8,9 @@ records, and writes to TRACE every second and at exit, one line per:
 - `checkpoint MS FRAMES`: each PASSIVE checkpoint round of the checkpoint thread, with the
   WAL's frames after it;
 - `restart MS`: each WAL restart past the bound, from the start of the round's work for it to
-  the lock's release (writes wait for part of it: `simulator.store.checkpoints`);
+  the lock's release;
+- `stall MS`: the part of it this process's writes waited for (`wants_lock` up:
+  `simulator.store.checkpoints`);
 - `turn MS`: every event-loop turn over 10 ms, seen by a task that sleeps 1 ms.
 
 The hooks wrap the checkpoint thread's methods by name; a tree without them traces the rest.
@@ -76,6 +78,27 @@ def _hook_checkpoints() -> None:
             _note("restart", (time.perf_counter() - started) * 1000)
 
     cls._checkpoint, cls._restart = timed_checkpoint, timed_restart  # type: ignore[method-assign]
+    init = cls.__init__
+
+    def timed_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if hasattr(self, "wants_lock"):
+            self.wants_lock = _TimedEvent()
+
+    cls.__init__ = timed_init  # type: ignore[method-assign]
+
+
+class _TimedEvent(threading.Event):
+    """`Checkpointer.wants_lock`, noting how long each time it was up."""
+
+    def set(self) -> None:
+        self._up = time.perf_counter()
+        super().set()
+
+    def clear(self) -> None:
+        if self.is_set():
+            _note("stall", (time.perf_counter() - self._up) * 1000)
+        super().clear()
 
 
 def _hook_loop() -> None:
