@@ -24,6 +24,8 @@ _COUNTER = struct.Struct("<Q").pack
 ID_LENGTH = 20
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
 SORT_DIGITS = 6  # the counter in base 52: 52**6 (~2e10) draws before the order wraps
+# Two of those letters at a time, most significant first: _LETTER_PAIRS[n] spells n (< 52**2).
+_LETTER_PAIRS = tuple(high + low for high in _LETTERS for low in _LETTERS)
 
 
 class SeededRng:
@@ -78,9 +80,7 @@ class SeededRng:
 
     def id(self, prefix: str) -> str:
         """`prefix_`, this draw's counter in letters (most significant first), the draw."""
-        n, head = self.counter, []
-        for _ in range(SORT_DIGITS):
-            n, digit = divmod(n, 52)
-            head.append(_LETTERS[digit])
-        head.reverse()
-        return f"{prefix}_{''.join(head)}{self.token(ID_LENGTH - SORT_DIGITS)}"
+        n, pairs = self.counter, _LETTER_PAIRS
+        # three pairs of letters, the most significant first (52**4 = 7,311,616; 52**2 = 2,704)
+        head = pairs[n // 7_311_616 % 2704] + pairs[n // 2704 % 2704] + pairs[n % 2704]
+        return f"{prefix}_{head}{self.token(ID_LENGTH - SORT_DIGITS)}"
