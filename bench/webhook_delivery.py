@@ -56,6 +56,7 @@ HOOK_SAMPLE = 100  # the receiver verifies the signature of every 100th delivery
 HOOK_SUSTAIN_SECONDS = 60  # half the max POST rate, sustained this long (issue #18)
 HOOK_SUSTAIN_P99_MS = 1000.0  # event -> first attempt
 HOOK_SUSTAIN_SAMPLE_S = 2.0
+HOOK_SUSTAIN_RATE_SHARE = 0.95  # of the asked rate the POSTs must be answered at
 
 
 @dataclass
@@ -294,6 +295,37 @@ class Paced:
     bad: int
 
 
+class _Connection:
+    """One kept-alive HTTP/1.1 connection of the pacing client: a request's bytes out, its
+    status and body back (Content-Length). A few µs of CPU a request where httpx spent
+    ~0.5 ms: at 1,500 POST/s httpx alone needed most of a core, and the "open loop" fell
+    behind its schedule to ~470/s (issue #18, item 4 was measured below the rate it asks)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> int:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def _paced_posts(
     url: str,
     account: HookAccount,
@@ -302,48 +334,62 @@ async def _paced_posts(
     statuses: list[int] | None = None,
 ) -> dict[str, Any]:
     """An open loop: POST number i starts at t0 + i / rate whatever the earlier ones are doing
-    (at most rate x seconds requests; the whole run is bounded by seconds + 30). `statuses`,
-    if given, is filled as answers come (a sampler reads it meanwhile)."""
+    (at most rate x seconds requests; the whole run is bounded by seconds + 30), over at most
+    `HOOK_PACE_CONNECTIONS` kept-alive connections: a client that cannot keep up falls behind
+    its schedule (reported as its lag and as the rate answered) instead of queueing without
+    bound. `statuses`, if given, is filled as answers come (a sampler reads it meanwhile)."""
     total = rate * seconds
-    headers = {"Authorization": f"Bearer {account.fixture.api_key}"}
+    target = httpx.URL(url)
+    host, port = target.host, target.port or 80
     body = json.dumps(account.fixture.checkout_body).encode()
-    headers["Content-Type"] = "application/json"
+    request = (
+        f"POST /v1/checkouts HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {account.fixture.api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     statuses = [] if statuses is None else statuses
     latencies: list[float] = []
     late = 0.0
-    limits = httpx.Limits(max_connections=HOOK_PACE_CONNECTIONS)
-    async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as client:
-        # At most this many requests in flight: a client that cannot keep up falls behind its
-        # schedule (reported as its lag) instead of queueing without bound.
-        slots = asyncio.Semaphore(HOOK_PACE_CONNECTIONS)
+    idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
+    for _ in range(HOOK_PACE_CONNECTIONS):
+        idle.put_nowait(None)  # opened at first use
+    opened: list[_Connection] = []
 
-        async def one() -> None:
-            began = time.perf_counter()
-            try:
-                r = await client.post("/v1/checkouts", content=body, headers=headers)
-                statuses.append(r.status_code)
-            except httpx.HTTPError:
-                statuses.append(0)
-            finally:
-                slots.release()
-            latencies.append((time.perf_counter() - began) * 1000)
+    async def one(conn: _Connection | None) -> None:
+        began = time.perf_counter()
+        try:
+            if conn is None:
+                conn = await _Connection.open(host, port)
+                opened.append(conn)
+            statuses.append(await conn.exchange(request))
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            statuses.append(0)
+            if conn is not None:
+                conn.close()
+            conn = None  # a new one next time
+        finally:
+            idle.put_nowait(conn)
+        latencies.append((time.perf_counter() - began) * 1000)
 
-        tasks = []
+    tasks = []
+    try:
         async with asyncio.timeout(seconds + 30):
             t0 = time.perf_counter()
             for i in range(total):
-                await slots.acquire()
+                conn = await idle.get()
                 if time.perf_counter() - t0 >= seconds:  # behind schedule: the time is up
-                    slots.release()
                     break
                 delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 else:
                     late = max(late, -delay * 1000)
-                tasks.append(asyncio.create_task(one()))
+                tasks.append(asyncio.create_task(one(conn)))
             await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - t0
+    finally:
+        for conn in opened:
+            conn.close()
     return {"statuses": statuses, "latencies": latencies, "late_ms": late, "elapsed": elapsed}
 
 
@@ -396,9 +442,15 @@ class Sustained:
     paced: Paced
     backlog: list[tuple[float, int]]  # (seconds into the run, events answered - arrived)
 
+    def paced_as_asked(self) -> bool:
+        """The client reached the rate it was asked for: a slower run says nothing of it."""
+        return self.paced.rate >= HOOK_SUSTAIN_RATE_SHARE * self.target_rate
+
     def verdict(self) -> bool:
         bounded = max((b for _, b in self.backlog), default=0) <= self.target_rate
-        return bounded and self.paced.latency.p99_ms <= HOOK_SUSTAIN_P99_MS
+        return (
+            self.paced_as_asked() and bounded and self.paced.latency.p99_ms <= HOOK_SUSTAIN_P99_MS
+        )
 
 
 async def _sampled(
@@ -441,9 +493,12 @@ def sustained_report(s: Sustained) -> None:
         f" {p.latency.max_ms:,.1f} ms; {p.latency.arrived:,} of {p.latency.events:,} arrived"
     )
     print(f"  backlog every {HOOK_SUSTAIN_SAMPLE_S:g} s (answered - arrived): [{samples}]")
+    share = p.rate / s.target_rate
+    pace = "" if s.paced_as_asked() else f" (paced at only {share:.0%} of the rate asked)"
     print(
-        f"  target backlog bounded (<= {s.target_rate:,}, one second of events; peak {peak:,})"
-        f" and p99 <= {HOOK_SUSTAIN_P99_MS:,.0f} ms: {'meets' if s.verdict() else 'misses'}"
+        f"  target answered at >= {HOOK_SUSTAIN_RATE_SHARE:.0%} of the rate asked ({share:.0%}),"
+        f" backlog bounded (<= {s.target_rate:,}, one second of events; peak {peak:,})"
+        f" and p99 <= {HOOK_SUSTAIN_P99_MS:,.0f} ms: {'meets' if s.verdict() else 'misses'}{pace}"
     )
 
 
