@@ -53,7 +53,10 @@ from simulator.webhooks.service import Prepared, WebhookService, changes_endpoin
 
 log = logging.getLogger("sandbank.webhooks")
 LEASE = timedelta(seconds=60)
-PER_ENDPOINT = 16  # attempts in flight to one endpoint: a dead receiver holds no more slots
+# Attempts in flight to one endpoint: a dead receiver holds no more slots than this (half of
+# `concurrency`'s). Deliveries to one endpoint go at most PER_ENDPOINT / its latency a second:
+# 16 capped a local receiver at ~1,000/s, below half the maximum POST rate (issue #18, item 4).
+PER_ENDPOINT = 128
 POLL_S = 0.2
 DEBOUNCE_S = 0.003
 EXCERPT = 500
@@ -79,7 +82,7 @@ class Dispatcher:
         wake: asyncio.Event,
         policy: HostPolicy,
         transport: httpx.AsyncBaseTransport | None = None,
-        concurrency: int = 64,
+        concurrency: int = 256,
         present_event: Callable[[Event, bool], dict[str, Any]],
     ) -> None:
         """`store` is the service's store, as SQLite: the dispatcher's reads and claims are

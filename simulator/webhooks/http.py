@@ -20,7 +20,7 @@ from simulator.webhooks.safety import is_metadata_address
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024  # read at most this much of an answer; a bigger one closes the connection
-IDLE_PER_ORIGIN = 64
+IDLE_PER_ORIGIN = 128  # kept-alive connections per origin: the dispatcher's PER_ENDPOINT
 
 
 class HttpError(Exception):
