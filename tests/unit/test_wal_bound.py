@@ -146,7 +146,7 @@ def _serving_store(tmp_path: Path) -> SqliteStore:
     """A store as the API process uses it (polling for the lock, never waiting in SQLite),
     with its checkpoint thread started but idle: the test runs the rounds."""
     store = SqliteStore(str(tmp_path / "sandbank.db"))
-    store.lock_wait_s = 2.0
+    store.lock_wait_s = 60.0  # a request's wait for the lock: longer than any stall of the machine
     store.conn.execute("PRAGMA busy_timeout = 0")
     store.checkpoint_in_background(interval_s=3600)
     assert store.checkpointer is not None
@@ -185,9 +185,15 @@ def test_while_the_checkpoint_thread_wants_the_lock_no_request_takes_it(tmp_path
         store.close()
 
 
-def test_a_restart_past_the_bound_gets_the_lock_between_two_groups(tmp_path: Path) -> None:
+def test_a_restart_past_the_bound_gets_the_lock_between_two_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The API's store writing groups back to back, the thread's round past the bound beside
     it: the round holds the lock once, and the next group writes the WAL from its start."""
+    # However slowly the machine runs the thread, its round neither gives up nor lets the
+    # writes go on: the lock is got because the store waits, not by a lucky gap.
+    monkeypatch.setattr(checkpoints, "LOCK_TRY_S", 60.0)
+    monkeypatch.setattr(checkpoints, "WANT_LOCK_S", 60.0)
     store = _serving_store(tmp_path)
     checkpointer = store.checkpointer
     assert checkpointer is not None
