@@ -108,7 +108,10 @@ class Receiver:
         return r.json()  # type: ignore[no-any-return]
 
     def count(self) -> int:
-        return int(self.stats()["count"])
+        """Deliveries arrived so far (without the arrivals list `stats` carries)."""
+        r = httpx.get(self.url + "/count", timeout=30.0)
+        r.raise_for_status()
+        return int(r.json()["count"])
 
 
 def deliveries(sim_url: str, account_id: str, status: str, limit: int) -> int:
@@ -132,12 +135,22 @@ def failed_deliveries(sim_url: str, account_id: str) -> int:
     return deliveries(sim_url, account_id, "failed", 1000)
 
 
-def drain(sim_url: str, account_id: str, timeout: float = HOOK_DRAIN_TIMEOUT) -> float | None:
-    """Wait (bounded) until the account has no pending delivery; the seconds it took, or None
-    if the backlog was not delivered within `timeout`."""
+def drain(
+    sim_url: str,
+    account_id: str,
+    timeout: float = HOOK_DRAIN_TIMEOUT,
+    *,
+    receiver: Receiver | None = None,
+    events: int = 0,
+) -> float | None:
+    """Wait (bounded) until the account has no pending delivery and, with `receiver`, until it
+    has had `events` deliveries (an event the dispatcher has not fanned out yet has no
+    delivery to be pending: the burst's check found none pending while 13,000 events waited);
+    the seconds it took, or None if the backlog was not delivered within `timeout`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if not pending_deliveries(sim_url, account_id):
+        arrived = receiver is None or receiver.count() >= events
+        if arrived and not pending_deliveries(sim_url, account_id):
             return time.monotonic() - started
         time.sleep(0.1)
     return None
@@ -255,7 +268,7 @@ def hook_burst(
         api_rps.append(result.rps)
         runs += 1
     load_end = time.time()
-    drained = drain(sim_url, account.fixture.account_id)
+    drained = drain(sim_url, account.fixture.account_id, receiver=receiver, events=events)
     stats = receiver.stats()
     arrivals: list[list[Any]] = stats["arrivals"]
     at = sorted(a for _, a in arrivals)
@@ -412,10 +425,10 @@ def paced_result(
     """A paced run's figures, once its backlog is delivered (bounded): its requests, and each
     event's commit -> first attempt (`fresh`: the account has no older events, so they are
     read without a created filter, which the server applies by scanning)."""
-    drained = drain(sim_url, account.fixture.account_id)
-    stats = receiver.stats()
     statuses = run["statuses"]
     ok = sum(1 for s in statuses if 200 <= s < 300)
+    drained = drain(sim_url, account.fixture.account_id, receiver=receiver, events=ok)
+    stats = receiver.stats()
     times = event_times(
         sim_url, account, started, ok + 100, filtered=not fresh, budget_s=300.0 if fresh else 60.0
     )
@@ -545,7 +558,14 @@ def compare_hooks(  # noqa: PLR0917 - the load, spelled out
             made = warm.requests - warm.non_2xx + result.requests - result.non_2xx
             out.cmp.with_rules.append(result)
             out.backlog.append(max(0, made - (receiver.count() - before_count)))
-            out.drain_s.append(drain(sim_url, accounts[True].fixture.account_id))
+            out.drain_s.append(
+                drain(
+                    sim_url,
+                    accounts[True].fixture.account_id,
+                    receiver=receiver,
+                    events=before_count + made,
+                )
+            )
             after_cpu = cpu_seconds(pid)
             if before_cpu is not None and after_cpu is not None and result.requests:
                 # from the warm-up to the last delivery: divide by the warm-up's requests too
