@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import hashlib
 import io
-import itertools
 import json
 import os
 import pstats
@@ -44,12 +42,12 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fixed_entropy import deterministic_entropy
 
 from simulator.app import create_app
 from simulator.clock import ManualClock
@@ -70,18 +68,6 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def _entropy() -> Callable[[int], bytes]:
-    counter = itertools.count()
-
-    def entropy(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(f"bench-advance:{next(counter)}".encode()).digest()
-        return out[:n]
-
-    return entropy
-
-
 def _app(data_dir: Path, db: Path) -> Any:
     settings = Settings(
         data_dir=data_dir,
@@ -92,7 +78,9 @@ def _app(data_dir: Path, db: Path) -> Any:
         demo_account=False,
         webhook_process=True,  # no in-process dispatcher (none runs without a lifespan anyway)
     )
-    return create_app(settings, wall_clock=ManualClock(START), entropy=_entropy())
+    return create_app(
+        settings, wall_clock=ManualClock(START), entropy=deterministic_entropy("bench-advance")
+    )
 
 
 # --- 1. build ---------------------------------------------------------------------------------

@@ -21,16 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from fixed_entropy import deterministic_entropy
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "sbadm_determinism"  # noqa: S105 - a throwaway in-process app's
@@ -39,18 +39,6 @@ START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HOOK = "http://127.0.0.1:9/hook"
 # Headers that depend on the transport (httpx's own), not on what the simulator decided.
 TRANSPORT_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent"}
-
-
-def _entropy() -> Callable[[int], bytes]:
-    counter = itertools.count()
-
-    def entropy(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(f"entropy:{next(counter)}".encode()).digest()
-        return out[:n]
-
-    return entropy
 
 
 def _buyer(tag: str) -> dict[str, Any]:
@@ -156,7 +144,7 @@ async def _record(db: str) -> list[dict[str, Any]]:
     app = create_app(
         Settings(db=db, admin_token=ADMIN_TOKEN, seed=1, public_url="http://sandbank.test"),
         wall_clock=ManualClock(START),
-        entropy=_entropy(),
+        entropy=deterministic_entropy(),
         webhook_transport=httpx.MockTransport(hook),
     )
     transport = httpx.ASGITransport(app=app)

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import itertools
 import json
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fixed_entropy import deterministic_entropy
 
 from integration.adapters.migration import Http, MigrationSide
 from integration.migration import Report, migrate
@@ -63,18 +62,6 @@ PROVIDER = {"native": "sandbank", "gateway": "gateway", "invoicing": "invoicing"
 DIRECTIONS = tuple(f"{a}-{b}" for a in PROVIDER for b in PROVIDER if a != b)
 
 
-def _entropy() -> Callable[[int], bytes]:
-    counter = itertools.count()
-
-    def entropy(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(f"bench-migration:{next(counter)}".encode()).digest()
-        return out[:n]
-
-    return entropy
-
-
 def app_at(data_dir: Path) -> Any:
     settings = Settings(
         data_dir=data_dir,
@@ -85,7 +72,9 @@ def app_at(data_dir: Path) -> Any:
         demo_account=False,
         webhook_process=True,
     )
-    return create_app(settings, wall_clock=ManualClock(START), entropy=_entropy())
+    return create_app(
+        settings, wall_clock=ManualClock(START), entropy=deterministic_entropy("bench-migration")
+    )
 
 
 class Book:

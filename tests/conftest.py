@@ -4,8 +4,10 @@ entropy, a synchronous client over `httpx.ASGITransport`, and a ready account.
 Payload factories, the `Api` harness and Hypothesis strategies live in `tests/factories.py`.
 The tests that start servers as subprocesses (tests/e2e, tests/cli) use `rehearsal.processes`,
 the one such helper, shared with rehearsals and `make bench`. bench/ is appended to sys.path
-here for bench/processes.py (a process tree read from /proc, shared by the reliability suites
-and bench/reliability.py); appended, so no bench module can shadow a test module.
+here, before anything imports tests/factories.py, for bench/processes.py (a process tree read
+from /proc, shared by the reliability suites and bench/reliability.py) and
+bench/fixed_entropy.py (the deterministic entropy tests and benchmarks give `create_app`);
+appended, so no bench module can shadow a test module.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
 from factories import ADMIN, START, Account, Api, build_app
 from hypothesis import HealthCheck, settings
+from throwaway_pg import ThrowawayPostgres, unavailable
 
 from simulator.app import SandbankApp
 from simulator.clock import ManualClock
-
-sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
-from throwaway_pg import ThrowawayPostgres, unavailable
 
 # Property tests that go through the app do I/O: no deadline, and no complaints about
 # function-scoped fixtures (each example builds what it needs itself).

@@ -7,8 +7,6 @@ so tests (and Hypothesis) stay synchronous while every request runs the real ASG
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fixed_entropy import deterministic_entropy
 from hypothesis import strategies as st
 
 from simulator.app import SandbankApp, create_app
@@ -28,19 +27,6 @@ from simulator.settings import Settings
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ADMIN_TOKEN = "sbadm_test_token"
 BASE_URL = "http://sandbank.test"
-
-
-def deterministic_entropy(label: str = "entropy") -> Callable[[int], bytes]:
-    """An `entropy` function for `create_app`: the same bytes, in the same order, every run."""
-    counter = itertools.count()
-
-    def entropy(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(f"{label}:{next(counter)}".encode()).digest()
-        return out[:n]
-
-    return entropy
 
 
 @dataclass
