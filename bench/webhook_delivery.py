@@ -42,6 +42,8 @@ from harness import (
     wrk,
 )
 
+from simulator.webhooks.http import Client, HttpError
+
 HOOK_RATE_TARGET = 1000  # signed deliveries/s, sustained, to a local receiver
 HOOK_MIN_DELIVERIES = 5000  # the sustained rate is measured over at least this many
 HOOK_BURST_RUNS = 4  # at most this many wrk runs to make HOOK_MIN_DELIVERIES events
@@ -308,37 +310,6 @@ class Paced:
     bad: int
 
 
-class _Connection:
-    """One kept-alive HTTP/1.1 connection of the pacing client: a request's bytes out, its
-    status and body back (Content-Length). A few µs of CPU a request where httpx spent
-    ~0.5 ms: at 1,500 POST/s httpx alone needed most of a core, and the "open loop" fell
-    behind its schedule to ~470/s (issue #18, item 4 was measured below the rate it asks)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> _Connection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
-
-    async def exchange(self, request: bytes) -> int:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 async def _paced_posts(
     url: str,
     account: HookAccount,
@@ -347,41 +318,36 @@ async def _paced_posts(
     statuses: list[int] | None = None,
 ) -> dict[str, Any]:
     """An open loop: POST number i starts at t0 + i / rate whatever the earlier ones are doing
-    (at most rate x seconds requests; the whole run is bounded by seconds + 30), over at most
-    `HOOK_PACE_CONNECTIONS` kept-alive connections: a client that cannot keep up falls behind
-    its schedule (reported as its lag and as the rate answered) instead of queueing without
-    bound. `statuses`, if given, is filled as answers come (a sampler reads it meanwhile)."""
+    (at most rate x seconds requests; the whole run is bounded by seconds + 30). `statuses`,
+    if given, is filled as answers come (a sampler reads it meanwhile).
+
+    Sent with the dispatcher's own lean client (`simulator.webhooks.http.Client`: kept-alive
+    HTTP/1.1, a few µs a request). Through httpx (~0.5 ms a request) the client needed most of
+    a core at 1,500 POST/s and fell behind its schedule to ~470/s, so item 4 of issue #18 was
+    measured far below the rate it names."""
     total = rate * seconds
-    target = httpx.URL(url)
-    host, port = target.host, target.port or 80
+    target = url + "/v1/checkouts"
+    headers = {
+        "authorization": f"Bearer {account.fixture.api_key}",
+        "content-type": "application/json",
+    }
     body = json.dumps(account.fixture.checkout_body).encode()
-    request = (
-        f"POST /v1/checkouts HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Authorization: Bearer {account.fixture.api_key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
     statuses = [] if statuses is None else statuses
     latencies: list[float] = []
     late = 0.0
-    idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
-    for _ in range(HOOK_PACE_CONNECTIONS):
-        idle.put_nowait(None)  # opened at first use
-    opened: list[_Connection] = []
+    client = Client()
+    # At most this many requests in flight: a client that cannot keep up falls behind its
+    # schedule (reported as its lag and as the rate answered) instead of queueing without bound.
+    slots = asyncio.Semaphore(HOOK_PACE_CONNECTIONS)
 
-    async def one(conn: _Connection | None) -> None:
+    async def one() -> None:
         began = time.perf_counter()
         try:
-            if conn is None:
-                conn = await _Connection.open(host, port)
-                opened.append(conn)
-            statuses.append(await conn.exchange(request))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            statuses.append((await client.post(target, headers, body, 10.0)).status)
+        except (HttpError, TimeoutError):
             statuses.append(0)
-            if conn is not None:
-                conn.close()
-            conn = None  # a new one next time
         finally:
-            idle.put_nowait(conn)
+            slots.release()
         latencies.append((time.perf_counter() - began) * 1000)
 
     tasks = []
@@ -389,20 +355,20 @@ async def _paced_posts(
         async with asyncio.timeout(seconds + 30):
             t0 = time.perf_counter()
             for i in range(total):
-                conn = await idle.get()
+                await slots.acquire()
                 if time.perf_counter() - t0 >= seconds:  # behind schedule: the time is up
+                    slots.release()
                     break
                 delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 else:
                     late = max(late, -delay * 1000)
-                tasks.append(asyncio.create_task(one(conn)))
+                tasks.append(asyncio.create_task(one()))
             await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - t0
     finally:
-        for conn in opened:
-            conn.close()
+        await client.aclose()
     return {"statuses": statuses, "latencies": latencies, "late_ms": late, "elapsed": elapsed}
 
 
