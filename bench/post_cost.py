@@ -17,6 +17,10 @@ as `sandbank serve` freezes it):
     .venv/bin/python bench/post_cost.py                      # CPU µs per POST, this tree
     .venv/bin/python bench/post_cost.py --instructions       # + instructions per POST
     .venv/bin/python bench/post_cost.py --instructions --tree /path/to/other/checkout
+    .venv/bin/python bench/post_cost.py --get --no-reuse     # a GET whose answer must be read
+
+`--get` polls one checkout, so from the second GET on its answer is reused
+(`simulator.api.reads`); `--no-reuse` reads it every time, as a GET does after a change.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def import_tree(tree: str | None) -> None:
 
 
 async def _loop(
-    requests: int, warmup: int, *, checkpoints: bool, read: bool = False
+    requests: int, warmup: int, *, checkpoints: bool, read: bool = False, reuse: bool = True
 ) -> tuple[float, int]:
     # Imported here, once `--tree` has chosen which checkout `simulator` comes from.
     import httpx  # noqa: PLC0415 - see above
@@ -69,6 +73,9 @@ async def _loop(
         )
         if checkpoints:
             app.runtime.store.serving()
+        reads = getattr(app.runtime, "reads", None)  # a tree before answers were reused has none
+        if reads is not None:
+            reads.reuse = reuse
         admin = {"Authorization": "Bearer bench_admin"}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as c:
@@ -139,13 +146,15 @@ async def _loop(
     return cpu / done, done
 
 
-def _instructions(requests: int, tree: str | None, *, read: bool) -> int:
+def _instructions(requests: int, tree: str | None, *, read: bool, reuse: bool) -> int:
     """Instructions executed by a `--child` run of `requests` measured requests."""
     args = [sys.executable, __file__, "--child", "--requests", str(requests)]
     if tree:
         args += ["--tree", tree]
     if read:
         args.append("--get")
+    if not reuse:
+        args.append("--no-reuse")
     out = subprocess.run(
         [
             "valgrind",
@@ -170,6 +179,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=3000, help="measured requests (3000)")
     p.add_argument("--get", action="store_true", help="GET /v1/checkouts/{id} instead of the POST")
+    p.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="every GET reads (as after a change), no answer reused (simulator.api.reads)",
+    )
     p.add_argument("--tree", help="import the simulator from this checkout instead")
     p.add_argument("--instructions", action="store_true", help="also count instructions")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -178,11 +192,23 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     label = args.tree or "this tree"
     if args.child:  # under valgrind: a short warm-up, no checkpoint thread
-        asyncio.run(_loop(args.requests, PER_TURN * 2, checkpoints=False, read=args.get))
+        asyncio.run(
+            _loop(
+                args.requests,
+                PER_TURN * 2,
+                checkpoints=False,
+                read=args.get,
+                reuse=not args.no_reuse,
+            )
+        )
         return 0
-    cpu, done = asyncio.run(_loop(args.requests, 300, checkpoints=True, read=args.get))
+    cpu, done = asyncio.run(
+        _loop(args.requests, 300, checkpoints=True, read=args.get, reuse=not args.no_reuse)
+    )
     what = "GET" if args.get else "POST"
-    detail = "one checkout" if args.get else "inline buyer"
+    detail = "inline buyer"
+    if args.get:
+        detail = "one checkout, read every time" if args.no_reuse else "one checkout"
     print(f"{label}: {cpu * 1e6:.0f} µs CPU per {what} ({done} {what}s, {detail})")
     if args.instructions:
         if shutil.which("valgrind") is None:
@@ -190,8 +216,8 @@ def main() -> int:
             return 0
         short, long = PER_TURN * 2, PER_TURN * 18
         per = (
-            _instructions(long, args.tree, read=args.get)
-            - _instructions(short, args.tree, read=args.get)
+            _instructions(long, args.tree, read=args.get, reuse=not args.no_reuse)
+            - _instructions(short, args.tree, read=args.get, reuse=not args.no_reuse)
         ) / (long - short)
         print(f"{label}: {per / 1000:,.0f} k instructions per {what} (valgrind)")
     return 0

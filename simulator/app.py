@@ -25,6 +25,7 @@ from simulator import __version__, supervisor
 from simulator.accounts import Accounts
 from simulator.api import hosted, problems, reference, v1
 from simulator.api.operations import routes
+from simulator.api.reads import ReadCache
 from simulator.api.runtime import request_id
 from simulator.api.schemas import EventOut, presenter
 from simulator.asgi import ASGIApp, Receive, Scope, Send
@@ -196,6 +197,7 @@ def create_app(
         dispatcher=dispatcher,
         creditkey=ck,
         metrics=metrics,
+        reads=ReadCache(service),
     )
 
     request_ids = itertools.count(1)

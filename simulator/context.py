@@ -92,6 +92,7 @@ class Ctx:
     events: list[Emitted] = field(default_factory=list)
     due_left: bool = False  # a bounded step (`scope(step=N)`) left due work for the next one
     ran_until_us: int | None = None  # the due time of the last job the scope ran
+    next_due_us: int | None = None  # the account's earliest job as the scope opened
     # The latest snapshot of each object an event of this transaction carried, by `id()` of
     # the object (the snapshot holds it, so the id stays its own), and by `id()` of the shown
     # model for its JSON. Cleared whenever the events go to the outbox.

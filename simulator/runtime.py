@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from simulator.accounts import Accounts
+from simulator.api.reads import ReadCache
 from simulator.faults.journal import Journal
 from simulator.faults.registry import FaultRegistry
 from simulator.metrics import Metrics
@@ -38,6 +39,7 @@ class Runtime:
     dispatcher: Dispatcher
     creditkey: Dialect  # Credit Key's v1 dialect: its routes, pipeline layer and callbacks
     metrics: Metrics | None  # None with `--no-metrics`
+    reads: ReadCache  # answers of reads reused while unchanged (`simulator.api.reads`)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -136,6 +136,7 @@ class ProviderService:
             SeededRng(account.id, account.seed, account.rng_counter),
             self.account_now(account),
         )
+        ctx.next_due_us = next_due
         if step is None and defers_due():
             step = 0  # an API request: due work runs first, in steps (`simulator.stepping`)
         ctx.due_left = self._run_due(ctx, next_due, ctx.now_us, step)

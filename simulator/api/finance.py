@@ -43,7 +43,7 @@ async def get_buyer(request: Request) -> Response:
         open_repayments, defaulted = service.finance.buyer_repayments(ctx, buyer.id)
         return s.BuyerDetailOut.detail(buyer, open_repayments, defaulted)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def list_settlements(request: Request) -> Response:
@@ -64,6 +64,7 @@ async def get_settlement(request: Request) -> Response:
         lambda ctx: s.SettlementOut.of(
             service_of(request).finance.get_settlement(ctx, path_id(request))
         ),
+        reusable=True,
     )
 
 
@@ -93,6 +94,7 @@ async def get_dispute(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.DisputeOut.of(service_of(request).finance.get_dispute(ctx, path_id(request))),
+        reusable=True,
     )
 
 

@@ -103,9 +103,17 @@ def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Res
 
 
 async def run(
-    request: Request, operation: Callable[[Ctx], BaseModel], status: int = 200
+    request: Request,
+    operation: Callable[[Ctx], BaseModel],
+    status: int = 200,
+    *,
+    reusable: bool = False,
 ) -> Response:
     """Execute `operation` in the caller's account transaction.
+
+    `reusable`: a read whose answer is a function of the stored rows and the request's path
+    and query alone (no clock, no header): its answer is reused while those rows are unchanged
+    (`simulator.api.reads`).
 
     With an Idempotency-Key: a saved result is replayed (`Idempotent-Replayed: true`), a saved
     result for another request is a 422, and otherwise this result, success or domain error, is
@@ -115,6 +123,8 @@ async def run(
     (`Store.grouped`); the response, whatever it says, leaves only once that COMMIT is done.
     """
     if request.method in READS:
+        if reusable and IDEMPOTENCY_KEY not in request.scope:
+            return _reused(request, operation, status)
         # Reads write nothing, so they gain nothing from a shared COMMIT; alone, in a snapshot
         # of committed data that takes no lock (work due first: `simulator.api.guard`).
         with service_of(request).scope(request.scope[ACCOUNT_KEY], write=False) as ctx:
@@ -132,6 +142,21 @@ async def run(
     except Exception:
         request.scope.pop(JOURNALED_KEY, None)  # its journal entry was not kept either
         raise
+    return response
+
+
+def _reused(request: Request, operation: Callable[[Ctx], BaseModel], status: int) -> Response:
+    """A reusable read: its kept answer while still valid, else read as any read and kept."""
+    reads = runtime_of(request).reads
+    scope = request.scope
+    key = (scope[ACCOUNT_KEY], scope["path"], scope["query_string"])
+    version = reads.version()  # before the snapshot: a later commit shows as a new version
+    kept = reads.get(key, version)
+    if kept is not None:
+        return Response(kept.body, kept.status, media_type=kept.media_type)
+    with service_of(request).scope(scope[ACCOUNT_KEY], write=False) as ctx:
+        response = _execute(ctx, request, operation, status)
+    reads.keep(key, version, ctx, response.body, response.status_code, response.media_type)
     return response
 
 

@@ -83,6 +83,7 @@ async def get_checkout(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: s.CheckoutOut.of(service_of(request).get_checkout(ctx, path_id(request))),
+        reusable=True,
     )
 
 
@@ -125,7 +126,9 @@ async def list_orders(request: Request) -> Response:
 
 async def get_order(request: Request) -> Response:
     return await run(
-        request, lambda ctx: s.OrderOut.of(service_of(request).get_order(ctx, path_id(request)))
+        request,
+        lambda ctx: s.OrderOut.of(service_of(request).get_order(ctx, path_id(request))),
+        reusable=True,
     )
 
 

@@ -46,6 +46,7 @@ async def get_endpoint(request: Request) -> Response:
         lambda ctx: s.WebhookEndpointOut.of(
             webhooks_of(request).get_endpoint(ctx, path_id(request))
         ),
+        reusable=True,
     )
 
 
@@ -124,7 +125,9 @@ async def list_events(request: Request) -> Response:
 
 async def get_event(request: Request) -> Response:
     return await run(
-        request, lambda ctx: s.EventOut.of(service_of(request).get_event(ctx, path_id(request)))
+        request,
+        lambda ctx: s.EventOut.of(service_of(request).get_event(ctx, path_id(request))),
+        reusable=True,
     )
 
 

@@ -150,17 +150,20 @@ class Journal:
     def write_all(self, tx: Tx, entries: list[Entry]) -> None:
         """Store the entries in the caller's transaction, in order, with as few statements as
         the store can (each gets its seq); every `size // 10` rows of an account this process
-        writes, trim its journal to the newest `size`."""
-        seqs = tx.add_requests([(e.account, e.stored()) for e in entries])
-        every = max(1, self.size // 10)
-        trim: set[str] = set()
-        for entry, seq in zip(entries, seqs, strict=True):
-            entry.seq = seq
-            n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
-            if entry.account is not None and n % every == 0:
-                trim.add(entry.account)
-        for account in sorted(trim):
-            tx.forget_requests(account, keep=self.size)
+        writes, trim its journal to the newest `size`. Quietly (`Store.quietly`): a logged
+        request changes no answer, so reads' cached answers stay (`simulator.api.reads`)."""
+        assert self.store is not None  # entries are written only with a store
+        with self.store.quietly():
+            seqs = tx.add_requests([(e.account, e.stored()) for e in entries])
+            every = max(1, self.size // 10)
+            trim: set[str] = set()
+            for entry, seq in zip(entries, seqs, strict=True):
+                entry.seq = seq
+                n = self._written[entry.account] = self._written.get(entry.account, 0) + 1
+                if entry.account is not None and n % every == 0:
+                    trim.add(entry.account)
+            for account in sorted(trim):
+                tx.forget_requests(account, keep=self.size)
 
     async def save(self, entry: Entry) -> None:
         """Store the entry, with the others of this event-loop turn, in the turn's group commit,

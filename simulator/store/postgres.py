@@ -308,6 +308,15 @@ class PgStore(SqliteStore):
         self.conn = cast(sqlite3.Connection, PgConn(self._raw))
         self._migrate()
 
+    def data_version(self) -> tuple[int, int] | None:
+        """Unknown: PostgreSQL has no cheap counter of other sessions' commits, so answers of
+        reads are never reused on it."""
+        return None
+
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        yield
+
     def _migrate(self) -> None:
         """Apply the migrations not yet applied, once across every replica (advisory lock)."""
         if self._current():

@@ -541,6 +541,7 @@ class SqliteStore:
             self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self._group: list[asyncio.Future[None]] | None = None  # waiters of the open group
+        self._quiet = 0  # rows the request journal changed on this connection (`quietly`)
         self._checkpointer: checkpoints.Running | None = None
         self._wal_limit = checkpoints.limit_bytes(checkpoints.DEFAULT_WAL_LIMIT_MB)
         if path != ":memory:":
@@ -814,6 +815,26 @@ class SqliteStore:
         if self.path == ":memory:":
             return _on_loop(export_rows.chunks(self.conn, spool, file))
         return _export_from_file(self.path, spool, file)
+
+    def data_version(self) -> tuple[int, int] | None:
+        """This connection's own row changes other than the journal's (`total_changes` counts
+        every INSERT, UPDATE and DELETE it ran, committed or not, so it never misses one) and
+        SQLite's `data_version`, which moves with every commit of another connection (another
+        worker, the dispatcher or scheduler process, a tool on the file). Taken before a read
+        begins, a change committed after it shows in the next value: a cached answer is
+        thrown away when in doubt, never kept. A statement, autocommit: a few µs."""
+        row = self.conn.execute("PRAGMA data_version").fetchone()
+        return self.conn.total_changes - self._quiet, int(row[0])
+
+    @contextmanager
+    def quietly(self) -> Iterator[None]:
+        """The journal's rows change on every request, reads included; counted apart, they
+        leave `data_version` as it was (each row a request logged, not data an answer shows)."""
+        before = self.conn.total_changes
+        try:
+            yield
+        finally:
+            self._quiet += self.conn.total_changes - before
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -5,8 +5,10 @@ the run's throwaway server. The PostgreSQL run skips, saying why, where no serve
 A few modules run on SQLite only: they test what no store changes (the console's pages, the
 Grafana dashboard, the Credit Key dialect's translation), build their app at import
 (the control plane's fuzz), or build their own apps on one SQLite file (the shared state of
-two workers: on PostgreSQL, tests/unit/test_store_contract.py and the two-replica e2e test);
-and each PostgreSQL test costs a schema and its migrations.
+two workers: on PostgreSQL, tests/unit/test_store_contract.py and the two-replica e2e test),
+or test what only the SQLite store does (reusing answers of reads: the PostgreSQL store
+cannot tell cheaply when to, so it never does); and each PostgreSQL test costs a schema and
+its migrations.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ SQLITE_ONLY = {
     "test_grafana_dashboard",
     "test_creditkey_dialect",
     "test_shared_state",
+    "test_read_cache",
 }
 
 
