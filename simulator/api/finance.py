@@ -55,7 +55,7 @@ async def list_settlements(request: Request) -> Response:
         )
         return s.listed(page, s.SettlementSummaryOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def get_settlement(request: Request) -> Response:
@@ -87,7 +87,7 @@ async def list_disputes(request: Request) -> Response:
         )
         return s.listed(page, s.DisputeOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def get_dispute(request: Request) -> Response:

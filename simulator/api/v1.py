@@ -35,7 +35,7 @@ async def list_buyers(request: Request) -> Response:
         )
         return s.listed(page, s.BuyerOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def create_prequalification(request: Request) -> Response:
@@ -121,7 +121,7 @@ async def list_orders(request: Request) -> Response:
         )
         return s.listed(page, s.OrderOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def get_order(request: Request) -> Response:

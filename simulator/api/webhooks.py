@@ -37,7 +37,7 @@ async def list_endpoints(request: Request) -> Response:
         page = webhooks_of(request).endpoint_page(ctx, limit=q.limit, cursor=q.cursor)
         return s.WebhookEndpointList.of(page, s.WebhookEndpointOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def get_endpoint(request: Request) -> Response:
@@ -92,7 +92,7 @@ async def list_attempts(request: Request) -> Response:
         page = webhooks_of(request).attempts(ctx, path_id(request), limit=q.limit, cursor=q.cursor)
         return s.AttemptList.of(page, lambda da: s.AttemptOut.of(*da))
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def recover(request: Request) -> Response:
@@ -120,7 +120,7 @@ async def list_events(request: Request) -> Response:
         )
         return s.listed(page, s.EventOut.of)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def get_event(request: Request) -> Response:

@@ -161,3 +161,17 @@ def test_journal_rows_leave_the_data_version_as_it_was_and_other_rows_do_not(
     assert store.data_version() == before
     api.checkout(account)
     assert store.data_version() != before
+
+
+def test_a_polled_list_shows_a_new_event_and_each_query_has_its_own_answer(api: Api) -> None:
+    account = api.new_account()
+    api.checkout(account)
+    one = api.get("/v1/events", headers=account.headers, params={"limit": 1}).json()
+    two = api.get("/v1/events", headers=account.headers, params={"limit": 2}).json()
+    assert (len(one["data"]), len(two["data"])) == (1, 2)
+    again = api.get("/v1/events", headers=account.headers, params={"limit": 1}).json()
+    assert again == one  # reused
+    assert api.app.runtime.reads.hits == 1
+    api.checkout(account)
+    newest = api.get("/v1/events", headers=account.headers, params={"limit": 1}).json()
+    assert newest["data"][0]["id"] != one["data"][0]["id"]
