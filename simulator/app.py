@@ -115,6 +115,20 @@ async def _index(request: Request) -> Response:
     )
 
 
+def _listen(
+    metrics: Metrics,
+    journal: Journal,
+    service: ProviderService,
+    dispatcher: Dispatcher,
+    reads: ReadCache,
+) -> None:
+    """Point the metrics at where their facts are made (see simulator/metrics.py)."""
+    journal.listeners.append(metrics.observe_request)
+    service.on_job, service.on_advance = metrics.observe_job, metrics.observe_advance
+    dispatcher.on_attempt = metrics.observe_attempt
+    metrics.read_cache = reads
+
+
 def create_app(
     settings: Settings,
     *,
@@ -180,11 +194,10 @@ def create_app(
         with store.read() as tx:
             return stored_counts(tx.c)
 
+    reads = ReadCache(service)
     metrics = Metrics(stored, wall) if settings.metrics else None
     if metrics is not None:
-        journal.listeners.append(metrics.observe_request)
-        service.on_job, service.on_advance = metrics.observe_job, metrics.observe_advance
-        dispatcher.on_attempt = metrics.observe_attempt
+        _listen(metrics, journal, service, dispatcher, reads)
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -197,7 +210,7 @@ def create_app(
         dispatcher=dispatcher,
         creditkey=ck,
         metrics=metrics,
-        reads=ReadCache(service),
+        reads=reads,
     )
 
     request_ids = itertools.count(1)

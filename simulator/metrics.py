@@ -35,6 +35,7 @@ several apps in one process do not collide.
     sandbank_clock_advances_total                       counter    account clock advances
     sandbank_clock_advanced_seconds_total               counter    virtual time advanced
     sandbank_jobs_run_total{kind}                       counter    scheduled jobs run
+    sandbank_reads_total{answer}                        counter    reusable GETs: reused, read
     sandbank_settlements{status}                        gauge      settlements stored
     sandbank_disputes{status}                           gauge      disputes stored
     sandbank_drift_injections{kind}                     gauge      drift injected into reports
@@ -51,7 +52,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -211,6 +212,13 @@ class StoreCollector:
             yield family
 
 
+class ReadCounts(Protocol):
+    """What the metrics read of `simulator.api.reads.ReadCache` (a protocol: no import)."""
+
+    hits: int
+    misses: int
+
+
 class Metrics:
     def __init__(self, stored: Callable[[], StoredCounts], wall: WallClock) -> None:
         self.stored = stored
@@ -260,6 +268,15 @@ class Metrics:
         self.jobs = Counter(
             "sandbank_jobs_run", "Scheduled jobs run, by kind", ["kind"], registry=r
         )
+        self.reads = Counter(
+            "sandbank_reads",
+            "GETs whose answer may be reused: answered from the last read (reused) or read",
+            ["answer"],
+            registry=r,
+        )
+        # The app's `ReadCache` (`simulator.api.reads`): its counts are added at each flush.
+        self.read_cache: ReadCounts | None = None
+        self._reads_seen = (0, 0)
         r.register(StoreCollector(stored))
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
         self._request_children: dict[tuple[str, str, str], Any] = {}
@@ -323,6 +340,16 @@ class Metrics:
             _observe_all(histogram, seconds)
         for operation, n in replays.items():
             self.replays.labels(operation).inc(n)
+        self._count_reads()
+
+    def _count_reads(self) -> None:
+        if self.read_cache is None:
+            return
+        now = (self.read_cache.hits, self.read_cache.misses)
+        seen, self._reads_seen = self._reads_seen, now
+        for answer, n in (("reused", now[0] - seen[0]), ("read", now[1] - seen[1])):
+            if n:
+                self.reads.labels(answer).inc(n)
 
     def observe_attempt(self, outcome: str, latency_ms: float) -> None:
         self.webhook_attempts.labels(outcome).inc()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from factories import ADMIN, START, Api, build_app, file_app
+from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.api import reads
 from simulator.app import SandbankApp
@@ -175,3 +176,19 @@ def test_a_polled_list_shows_a_new_event_and_each_query_has_its_own_answer(api: 
     api.checkout(account)
     newest = api.get("/v1/events", headers=account.headers, params={"limit": 1}).json()
     assert newest["data"][0]["id"] != one["data"][0]["id"]
+
+
+def test_the_metrics_count_reused_and_read_answers(api: Api) -> None:
+    account = api.new_account()
+    checkout = api.checkout(account)
+    for _ in range(3):
+        api.get(f"/v1/checkouts/{checkout['id']}", headers=account.headers)
+    api.get("/v1/checkouts/chk_AAAAAAAAAAAAAAAAAAAA", headers=account.headers)  # 404: read
+    text = api.get("/metrics").text
+    samples = {
+        s.labels.get("answer"): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "sandbank_reads_total"
+    }
+    assert samples == {"reused": 2, "read": 2}
