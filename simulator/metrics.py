@@ -312,6 +312,7 @@ class Metrics:
 
     def flush(self) -> None:
         """Apply the requests observed since the last flush: one increment per label set."""
+        self._count_reads()
         pending, self._pending = self._pending, None
         if not pending:
             return
@@ -340,7 +341,6 @@ class Metrics:
             _observe_all(histogram, seconds)
         for operation, n in replays.items():
             self.replays.labels(operation).inc(n)
-        self._count_reads()
 
     def _count_reads(self) -> None:
         if self.read_cache is None:
