@@ -309,6 +309,17 @@ def test_an_open_checkout_can_be_canceled_and_then_reads_as_canceled(php: PhpSdk
     assert php.post("complete_checkout", {"id": ck_id}).json() == {"success": False}
 
 
+def test_a_polled_order_answers_its_last_read_until_it_changes(api: Api, php: PhpSdk) -> None:
+    """find_order, as a merchant's status poll sends it: reused while nothing changed
+    (`simulator.api.reads`), read afresh once the borrower accepts."""
+    ck_id = begin(php, remote_id="SO-9")
+    polls = [php.get("find_order", {"id": ck_id}).json() for _ in range(3)]
+    assert [p["status"] for p in polls] == ["new", "new", "new"]
+    assert api.app.runtime.reads.hits == 2
+    borrower_accepts(api, ck_id)
+    assert php.get("find_order", {"id": ck_id}).json()["status"] == "authorized"
+
+
 def test_unknown_id_is_404_missing_id_400_and_bad_secret_401_as_the_sdk_expects(
     api: Api, php: PhpSdk, keys: dict[str, str]
 ) -> None:

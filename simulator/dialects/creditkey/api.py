@@ -175,7 +175,7 @@ async def find_order(request: Request) -> Response:
     def op(ctx: Ctx) -> ck.OrderOut:
         return orders.present(*orders.find(ctx, service_of(request), q.id))
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def find_order_by_merchant_order_id(request: Request) -> Response:
@@ -198,7 +198,7 @@ async def find_order_by_merchant_order_id(request: Request) -> Response:
         order = page.items[0]
         return orders.present(service.get_checkout(ctx, order.checkout_id), order)
 
-    return await run(request, op)
+    return await run(request, op, reusable=True)
 
 
 async def update_order(request: Request) -> Response:
