@@ -2,7 +2,10 @@
 instead, under one wrk workload on 127.0.0.1, in interleaved rounds (median of each).
 
 - sandbank serve (SQLite file store, one worker): POST /v1/checkouts with an inline buyer (a
-  new buyer each time: the heaviest create) and GET /v1/checkouts/{id}
+  new buyer each time: the heaviest create) and GET /v1/checkouts/{id} — a polled checkout,
+  whose answer is reused from the second GET on (`simulator/api/reads.py`)
+- "sb-read": the same server with `--no-reuse-reads`, GET only: what a GET that must read
+  costs (the GETs after a write, in a mixed load); `--skip-read-row` leaves it out
 - bench/bare_app.py: a bare ASGI app under the same uvicorn settings (the ceiling)
 - bench/starlette_app.py: a plain Starlette app with a dict (the GET baseline)
 - Stoplight Prism (`prism mock contracts/openapi.yaml`): a stateless mock that validates the
@@ -115,6 +118,7 @@ class Peer:
     pid: int | None = None  # the server process, whose CPU time per request is reported
     post: list[Result] = field(default_factory=list)
     get: list[Result] = field(default_factory=list)
+    get_only: bool = False  # measured on GET only (its POST is another row's)
 
     def median(self, kind: str) -> Result:
         runs = self.post if kind == "post" else self.get
@@ -150,6 +154,13 @@ def scripts(tmp: Path, peer: Peer) -> tuple[Path, Path]:
     return paths
 
 
+def read_server(skip: bool, tmp: Path) -> Server | _NoServer:
+    """`sandbank serve --no-reuse-reads`: the "sb-read" row (every GET reads)."""
+    if skip:
+        return _NoServer()
+    return simulator(tmp / "sb-read", tmp / "sb-read.log", more=["--no-reuse-reads"])
+
+
 def baseline_server(python: str | None, tmp: Path) -> Server | _NoServer:
     """Another tree's `sandbank serve` (its interpreter, e.g. main's .venv/bin/python): the
     "before" of a change, measured in the same run as the "after"."""
@@ -160,7 +171,9 @@ def baseline_server(python: str | None, tmp: Path) -> Server | _NoServer:
     return simulator(tmp / "baseline", tmp / "baseline.log", python=[python, "-P"])
 
 
-def sandbank_peer(url: str, name: str = "sandbank", pid: int | None = None) -> Peer:
+def sandbank_peer(
+    url: str, name: str = "sandbank", pid: int | None = None, *, get_only: bool = False
+) -> Peer:
     with httpx.Client(base_url=url, timeout=10.0) as c:
         key, _ = new_account(c, "peers")
         r = c.post("/v1/checkouts", json=INLINE_BODY, headers=auth(key))
@@ -169,7 +182,8 @@ def sandbank_peer(url: str, name: str = "sandbank", pid: int | None = None) -> P
         if c.get(f"/v1/checkouts/{ident}", headers=auth(key)).status_code != 200:
             fail("the prepared checkout cannot be read back")
         c.get("/_sandbox/accounts", headers=admin_auth()).raise_for_status()
-    return Peer(name, url + "/v1/checkouts", f"{url}/v1/checkouts/{ident}", auth(key), pid)
+    get_url = f"{url}/v1/checkouts/{ident}"
+    return Peer(name, url + "/v1/checkouts", get_url, auth(key), pid, get_only=get_only)
 
 
 def starlette_peer(url: str, pid: int | None = None) -> Peer:
@@ -194,15 +208,22 @@ def bench(args: argparse.Namespace) -> int:
             ) as plain,
             prism_server(prism, tmp) as mock,
             baseline_server(args.baseline_python, tmp) as base,
+            read_server(args.skip_read_row, tmp) as read,
         ):
             # Measure once the dispatcher and scheduler processes are up: each imports the
             # whole app first, seconds of CPU that would otherwise fall into the first
             # measured run (sandbank's POST of round 1 was half its later rounds).
             sim.wait_components()
-            if base is not None:
-                base.wait_components()
+            for other in (base, read):
+                if other is not None:
+                    other.wait_components()
             peers = [
                 sandbank_peer(sim.url, pid=sim.proc.pid),
+                *(
+                    [sandbank_peer(read.url, "sb-read", read.proc.pid, get_only=True)]
+                    if read is not None
+                    else []
+                ),
                 *([sandbank_peer(base.url, "baseline", base.proc.pid)] if base is not None else []),
                 Peer("bare", bare.url + "/v1/checkouts", bare.url + "/v1/checkouts/chk_1",
                      pid=bare.proc.pid),
@@ -220,7 +241,7 @@ def bench(args: argparse.Namespace) -> int:
                 for p in peers:
                     post, get = paths[p.name]
                     for kind, url, script, runs in (
-                        ("POST", p.post_url, post, p.post),
+                        *([] if p.get_only else [("POST", p.post_url, post, p.post)]),
                         ("GET", p.get_url, get, p.get),
                     ):
                         runs.append(measure(binary, url, script, args, f"{p.name} {kind}",
@@ -256,15 +277,26 @@ def report(peers: dict[str, Peer], skipped: str) -> None:
           f" {'non-2xx':>8} {'CPU us/POST':>12} {'CPU us/GET':>11}")  # fmt: skip
     print("-" * 89)
     for p in peers.values():
-        post, get = p.median("post"), p.median("get")
+        get = p.median("get")
         errors = sum(r.non_2xx + r.socket_errors for r in p.post + p.get)
         cpu = [f"{c:,.0f}" if c is not None else "-" for c in (p.cpu_us("post"), p.cpu_us("get"))]
-        print(f"{p.name:<12} {post.rps:>11,.0f} {p.p99_ms('post'):>8.2f} {get.rps:>11,.0f}"
+        if p.get_only:
+            post_cols = f"{'-':>11} {'-':>8}"
+        else:
+            post_cols = f"{p.median('post').rps:>11,.0f} {p.p99_ms('post'):>8.2f}"
+        print(f"{p.name:<12} {post_cols} {get.rps:>11,.0f}"
               f" {p.p99_ms('get'):>8.2f} {errors:>8} {cpu[0]:>12} {cpu[1]:>11}")  # fmt: skip
     if skipped:
         print(f"prism: skipped ({skipped})")
     for name in [n for n in ("baseline", "sandbank") if n in peers]:
         ratios(name, peers)
+    if "sb-read" in peers:
+        read, plain = peers["sb-read"], peers["starlette"]
+        rps = read.median("get").rps / plain.median("get").rps
+        ours, theirs = read.cpu_us("get"), plain.cpu_us("get")
+        by_cpu = f", {theirs / ours:.2f}x by CPU per request" if ours and theirs else ""
+        print(f"\nsb-read (every GET reads): GET / starlette {rps:.2f}x by req/s{by_cpu}"
+              f" (what the GETs after a write see)")  # fmt: skip
 
 
 def ratios(name: str, peers: dict[str, Peer]) -> None:
@@ -302,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     p.add_argument("--skip-prism", action="store_true", help="leave Prism out")
+    p.add_argument(
+        "--skip-read-row", action="store_true", help="leave out sb-read (every GET reads)"
+    )
     p.add_argument(
         "--baseline-python",
         help="also run `sandbank serve` with this interpreter (another tree's venv) as 'baseline'",

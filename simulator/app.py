@@ -194,7 +194,7 @@ def create_app(
         with store.read() as tx:
             return stored_counts(tx.c)
 
-    reads = ReadCache(service)
+    reads = ReadCache(service, reuse=settings.reuse_reads)
     metrics = Metrics(stored, wall) if settings.metrics else None
     if metrics is not None:
         _listen(metrics, journal, service, dispatcher, reads)

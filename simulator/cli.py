@@ -253,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no GET /metrics and no console charts (the metrics cost a few µs per request)",
     )
+    serve.add_argument(
+        "--no-reuse-reads",
+        action="store_true",
+        help="every GET reads the database (by default a GET of an object, or a list, that "
+        "did not change since the last GET answers that GET's bytes)",
+    )
     _faults_args(serve)
 
     _contract_parser(sub)
@@ -482,6 +488,7 @@ def serve(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         reports_dir=args.reports_dir,
         metrics=not args.no_metrics,
+        reuse_reads=not args.no_reuse_reads,
         console=False if args.no_console else None,
         journal_size=args.journal_size,
         wal_limit_mb=args.wal_limit_mb,
@@ -591,6 +598,7 @@ def _run_workers(
             "console": settings.console_on,  # a token generated above must not turn it on
             "reports_dir": str(settings.reports_path),
             "metrics": settings.metrics,
+            "reuse_reads": settings.reuse_reads,
         }
     )
     os.environ[_PARENT_ENV] = str(os.getpid())

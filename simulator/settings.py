@@ -42,6 +42,9 @@ class Settings:
     # the console's scenarios page lists; default DATA_DIR/reports.
     reports_dir: Path | None = None
     metrics: bool = True  # GET /metrics and the console's charts (off: `--no-metrics`)
+    # A GET of an unchanged object answers its last read (`simulator.api.reads`; off:
+    # `--no-reuse-reads`, every GET reads the store).
+    reuse_reads: bool = True
     # Seconds a request awaits the database's write lock (off the event loop) before a 503;
     # None: SQLite's blocking wait, for background processes that serve no requests.
     store_lock_wait_s: float | None = 2.0

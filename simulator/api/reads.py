@@ -50,12 +50,12 @@ class Kept:
 
 
 class ReadCache:
-    def __init__(self, service: ProviderService) -> None:
+    def __init__(self, service: ProviderService, *, reuse: bool = True) -> None:
         self.service = service
         self._kept: dict[Key, Kept] = {}
         self.hits = 0  # answers reused (tests and the bench read these)
         self.misses = 0
-        self.reuse = True  # False: every read reads (the bench's "not reusable" figure)
+        self.reuse = reuse  # False (`--no-reuse-reads`): every read reads
 
     def version(self) -> tuple[int, int] | None:
         """Take before reading: None when the store cannot tell (then nothing is kept)."""

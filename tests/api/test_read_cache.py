@@ -192,3 +192,16 @@ def test_the_metrics_count_reused_and_read_answers(api: Api) -> None:
         if s.name == "sandbank_reads_total"
     }
     assert samples == {"reused": 2, "read": 2}
+
+
+def test_with_reuse_off_every_get_reads(clock: ManualClock) -> None:
+    """`sandbank serve --no-reuse-reads`."""
+    api = Api(build_app(clock=clock, reuse_reads=False), clock)
+    try:
+        account = api.new_account()
+        checkout = api.checkout(account)
+        for _ in range(3):
+            api.get(f"/v1/checkouts/{checkout['id']}", headers=account.headers)
+        assert (api.app.runtime.reads.hits, api.app.runtime.reads.misses) == (0, 3)
+    finally:
+        api.close()
