@@ -205,3 +205,28 @@ def test_with_reuse_off_every_get_reads(clock: ManualClock) -> None:
         assert (api.app.runtime.reads.hits, api.app.runtime.reads.misses) == (0, 3)
     finally:
         api.close()
+
+
+def test_a_polled_gateway_invoice_goes_past_due_when_its_day_comes(
+    api: Api, clock: ManualClock
+) -> None:
+    """The personalities' reads are reused too: the invoice's overdue job falling due on the
+    running clock (nothing written meanwhile) makes the next GET read, and run it."""
+    account = api.new_account()
+    body = {
+        "number": "INV-7",
+        "customer": {"name": "Acme", "email": "ap+pays_late@acme.test", "external_id": "C-7"},
+        "amount": 100_000,
+        "currency": "USD",
+        "net_days": 30,
+    }
+    r = api.post("/gateway/v1/invoices", headers=account.headers, json=body)
+    assert r.status_code == 201, r.text
+    url = f"/gateway/v1/invoices/{r.json()['id']}"
+    r = api.post(f"{url}/issue", headers=account.headers, json={})
+    assert r.status_code == 200, r.text
+    polls = [api.get(url, headers=account.headers).json()["past_due"] for _ in range(2)]
+    assert polls == [False, False]
+    assert api.app.runtime.reads.hits == 1
+    clock.advance(timedelta(days=31))
+    assert api.get(url, headers=account.headers).json()["past_due"] is True

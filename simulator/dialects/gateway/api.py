@@ -56,6 +56,7 @@ async def list_invoices(request: Request) -> Response:
             ),
             g.InvoiceOut.of,
         ),
+        reusable=True,
     )
 
 
@@ -63,6 +64,7 @@ async def get_invoice(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: g.InvoiceOut.of(service_of(request).gateway.get_invoice(ctx, path_id(request))),
+        reusable=True,
     )
 
 
@@ -131,6 +133,7 @@ async def list_charges(request: Request) -> Response:
             ),
             g.ChargeOut.of,
         ),
+        reusable=True,
     )
 
 
@@ -138,6 +141,7 @@ async def get_charge(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: g.ChargeOut.of(service_of(request).gateway.get_charge(ctx, path_id(request))),
+        reusable=True,
     )
 
 

@@ -55,6 +55,7 @@ async def list_purchase_orders(request: Request) -> Response:
             ),
             e.PurchaseOrderOut.of,
         ),
+        reusable=True,
     )
 
 
@@ -64,6 +65,7 @@ async def get_purchase_order(request: Request) -> Response:
         lambda ctx: e.PurchaseOrderOut.of(
             service_of(request).invoicing.get_purchase_order(ctx, path_id(request))
         ),
+        reusable=True,
     )
 
 
@@ -123,6 +125,7 @@ async def list_invoices(request: Request) -> Response:
             ),
             e.EdiInvoiceOut.of,
         ),
+        reusable=True,
     )
 
 
@@ -132,6 +135,7 @@ async def get_invoice(request: Request) -> Response:
         lambda ctx: e.EdiInvoiceOut.of(
             service_of(request).invoicing.get_invoice(ctx, path_id(request))
         ),
+        reusable=True,
     )
 
 
@@ -167,6 +171,7 @@ async def list_remittances(request: Request) -> Response:
             ),
             e.RemittanceOut.of,
         ),
+        reusable=True,
     )
 
 
@@ -182,6 +187,7 @@ async def get_remittance(request: Request) -> Response:
     return await run(
         request,
         lambda ctx: e.RemittanceOut.of(service.invoicing.get_remittance(ctx, path_id(request))),
+        reusable=True,
     )
 
 

@@ -31,10 +31,14 @@ _WRITE = (400, 401, 404, 409, 413, 415, 422)
 
 
 def _run(
-    request: Request, work: Callable[[VcardService, Ctx], BaseModel], status: int = 200
+    request: Request,
+    work: Callable[[VcardService, Ctx], BaseModel],
+    status: int = 200,
+    *,
+    reusable: bool = False,
 ) -> Awaitable[Response]:
     service = service_of(request).vcards
-    return run(request, lambda ctx: work(service, ctx), status)
+    return run(request, lambda ctx: work(service, ctx), status, reusable=reusable)
 
 
 async def create_invoice(request: Request) -> Response:
@@ -71,12 +75,15 @@ async def list_invoices(request: Request) -> Response:
             ),
             vc.InvoiceOut.of,
         ),
+        reusable=True,
     )
 
 
 async def get_invoice(request: Request) -> Response:
     return await _run(
-        request, lambda cards, ctx: vc.InvoiceOut.of(cards.get_invoice(ctx, path_id(request)))
+        request,
+        lambda cards, ctx: vc.InvoiceOut.of(cards.get_invoice(ctx, path_id(request))),
+        reusable=True,
     )
 
 
@@ -137,12 +144,15 @@ async def list_cards(request: Request) -> Response:
         lambda cards, ctx: s.listed(
             cards.list_cards(ctx, status=q.status, limit=q.limit, cursor=q.cursor), vc.CardOut.of
         ),
+        reusable=True,
     )
 
 
 async def get_card(request: Request) -> Response:
     return await _run(
-        request, lambda cards, ctx: vc.CardOut.of(cards.get_card(ctx, path_id(request)))
+        request,
+        lambda cards, ctx: vc.CardOut.of(cards.get_card(ctx, path_id(request))),
+        reusable=True,
     )
 
 
@@ -180,12 +190,15 @@ async def list_payments(request: Request) -> Response:
             cards.list_payments(ctx, card_id=q.card, limit=q.limit, cursor=q.cursor),
             vc.PaymentOut.of,
         ),
+        reusable=True,
     )
 
 
 async def get_payment(request: Request) -> Response:
     return await _run(
-        request, lambda cards, ctx: vc.PaymentOut.of(cards.get_payment(ctx, path_id(request)))
+        request,
+        lambda cards, ctx: vc.PaymentOut.of(cards.get_payment(ctx, path_id(request))),
+        reusable=True,
     )
 
 
