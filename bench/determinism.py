@@ -63,6 +63,31 @@ def _checkout(amount: int, **over: Any) -> dict[str, Any]:
     }
 
 
+async def _personalities(post: Any, get: Any, h: dict[str, str]) -> dict[str, Any]:
+    """The gateway, virtual-card and invoicing personalities' part; the gateway invoice."""
+    invoice = {
+        "number": "INV-1",
+        "customer": {"name": "Acme", "email": "ap+defaults@acme.test"},
+        "amount": 20_000,
+    }
+    inv = await post("/gateway/v1/invoices", invoice, h)
+    await post(f"/gateway/v1/invoices/{inv['id']}/issue", {}, h)
+    await get(f"/gateway/v1/invoices/{inv['id']}", h)
+    await post("/gateway/v1/charges", {"invoice": inv["id"], "amount": 5_000}, h)
+    card_inv = await post("/vcards/v1/invoices", {**invoice, "amount": 8_000}, h)
+    await post(f"/vcards/v1/invoices/{card_inv['id']}/issue", {}, h)
+    await post("/vcards/v1/cards", {"invoices": [{"invoice": card_inv["id"]}]}, h)
+    edi = {
+        "big": {"invoice_number": "EDI-1", "po_number": "PO-1"},
+        "buyer": {"name": "Acme", "email": "ap+typo_reference@acme.test"},
+        "itd": {"net_days": 1},
+        "it1": [{"quantity": 1, "unit_price": 7_000}],
+        "tds": {"amount": 7_000},
+    }
+    await post("/invoicing/v1/invoices", edi, h)
+    return dict(inv)
+
+
 async def _scenario(post: Any, get: Any, patch: Any, delete: Any) -> None:
     """The seeded sequence (each call records its response)."""
     r = await post("/_sandbox/accounts", {"name": "det", "seed": 11}, ADMIN)
@@ -99,29 +124,14 @@ async def _scenario(post: Any, get: Any, patch: Any, delete: Any) -> None:
     await post(f"/v1/orders/{third_order}/cancel", {}, h)
     await post(f"/v1/orders/{third_order}/captures", {"amount": 1}, h)  # 409
     await get(f"/v1/orders/{first}", h)
+    await get(f"/v1/orders/{first}", h)  # again: a reused answer must be the same bytes
     await post(f"/v1/webhook_endpoints/{ep['id']}/rotate_secret", {}, h)
-    invoice = {
-        "number": "INV-1",
-        "customer": {"name": "Acme", "email": "ap+defaults@acme.test"},
-        "amount": 20_000,
-    }
-    inv = await post("/gateway/v1/invoices", invoice, h)
-    await post(f"/gateway/v1/invoices/{inv['id']}/issue", {}, h)
-    await post("/gateway/v1/charges", {"invoice": inv["id"], "amount": 5_000}, h)
-    card_inv = await post("/vcards/v1/invoices", {**invoice, "amount": 8_000}, h)
-    await post(f"/vcards/v1/invoices/{card_inv['id']}/issue", {}, h)
-    await post("/vcards/v1/cards", {"invoices": [{"invoice": card_inv["id"]}]}, h)
-    edi = {
-        "big": {"invoice_number": "EDI-1", "po_number": "PO-1"},
-        "buyer": {"name": "Acme", "email": "ap+typo_reference@acme.test"},
-        "itd": {"net_days": 1},
-        "it1": [{"quantity": 1, "unit_price": 7_000}],
-        "tds": {"amount": 7_000},
-    }
-    await post("/invoicing/v1/invoices", edi, h)
+    inv = await _personalities(post, get, h)
     await post(f"/_sandbox/accounts/{account}/clock/advance", {"by": "3d"}, ADMIN)
     await post("/_sandbox/webhooks/flush", {}, ADMIN)
     await get("/v1/events?limit=100", h)
+    await get("/v1/events?limit=100", h)  # again
+    await get(f"/gateway/v1/invoices/{inv['id']}", h)  # after the advance: past due
     await delete(f"/v1/webhook_endpoints/{ep['id']}", h)
 
 
