@@ -30,6 +30,12 @@ round; while other workers of `--workers N` keep writing, this process writes on
 reader in the middle of an old snapshot can keep the checkpoint from completing; the thread
 tries again on its next round.
 
+One thread per file: each worker of `--workers N` starts one, but only the thread holding the
+`flock` of `<file>-checkpoint` runs rounds (`Checkpointer._leads`); the others try the lock
+each round, so one of them leads within a round of the leader's process ending. Before, every
+worker's thread checkpointed the same file, and past the bound each raised `wants_lock` in
+its own process for the same hold.
+
 Why `journal_size_limit`: a restarted WAL keeps its file's size. Every connection of the
 store sets the limit, so the first commit after a restart truncates a larger file to it;
 and once a whole round passes with nothing new to copy (the load has stopped), the thread
@@ -43,6 +49,7 @@ checkpoint only copies committed frames, and the hold commits nothing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -71,6 +78,13 @@ class Checkpointer:
         self.limit = limit
         self.conn = _connect(path, limit)
         self.holder = _connect(path, limit)
+        # One thread per file checkpoints: the one holding the `flock` of this file (`_leads`);
+        # where it cannot be made (a read-only directory), every thread does, as before.
+        try:
+            self._lock_fd: int | None = os.open(f"{path}-checkpoint", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            self._lock_fd = None
+        self.leads = self._lock_fd is None
         page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
         self.frame_bytes = page + 24  # a WAL frame: its page and a 24-byte header
         self.holds = 0  # rounds that held the write lock to restart the WAL (bench, tests)
@@ -81,7 +95,10 @@ class Checkpointer:
 
     def step(self) -> None:
         """A PASSIVE checkpoint; then, past the limit, the locked one that lets the WAL
-        restart, or, with no write since the last round, the truncation of the file."""
+        restart, or, with no write since the last round, the truncation of the file. Only in
+        the thread that leads on this file (`_leads`): the others' rounds do nothing."""
+        if not self._leads():
+            return
         frames, copied = self._checkpoint("PASSIVE")
         if frames < 0:  # not in WAL mode (yet), or busy: next round
             return
@@ -93,6 +110,21 @@ class Checkpointer:
             self._restart(frames)
         self._last_frames = frames
 
+    def _leads(self) -> bool:
+        """Whether this thread checkpoints the file: it holds the `flock` of
+        `<file>-checkpoint`, taken without waiting and kept until it closes. Each worker of
+        `--workers N` runs a thread, and one of them leads: the others' rounds only try the
+        lock, so the one that leads after a worker ends (its lock freed with its process) is
+        found within a round. Before, each worker's thread checkpointed the file, and past the
+        bound each raised its own process's `wants_lock` for the same hold."""
+        if not self.leads and self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another thread leads
+                return False
+            self.leads = True
+        return True
+
     def wal_frames(self) -> int:
         """Frames the WAL holds now (what the next round measures against the limit)."""
         return self._checkpoint("PASSIVE")[0]
@@ -100,6 +132,9 @@ class Checkpointer:
     def close(self) -> None:
         self.conn.close()
         self.holder.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # frees the lock: another worker's next round leads
+            self._lock_fd = None
 
     def _checkpoint(self, mode: str) -> tuple[int, int]:
         """(frames in the WAL, frames copied), or (-1, -1) when it could not run."""

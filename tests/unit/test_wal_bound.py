@@ -119,6 +119,36 @@ def test_once_writes_stop_the_wal_file_is_truncated(tmp_path: Path) -> None:
         store.close()
 
 
+def test_one_checkpoint_thread_per_file_leads_and_another_takes_over_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """Each worker of `--workers N` runs a checkpoint thread on the one file: the first to
+    take the file's lock checkpoints, the others' rounds do nothing until it closes (its
+    worker ended), then the next round of another leads."""
+    store = SqliteStore(str(tmp_path / "sandbank.db"))
+    first = checkpoints.Checkpointer(store.path, LIMIT)
+    second = checkpoints.Checkpointer(store.path, LIMIT)
+    try:
+        with store.transaction():
+            store.set_meta("big", "x" * 400_000)
+        second_wal = checkpoints.wal_size(store.path)
+        first.step()  # leads: copies the WAL
+        second.step()  # does nothing: were it a round, it would truncate the WAL copied above
+        second.step()
+        assert (first.leads, second.leads) == (True, False)
+        assert checkpoints.wal_size(store.path) == second_wal
+        assert second.truncations == 0
+        first.close()  # its worker ended
+        second.step()  # leads now: the copied, idle WAL is truncated in its next round
+        second.step()
+        assert second.leads
+        assert checkpoints.wal_size(store.path) == 0
+        assert second.truncations == 1
+    finally:
+        second.close()
+        store.close()
+
+
 def test_every_store_connection_cuts_a_restarted_wal_back_to_the_limit(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "sandbank.db"))
     try:
