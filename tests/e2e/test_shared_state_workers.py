@@ -85,3 +85,48 @@ def test_a_times_rule_fires_exactly_that_often_across_four_workers_and_survives_
         assert [(r["id"], r["fired"], r["times"]) for r in kept] == [(rule_id, TIMES, TIMES)]
         assert c.get("/v1/buyers", headers=key).status_code == 200  # still retired
     assert _settled_count(again.url, banner.admin_token, every, REQUESTS + 1) == REQUESTS + 1
+
+
+def test_a_get_on_any_worker_shows_every_write_answered_before_it(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Each worker reuses the answers of its reads (`simulator/api/reads.py`) while nothing
+    changed: a write another worker answered must show in the next GET, whichever worker
+    answers it, and in the GET after that (which may be reused)."""
+    server = start_server(tmp_path / "data", free_port(), "--workers", "2")
+    banner = server.banner()
+    admin = {"Authorization": f"Bearer {banner.admin_token}"}
+    key = {"Authorization": f"Bearer {banner.demo_key}"}
+    buyer = {
+        "legal_name": "Acme Supply Co",
+        "email": "ap+approve@acme.test",
+        "annual_revenue": 250_000_000,
+        "years_in_business": 8,
+    }
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        body = {
+            "amount": 125_000,
+            "buyer": buyer,
+            "return_url": "https://shop.test/return",
+            "cancel_url": "https://shop.test/cancel",
+        }
+        r = c.post("/v1/checkouts", headers=key, json=body)
+        assert r.status_code == 201, r.text
+        r = c.post(
+            f"/_sandbox/checkouts/{r.json()['id']}/approve", headers=admin, json={"terms": "net30"}
+        )
+        assert r.status_code == 200, r.text
+    order = f"/v1/orders/{r.json()['order_id']}"
+    workers: set[str] = set()
+    for n in range(40):
+        # A new connection each time: the kernel spreads them over the workers.
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            r = c.patch(order, headers=key, json={"metadata": {"n": str(n)}})
+        assert r.status_code == 200, r.text
+        for _ in range(2):
+            with httpx.Client(base_url=server.url, timeout=10) as c:
+                got = c.get(order, headers=key)
+            assert got.status_code == 200, got.text
+            assert got.json()["metadata"] == {"n": str(n)}
+            workers.add(got.headers["request-id"][:12])
+    assert len(workers) >= 2, "every GET went to one worker"
