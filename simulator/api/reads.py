@@ -38,7 +38,7 @@ MAX_KEPT = 4096  # answers kept at most (a few KB each)
 Key = tuple[str, str, bytes]  # account id, path, query string
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: 0.15 against 0.7 µs to make, once per read kept
 class Kept:
     version: tuple[int, int]  # the store's `data_version` taken before the read
     offset_us: int  # the account's clock when read (changing it is a write)
