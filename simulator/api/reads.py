@@ -3,9 +3,10 @@
 An integration polls: it GETs a checkout or an order again and again until its status moves.
 Each such GET opened a snapshot, read the account and its next due job, read and parsed the
 object, built its answer model and serialised it: about two thirds of the CPU a GET costs. A
-read whose answer is a function of stored rows and its path alone (its endpoint says so:
-`run(..., reusable=True)`) now keeps its answer's bytes, and the next GET of that path answers
-them while all of these hold:
+read whose answer is a function of stored rows and its path and query alone (its endpoint
+says so: `run(..., reusable=True)`; every retrieve and list of `/v1` and of the personalities,
+and Credit Key's `find_order` calls) now keeps its answer's bytes, and the next GET of that
+path and query answers them while all of these hold:
 
 - **no row changed**: the store's `data_version` is the one taken before the answer was read.
   On SQLite it pairs this connection's own row changes with the `data_version` of every other
@@ -22,6 +23,8 @@ Everything around the operation still happens for each request: authentication, 
 the request journal, metrics, the access log; only the read and the rendering are skipped. So
 a reused answer is byte for byte the one the read would give, and same seed + same requests
 still give the same results. At most `MAX_KEPT` answers are kept, all dropped when full.
+`sandbank serve --no-reuse-reads` (`reuse=False`) reads every time; the metrics count both
+(`sandbank_reads_total`).
 """
 
 from __future__ import annotations
