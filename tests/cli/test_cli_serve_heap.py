@@ -5,8 +5,6 @@ the event loop for 40-130 ms under load)."""
 from __future__ import annotations
 
 import gc
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +12,9 @@ import pytest
 import uvicorn
 
 from rehearsal.processes import free_port
-from simulator import cli, connections, lifecycle
+from simulator import cli
 from simulator.cli import main
 from simulator.heap import freeze_start_up_heap
-
-
-@pytest.fixture
-def unfrozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Whatever a test freezes is unfrozen after it; serve's global settings are restored."""
-    logger = logging.getLogger("sandbank")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    monkeypatch.setattr(connections, "LIMITS", connections.LIMITS)
-    gc.unfreeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 def test_serve_freezes_the_start_up_heap_before_uvicorn_serves(
@@ -50,12 +34,8 @@ def test_serve_freezes_the_start_up_heap_before_uvicorn_serves(
 
 
 def test_each_worker_freezes_its_heap_once_its_app_is_built(
-    unfrozen: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    unfrozen: None, no_children: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in ("SANDBANK_SERVE_SETTINGS", "SANDBANK_SERVE_PID"):  # restored after the test
-        monkeypatch.setenv(name, "")
-    monkeypatch.setattr(lifecycle, "die_with_parent", lambda parent: None)
-    monkeypatch.setattr(cli, "_supervise", lambda settings: None)  # no child processes here
     seen: dict[str, Any] = {}
 
     def run(target: str, *, factory: bool, workers: int, **options: Any) -> None:

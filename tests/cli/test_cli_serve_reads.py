@@ -3,8 +3,6 @@ settings travel in the environment): every GET then reads the database."""
 
 from __future__ import annotations
 
-import gc
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,33 +11,24 @@ import pytest
 import uvicorn
 
 from rehearsal.processes import free_port
-from simulator import cli, connections, lifecycle
+from simulator import cli
 from simulator.cli import main
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """What `serve` hands uvicorn, without serving; global state restored after."""
-    logger = logging.getLogger("sandbank")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    monkeypatch.setattr(connections, "LIMITS", connections.LIMITS)
-    for name in ("SANDBANK_SERVE_SETTINGS", "SANDBANK_SERVE_PID"):  # restored after the test
-        monkeypatch.setenv(name, "")
-    monkeypatch.setattr(lifecycle, "die_with_parent", lambda parent: None)
-    monkeypatch.setattr(cli, "_supervise", lambda settings: None)  # no child processes here
+def served(
+    unfrozen: None, no_children: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """What `serve` hands uvicorn (a worker's app, with `--workers N`), without serving."""
     seen: dict[str, Any] = {}
 
     def run(target: Any, **options: Any) -> None:
         seen["app"] = cli._factory() if options.get("factory") else target
 
     monkeypatch.setattr(uvicorn, "run", run)
-    try:
-        yield seen
-    finally:
-        if "app" in seen:
-            seen["app"].runtime.store.close()
-        gc.unfreeze()
-        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+    yield seen
+    if "app" in seen:
+        seen["app"].runtime.store.close()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
