@@ -22,7 +22,7 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _PAIRS = tuple(_ALPHABET[n % 62] + _ALPHABET[n // 62] for n in range(62 * 62))
 _COUNTER = struct.Struct("<Q").pack
 ID_LENGTH = 20
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
+_LETTERS = _ALPHABET[10:]  # A-Z then a-z: in ASCII order
 SORT_DIGITS = 6  # the counter in base 52: 52**6 (~2e10) draws before the order wraps
 # Two of those letters at a time, most significant first: _LETTER_PAIRS[n] spells n (< 52**2).
 _LETTER_PAIRS = tuple(high + low for high in _LETTERS for low in _LETTERS)

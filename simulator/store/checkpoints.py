@@ -78,8 +78,8 @@ class Checkpointer:
         self.limit = limit
         self.conn = _connect(path, limit)
         self.holder = _connect(path, limit)
-        # One thread per file checkpoints: the one holding the `flock` of this file (`_leads`);
-        # where it cannot be made (a read-only directory), every thread does, as before.
+        # The lock that makes one thread per file checkpoint (`_leads`); where its file cannot
+        # be made (a read-only directory), every thread does, as before.
         try:
             self._lock_fd: int | None = os.open(f"{path}-checkpoint", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
@@ -111,12 +111,9 @@ class Checkpointer:
         self._last_frames = frames
 
     def _leads(self) -> bool:
-        """Whether this thread checkpoints the file: it holds the `flock` of
-        `<file>-checkpoint`, taken without waiting and kept until it closes. Each worker of
-        `--workers N` runs a thread, and one of them leads: the others' rounds only try the
-        lock, so the one that leads after a worker ends (its lock freed with its process) is
-        found within a round. Before, each worker's thread checkpointed the file, and past the
-        bound each raised its own process's `wants_lock` for the same hold."""
+        """Whether this thread checkpoints the file (one thread per file: the module
+        docstring): it holds the `flock` of `<file>-checkpoint`, tried without waiting each
+        round until taken, then kept until it closes."""
         if not self.leads and self._lock_fd is not None:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
